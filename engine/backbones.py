@@ -1,0 +1,159 @@
+"""Registry of pretrained conv bases: builder, own preprocess_input, default size, top blocks.
+
+`top_block_cuts` lists, from the top down, the layer whose output feeds each top block:
+unfreezing N blocks means training every layer after `top_block_cuts[N-1]`. The cut is
+always a single tensor, so the base splits cleanly into a frozen prefix (cached) and a
+trainable top.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import BackboneConfig
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be obtained; the message says which file and where to put it."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    title: str
+    default_size: int
+    top_block_cuts: tuple[str, ...]  # layer names, top block first
+    lecture: bool = False  # the lecture's own backbone
+
+    def builder(self) -> Callable:
+        from keras import applications as A
+
+        return {
+            "vgg16": A.VGG16,
+            "mobilenet_v2": A.MobileNetV2,
+            "mobilenet": A.MobileNet,
+            "resnet50": A.ResNet50,
+            "efficientnet_b0": A.EfficientNetB0,
+        }[self.name]
+
+    def preprocess_module(self):
+        from keras import applications as A
+
+        return {
+            "vgg16": A.vgg16,
+            "mobilenet_v2": A.mobilenet_v2,
+            "mobilenet": A.mobilenet,
+            "resnet50": A.resnet50,
+            "efficientnet_b0": A.efficientnet,
+        }[self.name]
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    s.name: s
+    for s in (
+        BackboneSpec("vgg16", "VGG16 (the lecture's)", 150, ("block4_pool", "block3_pool", "block2_pool"), lecture=True),
+        BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", 160, ("block_15_add", "block_14_add", "block_13_project_BN")),
+        BackboneSpec("mobilenet", "MobileNet v1", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu")),
+        BackboneSpec("resnet50", "ResNet50", 224, ("conv4_block6_out", "conv3_block4_out")),
+        BackboneSpec("efficientnet_b0", "EfficientNetB0", 224, ("block6d_add", "block5c_add", "block4c_add")),
+    )
+}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"backbone: unknown name {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+def image_size_for(cfg: BackboneConfig) -> int:
+    return cfg.image_size or get_spec(cfg.name).default_size
+
+
+def preprocess(name: str, x, mode: str = "backbone"):
+    """Applies the backbone's own preprocess_input (or the lecture's 1/255 preset) to float pixels in [0, 255]."""
+    if mode == "rescale":
+        return x / 255.0
+    return get_spec(name).preprocess_module().preprocess_input(x)
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def weights_identity(cfg: BackboneConfig, seed: int) -> str:
+    """What identifies the weights for cache keys: a file's path+size+mtime, 'imagenet', or the init seed."""
+    w = cfg.weights
+    if w.lower() == "none":
+        return f"random-init-seed{seed}"
+    if w.lower() == "imagenet":
+        return "imagenet"
+    st = os.stat(w)
+    return f"{os.path.abspath(w)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def resolve_weights(cfg: BackboneConfig) -> str | None:
+    """Turns the weights setting into what Keras expects; checks local files before any work."""
+    w = cfg.weights.strip()
+    if w.lower() == "none":
+        return None
+    if w.lower() == "imagenet":
+        return "imagenet"
+    path = Path(w).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"weights file not found: {path}. Give an existing .weights.h5/.h5 file, 'imagenet' (download) or 'none'."
+        )
+    return str(path)
+
+
+def build_base(cfg: BackboneConfig, image_size: int):
+    """Builds the conv base (include_top=False) with the requested weights.
+
+    Raises:
+        WeightsUnavailable: ImageNet weights could not be downloaded (offline) or a local
+            file does not fit; the message names the file Keras wanted, where to put it, and
+            the `--weights PATH` / `none` alternatives.
+    """
+    spec = get_spec(cfg.name)
+    weights = resolve_weights(cfg)
+    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), weights=weights)
+    if cfg.name == "mobilenet":
+        kwargs["alpha"] = cfg.alpha
+    elif cfg.name == "mobilenet_v2":
+        kwargs["alpha"] = cfg.alpha
+    try:
+        return spec.builder()(**kwargs)
+    except Exception as exc:
+        if weights == "imagenet":
+            raise WeightsUnavailable(_offline_message(cfg, exc)) from None
+        if weights is not None:
+            raise WeightsUnavailable(
+                f"could not load weights file {weights} into {spec.title} at {image_size} px "
+                f"(alpha {cfg.alpha}): {type(exc).__name__}: {str(exc)[:300]}. "
+                "Check that the file was saved for this backbone without its top (include_top=False)."
+            ) from None
+        raise
+
+
+def _offline_message(cfg: BackboneConfig, exc: Exception) -> str:
+    text = str(exc)
+    match = re.search(r"https?://\S+?\.h5", text)
+    if match:
+        url = match.group(0)
+        fname = url.rsplit("/", 1)[-1]
+        wanted = f"Keras wanted {fname} from {url}"
+    else:
+        fname = "the backbone's *_no_top.h5 file"
+        wanted = f"Keras could not fetch the ImageNet weights ({type(exc).__name__}: {text[:200]})"
+    return (
+        f"ImageNet weights for {cfg.name} are not available: {wanted}. "
+        f"Either connect to the internet once (Keras caches the file), or copy {fname} into "
+        f"{keras_cache_dir()}/ , or pass a local weights file with --weights PATH "
+        "(or --weights none to train from random initialisation)."
+    )

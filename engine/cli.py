@@ -1,0 +1,278 @@
+"""`python -m engine ...`: scan a dataset, train approaches headless, list runs, classify, benchmark.
+
+Progress goes to stderr (one line per epoch); results go to stdout or --report as JSON.
+Bad input exits with status 2 and a one-line reason; a diverged run exits with status 1.
+SIGINT/SIGTERM stop training cooperatively: the finished epochs are kept and saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import config as cfgmod
+from .backbones import BACKBONES, WeightsUnavailable
+from .config import APPROACHES, ConfigError, RunConfig, default_config
+from .datasets import DatasetError, scan_dataset
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; training checks it between batches."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self) -> bool:
+        return self.set
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.set:  # a second Ctrl-C means "now"
+                raise KeyboardInterrupt
+            self.set = True
+            print("stop requested: finishing the current batch and saving the run ...", file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def resolve_data_path(value: str) -> str:
+    """'sample' means the built-in sample dataset (generated on first use)."""
+    if value == "sample":
+        from .sample import ensure_sample_dataset
+
+        return str(ensure_sample_dataset())
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine", description="Transfer Learning Studio engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("scan", help="check a dataset folder: classes, counts, sizes, bad files")
+    s.add_argument("data", help="dataset folder, or 'sample' for the built-in sample")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+
+    r = sub.add_parser("run", help="train one approach or all three and store the runs")
+    r.add_argument("--data", required=True, help="dataset folder, or 'sample' for the built-in sample")
+    r.add_argument("--approach", required=True, choices=(*APPROACHES, "all"))
+    r.add_argument("--config", help="JSON file with a RunConfig (flags below override it)")
+    r.add_argument("--backbone", choices=sorted(BACKBONES))
+    r.add_argument("--weights", help="imagenet | none | PATH to a weights file (default imagenet)")
+    r.add_argument("--alpha", type=float, help="MobileNet width multiplier")
+    r.add_argument("--image-size", type=int, help="square input size in pixels (default: the backbone's)")
+    r.add_argument("--preprocessing", choices=cfgmod.PREPROCESSINGS, help="'rescale' = the lecture's 1/255 preset")
+    r.add_argument("--epochs", type=int, help="training epochs (phase 1 for fine-tuning)")
+    r.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs of fine-tuning")
+    r.add_argument("--fine-tune-learning-rate", type=float)
+    r.add_argument("--unfreeze-blocks", type=int, help="top blocks of the base to unfreeze in phase 2")
+    r.add_argument("--from-run", help="fine-tuning: use this finished frozen run as phase 1")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--learning-rate", type=float)
+    r.add_argument("--optimizer", choices=cfgmod.OPTIMIZERS)
+    r.add_argument("--pooling", choices=cfgmod.POOLINGS)
+    r.add_argument("--dense-units", type=int)
+    r.add_argument("--dropout", type=float)
+    r.add_argument("--no-augmentation", action="store_true", help="switch augmentation off")
+    r.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
+    r.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
+    r.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
+    r.add_argument("--run-id", help="folder name for the run (single approach only)")
+    r.add_argument("--report", help="write {'runs': [...]} JSON here")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    ls = sub.add_parser("runs", help="list stored runs")
+    ls.add_argument("--runs-dir")
+    ls.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("predict", help="classify image files with a stored run")
+    pr.add_argument("--run", required=True, help="run id")
+    pr.add_argument("--runs-dir")
+    pr.add_argument("images", nargs="+")
+
+    sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
+    sp.add_argument("dir", nargs="?", help="where to create it (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
+
+    from .bench import add_bench_arguments
+
+    add_bench_arguments(sub.add_parser("bench", help="measure speed and memory of each stage"))
+    return p
+
+
+def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """The lecture defaults for `approach`, then --config, then explicit flags."""
+    cfg = default_config(approach)
+    if base is not None:
+        raw = base.to_dict()
+        raw["approach"] = approach
+        cfg = RunConfig.from_dict(raw)
+    cfg.data.path = args.data
+    sets = {
+        ("backbone", "name"): args.backbone, ("backbone", "weights"): args.weights, ("backbone", "alpha"): args.alpha,
+        ("backbone", "image_size"): args.image_size, ("backbone", "preprocessing"): args.preprocessing,
+        ("fit", "epochs"): args.epochs, ("fit", "batch_size"): args.batch_size, ("fit", "learning_rate"): args.learning_rate,
+        ("fit", "optimizer"): args.optimizer, ("fit", "early_stopping_patience"): args.early_stopping, ("fit", "seed"): args.seed,
+        ("head", "pooling"): args.pooling, ("head", "dense_units"): args.dense_units, ("head", "dropout"): args.dropout,
+        ("fine_tune", "epochs"): args.fine_tune_epochs, ("fine_tune", "learning_rate"): args.fine_tune_learning_rate,
+        ("fine_tune", "unfreeze_blocks"): args.unfreeze_blocks, ("fine_tune", "from_run"): args.from_run,
+    }
+    for (section, name), value in sets.items():
+        if value is not None:
+            setattr(getattr(cfg, section), name, value)
+    if args.no_augmentation:
+        cfg.augmentation.enabled = False
+    if args.split:
+        cfg.data.train_fraction, cfg.data.val_fraction, cfg.data.test_fraction = args.split
+    return cfgmod.validate(cfg)
+
+
+def print_progress(label: str):
+    def progress(event: dict) -> None:
+        if event["type"] == "epoch":
+            lg = event["logs"]
+            phase = " (fine-tune)" if event["phase"] == 2 else ""
+            print(
+                f"[{label}] epoch {event['epoch']}/{event['epochs_total']}{phase}  loss {lg['loss']:.4f}  acc {lg['accuracy']:.4f}"
+                f"  val_loss {lg['val_loss']:.4f}  val_acc {lg['val_accuracy']:.4f}  {event['seconds']:.1f}s",
+                file=sys.stderr, flush=True,
+            )
+        elif event["type"] == "status":
+            print(f"[{label}] {event['message']}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_scan(args) -> int:
+    report = scan_dataset(resolve_data_path(args.data))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    d = report.to_dict()
+    print(f"{d['root']}  ({d['layout']} layout, {len(d['classes'])} classes, {d['num_images']} usable images)")
+    for split, counts in d["splits"].items():
+        print(f"  {split:<11} " + "  ".join(f"{c}: {n}" for c, n in counts.items()))
+    if d["image_size"]:
+        w, h = d["image_size"]["width"], d["image_size"]["height"]
+        print(f"  size        width {w['min']}/{w['median']}/{w['max']}  height {h['min']}/{h['median']}/{h['max']} (min/median/max)")
+    print("  formats     " + ", ".join(f"{k} {v}" for k, v in sorted(d["formats"].items())))
+    for b in d["bad_files"]:
+        print(f"  bad file    {b['path']}: {b['reason']}")
+    for w in d["warnings"]:
+        print(f"  warning     {w}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import keras
+
+    from .approaches import RUNNERS, prepare_data
+
+    base_cfg = RunConfig.from_json(Path(args.config).read_text()) if args.config else None
+    approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
+    if args.run_id and len(approaches) > 1:
+        raise ConfigError("--run-id: only with a single --approach")
+    args.data = resolve_data_path(args.data)
+    configs = [build_config(a, args, base_cfg) for a in approaches]
+    d = configs[0].data
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed)
+    if data.report.bad_files:
+        print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
+    stop = StopFlag()
+    stop.install()
+    results, status = [], 0
+    for cfg in configs:
+        if stop():
+            break
+        keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
+        t0 = time.perf_counter()
+        result = RUNNERS[cfg.approach](
+            cfg, data, progress=(lambda e: None) if args.quiet else print_progress(cfg.approach), should_stop=stop,
+            runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
+        )
+        rep = result.to_report()
+        results.append(rep)
+        if args.report:
+            Path(args.report).write_text(json.dumps({"runs": results}, indent=2))
+        acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        print(
+            f"[{cfg.approach}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
+            f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir}" + (f"  ({result.message})" if result.message else ""),
+            file=sys.stderr, flush=True,
+        )
+        if result.state == "failed":
+            status = EXIT_FAILED
+    if not args.report:
+        print(json.dumps({"runs": results}, indent=2))
+    return status
+
+
+def cmd_runs(args) -> int:
+    from .runs import RunStore
+
+    listing = RunStore(args.runs_dir).list()
+    rows = []
+    for r in listing.runs:
+        m = r.metrics
+        rows.append({
+            "id": r.id, "approach": r.config.get("approach"), "state": r.state,
+            "backbone": r.config.get("backbone", {}).get("name"),
+            "val_accuracy": (m.get("validation") or {}).get("accuracy"), "test_accuracy": (m.get("test") or {}).get("accuracy"),
+        })
+    damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]
+    if args.json:
+        print(json.dumps({"runs": rows, "damaged": damaged}, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['id']}  {row['state']:<8}  val {row['val_accuracy']}  test {row['test_accuracy']}")
+    for d in damaged:
+        print(f"{d['id']}  DAMAGED: {d['reason']}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import classify_bytes, load_run
+    from .runs import RunStore
+
+    run = load_run(RunStore(args.runs_dir), args.run)
+    out = []
+    for path in args.images:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            out.append({"image": path, **classify_bytes(run, data)})
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+    print(json.dumps({"predictions": out}, indent=2))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import ensure_sample_dataset
+
+    print(ensure_sample_dataset(args.dir))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"scan": cmd_scan, "run": cmd_run, "runs": cmd_runs, "predict": cmd_predict, "sample": cmd_sample}
+    if args.command == "bench":
+        from .bench import cmd_bench
+
+        handlers["bench"] = cmd_bench
+    try:
+        return handlers[args.command](args)
+    except (DatasetError, ConfigError, WeightsUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
