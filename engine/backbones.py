@@ -9,10 +9,11 @@ trainable top.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from .config import BackboneConfig
 
@@ -77,6 +78,8 @@ def image_size_for(cfg: BackboneConfig) -> int:
 
 def preprocess(name: str, x, mode: str = "backbone"):
     """Applies the backbone's own preprocess_input (or the lecture's 1/255 preset) to float pixels in [0, 255]."""
+    if isinstance(x, np.ndarray):
+        x = x.astype("float32", copy=True)  # Keras' caffe-mode preprocessing edits numpy arrays in place
     if mode == "rescale":
         return x / 255.0
     return get_spec(name).preprocess_module().preprocess_input(x)
@@ -131,7 +134,7 @@ def build_base(cfg: BackboneConfig, image_size: int):
         return spec.builder()(**kwargs)
     except Exception as exc:
         if weights == "imagenet":
-            raise WeightsUnavailable(_offline_message(cfg, exc)) from None
+            raise WeightsUnavailable(_offline_message(cfg, image_size, exc)) from None
         if weights is not None:
             raise WeightsUnavailable(
                 f"could not load weights file {weights} into {spec.title} at {image_size} px "
@@ -141,19 +144,28 @@ def build_base(cfg: BackboneConfig, image_size: int):
         raise
 
 
-def _offline_message(cfg: BackboneConfig, exc: Exception) -> str:
-    text = str(exc)
-    match = re.search(r"https?://\S+?\.h5", text)
-    if match:
-        url = match.group(0)
-        fname = url.rsplit("/", 1)[-1]
-        wanted = f"Keras wanted {fname} from {url}"
-    else:
-        fname = "the backbone's *_no_top.h5 file"
-        wanted = f"Keras could not fetch the ImageNet weights ({type(exc).__name__}: {text[:200]})"
+def imagenet_weights_filename(cfg: BackboneConfig, image_size: int) -> str:
+    """The file Keras downloads for include_top=False ImageNet weights (as named in keras.applications)."""
+    # MobileNets ship one file per (alpha, size); other sizes fall back to the 224 file.
+    rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
+    if cfg.name == "mobilenet_v2":
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(cfg.alpha)}_{rows}_no_top.h5"
+    if cfg.name == "mobilenet":
+        rows = rows if rows != 96 else 224
+        alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(cfg.alpha, str(cfg.alpha))
+        return f"mobilenet_{alpha_text}_{rows}_tf_no_top.h5"
+    return {
+        "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "efficientnet_b0": "efficientnetb0_notop.h5",
+    }[cfg.name]
+
+
+def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:
+    fname = imagenet_weights_filename(cfg, image_size)
     return (
-        f"ImageNet weights for {cfg.name} are not available: {wanted}. "
-        f"Either connect to the internet once (Keras caches the file), or copy {fname} into "
-        f"{keras_cache_dir()}/ , or pass a local weights file with --weights PATH "
+        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {str(exc)[:160]}). "
+        f"Keras wanted the file {fname}. Either connect to the internet once (Keras caches it), "
+        f"or copy {fname} into {keras_cache_dir()}/ , or pass a local weights file with --weights PATH "
         "(or --weights none to train from random initialisation)."
     )

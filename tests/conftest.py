@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny generated datasets, isolated run/cache folders, the optional real assets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = Path(os.environ.get("TLS_ASSETS", ROOT.parent / "shared" / "assets"))
+COLOURS = {"cats": (200, 60, 40), "dogs": (40, 80, 200), "birds": (60, 190, 70)}
+
+
+def make_image(path: Path, colour, size=(40, 32), seed=0, fmt=None) -> None:
+    """Writes a noisy image dominated by `colour` (so classes are learnable)."""
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.asarray(colour)[None, None, :] + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, fmt)
+
+
+def make_split_dataset(root: Path, classes=("cats", "dogs"), counts=None) -> Path:
+    counts = counts or {"train": 8, "validation": 4, "test": 4}
+    i = 0
+    for split, n in counts.items():
+        for cls in classes:
+            for k in range(n):
+                make_image(root / split / cls / f"{cls}_{k}.png", COLOURS[cls], seed=i)
+                i += 1
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path, monkeypatch):
+    """Runs, feature cache and Keras' cache go to a temp folder; nothing touches ~/."""
+    monkeypatch.setenv("TLS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("TLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """Split layout, two colour-coded classes, 8/4/4 images per class."""
+    return make_split_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tiny_multiclass(tmp_path) -> Path:
+    """Split layout, three classes, 6/3/3 images per class."""
+    return make_split_dataset(tmp_path / "tri", ("birds", "cats", "dogs"), {"train": 6, "validation": 3, "test": 3})
+
+
+@pytest.fixture
+def assets() -> Path:
+    """The real assets folder; skips the test when it is absent (a user's clone has none)."""
+    if not (ASSETS / "cats_vs_dogs_small").is_dir():
+        pytest.skip(f"real assets not found at {ASSETS} (set TLS_ASSETS to run real-data tests)")
+    return ASSETS
+
+
+def tiny_config(approach: str, data: Path, **overrides):
+    """A fast config: MobileNetV2 at 32 px, random weights, 1 epoch (+1 fine-tune)."""
+    from engine.config import default_config
+
+    cfg = default_config(approach)
+    cfg.data.path = str(data)
+    cfg.backbone.name = overrides.pop("backbone", "mobilenet_v2")
+    cfg.backbone.weights = "none"
+    cfg.backbone.image_size = overrides.pop("image_size", 32)
+    cfg.fit.epochs = overrides.pop("epochs", 1)
+    cfg.fit.batch_size = 8
+    cfg.fit.learning_rate = overrides.pop("learning_rate", 1e-3)
+    cfg.fine_tune.epochs = overrides.pop("fine_tune_epochs", 1)
+    cfg.head.dense_units = 16
+    assert not overrides, overrides
+    return cfg

@@ -1,0 +1,55 @@
+import pytest
+
+from engine.config import ConfigError, RunConfig, default_config, validate
+
+
+def test_lecture_defaults_per_approach():
+    fe, fr, ft = (default_config(a) for a in ("feature_extraction", "frozen", "fine_tuning"))
+    assert (fe.fit.epochs, fr.fit.epochs, ft.fit.epochs, ft.fine_tune.epochs) == (30, 20, 30, 30)
+    assert (fe.head.dropout, fr.head.dropout, ft.head.dropout) == (0.5, 0.6, 0.6)
+    assert fe.fit.learning_rate == fr.fit.learning_rate == 2e-5 and ft.fine_tune.learning_rate == 1e-5
+    assert fe.fit.batch_size == 20 and fe.head.dense_units == 256 and fe.fit.optimizer == "rmsprop"
+    assert not fe.augmentation.enabled and fr.augmentation.enabled
+    assert fr.augmentation.rotation == 20 and fr.augmentation.zoom == 0.2 and fr.augmentation.vertical_flip
+
+
+def test_json_round_trip_and_unknown_keys_ignored():
+    cfg = default_config("fine_tuning")
+    cfg.head.pooling = "avg"
+    raw = cfg.to_dict()
+    raw["head"]["from_the_future"] = 1
+    raw["resolved"] = {"image_size": 150}
+    back = RunConfig.from_dict(raw)
+    assert back == cfg
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+
+
+@pytest.mark.parametrize(
+    "section,name,value,field",
+    [
+        ("fit", "epochs", 0, "fit.epochs"),
+        ("fit", "learning_rate", -1.0, "fit.learning_rate"),
+        ("head", "dropout", 1.5, "head.dropout"),
+        ("head", "pooling", "max", "head.pooling"),
+        ("backbone", "image_size", 16, "backbone.image_size"),
+        ("augmentation", "rotation", 400, "augmentation.rotation"),
+        ("fine_tune", "unfreeze_blocks", 0, "fine_tune.unfreeze_blocks"),
+    ],
+)
+def test_validate_names_the_bad_field(section, name, value, field):
+    cfg = default_config("frozen")
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        validate(cfg)
+
+
+def test_fractions_must_sum_to_one():
+    cfg = default_config("frozen")
+    cfg.data.test_fraction = 0.3
+    with pytest.raises(ConfigError, match="add up to 1"):
+        validate(cfg)
+
+
+def test_unknown_approach():
+    with pytest.raises(ConfigError, match="approach"):
+        default_config("magic")
