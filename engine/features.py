@@ -37,8 +37,9 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root else default_cache_dir()
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # keys found on disk
+        self.misses = 0  # keys computed
+        self._memory: dict[str, np.ndarray] = {}  # this run's arrays: a second use costs no disk read
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npy"
@@ -62,13 +63,16 @@ class FeatureCache:
         atomic_write_bytes(self.root / f"{key}.json", json.dumps(meta, indent=2, default=str).encode())
 
     def get_or_compute(self, key: str, compute: Callable[[], np.ndarray], meta: dict) -> np.ndarray:
-        cached = self.load(key)
-        if cached is not None:
+        if key in self._memory:
+            return self._memory[key]
+        array = self.load(key)
+        if array is not None:
             self.hits += 1
-            return cached
-        self.misses += 1
-        array = compute()
-        self.save(key, array, meta)
+        else:
+            self.misses += 1
+            array = compute()
+            self.save(key, array, meta)
+        self._memory[key] = array
         return array
 
 
