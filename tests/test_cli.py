@@ -1,0 +1,97 @@
+"""`python -m engine`: the contract the dashboard, benchmarks and acceptance checks use."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import cli
+from tests.conftest import ROOT
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_scan_json(tiny_dataset):
+    (tiny_dataset / "train" / "dogs" / "broken.jpg").write_text("nope")
+    (tiny_dataset / "train" / "dogs" / ".DS_Store").write_text("junk")
+    proc = run_cli("scan", str(tiny_dataset), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["classes"] == ["cats", "dogs"]
+    assert out["splits"]["train"] == {"cats": 8, "dogs": 8}
+    assert out["bad_files"] == [{"path": str(tiny_dataset / "train" / "dogs" / "broken.jpg"), "reason": out["bad_files"][0]["reason"]}]
+    assert "not a readable image" in out["bad_files"][0]["reason"]
+
+
+def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path):
+    report = tmp_path / "report.json"
+    proc = run_cli("run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
+                   "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = json.loads(report.read_text())["runs"]
+    assert [r["approach"] for r in runs] == ["feature_extraction", "frozen", "fine_tuning"]
+    keys = {"id", "approach", "backbone", "image_size", "epochs_run", "history", "val_accuracy", "test_accuracy",
+            "wall_seconds", "trainable_params", "total_params", "run_dir"}
+    for r in runs:
+        assert keys <= set(r) and Path(r["run_dir"]).is_dir() and r["image_size"] == 32
+        assert set(r["history"]) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
+        assert r["test_accuracy"] is not None
+    assert [r["epochs_run"] for r in runs] == [2, 2, 3]
+    epoch_lines = [l for l in proc.stderr.splitlines() if "] epoch " in l]
+    assert len(epoch_lines) == 7 and "[fine_tuning] epoch 3/3 (fine-tune)" in epoch_lines[-1]
+    listed = run_cli("runs", "--runs-dir", str(tmp_path / "r"), "--json")
+    assert len(json.loads(listed.stdout)["runs"]) == 3
+
+
+def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
+    from tests.conftest import make_split_dataset
+
+    data = make_split_dataset(tmp_path / "nt", counts={"train": 4, "validation": 2})
+    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["test_accuracy"] is None
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "/nonexistent/data"], "error: /nonexistent/data: folder not found"),
+    (["--epochs", "0"], "error: fit.epochs: must be >= 1, got 0"),
+    (["--weights", "/nope/w.h5"], "error: weights file not found: /nope/w.h5"),
+])
+def test_bad_input_exits_2_with_one_line(tiny_dataset, capsys, args, message):
+    base = ["run", "--data", str(tiny_dataset), "--approach", "frozen", "--image-size", "32"]
+    rc = cli.main(base + args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith(message)
+
+
+def test_offline_imagenet_fails_fast_with_actionable_message(tiny_dataset, capsys, monkeypatch, tmp_path):
+    from keras.src.utils import file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "imagenet", "--image-size", "150", "--runs-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5" in err and "--weights PATH" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # nothing started
+
+
+def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
+                   "--image-size", "32", "--epochs", "1", "--run-id", "fe1", "--quiet"])
+    assert rc == 0
+    capsys.readouterr()
+    img = tiny_dataset / "test" / "cats" / "cats_0.png"
+    assert cli.main(["predict", "--run", "fe1", str(img)]) == 0
+    pred = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert set(pred["probabilities"]) == {"cats", "dogs"} and abs(sum(pred["probabilities"].values()) - 1) < 1e-5
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("hello")
+    assert cli.main(["predict", "--run", "fe1", str(junk)]) == 2
+    assert "junk.jpg: not a readable image" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""Real transfer learning on ../shared/assets (skipped when absent): real photos, real ImageNet weights."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from engine.approaches import RUNNERS, prepare_data
+from engine.config import default_config
+from engine.runs import RunStore
+
+pytestmark = pytest.mark.real_data
+WEIGHTS = "weights/mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """300 train / 200 validation images of cats_vs_dogs_small, linked (not copied) into a temp folder."""
+    from tests.conftest import ASSETS
+
+    src = ASSETS / "cats_vs_dogs_small"
+    if not src.is_dir():
+        pytest.skip(f"real assets not found at {ASSETS} (set TLS_ASSETS to run real-data tests)")
+    root = tmp_path_factory.mktemp("cvd_subset")
+    for split, n in (("train", 150), ("validation", 100)):
+        for cls in ("cats", "dogs"):
+            (root / split / cls).mkdir(parents=True)
+            for name in sorted(os.listdir(src / split / cls))[:n]:
+                os.symlink(src / split / cls / name, root / split / cls / name)
+    return root
+
+
+def real_config(approach, subset, **fit):
+    from tests.conftest import ASSETS
+
+    cfg = default_config(approach)
+    cfg.data.path = str(subset)
+    cfg.backbone.name, cfg.backbone.weights, cfg.backbone.image_size = "mobilenet_v2", str(ASSETS / WEIGHTS), 128
+    for k, v in fit.items():
+        setattr(cfg.fit, k, v)
+    return cfg
+
+
+def test_feature_extraction_reaches_090(subset):
+    data = prepare_data(str(subset))
+    res = RUNNERS["feature_extraction"](real_config("feature_extraction", subset, epochs=10), data)
+    assert res.state == "finished"
+    assert res.metrics["validation"]["accuracy"] >= 0.90, res.history["val_accuracy"]
+
+
+def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_start(subset):
+    data = prepare_data(str(subset))
+    frozen = RUNNERS["frozen"](real_config("frozen", subset, epochs=3), data)
+    start = frozen.metrics["validation"]["accuracy"]
+    assert start >= 0.85, frozen.history["val_accuracy"]
+
+    cfg = real_config("fine_tuning", subset)
+    cfg.fine_tune.from_run, cfg.fine_tune.epochs, cfg.fine_tune.unfreeze_blocks = frozen.id, 3, 2
+    tuned = RUNNERS["fine_tuning"](cfg, data)
+    assert tuned.state == "finished" and tuned.history["fine_tune_start_epoch"] == 4
+    assert tuned.metrics["validation"]["accuracy"] >= start - 0.02, (start, tuned.history["val_accuracy"])
+
+    def base_of(run_id):
+        model = RunStore().load_model(run_id)
+        return next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
+
+    before, after = base_of(frozen.id), base_of(tuned.id)
+    bn_layers = [l.name for l in after.layers if isinstance(l, keras.layers.BatchNormalization) and l.name.startswith(("block_15", "block_16", "Conv_1"))]
+    assert len(bn_layers) >= 6
+    for name in bn_layers:  # the unfrozen blocks' BatchNorm statistics are untouched ...
+        for a, b in zip(before.get_layer(name).non_trainable_weights, after.get_layer(name).non_trainable_weights):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # ... while their convolutions did train
+    assert not np.allclose(np.asarray(before.get_layer("Conv_1").kernel), np.asarray(after.get_layer("Conv_1").kernel))
