@@ -15,7 +15,6 @@ import hashlib
 import os
 import random
 import statistics
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -342,7 +341,3 @@ def image_bytes_to_array(data: bytes, image_size: int) -> np.ndarray:
         raise DatasetError(f"not a readable image ({type(exc).__name__}); upload a JPEG, PNG, BMP or WebP file") from exc
     arr = decode_and_resize(tf.constant(data), image_size)
     return np.round(arr.numpy())[None].astype(np.float32)
-
-
-def silence_pil_warnings() -> None:
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -95,3 +95,14 @@ def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
     junk.write_text("hello")
     assert cli.main(["predict", "--run", "fe1", str(junk)]) == 2
     assert "junk.jpg: not a readable image" in capsys.readouterr().err
+
+
+def test_bench_reports_every_stage(tiny_dataset, capsys):
+    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--batch-size", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["image_size"] == 32 and out["train_images"] == 16 and out["peak_rss_mb"] > 0
+    assert out["feature_extraction_first_cache"]["misses"] == 3
+    assert out["feature_extraction_cached_cache"] == {"hits": 3, "misses": 0}
+    for stage in ("feature_extraction_first", "frozen_one_epoch", "fine_tuning_one_plus_one_epoch"):
+        assert out[f"{stage}_seconds"] > 0
+    assert len(out["fine_tuning_one_plus_one_epoch_epoch_seconds"]) == 2
