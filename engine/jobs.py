@@ -1,0 +1,180 @@
+"""Background training jobs: one worker, a visible queue, cooperative stop.
+
+Each job is a subprocess of the engine's own CLI (`python -m engine run --config ...
+--run-id ID`), so the dashboard, the CLI and the benchmark share one code path, TensorFlow's
+memory is returned when a job ends, and a crash in a job cannot take the server down. The
+run store, written after every epoch, is the only channel back: `progress(job)` reads the
+run's history.json / metrics.json. Stop sends SIGTERM, which the CLI turns into "finish the
+batch, keep the finished epochs, save the run as stopped".
+
+The runner holds no Streamlit objects and is safe to share between sessions/tabs (one
+instance per server process, e.g. via st.cache_resource).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig, validate
+from .runs import RunStore, new_run_id
+
+ENGINE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Job:
+    id: str  # also the run id / run folder name
+    approach: str
+    config: dict
+    state: str = "queued"  # queued -> running -> done | cancelled
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    returncode: int | None = None
+    log_path: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
+
+
+class JobRunner:
+    """Runs submitted configs one at a time in subprocesses; the rest wait in FIFO order."""
+
+    def __init__(self, runs_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None, python: str = sys.executable):
+        self.store = RunStore(runs_dir)
+        self.cache_dir = str(cache_dir) if cache_dir else None
+        self.python = python
+        self._lock = threading.Lock()
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._current: tuple[Job, subprocess.Popen] | None = None
+        self._stop_requested: set[str] = set()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="tls-job-runner", daemon=True)
+        self._thread.start()
+
+    # --- public API -------------------------------------------------------------------
+    def submit(self, cfg: RunConfig) -> Job:
+        """Validates and queues a run; returns the Job (its id is the future run id)."""
+        validate(cfg)
+        job = Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict())
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job)
+        self._wake.set()
+        return job
+
+    def stop(self, job_id: str) -> bool:
+        """Cancels a queued job, or asks a running one to stop after its current batch."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            if job.state == "queued":
+                self._queue.remove(job)
+                job.state, job.ended = "cancelled", time.time()
+                return True
+            if job.state == "running" and self._current and self._current[0].id == job_id:
+                self._stop_requested.add(job_id)
+                self._current[1].send_signal(signal.SIGTERM)
+                return True
+        return False
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.submitted)
+
+    def active(self) -> list[Job]:
+        """Running first, then queued in order."""
+        return [j for j in self.jobs() if j.state == "running"] + [j for j in self.jobs() if j.state == "queued"]
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def progress(self, job_id: str) -> dict:
+        """The job's state plus what its run folder says so far (history, epoch, metrics)."""
+        job = self.get(job_id)
+        out: dict = {"job": job.to_dict() if job else None, "history": {}, "metrics": {}}
+        try:
+            rec = self.store.load(job_id)
+            out["history"], out["metrics"] = rec.history, rec.metrics
+        except (FileNotFoundError, ValueError):
+            pass
+        if job and job.state == "done" and out["metrics"].get("state") in (None, "running"):
+            # The process ended without writing its final state: stopped while starting, or crashed.
+            if job_id in self._stop_requested:
+                out["metrics"] = {**out["metrics"], "state": "stopped", "message": "stopped before training started"}
+            else:
+                out["metrics"] = {**out["metrics"], "state": "failed", "message": self.log_tail(job_id) or "the job ended unexpectedly"}
+        return out
+
+    def log_tail(self, job_id: str, lines: int = 5) -> str:
+        job = self.get(job_id)
+        if not job or not job.log_path or not Path(job.log_path).exists():
+            return ""
+        text = Path(job.log_path).read_text(errors="replace").strip().splitlines()
+        return "\n".join(l for l in text[-lines:])
+
+    def wait(self, job_id: str, timeout: float = 600) -> Job:
+        """Blocks until the job is done or cancelled (for tests and scripts)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            job = self.get(job_id)
+            if job and job.state in ("done", "cancelled"):
+                return job
+            time.sleep(0.2)
+        raise TimeoutError(f"job {job_id} still {self.get(job_id).state} after {timeout}s")
+
+    # --- worker -----------------------------------------------------------------------
+    def _command(self, job: Job, config_path: str) -> list[str]:
+        cmd = [self.python, "-m", "engine", "run", "--config", config_path, "--data", job.config["data"]["path"],
+               "--approach", job.approach, "--run-id", job.id, "--runs-dir", str(self.store.root), "--quiet"]
+        if self.cache_dir:
+            cmd += ["--cache-dir", self.cache_dir]
+        return cmd
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        break
+                    job = self._queue.popleft()
+                    job.state, job.started = "running", time.time()
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        log_dir = Path(tempfile.gettempdir()) / "tls-jobs"
+        log_dir.mkdir(exist_ok=True)
+        job.log_path = str(log_dir / f"{job.id}.log")
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(job.config, fh)
+            config_path = fh.name
+        try:
+            with open(job.log_path, "w") as log:
+                proc = subprocess.Popen(self._command(job, config_path), cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                with self._lock:
+                    self._current = (job, proc)
+                    if job.id in self._stop_requested:  # stop clicked between pop and start
+                        proc.send_signal(signal.SIGTERM)
+                rc = proc.wait()
+        finally:
+            os.unlink(config_path)
+            with self._lock:
+                self._current = None
+                job.state, job.ended, job.returncode = "done", time.time(), rc if "rc" in locals() else None
