@@ -121,3 +121,22 @@ def count_params(model: keras.Model) -> dict[str, int]:
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     total = sum(math.prod(w.shape) for w in model.weights)
     return {"trainable_params": trainable, "non_trainable_params": total - trainable, "total_params": total}
+
+
+def describe_model(cfg, num_classes: int) -> dict[str, int]:
+    """Parameter counts of the model an approach would train (like the lecture's model.summary()).
+
+    Built with random weights (counts do not depend on them, and nothing is downloaded). For
+    fine-tuning, counts are those of phase 2 (top block(s) unfrozen, BatchNorm frozen).
+    """
+    import dataclasses
+
+    size = backbones.image_size_for(cfg.backbone)
+    base = backbones.build_base(dataclasses.replace(cfg.backbone, weights="none"), size)
+    base.trainable = False
+    if cfg.approach == "fine_tuning":
+        spec = backbones.get_spec(cfg.backbone.name)
+        cut = spec.top_block_cuts[min(cfg.fine_tune.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
+        unfreeze_top(base, split_base(base, cut))
+    head = build_head(tuple(base.output.shape[1:]), num_classes, cfg.head)
+    return count_params(assemble_full_model(base, head, cfg.backbone.name, cfg.backbone.preprocessing, size))

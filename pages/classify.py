@@ -1,0 +1,40 @@
+import streamlit as st
+
+from engine import charts
+from engine.datasets import DatasetError
+from engine.inference import classify_bytes, load_run
+from pages import shared
+
+st.title("Classify")
+
+
+@st.cache_resource(show_spinner="Loading model …")
+def cached_run(runs_dir: str, run_id: str):
+    from engine.runs import RunStore
+
+    return load_run(RunStore(runs_dir), run_id)
+
+
+store = shared.run_store()
+runs = [r for r in store.list().runs if r.model_path.exists()]
+if not runs:
+    st.info("No trained model yet: train one of the approaches first.")
+    st.stop()
+labels = {r.id: f"{charts.APPROACH_TITLES.get(r.config.get('approach'), '?')} · {r.config['backbone']['name']} · {r.id}" for r in runs}
+chosen = st.multiselect("Models", [r.id for r in runs], default=[runs[0].id], format_func=labels.get, key="cls_runs")
+upload = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key="cls_upload")
+camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
+photo = upload or camera
+if photo is not None and chosen:
+    data = photo.getvalue()
+    left, right = st.columns([1, 2])
+    try:
+        results = [classify_bytes(cached_run(str(store.root), rid), data) for rid in chosen]
+    except DatasetError as exc:
+        st.error(f"{photo.name}: {exc}")
+        st.stop()
+    left.image(data, caption=photo.name)
+    cols = right.columns(len(results))
+    for col, res in zip(cols, results):
+        col.metric(labels[res["run"]].split(" · ")[0], res["predicted"], f"{res['seconds'] * 1000:.0f} ms", delta_color="off")
+        col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{res['run']}")

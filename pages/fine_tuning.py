@@ -1,0 +1,22 @@
+from pages import shared
+import streamlit as st
+
+
+def fine_tune_fields(cfg, key):
+    shared.augmentation_fields(cfg, key)
+    st.markdown("**Phase 2: fine-tuning**")
+    c1, c2, c3 = st.columns(3)
+    cfg.fine_tune.unfreeze_blocks = c1.slider("Top blocks to unfreeze", 1, 3, value=cfg.fine_tune.unfreeze_blocks, key=f"{key}_blocks")
+    cfg.fine_tune.learning_rate = c2.number_input("Fine-tuning learning rate", 1e-8, 1.0, value=cfg.fine_tune.learning_rate, format="%.7f", key=f"{key}_ftlr")
+    cfg.fine_tune.epochs = c3.number_input("Fine-tuning epochs", 0, 500, value=cfg.fine_tune.epochs, key=f"{key}_ftep")
+
+
+shared.approach_page(
+    "fine_tuning",
+    "Fine-tuning",
+    """**Phase 1** is frozen training (head only). **Phase 2** unfreezes the top block(s) of the base —
+for VGG16 `block5_conv1..3`, as in the lecture — and trains again at a *lower* learning rate, so the
+pretrained filters adapt gently to your images. BatchNorm layers stay frozen (inference mode) and the
+model is recompiled after changing what is trainable.""",
+    extra_fields=fine_tune_fields,
+)
