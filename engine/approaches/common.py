@@ -218,6 +218,11 @@ class RunContext:
     def compile(self, top, learning_rate: float) -> None:
         modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate)
 
+    def full_model(self, head, augmentation=None):
+        """The saved pipeline model around the current base and `head`."""
+        b = self.cfg.backbone
+        return modeling.assemble_full_model(self.base, head, b.name, b.preprocessing, self.image_size, augmentation)
+
     def augmentation(self):
         return build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed)
 

@@ -21,7 +21,7 @@ def _train(ctx: RunContext) -> Trained:
     ctx.compile(top, ctx.cfg.fit.learning_rate)
     epochs = ctx.cfg.fit.epochs
     outcome = ctx.fit(top, ctx.cached_batches(x_train, ctx.labels("train")), split, epochs=epochs, phase=1, total_epochs=epochs)
-    full = modeling.assemble_full_model(ctx.base, head, ctx.cfg.backbone.name, ctx.cfg.backbone.preprocessing, ctx.image_size)
+    full = ctx.full_model(head)
     return Trained(full, top, split, outcome)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from .. import backbones, modeling
 from ..config import ConfigError
-from ..runs import RunStore
 from ..training import History, no_progress, never_stop
 from .common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
 
@@ -52,7 +51,7 @@ def _train(ctx: RunContext) -> Trained:
         total = ctx.cfg.fit.epochs + ft.epochs
         split1, head, top1, aug, outcome = train_frozen_phase(ctx, ctx.cfg.fit.epochs, total_epochs=total)
         if outcome.stopped or outcome.failed or ft.epochs == 0:
-            full = modeling.assemble_full_model(ctx.base, head, ctx.cfg.backbone.name, ctx.cfg.backbone.preprocessing, ctx.image_size, aug)
+            full = ctx.full_model(head, aug)
             return Trained(full, top1, split1, outcome)
 
     cut = spec.top_block_cuts[min(ft.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
@@ -62,7 +61,7 @@ def _train(ctx: RunContext) -> Trained:
     ctx.compile(top2, ft.learning_rate)  # recompile: new trainable set, lower learning rate
     ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {cut} at lr {ft.learning_rate:g}"})
     outcome = ctx.fit(top2, ctx.augmented_batches(ctx.pixels_to_features(split2, aug)), split2, epochs=ft.epochs, phase=2, total_epochs=total)
-    full = modeling.assemble_full_model(ctx.base, head, ctx.cfg.backbone.name, ctx.cfg.backbone.preprocessing, ctx.image_size, aug)
+    full = ctx.full_model(head, aug)
     return Trained(full, top2, split2, outcome)
 
 

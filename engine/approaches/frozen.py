@@ -8,7 +8,6 @@ Validation images are not augmented, so their features are computed once and cac
 
 from __future__ import annotations
 
-from .. import modeling
 from ..training import no_progress, never_stop
 from .common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
 
@@ -16,7 +15,7 @@ from .common import PreparedData, RunContext, RunResult, Trained, execute, train
 def _train(ctx: RunContext) -> Trained:
     epochs = ctx.cfg.fit.epochs
     split, head, top, aug, outcome = train_frozen_phase(ctx, epochs, total_epochs=epochs)
-    full = modeling.assemble_full_model(ctx.base, head, ctx.cfg.backbone.name, ctx.cfg.backbone.preprocessing, ctx.image_size, aug)
+    full = ctx.full_model(head, aug)
     return Trained(full, top, split, outcome)
 
 
