@@ -164,6 +164,7 @@ class JobRunner:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(job.config, fh)
             config_path = fh.name
+        rc = None
         try:
             with open(job.log_path, "w") as log:
                 proc = subprocess.Popen(self._command(job, config_path), cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log,
@@ -177,4 +178,4 @@ class JobRunner:
             os.unlink(config_path)
             with self._lock:
                 self._current = None
-                job.state, job.ended, job.returncode = "done", time.time(), rc if "rc" in locals() else None
+                job.state, job.ended, job.returncode = "done", time.time(), rc

@@ -299,7 +299,7 @@ def execute(
         outcome = trained.outcome
         state = "stopped" if outcome.stopped else "failed" if outcome.failed else "finished"
         message = outcome.failed or ("stopped by request; kept the epochs already done" if outcome.stopped else "")
-        if outcome.early_stopped:
+        if outcome.early_stopped and state == "finished":
             message = f"early stopping restored the best epoch ({outcome.best_epoch} of its phase)"
     except TrainingStopped:
         state, message = "stopped", "stopped by request before the first epoch finished"
