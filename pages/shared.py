@@ -27,9 +27,13 @@ WEIGHT_CHOICES = ("ImageNet", "Local file", "None (random)")
 
 
 @st.cache_resource
+def _job_runner(runs_dir: str | None, cache_dir: str | None) -> JobRunner:
+    return JobRunner(runs_dir=runs_dir, cache_dir=cache_dir)
+
+
 def job_runner() -> JobRunner:
-    """One runner per server process, shared by every session and tab."""
-    return JobRunner(runs_dir=os.environ.get("TLS_RUNS_DIR"), cache_dir=os.environ.get("TLS_CACHE_DIR"))
+    """One runner per server process (and run store), shared by every session and tab."""
+    return _job_runner(os.environ.get("TLS_RUNS_DIR"), os.environ.get("TLS_CACHE_DIR"))
 
 
 @st.cache_data(show_spinner="Scanning the dataset …")

@@ -1,0 +1,111 @@
+"""Pages driven through streamlit.testing with the shared sidebar: train through the job runner, compare, classify.
+
+AppTest re-runs only the page script after the first run of an `st.navigation` app (the
+entrypoint with the sidebar is skipped), so these tests render sidebar + page in one
+harness script; navigation itself is covered by test_app.py and the browser test.
+"""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def sample_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
+    monkeypatch.chdir(ROOT)
+
+
+def page(path: str) -> AppTest:
+    script = f"""
+import runpy
+from pages import shared
+shared.render_sidebar()
+runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
+"""
+    return AppTest.from_string(script, default_timeout=120)
+
+
+def tiny_setup(at: AppTest) -> AppTest:
+    """Random weights, VGG16, 32 px: trains in seconds and needs no download."""
+    at.run()
+    at.sidebar.radio(key="sb_weights").set_value("None (random)")
+    at.sidebar.selectbox(key="sb_backbone").set_value("vgg16")
+    at.run()
+    at.sidebar.slider(key="sb_image_size").set_value(32)
+    return at.run()
+
+
+def wait_for(at: AppTest, done, timeout=240) -> AppTest:
+    end = time.time() + timeout
+    while time.time() < end:
+        at.run()
+        if done(at):
+            return at
+        time.sleep(1)
+    raise AssertionError(f"timed out; progress: {[p.value for p in at.get('progress')]}")
+
+
+def train(approach_page: str, key: str, extra=None) -> AppTest:
+    at = tiny_setup(page(approach_page))
+    assert not at.exception, at.exception
+    at.number_input(key=f"{key}_epochs").set_value(2)
+    at.number_input(key=f"{key}_lr").set_value(0.001)
+    if extra:
+        extra(at)
+    at.button[0].click().run()  # the form's Train button
+    assert not at.exception, at.exception
+    return wait_for(at, lambda a: any(m.label == "Validation accuracy" for m in a.metric))
+
+
+def test_training_job_completes_and_appears_on_compare():
+    at = train("pages/feature_extraction.py", "feature_extraction")
+    assert any("finished: epoch 2/2" in str(p.proto.text) for p in at.get("progress"))
+    assert len(at.get("plotly_chart")) >= 2  # accuracy + loss curves (+ confusion matrix)
+
+    cmp = tiny_setup(page("pages/compare.py"))
+    assert not cmp.exception, cmp.exception
+    table = cmp.dataframe[0].value
+    assert list(table["approach"]) == ["Feature extraction"] and list(table["epochs"]) == [2]
+
+
+def test_fine_tuning_page_trains_both_phases():
+    def one_epoch_phase_two(at):
+        at.number_input(key="fine_tuning_ftep").set_value(1)
+
+    at = train("pages/fine_tuning.py", "fine_tuning", one_epoch_phase_two)
+    assert any("finished: epoch 3/3" in str(p.proto.text) for p in at.get("progress"))
+
+
+def _train_quick_model():
+    from engine.approaches import RUNNERS, prepare_data
+    from engine.sample import ensure_sample_dataset
+    from tests.conftest import tiny_config
+
+    data_dir = ensure_sample_dataset()
+    cfg = tiny_config("feature_extraction", data_dir, backbone="vgg16")
+    return RUNNERS["feature_extraction"](cfg, prepare_data(str(data_dir)))
+
+
+def test_classify_a_real_photo(assets):
+    run = _train_quick_model()
+    at = page("pages/classify.py").run()
+    assert not at.exception, at.exception
+    photo = (assets / "photos" / "cat_720p.jpg").read_bytes()
+    at.file_uploader(key="cls_upload").set_value(("cat_720p.jpg", photo, "image/jpeg")).run()
+    assert not at.exception, at.exception
+    metric = at.metric[0]
+    assert metric.value in run.config["resolved"]["classes"]
+    assert "ms" in metric.proto.delta
+    assert at.get("plotly_chart")
+
+
+def test_classify_rejects_a_non_image_with_a_clear_message():
+    _train_quick_model()
+    at = page("pages/classify.py").run()
+    at.file_uploader(key="cls_upload").set_value(("notes.jpg", b"this is not an image", "image/jpeg")).run()
+    assert not at.exception, at.exception
+    assert "notes.jpg: not a readable image" in at.error[0].value
