@@ -4,15 +4,15 @@ import streamlit as st
 
 from pages import shared
 
-st.set_page_config(page_title="Transfer Learning Studio", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data_overview.py", title="Data overview", icon="🗂️", default=True),
-    st.Page("pages/feature_extraction.py", title="Feature extraction", icon="1️⃣"),
-    st.Page("pages/frozen_training.py", title="Frozen training", icon="2️⃣"),
-    st.Page("pages/fine_tuning.py", title="Fine-tuning", icon="3️⃣"),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
-    st.Page("pages/classify.py", title="Classify", icon="🔎"),
+    st.Page("pages/data_overview.py", title="Data overview", icon=":material/dataset:", default=True),
+    st.Page("pages/feature_extraction.py", title="Feature extraction", icon=":material/filter_1:"),
+    st.Page("pages/frozen_training.py", title="Frozen training", icon=":material/filter_2:"),
+    st.Page("pages/fine_tuning.py", title="Fine-tuning", icon=":material/filter_3:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/classify.py", title="Classify", icon=":material/image_search:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -161,6 +161,12 @@ def imagenet_weights_filename(cfg: BackboneConfig, image_size: int) -> str:
     }[cfg.name]
 
 
+def cached_imagenet_weights(cfg: BackboneConfig, image_size: int) -> Path | None:
+    """The ImageNet weights file in Keras' cache for this backbone and size, if already downloaded."""
+    path = keras_cache_dir() / imagenet_weights_filename(cfg, image_size)
+    return path if path.is_file() else None
+
+
 def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:
     fname = imagenet_weights_filename(cfg, image_size)
     return (

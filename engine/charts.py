@@ -64,9 +64,13 @@ def probabilities_figure(probabilities: dict[str, float], title: str) -> go.Figu
 
 
 def accuracy_vs_time_figure(rows: list[dict]) -> go.Figure:
-    """One point per run: wall time (x) vs test (or validation) accuracy (y)."""
+    """Bars per run: test (or validation) accuracy on the left axis, wall time on the right."""
+    labels = [r["label"] for r in rows]
     fig = go.Figure()
-    for r in rows:
-        fig.add_trace(go.Scatter(x=[r["wall_seconds"]], y=[r["accuracy"]], mode="markers+text", text=[r["label"]], textposition="top center",
-                                 marker=dict(size=14, color=APPROACH_COLOURS.get(r.get("approach"))), name=r["label"]))
-    return _layout(fig, "Accuracy vs training time", "wall time (s)", "accuracy")
+    fig.add_trace(go.Bar(x=labels, y=[r["accuracy"] for r in rows], name="accuracy", offsetgroup=0,
+                         marker_color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows],
+                         text=[f"{r['accuracy']:.3f}" for r in rows], textposition="outside"))
+    fig.add_trace(go.Bar(x=labels, y=[r["wall_seconds"] for r in rows], name="wall time (s)", offsetgroup=1, yaxis="y2",
+                         marker_color="#bbbbbb", text=[f"{r['wall_seconds']:.0f}s" for r in rows], textposition="outside"))
+    fig.update_layout(yaxis=dict(title="accuracy", range=[0, 1.1]), yaxis2=dict(title="wall time (s)", overlaying="y", side="right"), barmode="group")
+    return _layout(fig, "Test accuracy vs training time", "run", "accuracy")

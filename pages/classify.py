@@ -36,5 +36,5 @@ if photo is not None and chosen:
     left.image(data, caption=photo.name)
     cols = right.columns(len(results))
     for col, res in zip(cols, results):
-        col.metric(labels[res["run"]].split(" · ")[0], res["predicted"], f"{res['seconds'] * 1000:.0f} ms", delta_color="off")
+        col.metric(f"{labels[res['run']].split(' · ')[0]} · {res['seconds'] * 1000:.0f} ms", res["predicted"])
         col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{res['run']}")

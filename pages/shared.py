@@ -18,11 +18,12 @@ import streamlit as st
 from engine import backbones, charts
 from engine.config import BackboneConfig, RunConfig, default_config
 from engine.datasets import DatasetError, DatasetReport, scan_dataset
+from engine.downloads import DownloadUnavailable, download_cats_and_dogs, internet_available
 from engine.jobs import JobRunner
 from engine.runs import RunStore
 from engine.sample import ensure_sample_dataset
 
-SOURCES = ("Built-in sample", "Folder path", "Upload .zip")
+SOURCES = ("Built-in sample", "Cats & dogs (download)", "Folder path", "Upload .zip")
 WEIGHT_CHOICES = ("ImageNet", "Local file", "None (random)")
 
 
@@ -34,6 +35,11 @@ def _job_runner(runs_dir: str | None, cache_dir: str | None) -> JobRunner:
 def job_runner() -> JobRunner:
     """One runner per server process (and run store), shared by every session and tab."""
     return _job_runner(os.environ.get("TLS_RUNS_DIR"), os.environ.get("TLS_CACHE_DIR"))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def online() -> bool:
+    return internet_available()
 
 
 @st.cache_data(show_spinner="Scanning the dataset …")
@@ -70,6 +76,17 @@ def render_sidebar() -> None:
     if source == "Built-in sample":
         path = str(ensure_sample_dataset())
         sb.caption("Three classes of drawn shapes (train/validation/test), generated on first use.")
+    elif source == "Cats & dogs (download)":
+        if st.session_state.get("sb_catsdogs_root"):
+            path = st.session_state["sb_catsdogs_root"]
+        elif not online():
+            sb.warning("Offline: the cats-and-dogs sample cannot be downloaded. Use the built-in sample, a folder path or a .zip upload.")
+        elif sb.button("Download cats & dogs (68 MB, cached)", key="sb_catsdogs_get"):
+            try:
+                with st.spinner("Downloading …"):
+                    path = st.session_state["sb_catsdogs_root"] = str(download_cats_and_dogs())
+            except DownloadUnavailable as exc:
+                sb.error(str(exc))
     elif source == "Folder path":
         path = sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small")
     else:
@@ -93,7 +110,17 @@ def render_sidebar() -> None:
     sb.slider("Image size (px)", 32, 320, value=spec.default_size, step=8, key="sb_image_size")
     sb.number_input("Seed", 0, 2**31 - 1, value=42, key="sb_seed")
     if choice == "ImageNet":
-        sb.caption("Downloaded once into Keras' cache (~/.keras/models). Offline? Use a local file or None.")
+        wanted = BackboneConfig(name=spec.name, image_size=int(st.session_state["sb_image_size"]))
+        fname = backbones.imagenet_weights_filename(wanted, backbones.image_size_for(wanted))
+        if backbones.cached_imagenet_weights(wanted, backbones.image_size_for(wanted)):
+            sb.caption(f"ImageNet weights ready in Keras' cache ({fname}).")
+        elif online():
+            sb.caption(f"ImageNet weights ({fname}) are downloaded once, on the first training run.")
+        else:
+            sb.warning(
+                f"Offline: ImageNet weights for {spec.title} cannot be downloaded ({fname}). "
+                f"Copy that file into {backbones.keras_cache_dir()}/, or choose **Local file** or **None (random)**."
+            )
 
 
 def weights_setting() -> str:

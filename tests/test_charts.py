@@ -16,3 +16,11 @@ def test_confusion_and_counts_and_probabilities():
     assert [t.name for t in counts.data] == ["train", "validation"]
     probs = charts.probabilities_figure({"cats": 0.9, "dogs": 0.1}, "run")
     assert list(probs.data[0].x) == [0.9, 0.1]
+
+
+def test_accuracy_vs_time_bars_use_two_axes():
+    rows = [{"label": "FE", "approach": "feature_extraction", "accuracy": 0.98, "wall_seconds": 146.0},
+            {"label": "FT", "approach": "fine_tuning", "accuracy": 0.97, "wall_seconds": 1511.0}]
+    fig = charts.accuracy_vs_time_figure(rows)
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert list(fig.data[0].y) == [0.98, 0.97] and list(fig.data[1].y) == [146.0, 1511.0] and fig.data[1].yaxis == "y2"

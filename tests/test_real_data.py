@@ -42,11 +42,30 @@ def real_config(approach, subset, **fit):
     return cfg
 
 
-def test_feature_extraction_reaches_090(subset):
+@pytest.fixture(scope="module")
+def feature_extraction_run(subset, tmp_path_factory):
+    """Feature extraction on the subset (10 epochs), stored in its own run folder."""
+    runs = tmp_path_factory.mktemp("fe_runs")
     data = prepare_data(str(subset))
-    res = RUNNERS["feature_extraction"](real_config("feature_extraction", subset, epochs=10), data)
+    res = RUNNERS["feature_extraction"](real_config("feature_extraction", subset, epochs=10), data,
+                                        runs_dir=runs, cache_dir=tmp_path_factory.mktemp("fe_cache"))
+    return res, runs
+
+
+def test_feature_extraction_reaches_090(feature_extraction_run):
+    res, _ = feature_extraction_run
     assert res.state == "finished"
     assert res.metrics["validation"]["accuracy"] >= 0.90, res.history["val_accuracy"]
+
+
+@pytest.mark.parametrize("photo", ["cat.bmp", "cat_720p.jpg"])
+def test_classify_labels_real_cat_photos(feature_extraction_run, photo):
+    from tests.conftest import ASSETS
+    from engine.inference import classify_bytes, load_run
+
+    res, runs = feature_extraction_run
+    out = classify_bytes(load_run(RunStore(runs), res.id), (ASSETS / "photos" / photo).read_bytes())
+    assert out["predicted"] == "cats", out
 
 
 def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_start(subset):

@@ -1,0 +1,145 @@
+"""One real-browser test: the running app in headless Chromium, driven like a user would.
+
+Starts `streamlit run app.py --server.headless true` on a free localhost port, drives Debian's
+/usr/bin/chromium through Playwright's Python package (never `playwright install`), and saves a
+screenshot of every page under test-artifacts/browser/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ASSETS, ROOT
+
+CHROMIUM = os.environ.get("TLS_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "browser"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The app served on localhost with its own run store, cache and sample folder."""
+    port = free_port()
+    env = {**os.environ, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_CACHE_DIR": str(tmp_path / "cache"),
+           "TLS_SAMPLE_DIR": str(tmp_path / "sample")}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def browser_page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TLS_CHROMIUM)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def goto_page(page, title: str) -> None:
+    """Client-side page switch via the sidebar navigation (same session, like a user)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.locator("h1", has_text=title).wait_for()
+
+
+def test_dashboard_end_to_end(server, browser_page):
+    page = browser_page
+    page.goto(server)
+    page.locator("h1", has_text="Data overview").wait_for()
+    page.get_by_text("Images per class and split").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+
+    # Sidebar: random weights (no download) and the smallest image size.
+    sidebar.get_by_text("Image size (px)").wait_for()  # widgets render lazily on a slow machine
+    sidebar.get_by_text("None (random)").click()
+    thumb = sidebar.get_by_role("slider").first
+    thumb.focus()
+    thumb.press("Home")
+    sidebar.get_by_text("32").first.wait_for()
+    shot(page, "1_data_overview")
+
+    # Feature extraction: train a short job, watch the curves appear.
+    goto_page(page, "Feature extraction")
+    assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # sidebar state survived the switch
+    form = page.locator('[data-testid="stForm"]')
+    form.get_by_label("Epochs").fill("2")
+    form.get_by_label("Learning rate").fill("0.001")
+    form.get_by_role("button", name="Train").click()
+    page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    page.get_by_text("Validation accuracy").wait_for()
+    shot(page, "2_feature_extraction")
+
+    # Frozen training: a long job survives a page switch and a refresh, then Stop keeps its epochs.
+    goto_page(page, "Frozen training")
+    form = page.locator('[data-testid="stForm"]')
+    form.get_by_label("Epochs", exact=True).fill("200")
+    form.get_by_role("button", name="Train").click()
+    page.get_by_text("running: epoch 1/200").wait_for(timeout=120_000)
+    goto_page(page, "Compare")
+    goto_page(page, "Frozen training")
+    page.get_by_text("running: epoch").wait_for()
+    page.reload()
+    page.locator("h1", has_text="Frozen training").wait_for()
+    page.get_by_text("running: epoch").wait_for()
+    shot(page, "3_frozen_training")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("stopped: epoch").wait_for(timeout=120_000)
+    assert page.get_by_text("stopped by request").count() >= 1
+
+    goto_page(page, "Fine-tuning")
+    page.get_by_text("Top blocks to unfreeze").wait_for()
+    shot(page, "4_fine_tuning")
+
+    # Compare: both runs appear, with curves.
+    goto_page(page, "Compare")
+    page.get_by_text("Download CSV").wait_for()
+    legend = page.locator(".js-plotly-plot").first
+    legend.get_by_text("Feature extraction", exact=False).first.wait_for()
+    shot(page, "5_compare")
+
+    # Classify: upload a photo, see a prediction with its inference time.
+    goto_page(page, "Classify")
+    photo = ASSETS / "photos" / "cat_720p.jpg"
+    if not photo.exists():
+        photo = SHOTS / "1_data_overview.png"  # any image does for the mechanics
+    page.locator('input[type="file"]').first.set_input_files(str(photo))
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
+    assert " ms" in page.locator('[data-testid="stMetric"]').first.inner_text()
+    shot(page, "6_classify")
