@@ -67,8 +67,46 @@ def _extract_zip(data: bytes) -> str:
     return str(entries[0]) if len(entries) == 1 and entries[0].is_dir() else str(target)
 
 
+# Sidebar settings: key -> (default, type). Mirrored into the URL's query string, so a browser
+# refresh (a new Streamlit session) or a shared link restores them.
+SIDEBAR_DEFAULTS = {
+    "sb_source": (SOURCES[0], str),
+    "sb_folder": ("", str),
+    "sb_backbone": ("mobilenet_v2", str),
+    "sb_weights": (WEIGHT_CHOICES[0], str),
+    "sb_weights_path": ("", str),
+    "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int),
+    "sb_seed": (42, int),
+}
+_ALLOWED = {"sb_source": SOURCES, "sb_backbone": tuple(backbones.BACKBONES), "sb_weights": WEIGHT_CHOICES}
+
+
+def _restore_sidebar_state() -> None:
+    """First run of a session: defaults, overridden by valid values from the query string."""
+    for key, (default, kind) in SIDEBAR_DEFAULTS.items():
+        if key in st.session_state:
+            continue
+        value = default
+        raw = st.query_params.get(key.removeprefix("sb_"))
+        if raw is not None:
+            try:
+                parsed = kind(raw)
+                if key not in _ALLOWED or parsed in _ALLOWED[key]:
+                    value = parsed
+            except ValueError:
+                pass  # a hand-edited URL never breaks the page
+        if key == "sb_image_size":
+            value = min(max(value, 32), 320)
+        st.session_state[key] = value
+
+
+def _save_sidebar_state() -> None:
+    st.query_params.update({k.removeprefix("sb_"): str(st.session_state[k]) for k in SIDEBAR_DEFAULTS if st.session_state.get(k) not in ("", None)})
+
+
 def render_sidebar() -> None:
     """Dataset source, backbone, weights, image size, seed; values live in st.session_state."""
+    _restore_sidebar_state()
     sb = st.sidebar
     sb.header("Setup")
     source = sb.radio("Dataset", SOURCES, key="sb_source")
@@ -102,13 +140,13 @@ def render_sidebar() -> None:
     st.session_state["data_path"] = path
 
     names = list(backbones.BACKBONES)
-    sb.selectbox("Backbone", names, index=names.index("mobilenet_v2"), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title)
+    sb.selectbox("Backbone", names, key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title)
     choice = sb.radio("Weights", WEIGHT_CHOICES, key="sb_weights")
     if choice == "Local file":
         sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path")
     spec = backbones.get_spec(st.session_state["sb_backbone"])
-    sb.slider("Image size (px)", 32, 320, value=spec.default_size, step=8, key="sb_image_size")
-    sb.number_input("Seed", 0, 2**31 - 1, value=42, key="sb_seed")
+    sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px")
+    sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed")
     if choice == "ImageNet":
         wanted = BackboneConfig(name=spec.name, image_size=int(st.session_state["sb_image_size"]))
         fname = backbones.imagenet_weights_filename(wanted, backbones.image_size_for(wanted))
@@ -121,6 +159,7 @@ def render_sidebar() -> None:
                 f"Offline: ImageNet weights for {spec.title} cannot be downloaded ({fname}). "
                 f"Copy that file into {backbones.keras_cache_dir()}/, or choose **Local file** or **None (random)**."
             )
+    _save_sidebar_state()
 
 
 def weights_setting() -> str:
@@ -175,14 +214,15 @@ def job_panel(approach: str) -> None:
     elapsed = time.time() - (job.started or time.time())
     eta = (elapsed / done_epochs) * (total - done_epochs) if done_epochs and state == "running" else 0
     st.progress(min(done_epochs / total, 1.0), text=f"{state}: epoch {done_epochs}/{total} · elapsed {elapsed:.0f}s · ETA {eta:.0f}s")
-    if job.state in ("queued", "running") and st.button("Stop", key=f"stop_{approach}"):
+    final = state in ("finished", "stopped", "failed")  # the run is saved; the process may still be exiting
+    if job.state in ("queued", "running") and not final and st.button("Stop", key=f"stop_{approach}"):
         runner.stop(job.id)
     if hist.get("loss"):
         series = [{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}]
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.curves_figure(series, "accuracy"), key=f"acc_{approach}")
         c2.plotly_chart(charts.curves_figure(series, "loss"), key=f"loss_{approach}")
-    if state in ("finished", "stopped", "failed"):
+    if final:
         render_results(metrics, state)
 
 

@@ -125,3 +125,17 @@ def test_offline_imagenet_is_explained_in_the_sidebar(monkeypatch):
         assert not at.exception
     finally:
         shared.online.clear()
+
+
+def test_sidebar_settings_round_trip_through_the_url():
+    at = page("pages/data_overview.py")
+    at.query_params["weights"] = "None (random)"
+    at.query_params["image_size"] = "64"
+    at.query_params["backbone"] = "not-a-backbone"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.radio(key="sb_weights").value == "None (random)"
+    assert at.sidebar.slider(key="sb_image_size").value == 64
+    assert at.sidebar.selectbox(key="sb_backbone").value == "mobilenet_v2"  # invalid value ignored
+    at.sidebar.selectbox(key="sb_backbone").set_value("vgg16").run()
+    assert at.query_params["backbone"] == ["vgg16"] or at.query_params["backbone"] == "vgg16"

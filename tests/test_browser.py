@@ -6,6 +6,7 @@ screenshot of every page under test-artifacts/browser/.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -62,8 +63,11 @@ def browser_page():
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
-        yield page
-        browser.close()
+        try:
+            yield page
+        finally:
+            shot(page, "last_state")  # what the page showed when the test ended (useful on failure)
+            browser.close()
 
 
 def shot(page, name: str) -> None:
@@ -87,7 +91,7 @@ def test_dashboard_end_to_end(server, browser_page):
 
     # Sidebar: random weights (no download) and the smallest image size.
     sidebar.get_by_text("Image size (px)").wait_for()  # widgets render lazily on a slow machine
-    sidebar.get_by_text("None (random)").click()
+    sidebar.get_by_role("radiogroup", name="Weights").get_by_text("None (random)").click()
     thumb = sidebar.get_by_role("slider").first
     thumb.focus()
     thumb.press("Home")
@@ -111,27 +115,34 @@ def test_dashboard_end_to_end(server, browser_page):
     form = page.locator('[data-testid="stForm"]')
     form.get_by_label("Epochs", exact=True).fill("200")
     form.get_by_role("button", name="Train").click()
-    page.get_by_text("running: epoch 1/200").wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"running: epoch [1-9]\d*/200")).wait_for(timeout=120_000)
     goto_page(page, "Compare")
     goto_page(page, "Frozen training")
     page.get_by_text("running: epoch").wait_for()
     page.reload()
     page.locator("h1", has_text="Frozen training").wait_for()
     page.get_by_text("running: epoch").wait_for()
+    assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # settings survive a refresh (URL)
     shot(page, "3_frozen_training")
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("stopped: epoch").wait_for(timeout=120_000)
     assert page.get_by_text("stopped by request").count() >= 1
 
+    # Fine-tuning: one epoch per phase.
     goto_page(page, "Fine-tuning")
-    page.get_by_text("Top blocks to unfreeze").wait_for()
+    form = page.locator('[data-testid="stForm"]')
+    form.get_by_label("Epochs", exact=True).fill("1")
+    form.get_by_label("Fine-tuning epochs").fill("1")
+    form.get_by_role("button", name="Train").click()
+    page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     shot(page, "4_fine_tuning")
 
-    # Compare: both runs appear, with curves.
+    # Compare: the three approaches side by side, with curves.
     goto_page(page, "Compare")
     page.get_by_text("Download CSV").wait_for()
     legend = page.locator(".js-plotly-plot").first
-    legend.get_by_text("Feature extraction", exact=False).first.wait_for()
+    for name in ("Feature extraction", "Frozen + augmentation", "Fine-tuning"):
+        legend.get_by_text(name, exact=False).first.wait_for()
     shot(page, "5_compare")
 
     # Classify: upload a photo, see a prediction with its inference time.
