@@ -37,7 +37,7 @@ def classify_bytes(run: LoadedRun, data: bytes) -> dict:
     """
     pixels = image_bytes_to_array(data, run.image_size)
     t0 = time.perf_counter()
-    raw = run.model.predict(pixels, verbose=0)
+    raw = np.asarray(run.model(pixels, training=False))  # a direct call: predict() adds ~0.3 s of set-up per image
     seconds = time.perf_counter() - t0
     probs = class_probabilities(raw, len(run.classes))[0]
     return {

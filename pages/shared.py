@@ -48,9 +48,10 @@ def scan(path: str, mtime_key: float) -> DatasetReport:
 
 
 def _folder_mtime(path: str) -> float:
+    """Latest mtime of the dataset's folders: adding or removing an image anywhere triggers a re-scan."""
     try:
-        return max(os.stat(p).st_mtime for p in [path, *(str(c) for c in Path(path).iterdir())])
-    except OSError:
+        return max(os.stat(d).st_mtime for d, _, _ in os.walk(path))
+    except (OSError, ValueError):
         return 0.0
 
 

@@ -61,7 +61,7 @@ def browser_page():
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.set_default_timeout(60_000)
         try:
             yield page
@@ -110,15 +110,25 @@ def test_dashboard_end_to_end(server, browser_page):
     page.get_by_text("Validation accuracy").wait_for()
     shot(page, "2_feature_extraction")
 
-    # Frozen training: a long job survives a page switch and a refresh, then Stop keeps its epochs.
+    # Frozen training: a short job completes; then a long one survives a page switch, a second tab
+    # and a refresh, and Stop keeps its epochs.
     goto_page(page, "Frozen training")
     form = page.locator('[data-testid="stForm"]')
+    form.get_by_label("Epochs", exact=True).fill("2")
+    form.get_by_label("Learning rate").fill("0.001")
+    form.get_by_role("button", name="Train").click()
+    page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     form.get_by_label("Epochs", exact=True).fill("200")
     form.get_by_role("button", name="Train").click()
     page.get_by_text(re.compile(r"running: epoch [1-9]\d*/200")).wait_for(timeout=120_000)
     goto_page(page, "Compare")
     goto_page(page, "Frozen training")
     page.get_by_text("running: epoch").wait_for()
+    second = page.context.new_page()
+    second.goto(f"{server}/frozen_training")
+    second.get_by_text(re.compile(r"running: epoch \d+/200")).wait_for()  # same job, not a new one
+    assert second.get_by_text("Queue: Frozen + augmentation (running)").count() == 1
+    second.close()
     page.reload()
     page.locator("h1", has_text="Frozen training").wait_for()
     page.get_by_text("running: epoch").wait_for()
