@@ -1,5 +1,6 @@
-from pages import shared
 import streamlit as st
+
+from pages import shared
 
 
 def fine_tune_fields(cfg, key):
