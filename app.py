@@ -3,8 +3,10 @@
 import streamlit as st
 
 from pages import shared
+from ui import access
 
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/science:", layout="wide")
+access.require_token()  # before navigation and sidebar: without the token nothing else renders
 
 PAGES = [
     st.Page("pages/data_overview.py", title="Data overview", icon=":material/dataset:", default=True),

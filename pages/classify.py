@@ -4,6 +4,9 @@ from engine import charts
 from engine.datasets import DatasetError
 from engine.inference import classify_bytes, load_run
 from pages import shared
+from ui.access import require_token
+
+require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 st.title("Classify")
 

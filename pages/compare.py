@@ -3,6 +3,9 @@ import streamlit as st
 
 from engine import charts
 from pages import shared
+from ui.access import require_token
+
+require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 st.title("Compare")
 listing = shared.run_store().list()

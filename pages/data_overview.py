@@ -4,6 +4,9 @@ from engine import charts
 from engine.augmentation import preview_augmentation
 from engine.datasets import read_image_file
 from pages import shared
+from ui.access import require_token
+
+require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 st.title("Data overview")
 report = shared.current_report()

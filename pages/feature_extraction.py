@@ -1,4 +1,7 @@
 from pages import shared
+from ui.access import require_token
+
+require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 shared.approach_page(
     "feature_extraction",

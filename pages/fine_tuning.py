@@ -1,7 +1,9 @@
 import streamlit as st
 
 from pages import shared
+from ui.access import require_token
 
+require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 def fine_tune_fields(cfg, key):
     shared.augmentation_fields(cfg, key)

@@ -6,22 +6,20 @@ submit one job, and render what comes back with the helpers here.
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 import time
-import zipfile
-from pathlib import Path
 
 import streamlit as st
 
 from engine import backbones, charts
 from engine.config import BackboneConfig, RunConfig, default_config
-from engine.datasets import DatasetError, DatasetReport, scan_dataset
+from engine.datasets import DatasetError, DatasetReport, import_zip, scan_dataset
 from engine.downloads import DownloadUnavailable, download_cats_and_dogs, internet_available
 from engine.jobs import JobRunner
+from engine.paths import confine
 from engine.runs import RunStore
 from engine.sample import ensure_sample_dataset
+from ui.uploads import UploadFolder, sweep_stale
 
 SOURCES = ("Built-in sample", "Cats & dogs (download)", "Folder path", "Upload .zip")
 WEIGHT_CHOICES = ("ImageNet", "Local file", "None (random)")
@@ -55,17 +53,48 @@ def _folder_mtime(path: str) -> float:
         return 0.0
 
 
-def _extract_zip(data: bytes) -> str:
-    """Unpacks an uploaded zip safely (no absolute paths, no `..`) and returns the dataset root."""
-    target = Path(tempfile.mkdtemp(prefix="tls-upload-"))
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for member in zf.infolist():
-            dest = (target / member.filename).resolve()
-            if not str(dest).startswith(str(target.resolve())):
-                raise DatasetError(f"zip entry {member.filename!r} points outside the archive; refusing to unpack it")
-        zf.extractall(target)
-    entries = [p for p in target.iterdir() if p.name != "__MACOSX"]
-    return str(entries[0]) if len(entries) == 1 and entries[0].is_dir() else str(target)
+@st.cache_resource
+def _sweep_stale_uploads() -> int:
+    """Once per server process: upload folders of sessions a killed server never cleaned up."""
+    return len(sweep_stale())
+
+
+def _forget_upload() -> None:
+    """Deletes this session's unpacked zip and clears it as the active dataset."""
+    folder = st.session_state.pop("sb_zip_folder", None)
+    if folder is not None:
+        folder.remove()
+    for key in ("sb_zip_root", "sb_zip_name", "sb_zip_error"):
+        st.session_state.pop(key, None)
+
+
+def _zip_dataset(up) -> str:
+    """Unpacks a new upload into its own private folder (the previous one is deleted); returns its root or ""."""
+    if st.session_state.get("sb_zip_name") != (up.name, up.size):
+        _forget_upload()  # a refused zip must not leave the previous dataset active
+        st.session_state["sb_zip_name"] = (up.name, up.size)  # refused or not, not retried on every rerun
+        folder = UploadFolder()
+        try:
+            st.session_state["sb_zip_root"] = str(import_zip(up, folder.path))
+            st.session_state["sb_zip_folder"] = folder
+        except DatasetError as exc:
+            folder.remove()
+            st.session_state["sb_zip_error"] = f"{up.name}: {exc}"
+    if st.session_state.get("sb_zip_error"):
+        st.sidebar.error(st.session_state["sb_zip_error"])
+    return st.session_state.get("sb_zip_root", "")
+
+
+def _confined(key: str, what: str) -> str:
+    """The sidebar text field `key` as a resolved path inside the allowed roots; "" (and an error shown) if not."""
+    typed = str(st.session_state.get(key, "")).strip()
+    if not typed:
+        return ""
+    try:
+        return str(confine(typed, what))
+    except DatasetError as exc:
+        st.sidebar.error(str(exc))
+        return ""
 
 
 # Sidebar settings: key -> (default, type). Mirrored into the URL's query string, so a browser
@@ -108,6 +137,7 @@ def _save_sidebar_state() -> None:
 def render_sidebar() -> None:
     """Dataset source, backbone, weights, image size, seed; values live in st.session_state."""
     _restore_sidebar_state()
+    _sweep_stale_uploads()
     sb = st.sidebar
     sb.header("Setup")
     source = sb.radio("Dataset", SOURCES, key="sb_source")
@@ -127,17 +157,12 @@ def render_sidebar() -> None:
             except DownloadUnavailable as exc:
                 sb.error(str(exc))
     elif source == "Folder path":
-        path = sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small")
+        sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small")
+        path = _confined("sb_folder", "Folder path")  # refused: no scan, the error says which folders are allowed
     else:
         up = sb.file_uploader("Zip of DATA/{train,validation}/<class>/ or DATA/<class>/", type=["zip"], key="sb_zip")
         if up is not None:
-            if st.session_state.get("sb_zip_name") != (up.name, up.size):
-                try:
-                    st.session_state["sb_zip_root"] = _extract_zip(up.getvalue())
-                    st.session_state["sb_zip_name"] = (up.name, up.size)
-                except (zipfile.BadZipFile, DatasetError) as exc:
-                    sb.error(f"{up.name}: {exc}")
-            path = st.session_state.get("sb_zip_root", "")
+            path = _zip_dataset(up)
     st.session_state["data_path"] = path
 
     names = list(backbones.BACKBONES)
@@ -145,6 +170,7 @@ def render_sidebar() -> None:
     choice = sb.radio("Weights", WEIGHT_CHOICES, key="sb_weights")
     if choice == "Local file":
         sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path")
+        _confined("sb_weights_path", "Weights file")
     spec = backbones.get_spec(st.session_state["sb_backbone"])
     sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px")
     sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed")
@@ -166,8 +192,26 @@ def render_sidebar() -> None:
 def weights_setting() -> str:
     choice = st.session_state.get("sb_weights", WEIGHT_CHOICES[0])
     if choice == "Local file":
-        return st.session_state.get("sb_weights_path", "").strip() or "none"
+        typed = st.session_state.get("sb_weights_path", "").strip()
+        if not typed:
+            return "none"
+        try:
+            return str(confine(typed, "Weights file"))  # the resolved path: what was checked is what trains
+        except DatasetError:
+            return typed  # approach_page refuses to train with it (weights_refusal)
     return "imagenet" if choice == "ImageNet" else "none"
+
+
+def weights_refusal() -> str:
+    """Why the sidebar's local weights file may not be used ("" when it may): training must not start with it."""
+    typed = st.session_state.get("sb_weights_path", "").strip()
+    if st.session_state.get("sb_weights") != "Local file" or not typed:
+        return ""
+    try:
+        confine(typed, "Weights file")
+        return ""
+    except DatasetError as exc:
+        return str(exc)
 
 
 def base_config(approach: str) -> RunConfig:
@@ -309,7 +353,10 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         c[2].metric("Non-trainable params", f"{counts['non_trainable_params']:,}")
     except Exception as exc:  # a bad setting must not take the page down
         st.warning(f"Could not build the model summary: {exc}")
-    if submitted:
+    refusal = weights_refusal() if submitted else ""
+    if refusal:
+        st.error(refusal)
+    elif submitted:
         try:
             job_runner().submit(cfg)
             st.toast("Training job queued")

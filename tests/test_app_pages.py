@@ -5,17 +5,20 @@ entrypoint with the sidebar is skipped), so these tests render sidebar + page in
 harness script; navigation itself is covered by test_app.py and the browser test.
 """
 
+import os
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ASSETS, ROOT
 
 
 @pytest.fixture(autouse=True)
 def sample_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
+    # Folder paths and weights files typed into the sidebar must lie inside these (engine/paths.py).
+    monkeypatch.setenv("TLS_DATA_ROOTS", os.pathsep.join([str(tmp_path), str(ASSETS)]))
     monkeypatch.chdir(ROOT)
 
 

@@ -1,0 +1,1 @@
+"""Streamlit-side helpers that are not pages: the access gate and upload folders."""
