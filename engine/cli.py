@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
     sp.add_argument("dir", nargs="?", help="where to create it (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
 
+    iz = sub.add_parser("import-zip", help="unpack a dataset zip safely (bounded, no path tricks) and print the dataset root")
+    iz.add_argument("zip", help="the .zip file")
+    iz.add_argument("dest", help="a new or empty folder to unpack into")
+
     from .bench import add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="measure speed and memory of each stage"))
@@ -264,9 +268,20 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_import_zip(args) -> int:
+    from .datasets import import_zip
+
+    try:
+        print(import_zip(args.zip, args.dest))
+    except DatasetError as exc:
+        raise DatasetError(f"{args.zip}: {exc}") from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"scan": cmd_scan, "run": cmd_run, "runs": cmd_runs, "predict": cmd_predict, "sample": cmd_sample}
+    handlers = {"scan": cmd_scan, "run": cmd_run, "runs": cmd_runs, "predict": cmd_predict, "sample": cmd_sample,
+                "import-zip": cmd_import_zip}
     if args.command == "bench":
         from .bench import cmd_bench
 
