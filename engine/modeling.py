@@ -64,8 +64,10 @@ def make_optimizer(name: str, learning_rate: float):
     }[name](learning_rate=learning_rate)
 
 
-def compile_model(model: keras.Model, num_classes: int, optimizer: str, learning_rate: float) -> None:
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss_name(num_classes), metrics=["accuracy"])
+def compile_model(model: keras.Model, num_classes: int, optimizer: str, learning_rate: float, steps_per_execution: int = 1) -> None:
+    """(Re)compiles; needed after every change of `trainable` for it to take effect."""
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss_name(num_classes), metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
 
 
 @dataclass
@@ -102,7 +104,8 @@ def build_top(split: SplitBase, head: keras.Model) -> keras.Model:
     """The trainable model: features at the cut -> [top block of the base] -> head."""
     feat_shape = tuple(split.prefix.output.shape[1:])
     inp = keras.Input(shape=feat_shape, name="cut_features")
-    x = inp if split.top_part is None else split.top_part(inp)
+    # training=False as in the saved model: the unfrozen block's BatchNorm stays in inference mode.
+    x = inp if split.top_part is None else split.top_part(inp, training=False)
     return keras.Model(inp, head(x), name="trainable_top")
 
 

@@ -1,11 +1,13 @@
-"""The one training loop every approach uses.
+"""Training on Keras' own `Model.fit`, plus the one callback the product needs.
 
-A hand-written epoch loop over `train_on_batch` rather than `model.fit`, because the
-approaches feed the trainable top with features computed on the fly (frozen prefix of
-the base applied to freshly augmented images) and because it makes the product's
-contract explicit: a `progress(event)` call per batch and per epoch, a `should_stop()`
-check between batches, a NaN guard, optional early stopping with best-weights restore,
-and per-epoch wall time.
+Every approach trains a *top* model (the unfrozen part of the base plus the head) on
+cached features, so a phase is one `fit` call over a `tf.data.Dataset`. Keras supplies
+`EarlyStopping(restore_best_weights=True)` and `TerminateOnNaN`; `RunCallback` adds the
+product's contract: a progress event per batch and per epoch, persisting the history
+after every epoch, a cooperative stop checked at batch end, and — on a stop request or a
+non-finite loss — putting back the weights of the last complete epoch, so a stopped or
+diverged run keeps a usable model. Two phases (fine-tuning) share one `History` and pass
+`initial_epoch`, so epochs are numbered across phases as in the lecture's curves.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
-import numpy as np
+import keras
 
 Progress = Callable[[dict], None]
 StopCheck = Callable[[], bool]
@@ -32,7 +34,7 @@ def never_stop() -> bool:
 
 @dataclass
 class History:
-    """Per-epoch curves across all phases; `phase_starts[k]` is the 1-based epoch phase k+1 starts at."""
+    """Per-epoch curves across all phases; `phase[i]` is the phase (1 or 2) of epoch i+1."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -84,17 +86,74 @@ class TrainingStopped(Exception):
     """Raised by approaches to unwind after a stop request; the run is saved as 'stopped'."""
 
 
-def _finite(logs: dict) -> bool:
-    return all(math.isfinite(float(v)) for v in logs.values())
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(float(value))
 
 
-def fit_top(
+class RunCallback(keras.callbacks.Callback):
+    """Progress, per-epoch persistence, cooperative stop and last-good-epoch restore for one phase."""
+
+    def __init__(self, history: History, outcome: FitOutcome, *, phase: int, total_epochs: int, steps_per_epoch: int,
+                 progress: Progress, should_stop: StopCheck, on_epoch_end: Callable[[History], None] | None,
+                 diverged_above: float = math.inf):
+        super().__init__()
+        self.diverged_above = diverged_above
+        self.history, self.outcome, self.phase, self.total_epochs = history, outcome, phase, total_epochs
+        self.steps_per_epoch, self.progress, self.should_stop, self.persist = steps_per_epoch, progress, should_stop, on_epoch_end
+        self._last_good = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # A copy of the weights at the last epoch boundary: what a stop or NaN falls back to.
+        self._last_good = self.model.get_weights()
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        epoch_no = len(self.history) + 1
+        loss = logs.get("loss")
+        if not _finite(loss) or float(loss) > self.diverged_above:
+            shown = loss if not _finite(loss) else f"{float(loss):.3g} (over {self.diverged_above:.3g}, 100x the loss of guessing)"
+            self.outcome.failed = (
+                f"training diverged: loss became {shown} at epoch {epoch_no}, batch {batch + 1}; "
+                "lower the learning rate and try again"
+            )
+            self.model.stop_training = True
+            return
+        self.progress({"type": "batch", "phase": self.phase, "epoch": epoch_no, "batch": batch + 1, "batches": self.steps_per_epoch})
+        if self.should_stop():
+            self.outcome.stopped = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.outcome.stopped or self.outcome.failed:
+            return  # an interrupted epoch is not recorded; on_train_end restores the last good one
+        logs = dict(logs or {})
+        epoch_no = len(self.history) + 1
+        if not all(_finite(logs.get(k)) for k in METRIC_KEYS):
+            self.outcome.failed = f"training diverged: validation loss is {logs.get('val_loss')} after epoch {epoch_no}; lower the learning rate"
+            self.model.stop_training = True
+            return
+        seconds = time.perf_counter() - self._t0
+        self.history.append(logs, seconds, self.phase)
+        self.outcome.epochs_run += 1
+        if self.persist:
+            self.persist(self.history)
+        self.progress({"type": "epoch", "phase": self.phase, "epoch": epoch_no, "epochs_total": self.total_epochs,
+                       "seconds": seconds, "logs": {k: float(logs[k]) for k in METRIC_KEYS}})
+
+    def on_train_end(self, logs=None):
+        if (self.outcome.stopped or self.outcome.failed) and self._last_good is not None:
+            self.model.set_weights(self._last_good)
+
+
+def fit_phase(
     model,
-    train_batches: Callable[[int], Iterable[tuple[np.ndarray, np.ndarray]]],
-    val_data: tuple[np.ndarray, np.ndarray],
+    train_ds,
+    val_ds,
     *,
+    steps_per_epoch: int,
     epochs: int,
-    batch_size: int,
     history: History,
     phase: int = 1,
     total_epochs: int | None = None,
@@ -102,68 +161,42 @@ def fit_top(
     progress: Progress = no_progress,
     should_stop: StopCheck = never_stop,
     on_epoch_end: Callable[[History], None] | None = None,
+    num_classes: int | None = None,
 ) -> FitOutcome:
-    """Trains a compiled model for `epochs` epochs, appending to `history`.
+    """Trains a compiled model for `epochs` more epochs with `Model.fit`, appending to `history`.
 
     Args:
         model: a compiled Keras model (the trainable top).
-        train_batches: `epoch -> iterable of (x, y)`; called once per epoch so it can
-            reshuffle and re-augment.
-        val_data: (features, labels) evaluated after every epoch.
+        train_ds: a `tf.data.Dataset` of (x, y) batches that yields at least
+            `steps_per_epoch * epochs` batches (it may repeat forever); epoch k of the
+            phase consumes the next `steps_per_epoch` batches.
+        val_ds: a finite dataset of (x, y) batches evaluated after every epoch.
         total_epochs: epochs across all phases, for progress events.
-        patience: early stopping on val_loss; 0 = off. Best weights are restored.
+        patience: early stopping on val_loss (Keras' EarlyStopping); 0 = off. Best weights are restored.
         on_epoch_end: called with the history after each finished epoch (persisting it).
+        num_classes: when given, a mean cross-entropy above 100x that of guessing (ln C) counts as
+            divergence: a finite but exploding loss, which NaN checks alone miss.
 
     Returns:
-        FitOutcome. On a stop request or a NaN loss, the model keeps the weights of the
+        FitOutcome. On a stop request or a NaN loss the model keeps the weights of the
         last completed epoch.
     """
-    total_epochs = total_epochs or (len(history) + epochs)
-    best_loss, best_weights, best_epoch, waited = math.inf, None, None, 0
+    initial = len(history)
+    total_epochs = total_epochs or (initial + epochs)
     outcome = FitOutcome(epochs_run=0)
-    for e in range(epochs):
-        epoch_no = len(history) + 1
-        last_good = model.get_weights()
-        t0 = time.perf_counter()
-        seen, loss_sum, acc_sum = 0, 0.0, 0.0
-        for b, (x, y) in enumerate(train_batches(epoch_no), start=1):
-            # Keras 3 resets metrics on every train_on_batch, so the epoch mean is ours to keep.
-            logs = model.train_on_batch(x, y, return_dict=True)
-            n = len(y)
-            seen, loss_sum, acc_sum = seen + n, loss_sum + logs["loss"] * n, acc_sum + logs["accuracy"] * n
-            if not _finite(logs):
-                model.set_weights(last_good)
-                outcome.failed = (
-                    f"training diverged: loss became {logs.get('loss')} at epoch {epoch_no}, batch {b}; "
-                    "lower the learning rate and try again"
-                )
-                return outcome
-            progress({"type": "batch", "phase": phase, "epoch": epoch_no, "batch": b})
-            if should_stop():
-                model.set_weights(last_good)
-                outcome.stopped = True
-                return outcome
-        val = model.evaluate(val_data[0], val_data[1], batch_size=max(batch_size, 64), verbose=0, return_dict=True)
-        seconds = time.perf_counter() - t0
-        epoch_logs = {"loss": loss_sum / max(seen, 1), "accuracy": acc_sum / max(seen, 1), "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
-        if not _finite(epoch_logs):
-            model.set_weights(last_good)
-            outcome.failed = f"training diverged: validation loss is {val['loss']} after epoch {epoch_no}; lower the learning rate"
-            return outcome
-        history.append(epoch_logs, seconds, phase)
-        outcome.epochs_run += 1
-        if on_epoch_end:
-            on_epoch_end(history)
-        progress({"type": "epoch", "phase": phase, "epoch": epoch_no, "epochs_total": total_epochs, "seconds": seconds, "logs": epoch_logs})
-        if patience > 0:
-            if epoch_logs["val_loss"] < best_loss - 1e-6:
-                best_loss, best_weights, best_epoch, waited = epoch_logs["val_loss"], model.get_weights(), e + 1, 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    outcome.early_stopped = True
-                    break
-    if patience > 0 and best_weights is not None:
-        model.set_weights(best_weights)
-        outcome.best_epoch = best_epoch
+    ours = RunCallback(history, outcome, phase=phase, total_epochs=total_epochs, steps_per_epoch=steps_per_epoch,
+                       progress=progress, should_stop=should_stop, on_epoch_end=on_epoch_end,
+                       diverged_above=100 * math.log(max(num_classes, 2)) if num_classes else math.inf)
+    callbacks: list = [keras.callbacks.TerminateOnNaN()]
+    early = None
+    if patience > 0:
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, min_delta=1e-6)
+        callbacks.append(early)
+    callbacks.append(ours)  # last, so its restore on stop/NaN wins over EarlyStopping's
+    model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps_per_epoch, initial_epoch=initial,
+              epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0)  # the stream is shuffled per epoch already
+    if early is not None and not (outcome.stopped or outcome.failed):
+        outcome.early_stopped = early.stopped_epoch > 0
+        if early.best_weights is not None:
+            outcome.best_epoch = early.best_epoch - initial + 1
     return outcome

@@ -1,8 +1,11 @@
+"""The Keras-fit training phase and its callback: progress, persistence, stop, NaN, early stopping."""
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from engine.training import History, fit_top
+from engine.training import History, fit_phase
 
 
 def _problem(n=64, seed=0):
@@ -12,22 +15,28 @@ def _problem(n=64, seed=0):
     return x, y
 
 
-def _model(lr=0.05):
+def _model(lr=0.05, steps_per_execution=1):
     keras.utils.set_random_seed(0)
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-    m.compile(keras.optimizers.Adam(lr), "binary_crossentropy", metrics=["accuracy"])
+    m.compile(keras.optimizers.Adam(lr), "binary_crossentropy", metrics=["accuracy"], steps_per_execution=steps_per_execution)
     return m
 
 
-def _batches(x, y, bs=16):
-    return lambda epoch: ((x[i : i + bs], y[i : i + bs]) for i in range(0, len(x), bs))
+def _stream(x, y, bs=16):
+    """Endless batches, as the approaches feed fit (one epoch = len(x) / bs steps)."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(bs).repeat()
+
+
+def _val(x, y):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 
 
 def test_learns_records_history_and_events():
     x, y = _problem()
     events, saved = [], []
     h = History()
-    out = fit_top(_model(), _batches(x, y), (x, y), epochs=5, batch_size=16, history=h, progress=events.append, on_epoch_end=lambda hh: saved.append(len(hh)))
+    out = fit_phase(_model(), _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h,
+                    progress=events.append, on_epoch_end=lambda hh: saved.append(len(hh)))
     assert out.epochs_run == 5 and not out.stopped and not out.failed
     assert len(h.loss) == len(h.val_accuracy) == len(h.epoch_seconds) == 5 and h.phase == [1] * 5
     assert h.val_accuracy[-1] > 0.85 and h.loss[-1] < h.loss[0]
@@ -35,6 +44,18 @@ def test_learns_records_history_and_events():
     epochs = [e for e in events if e["type"] == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5] and epochs[0]["epochs_total"] == 5
     assert sum(e["type"] == "batch" for e in events) == 20
+    assert set(epochs[0]["logs"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_second_phase_continues_epoch_numbering():
+    x, y = _problem()
+    h = History()
+    model = _model()
+    fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=2, history=h, phase=1, total_epochs=5)
+    events = []
+    out = fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=3, history=h, phase=2, total_epochs=5, progress=events.append)
+    assert out.epochs_run == 3 and h.phase == [1, 1, 2, 2, 2] and h.to_dict()["fine_tune_start_epoch"] == 3
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [3, 4, 5]
 
 
 def test_stop_keeps_finished_epochs_and_their_weights():
@@ -47,12 +68,20 @@ def test_stop_keeps_finished_epochs_and_their_weights():
         calls["n"] += 1
         return calls["n"] > 6  # 4 batches/epoch: stop during epoch 2
 
-    weights_after_epoch1 = {}
-    out = fit_top(model, _batches(x, y), (x, y), epochs=5, batch_size=16, history=h, should_stop=should_stop,
-                  on_epoch_end=lambda hh: weights_after_epoch1.setdefault("w", model.get_weights()))
+    after_epoch1 = {}
+    out = fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h, should_stop=should_stop,
+                    on_epoch_end=lambda hh: after_epoch1.setdefault("w", model.get_weights()))
     assert out.stopped and out.epochs_run == 1 and len(h) == 1
-    for a, b in zip(model.get_weights(), weights_after_epoch1["w"]):
+    for a, b in zip(model.get_weights(), after_epoch1["w"]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_stop_is_checked_with_several_steps_per_execution():
+    x, y = _problem()
+    h = History()
+    out = fit_phase(_model(steps_per_execution=2), _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h,
+                    should_stop=lambda: len(h) >= 2)
+    assert out.stopped and len(h) == 2
 
 
 def test_nan_guard_stops_with_message_and_keeps_last_good_weights():
@@ -61,12 +90,8 @@ def test_nan_guard_stops_with_message_and_keeps_last_good_weights():
     h = History()
     bad = x.copy()
     bad[0, 0] = np.nan
-
-    def batches(epoch):
-        data = x if epoch == 1 else bad
-        return ((data[i : i + 16], y[i : i + 16]) for i in range(0, len(x), 16))
-
-    out = fit_top(model, batches, (x, y), epochs=3, batch_size=16, history=h)
+    stream = tf.data.Dataset.from_tensor_slices((np.concatenate([x, bad, bad]), np.concatenate([y, y, y]))).batch(16)
+    out = fit_phase(model, stream, _val(x, y), steps_per_epoch=4, epochs=3, history=h)
     assert out.failed.startswith("training diverged: loss became nan at epoch 2, batch 1")
     assert len(h) == 1
     assert all(np.isfinite(w).all() for w in model.get_weights())
@@ -76,12 +101,12 @@ def test_early_stopping_restores_best_weights():
     x, y = _problem()
     model = _model(lr=0.5)
     h = History()
-    noisy_val = (x, 1 - y)  # validation gets worse as training improves
-    out = fit_top(model, _batches(x, y), noisy_val, epochs=20, batch_size=16, history=h, patience=2)
+    noisy_val = _val(x, 1 - y)  # validation gets worse as training improves
+    out = fit_phase(model, _stream(x, y), noisy_val, steps_per_epoch=4, epochs=20, history=h, patience=2)
     assert out.early_stopped and out.epochs_run < 20
     best = int(np.argmin(h.val_loss))
     assert out.best_epoch == best + 1
-    assert model.evaluate(*noisy_val, verbose=0)[0] == pytest.approx(h.val_loss[best], rel=1e-4)
+    assert model.evaluate(noisy_val, verbose=0)[0] == pytest.approx(h.val_loss[best], rel=1e-4)
 
 
 def test_history_round_trip_and_phase_marker():
@@ -91,3 +116,11 @@ def test_history_round_trip_and_phase_marker():
     d = h.to_dict()
     assert d["fine_tune_start_epoch"] == 3
     assert History.from_dict(d).to_dict() == d
+
+
+def test_finite_but_exploding_loss_counts_as_divergence():
+    x, y = _problem()
+    h = History()
+    out = fit_phase(_model(lr=1e6), _stream(x * 1e4, y), _val(x, y), steps_per_epoch=4, epochs=3, history=h, num_classes=2)
+    assert out.failed.startswith("training diverged: loss became") and "100x the loss of guessing" in out.failed
+    assert len(h) < 3
