@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dense-units", type=int)
     r.add_argument("--dropout", type=float)
     r.add_argument("--no-augmentation", action="store_true", help="switch augmentation off")
+    r.add_argument("--views", type=int, metavar="K",
+                   help="augmented views of the training set cached once; epochs cycle through them (K = epochs: the lecture exactly)")
     r.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
     r.add_argument("--seed", type=int)
     r.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
@@ -134,6 +136,8 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
             setattr(getattr(cfg, section), name, value)
     if args.no_augmentation:
         cfg.augmentation.enabled = False
+    if args.views is not None:
+        cfg.augmentation.views = args.views
     if args.split:
         cfg.data.train_fraction, cfg.data.val_fraction, cfg.data.test_fraction = args.split
     return cfgmod.validate(cfg)
@@ -193,9 +197,12 @@ def cmd_run(args) -> int:
     stop = StopFlag()
     stop.install()
     results, status = [], 0
+    frozen_run = None  # with --approach all, fine-tuning continues from the frozen run just trained
     for cfg in configs:
         if stop():
             break
+        if cfg.approach == "fine_tuning" and frozen_run is not None and not cfg.fine_tune.from_run:
+            cfg.fine_tune.from_run = frozen_run
         keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
         t0 = time.perf_counter()
         result = RUNNERS[cfg.approach](
@@ -204,6 +211,8 @@ def cmd_run(args) -> int:
         )
         rep = result.to_report()
         results.append(rep)
+        if cfg.approach == "frozen" and result.state == "finished":
+            frozen_run = result.id
         if args.report:
             Path(args.report).write_text(json.dumps({"runs": results}, indent=2))
         acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731

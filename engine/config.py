@@ -56,6 +56,7 @@ class AugmentationConfig:
     zoom: float = 0.2  # max zoom in/out as a fraction (0-0.9)
     horizontal_flip: bool = True  # random left-right flips
     vertical_flip: bool = True  # random up-down flips (the lecture's choice; odd for photos)
+    views: int = 5  # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly), 1-100
 
 
 @dataclass
@@ -171,6 +172,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         v = getattr(a, name)
         _check(0 <= v <= 1, f"augmentation.{name}", f"must be in [0, 1], got {v}")
     _check(0 <= a.zoom <= 0.9, "augmentation.zoom", f"must be in [0, 0.9], got {a.zoom}")
+    _check(isinstance(a.views, int) and 1 <= a.views <= 100, "augmentation.views", f"must be a whole number in [1, 100], got {a.views}")
     f = cfg.fit
     _check(f.epochs >= 1, "fit.epochs", f"must be >= 1, got {f.epochs}")
     _check(f.batch_size >= 1, "fit.batch_size", f"must be >= 1, got {f.batch_size}")

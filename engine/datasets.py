@@ -306,20 +306,28 @@ def decode_and_resize(data, image_size: int):
     return tf.clip_by_value(img, 0.0, 255.0)
 
 
-def load_images(files: list[str], image_size: int, batch_size: int = 64) -> np.ndarray:
-    """Decodes and resizes files with a parallel tf.data pipeline; returns uint8 (N, S, S, 3).
+def image_dataset(files: list[str], image_size: int, batch_size: int = 64):
+    """A tf.data stream of uint8 (B, S, S, 3) batches decoded from `files` in parallel, in file order.
 
-    Decoded images are kept as uint8 in memory (150 px: 67 KB each) so epochs only pay for
-    augmentation and the network, not for JPEG decoding.
+    Prefetching lets decoding of the next batches overlap the network's work on this one.
     """
     import tensorflow as tf
 
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.map(lambda p: tf.cast(tf.round(decode_and_resize(tf.io.read_file(p), image_size)), tf.uint8),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(files: list[str], image_size: int, batch_size: int = 64) -> np.ndarray:
+    """Decodes and resizes files with a parallel tf.data pipeline; returns uint8 (N, S, S, 3).
+
+    Decoded images are kept as uint8 in memory (150 px: 67 KB each) so the K augmented
+    views pay for augmentation and the network, not for JPEG decoding K times.
+    """
     if not files:
         return np.zeros((0, image_size, image_size, 3), np.uint8)
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.map(lambda p: tf.cast(tf.round(decode_and_resize(tf.io.read_file(p), image_size)), tf.uint8), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return np.concatenate([b.numpy() for b in ds], axis=0)
+    return np.concatenate([b.numpy() for b in image_dataset(files, image_size, batch_size)], axis=0)
 
 
 def read_image_file(path: str, image_size: int) -> np.ndarray:

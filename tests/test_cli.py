@@ -41,9 +41,13 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path):
         assert keys <= set(r) and Path(r["run_dir"]).is_dir() and r["image_size"] == 32
         assert set(r["history"]) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
         assert r["test_accuracy"] is not None
+    # fine-tuning continues from the frozen run just trained: its phase 1 is that run's 2 epochs,
+    # and every array it needs (views and validation/test at the cut) was cached by the runs before it
     assert [r["epochs_run"] for r in runs] == [2, 2, 3]
+    assert runs[2]["history"]["loss"][:2] == runs[1]["history"]["loss"]
+    assert runs[2]["feature_cache"]["misses"] == 0 and runs[2]["feature_cache"]["hits"] > 0
     epoch_lines = [l for l in proc.stderr.splitlines() if "] epoch " in l]
-    assert len(epoch_lines) == 7 and "[fine_tuning] epoch 3/3 (fine-tune)" in epoch_lines[-1]
+    assert len(epoch_lines) == 5 and "[fine_tuning] epoch 3/3 (fine-tune)" in epoch_lines[-1]
     listed = run_cli("runs", "--runs-dir", str(tmp_path / "r"), "--json")
     assert len(json.loads(listed.stdout)["runs"]) == 3
 

@@ -1,13 +1,20 @@
-"""What the three approaches share: prepared data, the run lifecycle, features, batches.
+"""What the three approaches share: prepared data, the run lifecycle, cached features, fitting.
 
-An approach module only says *what* is trained (its `_train(ctx)` body); `execute` owns
-everything around it — validation, seeding, building the base (fails fast on missing
-weights), the run folder, per-epoch persistence, stop/NaN handling, scoring the returned
-model once on validation and test, and saving it.
+An approach module only says *what* is trained (its `_train(ctx)` body, returning a
+`Trained`); `execute` owns everything around it — validation, seeding, building the base
+(fails fast on missing weights), the run folder, per-epoch persistence, stop/NaN
+handling, scoring the returned model once on validation and test, and saving it.
+
+Every stage trains a *top* model on features at a cut of the base, and the frozen part
+below the cut runs once per image and view (features.py): plain features for feature
+extraction and for validation/test, K augmented views of the training set for frozen
+training and fine-tuning. Epochs then only run what is trainable.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,7 +29,11 @@ from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
 from ..features import FeatureCache, extract_features, feature_key
 from ..runs import RunStore
-from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_top, never_stop, no_progress
+from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase, never_stop, no_progress
+
+EXTRACT_BATCH = 32  # images per forward pass when caching features (throughput, not a hyper-parameter)
+VAL_BATCH = 100  # features per step when validating the top (throughput only)
+STEPS_PER_EXECUTION = 10  # train steps per call into TensorFlow: fewer host round trips
 
 
 @dataclass
@@ -44,10 +55,19 @@ class PreparedData:
         return self._fingerprints[split]
 
     def images(self, split: str, image_size: int) -> np.ndarray:
+        """Decoded uint8 images of a split, kept for the run (augmented views need them K times)."""
         key = (split, image_size)
         if key not in self._images:
             self._images[key] = datasets.load_images(self.splits[split].files, image_size)
         return self._images[key]
+
+    def pixel_batches(self, split: str, image_size: int):
+        """uint8 image batches of a split: from memory if decoded already, else decoded from disk in parallel."""
+        key = (split, image_size)
+        if key in self._images:
+            arr = self._images[key]
+            return (arr[s : s + EXTRACT_BATCH] for s in range(0, len(arr), EXTRACT_BATCH))
+        return datasets.image_dataset(self.splits[split].files, image_size, EXTRACT_BATCH)
 
 
 def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42) -> PreparedData:
@@ -82,6 +102,7 @@ class RunResult:
             "weights": self.config["backbone"]["weights"],
             "image_size": self.config["resolved"]["image_size"],
             "classes": self.config["resolved"]["classes"],
+            "views": self.config["resolved"].get("views"),
             "epochs_run": len(self.history.get("loss", [])),
             "fine_tune_start_epoch": self.history.get("fine_tune_start_epoch"),
             "history": {k: self.history.get(k, []) for k in ("accuracy", "val_accuracy", "loss", "val_loss", "epoch_seconds")},
@@ -90,6 +111,7 @@ class RunResult:
             "test_accuracy": (m.get("test") or {}).get("accuracy"),
             "test_loss": (m.get("test") or {}).get("loss"),
             "wall_seconds": m.get("wall_seconds"),
+            "timings": m.get("timings"),
             "trainable_params": m.get("trainable_params"),
             "non_trainable_params": m.get("non_trainable_params"),
             "total_params": m.get("total_params"),
@@ -99,12 +121,24 @@ class RunResult:
 
 
 @dataclass
+class Stage:
+    """One trainable stage, owned in one place: the base cut at `split.cut`, its head and the top model.
+
+    `top` = features at the cut -> [unfrozen top block of the base] -> head; it shares
+    layers (and weights) with `split` and `head`, so training it trains the saved model.
+    """
+
+    split: modeling.SplitBase
+    head: object
+    top: object
+    augmentation: object | None = None  # kept in the saved model (a no-op at inference)
+
+
+@dataclass
 class Trained:
     """What an approach body hands back to `execute`."""
 
-    full_model: object | None  # the saved pipeline model; None if no epoch finished
-    top: object  # the trainable top that was scored (features at `split.cut` -> probabilities)
-    split: modeling.SplitBase
+    stage: Stage  # the stage that was trained last (and is scored)
     outcome: FitOutcome
 
 
@@ -123,6 +157,7 @@ class RunContext:
     should_stop: StopCheck
     history: History = field(default_factory=History)
     weights_id: str = ""
+    timings: dict = field(default_factory=dict)  # seconds per stage, stored in metrics.json
 
     @property
     def num_classes(self) -> int:
@@ -131,73 +166,135 @@ class RunContext:
     def labels(self, split: str) -> np.ndarray:
         return self.data.splits[split].labels
 
-    def pixels_to_features(self, split: modeling.SplitBase, augmentation=None):
-        """A compiled function uint8/float pixels -> [augmentation] -> preprocess -> frozen prefix."""
+    def _timed(self, name: str, seconds: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
+
+    def _check_stop(self, event: dict) -> None:
+        self.progress(event)
+        if self.should_stop():
+            raise TrainingStopped()
+
+    # --- the frozen part, run once ----------------------------------------------------
+    def pixels_to_features(self, cuts: tuple[str, ...], augmentation=None):
+        """A compiled function uint8 pixels -> [augmentation] -> preprocess -> frozen base, out at each cut.
+
+        A cut of "" means the base's output. One pass yields every requested cut, so the
+        views cached for frozen training also hold the activations fine-tuning starts from.
+        """
+        import keras
         import tensorflow as tf
 
         pre = modeling.BackbonePreprocess(self.cfg.backbone.name, self.cfg.backbone.preprocessing)
-        prefix = split.prefix
+        outputs = [self.base.output if not c else self.base.get_layer(c).output for c in cuts]
+        prefix = keras.Model(self.base.input, outputs, name="frozen_prefix")
 
         @tf.function(reduce_retracing=True)
         def fn(x):
             x = tf.cast(x, tf.float32)
             if augmentation is not None:
                 x = augmentation(x, training=True)
-            return prefix(pre(x), training=False)  # BatchNorm in inference mode
+            out = prefix(pre(x), training=False)  # BatchNorm in inference mode
+            return tuple(out) if isinstance(out, (list, tuple)) else (out,)
 
         return fn
 
-    def features(self, split_name: str, split: modeling.SplitBase) -> np.ndarray:
-        """Plain (un-augmented) features of one data split at the cut, from the disk cache if possible."""
+    def _key_parts(self, split_name: str, cut: str, view: str) -> dict:
         b = self.cfg.backbone
-        parts = dict(
-            files=self.data.fingerprint(split_name), backbone=b.name, alpha=b.alpha, weights=self.weights_id,
-            image_size=self.image_size, preprocessing=b.preprocessing, cut=split.cut or "output", view="plain",
-        )
-        key = feature_key(**parts)
+        return dict(files=self.data.fingerprint(split_name), backbone=b.name, alpha=b.alpha, weights=self.weights_id,
+                    image_size=self.image_size, preprocessing=b.preprocessing, cut=cut or "output", view=view)
 
-        def compute() -> np.ndarray:
-            self.progress({"type": "status", "message": f"computing {split_name} features at {split.cut or 'the base output'} (cached for later runs)"})
-            fn = self.pixels_to_features(split)
-            images = self.data.images(split_name, self.image_size)
+    def _feature_shape(self, cut: str) -> tuple:
+        t = self.base.output if not cut else self.base.get_layer(cut).output
+        return tuple(t.shape[1:])
 
-            def report(event: dict) -> None:
-                self.progress(event)
-                if self.should_stop():
-                    raise TrainingStopped()
+    def features(self, split_name: str, cut: str) -> np.ndarray:
+        """Plain (un-augmented) features of one data split at `cut`, from the disk cache if possible.
 
-            return extract_features(fn, images, batch_size=32, progress=report, label=split_name)
+        Validation and test features at the fine-tuning cut are made in the same pass and
+        cached, so a later fine-tuning run finds them.
+        """
+        n = len(self.data.splits[split_name])
+        extra = self.fine_tune_cut() if split_name != "train" else cut
+        cuts = (cut,) if extra == cut else (cut, extra)
+        keys = {c: feature_key(**self._key_parts(split_name, c, "plain")) for c in cuts}
 
-        return self.cache.get_or_compute(key, compute, meta={**parts, "split": split_name, "files_count": len(self.data.splits[split_name])})
+        def compute() -> dict:
+            self.progress({"type": "status", "message": f"caching {split_name} features ({n} images) for this and later runs"})
+            t0 = time.perf_counter()
+            fn = self.pixels_to_features(cuts)
+            arrays = extract_features(fn, self.data.pixel_batches(split_name, self.image_size), n, self._check_stop, split_name)
+            self._timed(f"features_{split_name}", time.perf_counter() - t0)
+            return dict(zip(cuts, arrays))
 
-    def cached_batches(self, feats: np.ndarray, labels: np.ndarray) -> Callable[[int], object]:
-        """Per-epoch seeded shuffles of precomputed features."""
-        bs, seed = self.cfg.fit.batch_size, self.cfg.fit.seed
+        shapes = {c: (n, *self._feature_shape(c)) for c in cuts}
+        meta = {"split": split_name, "view": "plain", "files_count": n}
+        return self.cache.get_or_compute_many(keys, cut, compute, meta, shapes)[cut]
 
-        def batches(epoch: int):
-            order = np.random.default_rng([seed, epoch]).permutation(len(feats))
-            for s in range(0, len(order), bs):
-                idx = order[s : s + bs]
-                yield feats[idx], labels[idx]
+    def views(self, cut: str, extra_cut: str | None = None) -> list[np.ndarray]:
+        """K augmented views of the training set through the frozen base, at `cut`.
 
-        return batches
+        View v is the same every time (augmentation seeded by (seed, v), images in file
+        order), so it is cached and reused by later runs. `extra_cut` is computed in the
+        same pass and cached too (the frozen run stores what fine-tuning will start from).
+        """
+        a = self.cfg.augmentation
+        k = a.views
+        n = len(self.data.splits["train"])
+        aug_id = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name not in ("views",)}
+        cuts = (cut,) if extra_cut is None or extra_cut == cut else (cut, extra_cut)
+        out = []
+        for v in range(k):
+            view = f"aug{v}:{self.cfg.fit.seed}:{feature_key(**aug_id)}"
+            keys = {c: feature_key(**self._key_parts("train", c, view)) for c in cuts}
+            shapes = {c: (n, *self._feature_shape(c)) for c in cuts}
 
-    def augmented_batches(self, fn) -> Callable[[int], object]:
-        """Per-epoch seeded shuffles of training images, passed through `fn` (augment + frozen prefix)."""
-        images, labels = self.data.images("train", self.image_size), self.labels("train")
-        bs, seed = self.cfg.fit.batch_size, self.cfg.fit.seed
+            def compute(v=v) -> dict:
+                self.progress({"type": "status", "message": f"caching augmented view {v + 1}/{k} of the training images"})
+                t0 = time.perf_counter()
+                aug = build_augmentation(a, seed=self.cfg.fit.seed * 1000 + v)
+                fn = self.pixels_to_features(cuts, aug)
+                arrays = extract_features(fn, self.data.pixel_batches("train", self.image_size), n, self._check_stop, f"train view {v + 1}/{k}")
+                self._timed("views", time.perf_counter() - t0)
+                return dict(zip(cuts, arrays))
 
-        def batches(epoch: int):
-            order = np.random.default_rng([seed, epoch]).permutation(len(images))
-            for s in range(0, len(order), bs):
-                idx = np.sort(order[s : s + bs])
-                yield fn(images[idx]).numpy(), labels[idx]
+            if k > 1 and not all(self.cache.path(key).exists() for key in keys.values()):
+                self.data.images("train", self.image_size)  # decode once, reused by every view computed
+            meta = {"split": "train", "view": view, "files_count": n}
+            out.append(self.cache.get_or_compute_many(keys, cut, compute, meta, shapes)[cut])
+        return out
 
-        return batches
+    # --- fitting ------------------------------------------------------------------------
+    def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int):
+        """Endless tf.data stream: epoch i of the phase is view i mod K, in a seeded shuffle."""
+        import tensorflow as tf
 
-    def fit(self, top, batches, split: modeling.SplitBase, *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
-        """Runs the shared training loop, persisting history after every epoch."""
-        val = (self.features("validation", split), self.labels("validation"))
+        bs, seed, n = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels)
+        shape = views[0].shape[1:]
+
+        def batches():
+            epoch = 0
+            while True:
+                x = views[epoch % len(views)]
+                order = np.random.default_rng([seed, phase, epoch]).permutation(n)
+                for s in range(0, n, bs):
+                    idx = np.sort(order[s : s + bs])  # sorted: faster gathers from memory-mapped arrays
+                    yield x[idx], labels[idx]
+                epoch += 1
+
+        sig = (tf.TensorSpec((None, *shape), tf.as_dtype(views[0].dtype)), tf.TensorSpec((None,), tf.int32))
+        ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
+        return ds.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(2)
+
+    def feature_dataset(self, x: np.ndarray, y: np.ndarray):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(VAL_BATCH)
+        return ds.map(lambda a, b: (tf.cast(a, tf.float32), b))
+
+    def fit(self, stage: Stage, views: list[np.ndarray], *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
+        """Trains `stage.top` with Keras fit on cached features, persisting history after every epoch."""
+        val = self.feature_dataset(self.features("validation", stage.split.cut), self.labels("validation"))
+        steps = math.ceil(len(self.labels("train")) / self.cfg.fit.batch_size)
 
         def persist(history: History) -> None:
             self.store.write_history(self.run_dir, history.to_dict())
@@ -205,52 +302,65 @@ class RunContext:
                 "state": "running", "phase": phase, "epoch": len(history), "epochs_total": total_epochs,
             })
 
-        return fit_top(
-            top, batches, val, epochs=epochs, batch_size=self.cfg.fit.batch_size, history=self.history, phase=phase,
-            total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience, progress=self.progress,
-            should_stop=self.should_stop, on_epoch_end=persist,
+        t0 = time.perf_counter()
+        outcome = fit_phase(
+            stage.top, self.train_dataset(views, self.labels("train"), phase), val, steps_per_epoch=steps, epochs=epochs,
+            history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
+            progress=self.progress, should_stop=self.should_stop, on_epoch_end=persist, num_classes=self.num_classes,
         )
+        self._timed(f"fit_phase{phase}", time.perf_counter() - t0)
+        return outcome
 
-    def new_head(self):
-        """A fresh head on top of the base's output feature map."""
-        return modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
+    # --- model pieces -------------------------------------------------------------------
+    def new_stage(self, cut: str, head=None, augmentation=None) -> Stage:
+        """A stage at `cut` (""= whole base frozen) around `head` (a fresh one if None)."""
+        split = modeling.split_base(self.base, cut)
+        if head is None:
+            head = modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
+        return Stage(split, head, modeling.build_top(split, head), augmentation)
 
     def compile(self, top, learning_rate: float) -> None:
-        modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate)
+        modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate, steps_per_execution=STEPS_PER_EXECUTION)
 
-    def full_model(self, head, augmentation=None):
-        """The saved pipeline model around the current base and `head`."""
+    def full_model(self, stage: Stage):
+        """The saved pipeline model around the current base and the stage's head."""
         b = self.cfg.backbone
-        return modeling.assemble_full_model(self.base, head, b.name, b.preprocessing, self.image_size, augmentation)
+        return modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
 
     def augmentation(self):
         return build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed)
 
+    def fine_tune_cut(self) -> str:
+        spec = backbones.get_spec(self.cfg.backbone.name)
+        return spec.top_block_cuts[min(self.cfg.fine_tune.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
 
-def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple[modeling.SplitBase, object, object, object, FitOutcome]:
-    """Approach 2 and phase 1 of approach 3: whole base frozen, augmented images, head trained.
 
-    Returns (split, head, top, augmentation, outcome).
+def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple[Stage, FitOutcome]:
+    """Approach 2 and phase 1 of approach 3: whole base frozen, K cached augmented views, head trained.
+
+    With augmentation switched off there is one view: the plain training features.
     """
     ctx.base.trainable = False
-    split = modeling.split_base(ctx.base, "")
-    head = ctx.new_head()
-    top = modeling.build_top(split, head)
-    ctx.compile(top, ctx.cfg.fit.learning_rate)
     aug = ctx.augmentation()
-    outcome = ctx.fit(top, ctx.augmented_batches(ctx.pixels_to_features(split, aug)), split, epochs=epochs, phase=1, total_epochs=total_epochs)
-    return split, head, top, aug, outcome
+    stage = ctx.new_stage("", augmentation=aug)
+    ctx.compile(stage.top, ctx.cfg.fit.learning_rate)
+    if aug is None:
+        views = [ctx.features("train", "")]
+    else:
+        views = ctx.views("", extra_cut=ctx.fine_tune_cut())
+    outcome = ctx.fit(stage, views, epochs=epochs, phase=1, total_epochs=total_epochs)
+    return stage, outcome
 
 
-def _score(ctx: RunContext, trained: Trained) -> dict:
+def _score(ctx: RunContext, stage: Stage) -> dict:
     """Scores the returned model on validation and (once, at the end) on test."""
     out = {}
     for split_name in ("validation", "test"):
         if split_name not in ctx.data.splits:
             out[split_name] = None
             continue
-        feats = ctx.features(split_name, trained.split)
-        raw = trained.top.predict(feats, batch_size=64, verbose=0)
+        feats = np.asarray(ctx.features(split_name, stage.split.cut), dtype=np.float32)
+        raw = stage.top.predict(feats, batch_size=VAL_BATCH, verbose=0)
         probs = evaluation.class_probabilities(raw, ctx.num_classes)
         sp = ctx.data.splits[split_name]
         out[split_name] = evaluation.score_predictions(probs, sp.labels, ctx.data.classes, sp.files)
@@ -267,16 +377,26 @@ def execute(
     runs_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     run_id: str | None = None,
+    base_loader: Callable[[RunStore], tuple[object, str, History]] | None = None,
 ) -> RunResult:
-    """Runs one approach end to end and stores it. See the module docstring."""
+    """Runs one approach end to end and stores it. See the module docstring.
+
+    `base_loader(store) -> (base, weights_id, history)` replaces building the base (fine-tuning
+    from a finished frozen run); it runs before the run folder is created, so a bad
+    `--from-run` leaves nothing behind.
+    """
     import keras
 
     validate(cfg)
     keras.utils.set_random_seed(cfg.fit.seed)
     image_size = backbones.image_size_for(cfg.backbone)
-    base = backbones.build_base(cfg.backbone, image_size)  # fails here, before any work, if weights are missing
-    weights_id = backbones.weights_identity(cfg.backbone, cfg.fit.seed)
     store = RunStore(runs_dir)
+    history = History()
+    if base_loader is not None:
+        base, weights_id, history = base_loader(store)
+    else:
+        base = backbones.build_base(cfg.backbone, image_size)  # fails here, before any work, if weights are missing
+        weights_id = backbones.weights_identity(cfg.backbone, cfg.fit.seed)
     stored = cfg.to_dict()
     stored["resolved"] = {
         "image_size": image_size,
@@ -286,9 +406,12 @@ def execute(
         "layout": data.report.layout,
         "split_sizes": {s: len(sp) for s, sp in data.splits.items()},
         "skipped_bad_files": len(data.report.bad_files),
+        "weights_id": weights_id,
+        "views": cfg.augmentation.views if cfg.approach != "feature_extraction" and cfg.augmentation.enabled else 1,
     }
     run_dir = store.create(cfg.approach, stored, run_id)
-    ctx = RunContext(cfg, data, base, image_size, store, run_dir, FeatureCache(cache_dir), progress, should_stop, weights_id=weights_id)
+    ctx = RunContext(cfg, data, base, image_size, store, run_dir, FeatureCache(cache_dir), progress, should_stop,
+                     history=history, weights_id=weights_id)
     if data.report.bad_files:
         progress({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
     t0 = time.perf_counter()
@@ -307,17 +430,24 @@ def execute(
         metrics.update(state="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), wall_seconds=round(time.perf_counter() - t0, 3))
         store.write_metrics(run_dir, metrics)
         raise
-    if trained is not None and trained.full_model is not None and len(ctx.history) > 0:
+    if trained is not None and len(ctx.history) > 0:
+        t = time.perf_counter()
         try:
-            metrics.update(_score(ctx, trained))
+            metrics.update(_score(ctx, trained.stage))
         except TrainingStopped:
             pass
-        metrics.update(modeling.count_params(trained.full_model))
-        store.save_model(run_dir, trained.full_model)
+        ctx._timed("scoring", time.perf_counter() - t)
+        full = ctx.full_model(trained.stage)
+        metrics.update(modeling.count_params(full))
+        t = time.perf_counter()
+        store.save_model(run_dir, full)
+        ctx._timed("saving", time.perf_counter() - t)
     metrics.update(
         state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
-        feature_cache={"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        feature_cache=ctx.cache.stats(), timings=ctx.timings,
     )
+    if ctx.cache.warnings:
+        metrics["warnings"] = list(ctx.cache.warnings)
     store.write_history(run_dir, ctx.history.to_dict())
     store.write_metrics(run_dir, metrics)
     return RunResult(run_dir.name, cfg.approach, str(run_dir), state, message, stored, ctx.history.to_dict(), metrics)

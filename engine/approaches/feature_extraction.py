@@ -7,22 +7,18 @@ skips the base entirely). No augmentation: each image has exactly one feature ma
 
 from __future__ import annotations
 
-from .. import modeling
 from ..training import no_progress, never_stop
 from .common import PreparedData, RunContext, RunResult, Trained, execute
 
 
 def _train(ctx: RunContext) -> Trained:
     ctx.base.trainable = False
-    split = modeling.split_base(ctx.base, "")
-    x_train = ctx.features("train", split)
-    head = ctx.new_head()
-    top = modeling.build_top(split, head)
-    ctx.compile(top, ctx.cfg.fit.learning_rate)
+    stage = ctx.new_stage("")
+    x_train = ctx.features("train", "")
+    ctx.compile(stage.top, ctx.cfg.fit.learning_rate)
     epochs = ctx.cfg.fit.epochs
-    outcome = ctx.fit(top, ctx.cached_batches(x_train, ctx.labels("train")), split, epochs=epochs, phase=1, total_epochs=epochs)
-    full = ctx.full_model(head)
-    return Trained(full, top, split, outcome)
+    outcome = ctx.fit(stage, [x_train], epochs=epochs, phase=1, total_epochs=epochs)
+    return Trained(stage, outcome)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:

@@ -1,70 +1,87 @@
 """Approach 3 — fine-tuning: approach 2, then unfreeze the top block(s) at a lower learning rate.
 
-Phase 1 trains the head on the frozen base (or reuses a finished "frozen" run). Phase 2
-makes the layers above the backbone's cut trainable — VGG16: block5_conv1..3, as in the
-lecture — keeps BatchNorm layers frozen (inference mode), recompiles (a change to
-`trainable` only takes effect after compile) at `fine_tune.learning_rate`, and trains again.
-Everything below the cut stays frozen, so its output for validation images is cached.
+Phase 1 trains the head on the frozen base (or reuses a finished "frozen" run: `--approach
+all` continues from the frozen run it has just trained). Phase 2 makes the layers above
+the backbone's cut trainable — VGG16: block5_conv1..3, as in the lecture — keeps BatchNorm
+layers frozen (inference mode), recompiles (a change to `trainable` only takes effect
+after compile) at `fine_tune.learning_rate`, and trains again. Everything below the cut
+stays frozen, so its activations for the K augmented views and for validation are cached
+(the frozen run already stored them) and a phase-2 epoch runs only the unfrozen block(s)
+and the head.
 """
 
 from __future__ import annotations
 
-from .. import backbones, modeling
+from .. import modeling
 from ..config import ConfigError
+from ..runs import RunStore
 from ..training import History, no_progress, never_stop
 from .common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
 
 
-def _phase_one_from_run(ctx: RunContext):
-    """Loads a finished frozen run as phase 1: its base, head and history."""
-    run_id = ctx.cfg.fine_tune.from_run
-    record = ctx.store.load(run_id)
-    cfg = record.config
-    if cfg.get("approach") != "frozen" or record.state != "finished":
-        raise ConfigError(f"fine_tune.from_run: run {run_id} is a {record.state} {cfg.get('approach')} run; give a finished 'frozen' run")
-    mine = ctx.cfg
-    same = (
-        cfg["backbone"]["name"] == mine.backbone.name
-        and cfg["resolved"]["image_size"] == ctx.image_size
-        and cfg["resolved"]["classes"] == ctx.data.classes
-    )
-    if not same:
-        raise ConfigError(f"fine_tune.from_run: run {run_id} used another backbone, image size or class list; start phase 1 afresh")
-    model = ctx.store.load_model(run_id)
-    head = model.get_layer("head")
-    base = next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
-    ctx.base = base
-    ctx.weights_id = f"run:{run_id}"
-    ctx.history = History.from_dict(record.history)
-    return head
+def phase_one_loader(cfg, data: PreparedData, image_size_of, holder: dict):
+    """A `base_loader` for execute: a finished frozen run's base, weights identity and history.
+
+    The run is checked (finished, frozen, same backbone/size/classes) before any run folder
+    exists. Its head goes into `holder["head"]`.
+    """
+
+    def load(store: RunStore):
+        run_id = cfg.fine_tune.from_run
+        try:
+            record = store.load(run_id)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"fine_tune.from_run: {exc}") from None
+        rc = record.config
+        if rc.get("approach") != "frozen" or record.state != "finished":
+            raise ConfigError(f"fine_tune.from_run: run {run_id} is a {record.state} {rc.get('approach')} run; give a finished 'frozen' run")
+        resolved = rc.get("resolved") or {}
+        same = (
+            (rc.get("backbone") or {}).get("name") == cfg.backbone.name
+            and resolved.get("image_size") == image_size_of(cfg.backbone)
+            and resolved.get("classes") == data.classes
+        )
+        if not same:
+            raise ConfigError(f"fine_tune.from_run: run {run_id} used another backbone, image size or class list; start phase 1 afresh")
+        model = store.load_model(run_id)
+        holder["head"] = model.get_layer("head")
+        base = next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
+        # The base was frozen in that run, so its weights are still those it was built with:
+        # the same identity means the views it cached are found again.
+        weights_id = resolved.get("weights_id") or f"run:{run_id}"
+        return base, weights_id, History.from_dict(record.history)
+
+    return load
 
 
-def _train(ctx: RunContext) -> Trained:
+def _train(ctx: RunContext, holder: dict) -> Trained:
     ft = ctx.cfg.fine_tune
-    spec = backbones.get_spec(ctx.cfg.backbone.name)
     if ft.from_run:
-        head = _phase_one_from_run(ctx)
-        aug = ctx.augmentation()
-        phase1_epochs = len(ctx.history)
-        total = phase1_epochs + ft.epochs
+        head = holder["head"]
+        total = len(ctx.history) + ft.epochs
     else:
         total = ctx.cfg.fit.epochs + ft.epochs
-        split1, head, top1, aug, outcome = train_frozen_phase(ctx, ctx.cfg.fit.epochs, total_epochs=total)
+        stage1, outcome = train_frozen_phase(ctx, ctx.cfg.fit.epochs, total_epochs=total)
         if outcome.stopped or outcome.failed or ft.epochs == 0:
-            full = ctx.full_model(head, aug)
-            return Trained(full, top1, split1, outcome)
+            return Trained(stage1, outcome)
+        head = stage1.head
 
-    cut = spec.top_block_cuts[min(ft.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
-    split2 = modeling.split_base(ctx.base, cut)
-    modeling.unfreeze_top(ctx.base, split2)
-    top2 = modeling.build_top(split2, head)
-    ctx.compile(top2, ft.learning_rate)  # recompile: new trainable set, lower learning rate
+    cut = ctx.fine_tune_cut()
+    stage2 = ctx.new_stage(cut, head=head, augmentation=ctx.augmentation())
+    modeling.unfreeze_top(ctx.base, stage2.split)
+    ctx.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
     ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {cut} at lr {ft.learning_rate:g}"})
-    outcome = ctx.fit(top2, ctx.augmented_batches(ctx.pixels_to_features(split2, aug)), split2, epochs=ft.epochs, phase=2, total_epochs=total)
-    full = ctx.full_model(head, aug)
-    return Trained(full, top2, split2, outcome)
+    aug_on = ctx.cfg.augmentation.enabled and stage2.augmentation is not None
+    views = ctx.views(cut) if aug_on else [ctx.features("train", cut)]
+    outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
+    return Trained(stage2, outcome)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
     """Trains approach 3. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
-    return execute(config, data, _train, progress=progress, should_stop=should_stop, **store)
+    from ..backbones import image_size_for
+
+    holder: dict = {}
+    loader = phase_one_loader(config, data, image_size_for, holder) if config.fine_tune.from_run else None
+    return execute(config, data, lambda ctx: _train(ctx, holder), progress=progress, should_stop=should_stop,
+                   base_loader=loader, **store)

@@ -1,8 +1,11 @@
-"""Approach 2 — frozen base + data augmentation, trained end to end.
+"""Approach 2 — frozen base + data augmentation, head trained on augmented images.
 
-The pretrained base sits inside the model, frozen (`trainable=False`) and called with
-`training=False`; every epoch sees freshly augmented images, so the base runs on every
-batch — slower than approach 1 but the head learns from far more varied inputs.
+The pretrained base sits inside the saved model, frozen (`trainable=False`) and called
+with `training=False`. Because the frozen base is a pure function of its input, K
+augmented views of the training set go through it once (cached on disk, reused by
+later runs with other head settings) and the epochs cycle through them: epoch i trains
+on view i mod K. `augmentation.views = epochs` gives every epoch its own view, as the
+lecture's generator does; the default K is the measured trade-off (README).
 Validation images are not augmented, so their features are computed once and cached.
 """
 
@@ -14,9 +17,8 @@ from .common import PreparedData, RunContext, RunResult, Trained, execute, train
 
 def _train(ctx: RunContext) -> Trained:
     epochs = ctx.cfg.fit.epochs
-    split, head, top, aug, outcome = train_frozen_phase(ctx, epochs, total_epochs=epochs)
-    full = ctx.full_model(head, aug)
-    return Trained(full, top, split, outcome)
+    stage, outcome = train_frozen_phase(ctx, epochs, total_epochs=epochs)
+    return Trained(stage, outcome)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
