@@ -18,6 +18,7 @@ from . import config as cfgmod
 from .backbones import BACKBONES, WeightsUnavailable
 from .config import APPROACHES, ConfigError, RunConfig, default_config
 from .datasets import DatasetError, scan_dataset
+from .sample import resolve_data_path
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -41,15 +42,6 @@ class StopFlag:
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-
-
-def resolve_data_path(value: str) -> str:
-    """'sample' means the built-in sample dataset (generated on first use)."""
-    if value == "sample":
-        from .sample import ensure_sample_dataset
-
-        return str(ensure_sample_dataset())
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,6 +22,11 @@ def default_sample_dir() -> Path:
     return Path(os.environ.get("TLS_SAMPLE_DIR", Path.home() / ".cache" / "transfer-learning-studio" / "sample-shapes"))
 
 
+def resolve_data_path(value: str) -> str:
+    """'sample' means the built-in sample dataset (generated on first use); anything else is a path."""
+    return str(ensure_sample_dataset()) if value == "sample" else value
+
+
 def _draw(shape: str, rng: np.random.Generator) -> Image.Image:
     bg = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8) // 4 + rng.integers(0, 160, size=3, dtype=np.uint8)
     img = Image.fromarray(bg.astype(np.uint8))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_image
 
 
 def run_cli(*args, env=None):
@@ -101,12 +101,27 @@ def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
     assert "junk.jpg: not a readable image" in capsys.readouterr().err
 
 
-def test_bench_reports_every_stage(tiny_dataset, capsys):
-    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--batch-size", "8"]) == 0
+def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):
+    out_file = tmp_path / "bench.json"
+    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--quick", "--views", "2",
+                     "--json", str(out_file)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["image_size"] == 32 and out["train_images"] == 16 and out["peak_rss_mb"] > 0
-    assert out["feature_extraction_first_cache"]["misses"] == 3
-    assert out["feature_extraction_cached_cache"] == {"hits": 3, "misses": 0}
-    for stage in ("feature_extraction_first", "frozen_one_epoch", "fine_tuning_one_plus_one_epoch"):
-        assert out[f"{stage}_seconds"] > 0
-    assert len(out["fine_tuning_one_plus_one_epoch_epoch_seconds"]) == 2
+    assert out == json.loads(out_file.read_text())
+    assert out["image_size"] == 32 and out["train_images"] == 16 and out["views"] == 2 and out["peak_rss_mb"] > 0
+    assert out["raw_forward_images_per_s"] > 0
+    for side in ("lecture", "ours"):
+        for key in ("fe_images_per_s", "frozen_epoch_s", "finetune_epoch_s", "protocol_s"):
+            assert out[side][key] > 0, (side, key)
+    assert set(out["ratios"]) == {"fe", "frozen_epoch", "finetune_epoch", "protocol"}
+    assert out["ratios"]["protocol"] == pytest.approx(out["lecture"]["protocol_s"] / out["ours"]["protocol_s"], rel=0.01)
+    # ours' fine-tuning continued from the frozen run and found every array it needed in the cache
+    assert out["ours"]["fine_tuning_cache"]["misses"] == 0
+
+
+def test_bench_needs_the_split_layout(tmp_path, capsys):
+    flat = tmp_path / "flat"
+    for cls, colour in (("a", (200, 0, 0)), ("b", (0, 0, 200))):
+        for k in range(4):
+            make_image(flat / cls / f"{k}.png", colour, seed=k)
+    assert cli.main(["bench", "--data", str(flat), "--quick"]) == 2
+    assert "split layout" in capsys.readouterr().err
