@@ -57,9 +57,12 @@ def build_head(input_shape: tuple[int, ...], num_classes: int, cfg: HeadConfig) 
 
 
 def make_optimizer(name: str, learning_rate: float):
+    """Keras' optimizers; RMSprop and Adam run TensorFlow's fused update kernels (engine.optimizers)."""
+    from .optimizers import FusedAdam, FusedRMSprop
+
     return {
-        "rmsprop": keras.optimizers.RMSprop,
-        "adam": keras.optimizers.Adam,
+        "rmsprop": FusedRMSprop,
+        "adam": FusedAdam,
         "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
     }[name](learning_rate=learning_rate)
 

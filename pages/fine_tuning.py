@@ -6,6 +6,14 @@ from ui.access import require_token
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 def fine_tune_fields(cfg, key):
+    runs = shared.finished_frozen_runs(cfg, shared.current_report())
+    labels = {"": "Train phase 1 here (frozen base, head only)"}
+    for r in runs:
+        acc = ((r.metrics.get("validation") or {}).get("accuracy"))
+        labels[r.id] = f"Continue from frozen run {r.id} ({len(r.history.get('loss', []))} epochs, val acc {acc:.3f})" if acc is not None else r.id
+    cfg.fine_tune.from_run = st.selectbox(
+        "Phase 1", list(labels), format_func=labels.get, key=f"{key}_from_run",
+        help="Continuing from a finished frozen run skips phase 1 and reuses its cached views: only phase 2 trains.")
     shared.augmentation_fields(cfg, key)
     st.markdown("**Phase 2: fine-tuning**")
     c1, c2, c3 = st.columns(3)

@@ -325,9 +325,28 @@ def augmentation_fields(cfg: RunConfig, key: str) -> None:
     a.width_shift = c2.slider("Width shift", 0.0, 0.5, value=a.width_shift, key=f"{key}_ws")
     a.height_shift = c3.slider("Height shift", 0.0, 0.5, value=a.height_shift, key=f"{key}_hs")
     a.zoom = c4.slider("Zoom", 0.0, 0.9, value=a.zoom, key=f"{key}_zoom")
-    c5, c6 = st.columns(2)
+    c5, c6, c7 = st.columns(3)
     a.horizontal_flip = c5.checkbox("Horizontal flip", value=a.horizontal_flip, key=f"{key}_hf")
     a.vertical_flip = c6.checkbox("Vertical flip (the lecture's)", value=a.vertical_flip, key=f"{key}_vf")
+    a.views = int(c7.number_input(
+        "Augmented views (K)", 1, 100, value=a.views, key=f"{key}_views",
+        help="The frozen base runs once per view of the training set (cached for later runs); epochs cycle "
+             "through the K views. K = epochs gives every epoch fresh images, as the lecture does, at K times the cost."))
+
+
+def finished_frozen_runs(cfg: RunConfig, report: DatasetReport) -> list:
+    """Finished frozen runs that fine-tuning can continue from: same dataset, backbone and image size."""
+    from engine.backbones import image_size_for
+
+    size = image_size_for(cfg.backbone)
+    out = []
+    for r in run_store().list().runs:
+        c = r.config
+        res = c.get("resolved") or {}
+        if (c.get("approach") == "frozen" and r.state == "finished" and res.get("dataset_root") == report.root
+                and (c.get("backbone") or {}).get("name") == cfg.backbone.name and res.get("image_size") == size):
+            out.append(r)
+    return out
 
 
 def approach_page(approach: str, title: str, explanation: str, extra_fields=None) -> None:

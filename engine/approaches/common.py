@@ -265,25 +265,24 @@ class RunContext:
 
     # --- fitting ------------------------------------------------------------------------
     def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int):
-        """Endless tf.data stream: epoch i of the phase is view i mod K, in a seeded shuffle."""
+        """Endless tf.data stream: epoch i of the phase is view i mod K, in a seeded shuffle.
+
+        Built from tensors in the graph (no Python generator): nothing runs in Python
+        between steps, and the iterator tears down instantly when fit ends.
+        """
         import tensorflow as tf
 
-        bs, seed, n = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels)
-        shape = views[0].shape[1:]
+        bs, seed, n, k = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels), len(views)
+        x = tf.constant(views[0] if k == 1 else np.concatenate(views, axis=0))  # (K*N, ...) in the cache's dtype
+        y = tf.constant(labels)
 
-        def batches():
-            epoch = 0
-            while True:
-                x = views[epoch % len(views)]
-                order = np.random.default_rng([seed, phase, epoch]).permutation(n)
-                for s in range(0, n, bs):
-                    idx = np.sort(order[s : s + bs])  # sorted: faster gathers from memory-mapped arrays
-                    yield x[idx], labels[idx]
-                epoch += 1
+        def epoch(e):
+            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e]))
+            offset = (e % k) * n
+            return tf.data.Dataset.from_tensor_slices(order).batch(bs).map(lambda idx: (tf.gather(x, offset + idx), tf.gather(y, idx)))
 
-        sig = (tf.TensorSpec((None, *shape), tf.as_dtype(views[0].dtype)), tf.TensorSpec((None,), tf.int32))
-        ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
-        return ds.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(2)
+        ds = tf.data.Dataset.counter().flat_map(epoch)
+        return ds.map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(2)
 
     def feature_dataset(self, x: np.ndarray, y: np.ndarray):
         import tensorflow as tf
