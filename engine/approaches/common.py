@@ -264,25 +264,34 @@ class RunContext:
         return out
 
     # --- fitting ------------------------------------------------------------------------
-    def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int):
-        """Endless tf.data stream: epoch i of the phase is view i mod K, in a seeded shuffle.
+    def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int, epochs: int):
+        """The phase's tf.data stream, `epochs` epochs long: epoch i is view i mod K, in a seeded shuffle.
 
-        Built from tensors in the graph (no Python generator): nothing runs in Python
-        between steps, and the iterator tears down instantly when fit ends.
+        The order is made in the graph; each batch is gathered from the cached arrays by a
+        `numpy_function`, so the views are never copied (a copy of K x N feature maps costs
+        seconds of page faults here, and the arrays may be memory-mapped from the cache).
+        The stream ends with the last epoch: an endless one (or a Python generator) left
+        work in flight when fit returned, and tearing its iterator down took 10-40 s.
         """
         import tensorflow as tf
 
         bs, seed, n, k = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels), len(views)
-        x = tf.constant(views[0] if k == 1 else np.concatenate(views, axis=0))  # (K*N, ...) in the cache's dtype
-        y = tf.constant(labels)
+        shape, dtype = views[0].shape[1:], tf.as_dtype(views[0].dtype)
+
+        def take(view, idx):
+            idx = np.sort(idx)  # ascending rows: sequential reads from memory or a memory map
+            return views[int(view)][idx], labels[idx]
+
+        def batch(view, idx):
+            x, y = tf.numpy_function(take, [view, idx], [dtype, tf.int32], stateful=False)
+            return tf.ensure_shape(tf.cast(x, tf.float32), (None, *shape)), tf.ensure_shape(y, (None,))
 
         def epoch(e):
-            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e]))
-            offset = (e % k) * n
-            return tf.data.Dataset.from_tensor_slices(order).batch(bs).map(lambda idx: (tf.gather(x, offset + idx), tf.gather(y, idx)))
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e]))
+            return tf.data.Dataset.from_tensor_slices(order).batch(bs).map(lambda idx: batch(e % k, idx))
 
-        ds = tf.data.Dataset.counter().flat_map(epoch)
-        return ds.map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(2)
+        return tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2)
 
     def feature_dataset(self, x: np.ndarray, y: np.ndarray):
         import tensorflow as tf
@@ -303,7 +312,7 @@ class RunContext:
 
         t0 = time.perf_counter()
         outcome = fit_phase(
-            stage.top, self.train_dataset(views, self.labels("train"), phase), val, steps_per_epoch=steps, epochs=epochs,
+            stage.top, self.train_dataset(views, self.labels("train"), phase, epochs), val, steps_per_epoch=steps, epochs=epochs,
             history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
             progress=self.progress, should_stop=self.should_stop, on_epoch_end=persist, num_classes=self.num_classes,
         )
