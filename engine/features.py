@@ -180,14 +180,20 @@ class FeatureCache:
         return arrays
 
 
-def extract_features(fn, batches: Iterable, total: int, progress: Progress | None = None, label: str = "") -> list[np.ndarray]:
+def extract_features(fn, batches: Iterable, total: int, progress: Progress | None = None, label: str = "",
+                     first_batch: dict | None = None) -> list[np.ndarray]:
     """Passes batches of uint8 pixels through `fn` (pixels -> tuple of feature tensors).
 
     Returns one array per output of `fn`, in compact dtype. `batches` may be a tf.data
     dataset that decodes files in parallel while the base runs on the previous batch.
+    `first_batch`, if given, receives the seconds and images of the first batch (which
+    also pays for tracing), so a steady-state rate can be told apart from the one-time cost.
     """
+    import time
+
     outs: list[list[np.ndarray]] | None = None
     done = 0
+    t0 = time.perf_counter()
     for batch in batches:
         result = fn(batch)
         result = result if isinstance(result, (tuple, list)) else (result,)
@@ -195,6 +201,8 @@ def extract_features(fn, batches: Iterable, total: int, progress: Progress | Non
             outs = [[] for _ in result]
         for acc, r in zip(outs, result):
             acc.append(compact(np.asarray(r, dtype=np.float32)))
+        if outs is not None and done == 0 and first_batch is not None:
+            first_batch.update(seconds=time.perf_counter() - t0, images=int(result[0].shape[0]))
         done += int(result[0].shape[0])
         if progress:
             progress({"type": "features", "split": label, "done": min(done, total), "total": total})
