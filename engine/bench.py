@@ -170,7 +170,7 @@ def cmd_bench(args) -> int:
     # 3. ours, as users run it (on a subset with the same train:validation proportions when --quick)
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:
-            per_class = max(1, min(100, n_train // len(data.classes)))
+            per_class = max(1, min(150, n_train // len(data.classes)))
             measured = subset(data, per_class, max(1, round(per_class * n_val / n_train)))
         else:
             measured = data
@@ -205,7 +205,7 @@ def cmd_bench(args) -> int:
 def _measure_lecture(lecture, base, spec, root: str, size: int, n_train: int, n_val: int, quick: bool) -> dict:
     """Times each stage of the lecture's pipeline and prices its protocol."""
     lec: dict = {}
-    steps = 4 if quick else 20
+    steps = 8 if quick else 25
     train_dir, val_dir = f"{root}/{_split_dir(root, 'train')}", f"{root}/{_split_dir(root, 'validation')}"
     lec["fe_images_per_s"] = lecture.time_feature_extraction(base, train_dir, size, batches=steps * 2)
     _log(f"lecture: feature extraction {lec['fe_images_per_s']:.1f} images/s")

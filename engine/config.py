@@ -56,7 +56,7 @@ class AugmentationConfig:
     zoom: float = 0.2  # max zoom in/out as a fraction (0-0.9)
     horizontal_flip: bool = True  # random left-right flips
     vertical_flip: bool = True  # random up-down flips (the lecture's choice; odd for photos)
-    views: int = 5  # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly), 1-100
+    views: int = 3  # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly), 1-100
 
 
 @dataclass

@@ -142,3 +142,23 @@ def test_sidebar_settings_round_trip_through_the_url():
     assert at.sidebar.selectbox(key="sb_backbone").value == "mobilenet_v2"  # invalid value ignored
     at.sidebar.selectbox(key="sb_backbone").set_value("vgg16").run()
     assert at.query_params["backbone"] == ["vgg16"] or at.query_params["backbone"] == "vgg16"
+
+
+def test_fine_tuning_continues_from_a_finished_frozen_run():
+    from engine.approaches import RUNNERS, prepare_data
+    from engine.sample import ensure_sample_dataset
+    from tests.conftest import tiny_config
+
+    data_dir = ensure_sample_dataset()
+    frozen = RUNNERS["frozen"](tiny_config("frozen", data_dir, backbone="vgg16", epochs=2), prepare_data(str(data_dir)))
+    at = tiny_setup(page("pages/fine_tuning.py"))
+    assert not at.exception, at.exception
+    choice = at.selectbox(key="fine_tuning_from_run")
+    assert frozen.id in choice.options and "Continue from frozen run" in choice.format_func(frozen.id)
+    choice.set_value(frozen.id)
+    at.number_input(key="fine_tuning_ftep").set_value(1)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    at = wait_for(at, lambda a: any(m.label == "Validation accuracy" for m in a.metric))
+    # phase 1 is the frozen run's two epochs; only the one fine-tuning epoch was trained
+    assert any("finished: epoch 3/3" in str(p.proto.text) for p in at.get("progress"))
