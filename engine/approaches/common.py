@@ -279,37 +279,34 @@ class RunContext:
     def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int, epochs: int):
         """The phase's tf.data stream, `epochs` epochs long: epoch i is view i mod K, in a seeded shuffle.
 
-        The order is made in the graph; each batch is gathered from the cached arrays by a
-        `numpy_function`, so the views are never copied (a copy of K x N feature maps costs
-        seconds of page faults here, and the arrays may be memory-mapped from the cache).
-        The stream ends with the last epoch: an endless one (or a Python generator) left
-        work in flight when fit returned, and tearing its iterator down took 10-40 s.
+        All in the graph, no Python per batch: the views become tensors once (one copy) and
+        each batch is a gather. A Python step in the stream (`from_generator`, or a
+        `numpy_function` gathering from the NumPy arrays) was measured to stall 10-30 s when
+        fit ends: the iterator's teardown holds the GIL while waiting for the tf.data thread
+        that needs it. The stream also ends with the last epoch, so nothing is in flight then.
         """
         import tensorflow as tf
 
         bs, seed, n, k = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels), len(views)
-        shape, dtype = views[0].shape[1:], tf.as_dtype(views[0].dtype)
-
-        def take(view, idx):
-            idx = np.sort(idx)  # ascending rows: sequential reads from memory or a memory map
-            return views[int(view)][idx], labels[idx]
+        xs = [tf.constant(v) for v in views]  # kept in the cache's dtype (float16 when exact enough)
+        y = tf.constant(labels)
 
         def batch(view, idx):
-            x, y = tf.numpy_function(take, [view, idx], [dtype, tf.int32], stateful=False)
-            return tf.ensure_shape(tf.cast(x, tf.float32), (None, *shape)), tf.ensure_shape(y, (None,))
+            x = tf.switch_case(tf.cast(view, tf.int32), [lambda t=t: tf.gather(t, idx) for t in xs])
+            return tf.cast(x, tf.float32), tf.gather(y, idx)
 
         def epoch(e):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e]))
             return tf.data.Dataset.from_tensor_slices(order).batch(bs).map(lambda idx: batch(e % k, idx))
 
-        return tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2)
+        return _without_autotune(tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2))
 
     def feature_dataset(self, x: np.ndarray, y: np.ndarray):
         import tensorflow as tf
 
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(VAL_BATCH)
-        return ds.map(lambda a, b: (tf.cast(a, tf.float32), b))
+        return _without_autotune(ds.map(lambda a, b: (tf.cast(a, tf.float32), b)))
 
     def fit(self, stage: Stage, views: list[np.ndarray], *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
         """Trains `stage.top` with Keras fit on cached features, persisting history after every epoch."""
@@ -353,6 +350,17 @@ class RunContext:
     def fine_tune_cut(self) -> str:
         spec = backbones.get_spec(self.cfg.backbone.name)
         return spec.top_block_cuts[min(self.cfg.fine_tune.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
+
+
+def _without_autotune(ds):
+    """Turns tf.data's autotuning off: these streams are in-memory gathers with nothing to tune,
+    and tearing down an autotuned iterator after fit was measured to stall ~12 s in about
+    half the runs (waiting on tf.data's background thread)."""
+    import tensorflow as tf
+
+    opts = tf.data.Options()
+    opts.autotune.enabled = False
+    return ds.with_options(opts)
 
 
 def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple[Stage, FitOutcome]:
