@@ -7,8 +7,9 @@ shared.approach_page(
     "frozen",
     "Frozen training",
     """**What is trained:** the dense head. **What is frozen:** the pretrained base, inside the model and
-always in inference mode. **Why:** random rotations, shifts, zooms and flips show the head a new version
-of every image each epoch, which fights over-fitting on small datasets — at the price of running the base
-on every batch.""",
+always in inference mode. **Why:** random rotations, shifts, zooms and flips show the head other versions
+of every image, which fights over-fitting on small datasets. **How it stays fast:** the frozen base runs
+once on each of *K* augmented views of the training set (cached on disk for later tries); the epochs cycle
+through the views, so they only train the head. K = epochs gives every epoch fresh images, as the lecture does.""",
     extra_fields=shared.augmentation_fields,
 )

@@ -134,7 +134,7 @@ def test_dashboard_end_to_end(server, browser_page):
     page.get_by_text("running: epoch").wait_for()
     assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # settings survive a refresh (URL)
     shot(page, "3_frozen_training")
-    page.get_by_role("button", name="Stop").click()
+    page.locator('[data-testid="stMainBlockContainer"]').get_by_role("button", name="Stop", exact=True).click()  # not Streamlit's own status-bar Stop
     page.get_by_text("stopped: epoch").wait_for(timeout=120_000)
     assert page.get_by_text("stopped by request").count() >= 1
 
