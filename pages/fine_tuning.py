@@ -5,8 +5,24 @@ from ui.access import require_token
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
+
+def finished_frozen_runs(cfg, report) -> list:
+    """Finished frozen runs that fine-tuning can continue from: same dataset, backbone and image size."""
+    from engine.backbones import image_size_for
+
+    size = image_size_for(cfg.backbone)
+    out = []
+    for r in shared.run_store().list().runs:
+        c = r.config
+        res = c.get("resolved") or {}
+        if (c.get("approach") == "frozen" and r.state == "finished" and res.get("dataset_root") == report.root
+                and (c.get("backbone") or {}).get("name") == cfg.backbone.name and res.get("image_size") == size):
+            out.append(r)
+    return out
+
+
 def fine_tune_fields(cfg, key):
-    runs = shared.finished_frozen_runs(cfg, shared.current_report())
+    runs = finished_frozen_runs(cfg, shared.current_report())
     labels = {"": "Train phase 1 here (frozen base, head only)"}
     for r in runs:
         acc = ((r.metrics.get("validation") or {}).get("accuracy"))

@@ -334,21 +334,6 @@ def augmentation_fields(cfg: RunConfig, key: str) -> None:
              "through the K views. K = epochs gives every epoch fresh images, as the lecture does, at K times the cost."))
 
 
-def finished_frozen_runs(cfg: RunConfig, report: DatasetReport) -> list:
-    """Finished frozen runs that fine-tuning can continue from: same dataset, backbone and image size."""
-    from engine.backbones import image_size_for
-
-    size = image_size_for(cfg.backbone)
-    out = []
-    for r in run_store().list().runs:
-        c = r.config
-        res = c.get("resolved") or {}
-        if (c.get("approach") == "frozen" and r.state == "finished" and res.get("dataset_root") == report.root
-                and (c.get("backbone") or {}).get("name") == cfg.backbone.name and res.get("image_size") == size):
-            out.append(r)
-    return out
-
-
 def approach_page(approach: str, title: str, explanation: str, extra_fields=None) -> None:
     """The common shape of the three approach pages: explain, summarise, form, train, live panel."""
     st.title(title)
