@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
     r.add_argument("--seed", type=int)
     r.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
+    r.add_argument("--distribute", choices=cfgmod.DISTRIBUTES, help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
+    r.add_argument("--precision", choices=cfgmod.PRECISIONS, help="auto = float32 on CPU, mixed precision on capable GPUs")
+    r.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs under DIR/<run id>")
+    r.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split's decoded pixels in RAM up to MB; larger splits stream from disk")
     r.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
     r.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
     r.add_argument("--run-id", help="folder name for the run (single approach only)")
@@ -122,6 +126,8 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
         ("head", "pooling"): args.pooling, ("head", "dense_units"): args.dense_units, ("head", "dropout"): args.dropout,
         ("fine_tune", "epochs"): args.fine_tune_epochs, ("fine_tune", "learning_rate"): args.fine_tune_learning_rate,
         ("fine_tune", "unfreeze_blocks"): args.unfreeze_blocks, ("fine_tune", "from_run"): args.from_run,
+        ("compute", "distribute"): args.distribute, ("compute", "precision"): args.precision,
+        ("compute", "tensorboard"): args.tensorboard, ("compute", "in_memory_mb"): args.in_memory_mb,
     }
     for (section, name), value in sets.items():
         if value is not None:

@@ -17,6 +17,8 @@ APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 POOLINGS = ("flatten", "avg")
 PREPROCESSINGS = ("backbone", "rescale")
+DISTRIBUTES = ("none", "mirrored", "multi_worker")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -78,6 +80,14 @@ class FineTuneConfig:
 
 
 @dataclass
+class ComputeConfig:
+    distribute: str = "none"  # "none" (one device), "mirrored" (all local GPUs/devices), "multi_worker" (machines in TF_CONFIG)
+    precision: str = "auto"  # "auto" = float32 on CPU, mixed precision on GPUs that support it; or float32/mixed_float16/mixed_bfloat16
+    tensorboard: str = ""  # folder for TensorBoard logs (one subfolder per run); "" = no logs
+    in_memory_mb: int = 1024  # a split whose decoded pixels fit in this many MB is held in RAM; larger ones stream from disk
+
+
+@dataclass
 class RunConfig:
     approach: str = "feature_extraction"  # one of APPROACHES
     data: DataConfig = field(default_factory=DataConfig)
@@ -86,6 +96,7 @@ class RunConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +131,7 @@ _SECTIONS = {
     "augmentation": AugmentationConfig,
     "fit": FitConfig,
     "fine_tune": FineTuneConfig,
+    "compute": ComputeConfig,
 }
 
 
@@ -183,4 +195,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(t.unfreeze_blocks >= 1, "fine_tune.unfreeze_blocks", f"must be >= 1, got {t.unfreeze_blocks}")
     _check(t.learning_rate > 0, "fine_tune.learning_rate", f"must be > 0, got {t.learning_rate}")
     _check(t.epochs >= 0, "fine_tune.epochs", f"must be >= 0, got {t.epochs}")
+    c = cfg.compute
+    _check(c.distribute in DISTRIBUTES, "compute.distribute", f"must be one of {', '.join(DISTRIBUTES)}, got {c.distribute!r}")
+    _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
+    _check(isinstance(c.in_memory_mb, int) and c.in_memory_mb >= 0, "compute.in_memory_mb", f"must be a whole number >= 0, got {c.in_memory_mb}")
     return cfg

@@ -21,6 +21,7 @@ def test_json_round_trip_and_unknown_keys_ignored():
     raw["resolved"] = {"image_size": 150}
     back = RunConfig.from_dict(raw)
     assert back == cfg
+    assert RunConfig.from_dict({k: v for k, v in raw.items() if k != "compute"}).compute == default_config("frozen").compute  # old runs
     assert RunConfig.from_json(cfg.to_json()) == cfg
 
 
@@ -34,6 +35,9 @@ def test_json_round_trip_and_unknown_keys_ignored():
         ("backbone", "image_size", 16, "backbone.image_size"),
         ("augmentation", "rotation", 400, "augmentation.rotation"),
         ("fine_tune", "unfreeze_blocks", 0, "fine_tune.unfreeze_blocks"),
+        ("compute", "distribute", "cluster", "compute.distribute"),
+        ("compute", "precision", "float8", "compute.precision"),
+        ("compute", "in_memory_mb", -1, "compute.in_memory_mb"),
     ],
 )
 def test_validate_names_the_bad_field(section, name, value, field):
