@@ -8,6 +8,8 @@ trainable top.
 
 from __future__ import annotations
 
+from .errors import StudioError
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from .config import BackboneConfig
+from .config import BackboneConfig, ConfigError
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(StudioError, RuntimeError):
     """Pretrained weights could not be obtained; the message says which file and where to put it."""
 
 
@@ -28,7 +30,7 @@ class BackboneSpec:
     title: str
     default_size: int
     top_block_cuts: tuple[str, ...]  # layer names, top block first
-    lecture: bool = False  # the lecture's own backbone
+    max_size: int = 512  # largest input side accepted: ImageNet weights were trained at <= 224 px, and 512 px already needs 12x the memory of 150 px
 
     def builder(self) -> Callable:
         from keras import applications as A
@@ -56,7 +58,7 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     s.name: s
     for s in (
-        BackboneSpec("vgg16", "VGG16 (the lecture's)", 150, ("block4_pool", "block3_pool", "block2_pool"), lecture=True),
+        BackboneSpec("vgg16", "VGG16 (the lecture's)", 150, ("block4_pool", "block3_pool", "block2_pool")),
         BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", 160, ("block_15_add", "block_14_add", "block_13_project_BN")),
         BackboneSpec("mobilenet", "MobileNet v1", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu")),
         BackboneSpec("resnet50", "ResNet50", 224, ("conv4_block6_out", "conv3_block4_out")),
@@ -69,11 +71,15 @@ def get_spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"backbone: unknown name {name!r}; choose one of {', '.join(BACKBONES)}") from None
+        raise ConfigError(f"backbone.name: unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
 
 
 def image_size_for(cfg: BackboneConfig) -> int:
-    return cfg.image_size or get_spec(cfg.name).default_size
+    """The input side for a run: the configured one, or the backbone's default; bounded by its max_size."""
+    spec = get_spec(cfg.name)
+    if cfg.image_size > spec.max_size:
+        raise ConfigError(f"backbone.image_size: {cfg.image_size} px is above {spec.name}'s limit of {spec.max_size} px; choose a smaller size")
+    return cfg.image_size or spec.default_size
 
 
 def preprocess(name: str, x, mode: str = "backbone"):

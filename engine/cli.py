@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from . import config as cfgmod
-from .backbones import BACKBONES, WeightsUnavailable
+from .backbones import BACKBONES, image_size_for
 from .config import APPROACHES, ConfigError, RunConfig, default_config
 from .datasets import DatasetError, scan_dataset
+from .errors import StudioError
 from .sample import resolve_data_path
 
 EXIT_BAD_INPUT = 2
@@ -138,7 +139,36 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
         cfg.augmentation.views = args.views
     if args.split:
         cfg.data.train_fraction, cfg.data.val_fraction, cfg.data.test_fraction = args.split
-    return cfgmod.validate(cfg)
+    cfgmod.validate(cfg)
+    image_size_for(cfg.backbone)  # the size limit is per backbone
+    return cfg
+
+
+def read_config_file(path: str) -> RunConfig:
+    """--config FILE as a RunConfig; unreadable or malformed files are one-line ConfigErrors."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return RunConfig.from_json(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"--config {path}: {exc}") from None
+
+
+def check_report_writable(path: str) -> None:
+    """Fails before training, not after the run was stored, when --report cannot be written."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
+    if not existed:
+        target.unlink(missing_ok=True)
 
 
 def print_progress(label: str):
@@ -182,10 +212,17 @@ def cmd_run(args) -> int:
 
     from .approaches import RUNNERS, prepare_data
 
-    base_cfg = RunConfig.from_json(Path(args.config).read_text()) if args.config else None
+    base_cfg = read_config_file(args.config) if args.config else None
     approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
     if args.run_id and len(approaches) > 1:
         raise ConfigError("--run-id: only with a single --approach")
+    if args.run_id:
+        from .runs import RunStore, RunStoreError, check_run_id
+
+        if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
+            raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
+    if args.report:
+        check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
     configs = [build_config(a, args, base_cfg) for a in approaches]
     d = configs[0].data
@@ -295,6 +332,6 @@ def main(argv: list[str] | None = None) -> int:
         handlers["bench"] = cmd_bench
     try:
         return handlers[args.command](args)
-    except (DatasetError, ConfigError, WeightsUnavailable, FileNotFoundError, ValueError) as exc:
+    except StudioError as exc:  # bad input: one line. Anything else is a bug and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

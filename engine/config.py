@@ -8,6 +8,8 @@ stored beside its model and the dashboard, CLI and job runner share one format.
 
 from __future__ import annotations
 
+from .errors import StudioError
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ DISTRIBUTES = ("none", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
-class ConfigError(ValueError):
+class ConfigError(StudioError, ValueError):
     """A configuration value is out of range; the message names the field and what to do."""
 
 
@@ -114,14 +116,38 @@ class RunConfig:
             value = raw[f.name]
             sub = _SECTIONS.get(f.name)
             if sub is not None:
-                known = {g.name for g in dataclasses.fields(sub)}
-                value = sub(**{k: v for k, v in (value or {}).items() if k in known})
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{f.name}: expected a JSON object of settings, got {type(value).__name__}")
+                known = {g.name: g for g in dataclasses.fields(sub)}
+                value = sub(**{k: _typed(f"{f.name}.{k}", known[k].type, v) for k, v in value.items() if k in known})
+            else:
+                value = _typed(f.name, f.type, value)
             kwargs[f.name] = value
         return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
         return cls.from_dict(json.loads(text))
+
+
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a text value", "bool": "true or false"}
+
+
+def _typed(name: str, type_name: str, value: Any) -> Any:
+    """Checks a JSON value against the field's annotation; raises ConfigError naming the field.
+
+    Why: a config file with "epochs": "ten" would otherwise fail deep inside training with a
+    TypeError traceback instead of one line saying which field is wrong.
+    """
+    allowed = _JSON_TYPES.get(str(type_name))
+    if allowed is None:
+        return value
+    if isinstance(value, bool) and bool not in allowed:  # JSON true is not the number 1 here
+        allowed = ()
+    if not isinstance(value, allowed):
+        raise ConfigError(f"{name}: expected {_TYPE_WORDS[str(type_name)]}, got {json.dumps(value)}")
+    return float(value) if type_name == "float" else value
 
 
 _SECTIONS = {

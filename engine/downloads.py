@@ -5,6 +5,8 @@ Everything here degrades to a clear message offline; nothing in training depends
 
 from __future__ import annotations
 
+from .errors import StudioError
+
 import socket
 from pathlib import Path
 
@@ -12,7 +14,7 @@ CATS_DOGS_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_fil
 CATS_DOGS_FILE = "cats_and_dogs_filtered.zip"
 
 
-class DownloadUnavailable(RuntimeError):
+class DownloadUnavailable(StudioError, RuntimeError):
     """A download failed; the message says how to get the data another way."""
 
 

@@ -74,6 +74,40 @@ def test_bad_input_exits_2_with_one_line(tiny_dataset, capsys, args, message):
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def _bad_config(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"fit": {"epochs": "ten"}}))
+    return cfg
+
+
+@pytest.mark.parametrize("extra,message", [
+    (lambda t: ["--config", str(_bad_config(t))], "--config {t}/cfg.json: fit.epochs: expected a whole number, got \"ten\""),
+    (lambda t: ["--config", str(t / "missing.json")], "--config {t}/missing.json: cannot read"),
+    (lambda t: ["--run-id", "../x"], "run id '../x': use 1-100 letters"),
+    (lambda t: ["--run-id", "/tmp/abs"], "run id '/tmp/abs': use 1-100 letters"),
+    (lambda t: ["--run-id", "taken"], "--run-id taken: a run with that id already exists"),
+    (lambda t: ["--report", str(t / "no-such-dir" / "r.json")], "--report {t}/no-such-dir/r.json: cannot write there"),
+    (lambda t: ["--image-size", "5000"], "backbone.image_size: 5000 px is above mobilenet_v2's limit of 512 px"),
+])
+def test_cli_bad_input_is_refused_before_any_run_folder(tiny_dataset, tmp_path, capsys, extra, message):
+    runs = tmp_path / "runs"
+    (runs / "taken").mkdir(parents=True)
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--weights", "none", "--image-size", "32",
+                   "--epochs", "1", "--runs-dir", str(runs), *extra(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error: " + message.format(t=tmp_path)), err
+    assert [p.name for p in runs.iterdir()] == ["taken"]  # nothing trained, nothing written
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_bugs_are_not_hidden_as_bad_input(monkeypatch):
+    """Only StudioError means "bad input"; any other exception keeps its traceback."""
+    monkeypatch.setattr(cli, "cmd_scan", lambda args: int("not a number"))
+    with pytest.raises(ValueError, match="invalid literal"):
+        cli.main(["scan", "somewhere"])
+
+
 def test_offline_imagenet_fails_fast_with_actionable_message(tiny_dataset, capsys, monkeypatch, tmp_path):
     from keras.src.utils import file_utils
 

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import numpy as np
@@ -123,4 +124,16 @@ def test_fingerprint_changes_when_a_file_changes(tiny_dataset):
     before = datasets.fingerprint_files(files)
     assert datasets.fingerprint_files(files) == before
     make_image(tiny_dataset / "train" / "cats" / "cats_0.png", (0, 0, 0), size=(41, 32))
+    assert datasets.fingerprint_files(files) != before
+
+
+def test_fingerprint_sees_same_size_edit_with_restored_mtime(tiny_dataset):
+    f = tiny_dataset / "train" / "cats" / "cats_0.png"
+    files = [str(f)]
+    before, st = datasets.fingerprint_files(files), f.stat()
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF  # same size, different content
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
     assert datasets.fingerprint_files(files) != before

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from engine import runs
-from engine.runs import RunStore, atomic_write_json
+from engine.runs import RunStore, RunStoreError, atomic_write_json
 
 
 def test_create_then_load_and_list(tmp_path):
@@ -64,3 +64,13 @@ def test_delete_and_unknown(tmp_path):
 
 def test_missing_store_lists_nothing(tmp_path):
     assert RunStore(tmp_path / "nowhere").list().runs == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs/path", "a/b", "..", "x" * 101, "naïve"])
+def test_run_ids_never_leave_the_store(tmp_path, bad):
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(RunStoreError, match="use 1-100 letters"):
+        store.create("frozen", {}, bad)
+    with pytest.raises(RunStoreError):
+        store.load(bad)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "runs").exists()
