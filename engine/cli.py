@@ -287,20 +287,14 @@ def cmd_runs(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import classify_bytes, load_run
+    from .inference import check_files, classify_file, load_run
     from .runs import RunStore
 
+    # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
+    # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
+    check_files(args.images)
     run = load_run(RunStore(args.runs_dir), args.run)
-    out = []
-    for path in args.images:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            out.append({"image": path, **classify_bytes(run, data)})
-        except DatasetError as exc:
-            raise DatasetError(f"{path}: {exc}") from None
+    out = [{"image": path, **classify_file(run, path)} for path in args.images]
     print(json.dumps({"predictions": out}, indent=2))
     return 0
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .datasets import image_bytes_to_array
+from .datasets import image_bytes_to_array, read_image_file
 from .evaluation import class_probabilities
+from .images import ImageDecodeError, check_image
 from .runs import RunStore
 
 
@@ -30,12 +31,40 @@ def load_run(store: RunStore, run_id: str) -> LoadedRun:
                      record.config.get("approach", "?"), record.config["backbone"]["name"])
 
 
-def classify_bytes(run: LoadedRun, data: bytes) -> dict:
+def classify_bytes(run: LoadedRun, data: bytes, name: str | None = None) -> dict:
     """Class probabilities for one encoded image: {predicted, probabilities, seconds}.
 
-    Raises DatasetError with a user-facing message when the bytes are not an image.
+    Decoded by `engine.images`, as training decoded the dataset.
+
+    Raises:
+        images.ImageDecodeError: the bytes are not a readable image; the one-line message
+            starts with `name` (e.g. the uploaded file's name) when given.
     """
-    pixels = image_bytes_to_array(data, run.image_size)
+    return _classify(run, image_bytes_to_array(data, run.image_size, name=name))
+
+
+def classify_file(run: LoadedRun, path: str) -> dict:
+    """`classify_bytes` for an image file; a FIFO or device is refused, never read.
+
+    Raises:
+        images.ImageDecodeError: not a regular file or not a readable image (names the path).
+    """
+    return _classify(run, read_image_file(path, run.image_size))
+
+
+def check_files(paths: list[str]) -> None:
+    """Raises ImageDecodeError for the first file the decoder cannot read, naming it.
+
+    Cheap next to loading a model (no TensorFlow involved), so `predict` calls it first: a
+    broken file is answered at once, with one line and nothing else on the terminal.
+    """
+    for path in paths:
+        result = check_image(path)
+        if isinstance(result, str):
+            raise ImageDecodeError(result, str(path))
+
+
+def _classify(run: LoadedRun, pixels: np.ndarray) -> dict:
     t0 = time.perf_counter()
     raw = np.asarray(run.model(pixels, training=False))  # a direct call: predict() adds ~0.3 s of set-up per image
     seconds = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from engine import charts
-from engine.datasets import DatasetError
+from engine.images import ImageDecodeError, preview_image
 from engine.inference import classify_bytes, load_run
 from pages import shared
 from ui.access import require_token
@@ -25,18 +25,18 @@ if not runs:
     st.stop()
 labels = {r.id: f"{charts.APPROACH_TITLES.get(r.config.get('approach'), '?')} · {r.config['backbone']['name']} · {r.id}" for r in runs}
 chosen = st.multiselect("Models", [r.id for r in runs], default=[runs[0].id], format_func=labels.get, key="cls_runs")
-upload = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key="cls_upload")
+upload = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"], key="cls_upload")
 camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
 photo = upload or camera
 if photo is not None and chosen:
     data = photo.getvalue()
     left, right = st.columns([1, 2])
     try:
-        results = [classify_bytes(cached_run(str(store.root), rid), data) for rid in chosen]
-    except DatasetError as exc:
-        st.error(f"{photo.name}: {exc}")
+        results = [classify_bytes(cached_run(str(store.root), rid), data, name=photo.name) for rid in chosen]
+    except ImageDecodeError as exc:  # the decoder's one-line reason, naming the upload
+        st.error(str(exc))
         st.stop()
-    left.image(data, caption=photo.name)
+    left.image(preview_image(data, 512), caption=photo.name)  # what the model sees: oriented, RGB
     cols = right.columns(len(results))
     for col, res in zip(cols, results):
         col.metric(f"{labels[res['run']].split(' · ')[0]} · {res['seconds'] * 1000:.0f} ms", res["predicted"])

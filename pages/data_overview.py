@@ -3,6 +3,7 @@ import streamlit as st
 from engine import charts
 from engine.augmentation import preview_augmentation
 from engine.datasets import read_image_file
+from engine.images import preview_image
 from pages import shared
 from ui.access import require_token
 
@@ -23,7 +24,7 @@ if report is not None:
         files = train.get(cls, [])[:6]
         if files:
             st.markdown(f"**{cls}**")
-            st.image(files, width=110)
+            st.image([preview_image(f, 220) for f in files], width=110)  # the decoder's pixels: oriented, RGB, any format
 
     c1, c2 = st.columns(2)
     if report.sizes:

@@ -106,12 +106,23 @@ def test_classify_a_real_photo(assets):
     assert at.get("plotly_chart")
 
 
-def test_classify_rejects_a_non_image_with_a_clear_message():
+def _truncated_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 90), (200, 60, 40)).save(buf, "JPEG")
+    return buf.getvalue()[:400]
+
+
+@pytest.mark.parametrize("name,data", [("notes.jpg", b"this is not an image"), ("cut.jpg", _truncated_jpeg())])
+def test_classify_rejects_a_broken_image_with_a_clear_message(name, data):
     _train_quick_model()
     at = page("pages/classify.py").run()
-    at.file_uploader(key="cls_upload").set_value(("notes.jpg", b"this is not an image", "image/jpeg")).run()
+    at.file_uploader(key="cls_upload").set_value((name, data, "image/jpeg")).run()
     assert not at.exception, at.exception
-    assert "notes.jpg: not a readable image" in at.error[0].value
+    assert at.error[0].value.startswith(f"{name}: not a readable image")
 
 
 def test_offline_imagenet_is_explained_in_the_sidebar(monkeypatch):

@@ -12,8 +12,9 @@ from engine import cli
 from tests.conftest import ROOT, make_image
 
 
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+def run_cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=timeout)
 
 
 def test_scan_json(tiny_dataset):
@@ -133,6 +134,31 @@ def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
     junk.write_text("hello")
     assert cli.main(["predict", "--run", "fe1", str(junk)]) == 2
     assert "junk.jpg: not a readable image" in capsys.readouterr().err
+
+
+def test_predict_answers_each_broken_file_with_exit_2_and_one_line(tiny_dataset, tmp_path):
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
+                   "--image-size", "32", "--epochs", "1", "--run-id", "fe1", "--quiet"])
+    assert rc == 0
+    data = (tiny_dataset / "test" / "cats" / "cats_0.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    os.mkfifo(tmp_path / "pipe.png")
+    broken = {"cut.png": "not a readable image (", "pipe.png": "not a regular file", "gone.png": "cannot read (No such file"}
+    for name, reason in broken.items():
+        path = tmp_path / name
+        proc = run_cli("predict", "--run", "fe1", str(path), env={"TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.startswith(f"error: {path}: {reason}") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset):
+    os.mkfifo(tiny_dataset / "train" / "cats" / "pipe.jpg")
+    (tiny_dataset / "everything").symlink_to(".")
+    proc = run_cli("scan", str(tiny_dataset), "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["bad_files"] == [{"path": str(tiny_dataset / "train" / "cats" / "pipe.jpg"), "reason": "not a regular file"}]
+    assert out["splits"]["train"] == {"cats": 8, "dogs": 8}
 
 
 def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from PIL import Image
 
 from engine import datasets
 from engine.datasets import DatasetError, scan_dataset
+from engine.images import ImageDecodeError, decode_image
 from tests.conftest import COLOURS, make_image, make_split_dataset
 
 
@@ -28,13 +30,13 @@ def test_bad_files_listed_with_reason_and_skipped(tiny_dataset):
     good = cats / "cats_0.png"
     truncated = cats / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:200])
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(cats / "scan.tiff")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(cats / "scan.ppm")
     r = scan_dataset(tiny_dataset)
     reasons = {b.path.rsplit("/", 1)[-1]: b.reason for b in r.bad_files}
-    assert set(reasons) == {"notes.jpg", "truncated.png", "scan.tiff"}
+    assert set(reasons) == {"notes.jpg", "truncated.png", "scan.ppm"}
     assert "not a readable image" in reasons["notes.jpg"]
     assert "not a readable image" in reasons["truncated.png"]
-    assert "unsupported format TIFF" in reasons["scan.tiff"]
+    assert reasons["scan.ppm"] == "unsupported format PPM; convert it to JPEG or PNG"
     assert r.counts["train"]["cats"] == 8  # bad ones are not counted
     assert any("3 unreadable" in w for w in r.warnings)
 
@@ -115,8 +117,118 @@ def test_load_images_matches_single_file_reader(tiny_dataset):
 
 
 def test_non_image_bytes_give_a_clear_message():
-    with pytest.raises(DatasetError, match="not a readable image"):
-        datasets.image_bytes_to_array(b"%PDF-1.4 nope", 32)
+    with pytest.raises(ImageDecodeError, match="^doc.pdf: not a readable image"):
+        datasets.image_bytes_to_array(b"%PDF-1.4 nope", 32, name="doc.pdf")
+
+
+def test_load_images_and_image_dataset_use_the_one_decoder(tmp_path):
+    """Modes TensorFlow got wrong or refused: palette BMP, 1-bit BMP, animated WebP, EXIF rotation."""
+    pal = Image.new("P", (20, 10), 1)
+    pal.putpalette([0, 0, 0, 230, 30, 20])
+    pal.save(tmp_path / "palette.bmp")
+    Image.new("1", (20, 10), 1).save(tmp_path / "onebit.bmp")
+    frames = [Image.new("RGB", (20, 10), c) for c in ((0, 0, 255), (255, 0, 0))]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    half = Image.new("RGB", (20, 10), (0, 200, 0))
+    half.paste((200, 0, 200), (0, 0, 10, 10))
+    half.save(tmp_path / "turned.jpg", exif=exif.tobytes(), quality=95)
+    files = [str(tmp_path / n) for n in ("palette.bmp", "onebit.bmp", "anim.webp", "turned.jpg")]
+    loaded = datasets.load_images(files, 16)
+    streamed = np.concatenate([b.numpy() for b in datasets.image_dataset(files, 16, batch_size=3)])
+    assert loaded.dtype == streamed.dtype == np.uint8 and loaded.shape == streamed.shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(loaded, streamed)
+    for i, f in enumerate(files):
+        np.testing.assert_array_equal(loaded[i], decode_image(f, 16))
+    assert tuple(loaded[0, 8, 8]) == (230, 30, 20) and tuple(loaded[1, 8, 8]) == (255, 255, 255)
+    assert tuple(loaded[2, 8, 8]) == (0, 0, 255)  # first frame
+    assert loaded[3, 14, 8, 0] > 150 and loaded[3, 1, 8, 1] > 150  # orientation 8: left half ends at the bottom
+
+
+def test_image_dataset_of_no_files_is_empty():
+    assert list(datasets.image_dataset([], 16)) == [] and datasets.load_images([], 16).shape == (0, 16, 16, 3)
+
+
+def test_awkward_files_scan_as_the_decoder_reads_them(tiny_dataset):
+    cats = tiny_dataset / "train" / "cats"
+    frames = [Image.new("RGB", (20, 10), c) for c in ((0, 0, 255), (255, 0, 0))]
+    frames[0].save(cats / "anim.webp", save_all=True, append_images=frames[1:])
+    Image.new("1", (20, 10), 1).save(cats / "onebit.bmp")
+    Image.new("RGB", (16, 12)).save(cats / "camera.mpo", "MPO", save_all=True, append_images=[Image.new("RGB", (16, 12))])
+    Image.new("CMYK", (12, 12)).save(cats / "print.tif")
+    r = scan_dataset(tiny_dataset)
+    assert r.bad_files == []
+    assert r.counts["train"]["cats"] == 12
+    assert r.formats == {"PNG": 32, "WEBP": 1, "BMP": 1, "MPO": 1, "TIFF": 1}
+
+
+def test_fifo_in_a_class_folder_is_reported_not_opened(tiny_dataset):
+    fifo = tiny_dataset / "train" / "cats" / "pipe.jpg"
+    os.mkfifo(fifo)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=scan_dataset(tiny_dataset)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "scan blocked on a FIFO"
+    r = result["r"]
+    assert [(b.path, b.reason) for b in r.bad_files] == [(str(fifo), "not a regular file")]
+    assert r.counts["train"]["cats"] == 8
+
+
+def test_symlinks_to_the_root_or_an_ancestor_never_become_classes(tmp_path):
+    root = tmp_path / "flat"
+    for cls in ("cats", "dogs"):
+        for k in range(3):
+            make_image(root / cls / f"{k}.png", COLOURS[cls], seed=k)
+    (root / "everything").symlink_to(".")
+    (root / "up").symlink_to(tmp_path)
+    (root / "cats" / "loop").symlink_to("..")  # inside a class: a loop back to the root
+    r = scan_dataset(root)
+    assert r.layout == "flat" and r.classes == ["cats", "dogs"] and r.num_images == 6
+    ignored = " ".join(w for w in r.warnings if w.startswith("ignored"))
+    assert f"{root / 'everything'}" in ignored and f"{root / 'up'}" in ignored and f"{root / 'cats' / 'loop'}" in ignored
+
+
+def test_symlinked_files_and_folders_are_followed_once(tmp_path):
+    store = tmp_path / "store"
+    for k in range(3):
+        make_image(store / "c" / f"{k}.png", COLOURS["cats"], seed=k)
+        make_image(store / "d" / f"{k}.png", COLOURS["dogs"], seed=k)
+    root = tmp_path / "links"
+    (root / "cats").mkdir(parents=True)
+    (root / "cats" / "a.png").symlink_to(store / "c" / "0.png")  # a linked file
+    (root / "cats" / "more").symlink_to(store / "c")  # a linked folder inside a class
+    (root / "cats" / "again").symlink_to(store / "c")  # the same folder twice: read once
+    (root / "dogs").symlink_to(store / "d")  # a linked class folder
+    (store / "c" / "back").symlink_to(root / "cats")  # a cycle through two folders
+    (root / "dogs" / "broken.png").symlink_to(tmp_path / "missing.png")
+    r = scan_dataset(root)
+    counts = {c: len([f for s in r.files.values() for f in s[c]]) for c in r.classes}
+    assert counts == {"cats": 4, "dogs": 3}
+    assert [b.reason for b in r.bad_files] == ["cannot read (No such file or directory)"]
+
+
+@pytest.mark.parametrize("names", [("val", "test"), ("train", "valid"), ("train", "val", "test")])
+def test_flat_classes_named_like_splits_stay_flat(tmp_path, names):
+    root = tmp_path / "flat"
+    for i, cls in enumerate(names):
+        for k in range(4):
+            make_image(root / cls / f"{k}.png", list(COLOURS.values())[i], seed=k)
+    r = scan_dataset(root)
+    assert r.layout == "flat" and r.classes == sorted(names)
+    assert sum(r.counts["train"].values()) + sum(r.counts["validation"].values()) + sum(r.counts.get("test", {}).values()) == 4 * len(names)
+
+
+def test_split_layout_needs_class_folders_and_ignores_a_loose_test_folder(tmp_path):
+    root = make_split_dataset(tmp_path / "s", counts={"train": 4, "val": 2})
+    make_image(root / "test" / "unlabelled.png", (1, 2, 3))  # Kaggle-style: images straight in test/
+    r = scan_dataset(root)
+    assert r.layout == "split" and set(r.counts) == {"train", "validation"}
+    assert any(w.startswith("ignored") and "test" in w and "holds no class folders" in w for w in r.warnings)
+    shutil.rmtree(root / "val")
+    with pytest.raises(DatasetError, match="need both train/ and validation/"):
+        scan_dataset(root)  # train/ with class folders, no validation: not silently flat
 
 
 def test_fingerprint_changes_when_a_file_changes(tiny_dataset):

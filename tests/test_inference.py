@@ -1,9 +1,13 @@
+import os
+
 import numpy as np
 import pytest
 
 from engine.approaches import RUNNERS, prepare_data
-from engine.datasets import DatasetError
-from engine.inference import classify_bytes, load_run
+from PIL import Image
+
+from engine.images import ImageDecodeError
+from engine.inference import classify_bytes, classify_file, load_run
 from engine.runs import RunStore
 from tests.conftest import tiny_config
 
@@ -42,5 +46,26 @@ def test_real_photos_of_any_format(trained_run, assets):
 
 def test_non_image_is_a_clear_error(trained_run):
     run = load_run(RunStore(), trained_run.id)
-    with pytest.raises(DatasetError, match="not a readable image.*upload a JPEG, PNG, BMP or WebP"):
-        classify_bytes(run, b"this is text")
+    with pytest.raises(ImageDecodeError, match="^note.txt: not a readable image.*use a JPEG, PNG, BMP, GIF, WebP or TIFF file"):
+        classify_bytes(run, b"this is text", name="note.txt")
+
+
+def test_files_tensorflow_could_not_decode_are_classified(trained_run, tmp_path):
+    run = load_run(RunStore(), trained_run.id)
+    frames = [Image.new("RGB", (40, 30), c) for c in ((200, 60, 40), (40, 80, 200))]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:])
+    Image.new("1", (40, 30), 1).save(tmp_path / "onebit.bmp")
+    for name in ("anim.webp", "onebit.bmp"):
+        by_path, by_bytes = classify_file(run, str(tmp_path / name)), classify_bytes(run, (tmp_path / name).read_bytes())
+        assert by_path["probabilities"] == pytest.approx(by_bytes["probabilities"])
+
+
+def test_broken_files_are_one_line_errors_naming_them(trained_run, tmp_path, tiny_dataset):
+    run = load_run(RunStore(), trained_run.id)
+    data = (tiny_dataset / "test" / "cats" / "cats_0.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    os.mkfifo(tmp_path / "pipe.jpg")
+    for name, reason in (("cut.png", "not a readable image"), ("pipe.jpg", "not a regular file"), ("gone.jpg", "cannot read")):
+        with pytest.raises(ImageDecodeError, match=rf"^{tmp_path / name}: {reason}") as err:
+            classify_file(run, str(tmp_path / name))
+        assert "\n" not in str(err.value)
