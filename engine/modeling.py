@@ -52,7 +52,9 @@ def build_head(input_shape: tuple[int, ...], num_classes: int, cfg: HeadConfig) 
     if cfg.dropout > 0:
         x = layers.Dropout(cfg.dropout, name="dropout")(x)
     act = "sigmoid" if num_classes == 2 else "softmax"
-    out = layers.Dense(num_outputs(num_classes), activation=act, name="predictions")(x)
+    # float32 whatever the dtype policy: under mixed precision the probabilities, and so the
+    # cross-entropy and its gradient, would otherwise be computed in 16 bits (saturating near 0 and 1).
+    out = layers.Dense(num_outputs(num_classes), activation=act, dtype="float32", name="predictions")(x)
     return keras.Model(inp, out, name="head")
 
 

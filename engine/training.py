@@ -162,6 +162,7 @@ def fit_phase(
     should_stop: StopCheck = never_stop,
     on_epoch_end: Callable[[History], None] | None = None,
     num_classes: int | None = None,
+    tensorboard_dir: str | None = None,
 ) -> FitOutcome:
     """Trains a compiled model for `epochs` more epochs with `Model.fit`, appending to `history`.
 
@@ -176,6 +177,8 @@ def fit_phase(
         on_epoch_end: called with the history after each finished epoch (persisting it).
         num_classes: when given, a mean cross-entropy above 100x that of guessing (ln C) counts as
             divergence: a finite but exploding loss, which NaN checks alone miss.
+        tensorboard_dir: when given, Keras' TensorBoard callback writes the epoch scalars
+            there (train/ and validation/), numbered across phases like the history.
 
     Returns:
         FitOutcome. On a stop request or a NaN loss the model keeps the weights of the
@@ -192,7 +195,12 @@ def fit_phase(
     if patience > 0:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, min_delta=1e-6)
         callbacks.append(early)
-    callbacks.append(ours)  # last, so its restore on stop/NaN wins over EarlyStopping's
+    callbacks.append(ours)  # after EarlyStopping, so its restore on stop/NaN wins over EarlyStopping's
+    if tensorboard_dir:
+        from .tensorboard_logs import KeptEpochsTensorBoard
+
+        # After ours: by its on_epoch_end, ours has judged the epoch (stopped, NaN) and the log follows.
+        callbacks.append(KeptEpochsTensorBoard(tensorboard_dir, lambda: outcome.stopped or bool(outcome.failed)))
     model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps_per_epoch, initial_epoch=initial,
               epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0)  # the stream is shuffled per epoch already
     if early is not None and not (outcome.stopped or outcome.failed):

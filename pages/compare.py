@@ -34,6 +34,7 @@ def row(r):
     return {
         "run": r.id, "approach": charts.APPROACH_TITLES.get(r.config.get("approach")), "state": r.state,
         "backbone": r.config["backbone"]["name"], "image size": r.config.get("resolved", {}).get("image_size"),
+        "precision": r.config.get("resolved", {}).get("precision", "float32"),  # runs before the setting computed in float32
         "epochs": len(h["loss"]), "best val acc": max(h["val_accuracy"]), "final val acc": h["val_accuracy"][-1],
         "test acc": test.get("accuracy"), "val loss": val.get("loss"), "wall time (s)": m.get("wall_seconds"),
         "trainable params": m.get("trainable_params"), "total params": m.get("total_params"),

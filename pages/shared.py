@@ -19,6 +19,7 @@ from engine.jobs import JobRunner
 from engine.paths import confine
 from engine.runs import RunStore
 from engine.sample import ensure_sample_dataset
+from ui.tensorboard_logs import tensorboard_fields
 from ui.uploads import UploadFolder, sweep_stale
 
 SOURCES = ("Built-in sample", "Cats & dogs (download)", "Folder path", "Upload .zip")
@@ -348,6 +349,7 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         head_fields(cfg, approach)
         if extra_fields:
             extra_fields(cfg, approach)
+        tensorboard_fields(cfg, approach)
         submitted = st.form_submit_button("Train", type="primary")
     try:
         counts = model_summary(cfg.to_json(), len(report.classes))

@@ -64,8 +64,9 @@ def train(approach_page: str, key: str, extra=None) -> AppTest:
     return wait_for(at, lambda a: any(m.label == "Validation accuracy" for m in a.metric))
 
 
-def test_training_job_completes_and_appears_on_compare():
-    at = train("pages/feature_extraction.py", "feature_extraction")
+def test_training_job_completes_and_appears_on_compare(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_TENSORBOARD_DIR", str(tmp_path / "tb"))
+    at = train("pages/feature_extraction.py", "feature_extraction", lambda a: a.checkbox(key="feature_extraction_tensorboard").check())
     assert any("finished: epoch 2/2" in str(p.proto.text) for p in at.get("progress"))
     assert len(at.get("plotly_chart")) >= 2  # accuracy + loss curves (+ confusion matrix)
 
@@ -73,6 +74,10 @@ def test_training_job_completes_and_appears_on_compare():
     assert not cmp.exception, cmp.exception
     table = cmp.dataframe[0].value
     assert list(table["approach"]) == ["Feature extraction"] and list(table["epochs"]) == [2]
+    assert list(table["precision"]) == ["float32"]  # auto on a CPU
+    # the "Write TensorBoard logs" box: the job logged into the server's folder, one sub-folder per run
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == list(table["run"])
+    assert list((tmp_path / "tb" / table["run"][0] / "validation").glob("events.out.tfevents.*"))
 
 
 def test_fine_tuning_page_trains_both_phases():

@@ -28,7 +28,9 @@ from ..augmentation import build_augmentation
 from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
 from ..features import FeatureCache, extract_features, feature_key
+from ..precision import dtype_policy, resolve_precision
 from ..runs import RunStore
+from ..tensorboard_logs import run_log_dir, write_hyperparameters
 from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase, never_stop, no_progress
 
 EXTRACT_BATCH = 32  # images per forward pass when caching features (throughput, not a hyper-parameter)
@@ -105,6 +107,7 @@ class RunResult:
             "image_size": self.config["resolved"]["image_size"],
             "classes": self.config["resolved"]["classes"],
             "views": self.config["resolved"].get("views"),
+            "precision": self.config["resolved"].get("precision"),
             "epochs_run": len(self.history.get("loss", [])),
             "fine_tune_start_epoch": self.history.get("fine_tune_start_epoch"),
             "history": {k: self.history.get(k, []) for k in ("accuracy", "val_accuracy", "loss", "val_loss", "epoch_seconds")},
@@ -159,6 +162,8 @@ class RunContext:
     should_stop: StopCheck
     history: History = field(default_factory=History)
     weights_id: str = ""
+    precision: str = "float32"  # the resolved dtype policy the models were built under
+    tensorboard_dir: str = ""  # DIR/<run id> for TensorBoard logs; "" = none
     timings: dict = field(default_factory=dict)  # seconds per stage, stored in metrics.json
     _fns: dict = field(default_factory=dict, repr=False)  # traced frozen-base functions, by cuts
 
@@ -210,7 +215,9 @@ class RunContext:
     def _key_parts(self, split_name: str, cut: str, view: str) -> dict:
         b = self.cfg.backbone
         return dict(files=self.data.fingerprint(split_name), backbone=b.name, alpha=b.alpha, weights=self.weights_id,
-                    image_size=self.image_size, preprocessing=b.preprocessing, cut=cut or "output", view=view)
+                    image_size=self.image_size, preprocessing=b.preprocessing, cut=cut or "output", view=view,
+                    # a base computing in 16 bits gives (slightly) other features; float32 keys stay as they were
+                    **({"precision": self.precision} if self.precision != "float32" else {}))
 
     def _feature_shape(self, cut: str) -> tuple:
         t = self.base.output if not cut else self.base.get_layer(cut).output
@@ -324,6 +331,7 @@ class RunContext:
             stage.top, self.train_dataset(views, self.labels("train"), phase, epochs), val, steps_per_epoch=steps, epochs=epochs,
             history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
             progress=self.progress, should_stop=self.should_stop, on_epoch_end=persist, num_classes=self.num_classes,
+            tensorboard_dir=self.tensorboard_dir or None,
         )
         self._timed(f"fit_phase{phase}", time.perf_counter() - t0)
         return outcome
@@ -395,11 +403,28 @@ def _score(ctx: RunContext, stage: Stage) -> dict:
     return out
 
 
-def execute(
+def execute(cfg: RunConfig, data: PreparedData, body: Callable[[RunContext], Trained], **options) -> RunResult:
+    """Runs one approach end to end and stores it. See the module docstring.
+
+    Everything is built under the Keras dtype policy that `compute.precision` resolves to on
+    this machine (engine/precision.py), and the previous policy is put back afterwards, so
+    runs in one process (tests, `--approach all`) never inherit each other's.
+
+    Args:
+        options: progress, should_stop, runs_dir, cache_dir, run_id, base_loader — see `_execute`.
+    """
+    validate(cfg)  # before resolving: an unknown precision gets the config's message, not Keras'
+    resolved = resolve_precision(cfg.compute.precision)
+    with dtype_policy(resolved):
+        return _execute(cfg, data, body, precision=resolved, **options)
+
+
+def _execute(
     cfg: RunConfig,
     data: PreparedData,
     body: Callable[[RunContext], Trained],
     *,
+    precision: str,
     progress: Progress = no_progress,
     should_stop: StopCheck = never_stop,
     runs_dir: str | Path | None = None,
@@ -407,7 +432,7 @@ def execute(
     run_id: str | None = None,
     base_loader: Callable[[RunStore], tuple[object, str, History]] | None = None,
 ) -> RunResult:
-    """Runs one approach end to end and stores it. See the module docstring.
+    """`execute` inside the dtype policy of `precision` (already resolved).
 
     `base_loader(store) -> (base, weights_id, history)` replaces building the base (fine-tuning
     from a finished frozen run); it runs before the run folder is created, so a bad
@@ -435,11 +460,17 @@ def execute(
         "split_sizes": {s: len(sp) for s, sp in data.splits.items()},
         "skipped_bad_files": len(data.report.bad_files),
         "weights_id": weights_id,
+        "precision": precision,  # what `auto` became here: float32 on CPUs
         "views": cfg.augmentation.views if cfg.approach != "feature_extraction" and cfg.augmentation.enabled else 1,
     }
     run_dir = store.create(cfg.approach, stored, run_id)
+    tensorboard_dir = ""
+    if cfg.compute.tensorboard:
+        tensorboard_dir = str(run_log_dir(cfg.compute.tensorboard, run_dir.name))
+        write_hyperparameters(tensorboard_dir, stored, run_dir.name)
     ctx = RunContext(cfg, data, base, image_size, store, run_dir, FeatureCache(cache_dir), progress, should_stop,
-                     history=history, weights_id=weights_id)
+                     history=history, weights_id=weights_id,
+                     precision=precision, tensorboard_dir=tensorboard_dir)
     if data.report.bad_files:
         progress({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
     t0 = time.perf_counter()
