@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import config as cfgmod
+from . import distribute
 from .backbones import BACKBONES, image_size_for
 from .config import APPROACHES, ConfigError, RunConfig, default_config
 from .datasets import DatasetError, scan_dataset
@@ -216,15 +217,18 @@ def cmd_run(args) -> int:
     approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
     if args.run_id and len(approaches) > 1:
         raise ConfigError("--run-id: only with a single --approach")
-    if args.run_id:
-        from .runs import RunStore, RunStoreError, check_run_id
-
-        if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
-            raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
     if args.report:
         check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
     configs = [build_config(a, args, base_cfg) for a in approaches]
+    # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs
+    # anything, and a missing TF_CONFIG or nothing to mirror over fails here, before any work.
+    dist = distribute.resolve(configs[0].compute.distribute)
+    if args.run_id and dist.chief:  # other workers store nothing (and may see the chief's new folder)
+        from .runs import RunStore, RunStoreError, check_run_id
+
+        if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
+            raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
     d = configs[0].data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed)
     if data.report.bad_files:
@@ -253,7 +257,8 @@ def cmd_run(args) -> int:
         acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         print(
             f"[{cfg.approach}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
-            f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir}" + (f"  ({result.message})" if result.message else ""),
+            f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir or 'not stored here: the chief worker stores the run'}"
+            + (f"  ({result.message})" if result.message else ""),
             file=sys.stderr, flush=True,
         )
         if result.state == "failed":

@@ -19,6 +19,7 @@ from engine.jobs import JobRunner
 from engine.paths import confine
 from engine.runs import RunStore
 from engine.sample import ensure_sample_dataset
+from ui.distribution import distribution_fields
 from ui.tensorboard_logs import tensorboard_fields
 from ui.uploads import UploadFolder, sweep_stale
 
@@ -346,6 +347,7 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     with st.form(f"{approach}_form"):
         st.subheader("Hyper-parameters (lecture defaults)")
         fit_fields(cfg, approach)
+        distribution_fields(cfg, approach)  # only when more than one device is visible
         head_fields(cfg, approach)
         if extra_fields:
             extra_fields(cfg, approach)

@@ -52,7 +52,9 @@ def test_fine_tuning_history_marks_phase_two_and_trains_more_params(data):
 
 def test_multiclass_uses_softmax(tiny_multiclass):
     data = prepare_data(str(tiny_multiclass))
-    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16", epochs=8, learning_rate=3e-3), data)
+    # 20 epochs of 3 steps (18 images, batch 8): 8 epochs used to pass only because each call into
+    # TensorFlow ran 10 steps, past the epoch's end, training far more than 8 epochs' worth.
+    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16", epochs=20, learning_rate=3e-3), data)
     store = RunStore()
     model = store.load_model(res.id)
     assert model.output_shape == (None, 3)
@@ -118,3 +120,10 @@ def test_same_seed_same_result(data):
     a = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=2), data)
     b = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=2), data)
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+
+
+def test_each_epoch_trains_on_its_own_batches(data):
+    """16 images at batch 8 is 2 steps an epoch: a call into TensorFlow must not run on into the next epochs' batches."""
+    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root, epochs=3), data)
+    assert res.state == "finished" and len(res.history["loss"]) == 3
+    assert all(loss > 0 for loss in res.history["loss"])  # an epoch left without batches logs a loss of 0

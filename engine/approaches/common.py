@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import backbones, datasets, evaluation, modeling
+from .. import backbones, datasets, distribute, evaluation, modeling
 from ..augmentation import build_augmentation
 from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
@@ -88,7 +88,7 @@ class RunResult:
 
     id: str
     approach: str
-    run_dir: str
+    run_dir: str  # "" on a non-chief worker of a multi-worker job: only the chief stores runs
     state: str
     message: str
     config: dict
@@ -108,6 +108,9 @@ class RunResult:
             "classes": self.config["resolved"]["classes"],
             "views": self.config["resolved"].get("views"),
             "precision": self.config["resolved"].get("precision"),
+            "distribute": self.config["resolved"].get("distribute", "none"),
+            "replicas": self.config["resolved"].get("replicas", 1),
+            "global_batch": self.config["resolved"].get("global_batch", self.config["fit"]["batch_size"]),
             "epochs_run": len(self.history.get("loss", [])),
             "fine_tune_start_epoch": self.history.get("fine_tune_start_epoch"),
             "history": {k: self.history.get(k, []) for k in ("accuracy", "val_accuracy", "loss", "val_loss", "epoch_seconds")},
@@ -161,6 +164,7 @@ class RunContext:
     progress: Progress
     should_stop: StopCheck
     history: History = field(default_factory=History)
+    dist: distribute.Distribution = field(default_factory=lambda: distribute.resolve("none"))
     weights_id: str = ""
     precision: str = "float32"  # the resolved dtype policy the models were built under
     tensorboard_dir: str = ""  # DIR/<run id> for TensorBoard logs; "" = none
@@ -173,6 +177,11 @@ class RunContext:
 
     def labels(self, split: str) -> np.ndarray:
         return self.data.splits[split].labels
+
+    @property
+    def global_batch(self) -> int:
+        """Images per training step over all replicas: fit.batch_size is per replica."""
+        return self.dist.global_batch(self.cfg.fit.batch_size)
 
     def _timed(self, name: str, seconds: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
@@ -294,7 +303,7 @@ class RunContext:
         """
         import tensorflow as tf
 
-        bs, seed, n, k = self.cfg.fit.batch_size, self.cfg.fit.seed, len(labels), len(views)
+        bs, seed, n, k = self.global_batch, self.cfg.fit.seed, len(labels), len(views)
         xs = [tf.constant(v) for v in views]  # kept in the cache's dtype (float16 when exact enough)
         y = tf.constant(labels)
 
@@ -318,7 +327,7 @@ class RunContext:
     def fit(self, stage: Stage, views: list[np.ndarray], *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
         """Trains `stage.top` with Keras fit on cached features, persisting history after every epoch."""
         val = self.feature_dataset(self.features("validation", stage.split.cut), self.labels("validation"))
-        steps = math.ceil(len(self.labels("train")) / self.cfg.fit.batch_size)
+        steps = math.ceil(len(self.labels("train")) / self.global_batch)
 
         def persist(history: History) -> None:
             self.store.write_history(self.run_dir, history.to_dict())
@@ -327,8 +336,11 @@ class RunContext:
             })
 
         t0 = time.perf_counter()
+        train = self.train_dataset(views, self.labels("train"), phase, epochs)
+        if self.dist.workers > 1:  # each worker takes its share of every global batch
+            train, val = distribute.shard_by_data(train), distribute.shard_by_data(val)
         outcome = fit_phase(
-            stage.top, self.train_dataset(views, self.labels("train"), phase, epochs), val, steps_per_epoch=steps, epochs=epochs,
+            stage.top, train, val, steps_per_epoch=steps, epochs=epochs,
             history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
             progress=self.progress, should_stop=self.should_stop, on_epoch_end=persist, num_classes=self.num_classes,
             tensorboard_dir=self.tensorboard_dir or None,
@@ -337,23 +349,45 @@ class RunContext:
         return outcome
 
     # --- model pieces -------------------------------------------------------------------
+    # Built in the strategy's scope: the models (Keras captures the strategy when a model is
+    # made), their variables, the optimizer and the metrics are mirrored on every replica.
+    # The frozen-feature passes stay outside it: they train nothing and run once per image.
     def new_stage(self, cut: str, head=None, augmentation=None) -> Stage:
         """A stage at `cut` (""= whole base frozen) around `head` (a fresh one if None)."""
-        split = modeling.split_base(self.base, cut)
-        if head is None:
-            head = modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
-        return Stage(split, head, modeling.build_top(split, head), augmentation)
+        with self.dist.scope():
+            split = modeling.split_base(self.base, cut)
+            if head is None:
+                head = modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
+            return Stage(split, head, modeling.build_top(split, head), augmentation)
 
     def compile(self, top, learning_rate: float) -> None:
-        modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate, steps_per_execution=STEPS_PER_EXECUTION)
+        with self.dist.scope():
+            modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate,
+                                   steps_per_execution=self.steps_per_execution())
+
+    def steps_per_execution(self) -> int:
+        """Train steps per call into TensorFlow: the largest divisor of an epoch's steps up to STEPS_PER_EXECUTION.
+
+        A divisor, because Keras runs whole calls: with 4 steps an epoch and 10 per call, each
+        epoch's call would pull batches of the next epochs from the stream. One step per call
+        under a tf.distribute strategy: Keras 3's multi-step loop (a tf.cond around the
+        replicated step) fails there with "You must feed a value for placeholder tensor"
+        (keras-team/keras#19246).
+        """
+        if self.dist.kind != "none":
+            return 1
+        steps = math.ceil(len(self.labels("train")) / self.global_batch)
+        return max(d for d in range(1, STEPS_PER_EXECUTION + 1) if steps % d == 0)
 
     def full_model(self, stage: Stage):
         """The saved pipeline model around the current base and the stage's head."""
         b = self.cfg.backbone
-        return modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
+        with self.dist.scope():
+            return modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
 
     def augmentation(self):
-        return build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed)
+        with self.dist.scope():  # its seed state is a variable of the saved model
+            return build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed)
 
     def fine_tune_cut(self) -> str:
         spec = backbones.get_spec(self.cfg.backbone.name)
@@ -441,15 +475,17 @@ def _execute(
     import keras
 
     validate(cfg)
+    dist = distribute.resolve(cfg.compute.distribute)
     keras.utils.set_random_seed(cfg.fit.seed)
     image_size = backbones.image_size_for(cfg.backbone)
-    store = RunStore(runs_dir)
+    store = distribute.run_store(runs_dir, dist)  # only the chief writes the real run store
     history = History()
-    if base_loader is not None:
-        base, weights_id, history = base_loader(store)
-    else:
-        base = backbones.build_base(cfg.backbone, image_size)  # fails here, before any work, if weights are missing
-        weights_id = backbones.weights_identity(cfg.backbone, cfg.fit.seed)
+    with dist.scope():  # the base's variables are mirrored too: fine-tuning trains its top block
+        if base_loader is not None:
+            base, weights_id, history = base_loader(store)
+        else:
+            base = backbones.build_base(cfg.backbone, image_size)  # fails here, before any work, if weights are missing
+            weights_id = backbones.weights_identity(cfg.backbone, cfg.fit.seed)
     stored = cfg.to_dict()
     stored["resolved"] = {
         "image_size": image_size,
@@ -462,14 +498,17 @@ def _execute(
         "weights_id": weights_id,
         "precision": precision,  # what `auto` became here: float32 on CPUs
         "views": cfg.augmentation.views if cfg.approach != "feature_extraction" and cfg.augmentation.enabled else 1,
+        "distribute": dist.kind,
+        "replicas": dist.replicas,
+        "global_batch": dist.global_batch(cfg.fit.batch_size),
     }
     run_dir = store.create(cfg.approach, stored, run_id)
     tensorboard_dir = ""
-    if cfg.compute.tensorboard:
+    if cfg.compute.tensorboard and dist.chief:  # like the run store: one writer per job
         tensorboard_dir = str(run_log_dir(cfg.compute.tensorboard, run_dir.name))
         write_hyperparameters(tensorboard_dir, stored, run_dir.name)
     ctx = RunContext(cfg, data, base, image_size, store, run_dir, FeatureCache(cache_dir), progress, should_stop,
-                     history=history, weights_id=weights_id,
+                     history=history, weights_id=weights_id, dist=dist,
                      precision=precision, tensorboard_dir=tensorboard_dir)
     if data.report.bad_files:
         progress({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
@@ -509,4 +548,5 @@ def _execute(
         metrics["warnings"] = list(ctx.cache.warnings)
     store.write_history(run_dir, ctx.history.to_dict())
     store.write_metrics(run_dir, metrics)
-    return RunResult(run_dir.name, cfg.approach, str(run_dir), state, message, stored, ctx.history.to_dict(), metrics)
+    stored_at = str(run_dir) if dist.chief else ""  # a non-chief worker's folder is scratch, removed at exit
+    return RunResult(run_dir.name, cfg.approach, stored_at, state, message, stored, ctx.history.to_dict(), metrics)
