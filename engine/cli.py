@@ -272,22 +272,19 @@ def cmd_runs(args) -> int:
     from .runs import RunStore
 
     listing = RunStore(args.runs_dir).list()
-    rows = []
-    for r in listing.runs:
-        m = r.metrics
-        rows.append({
-            "id": r.id, "approach": r.config.get("approach"), "state": r.state,
-            "backbone": r.config.get("backbone", {}).get("name"),
-            "val_accuracy": (m.get("validation") or {}).get("accuracy"), "test_accuracy": (m.get("test") or {}).get("accuracy"),
-        })
-    damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]
+    rows = listing.summaries()  # damaged folders too, with state "damaged" and the reason as message
     if args.json:
+        damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]
         print(json.dumps({"runs": rows, "damaged": damaged}, indent=2))
         return 0
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     for row in rows:
-        print(f"{row['id']}  {row['state']:<8}  val {row['val_accuracy']}  test {row['test_accuracy']}")
-    for d in damaged:
-        print(f"{d['id']}  DAMAGED: {d['reason']}")
+        if row["state"] == "damaged":
+            print(f"{row['id']}  damaged      {row['message']}")
+            continue
+        epochs = f"{row['epochs_run']}/{row['epochs_total']}" if row["epochs_total"] else str(row["epochs_run"])
+        print(f"{row['id']}  {row['state']:<11}  epochs {epochs:<7}  val {fmt(row['val_accuracy'])}  test {fmt(row['test_accuracy'])}"
+              + (f"  ({row['message']})" if row["state"] in ("interrupted", "failed") and row["message"] else ""))
     return 0
 
 

@@ -5,7 +5,9 @@ Each job is a subprocess of the engine's own CLI (`python -m engine run --config
 memory is returned when a job ends, and a crash in a job cannot take the server down. The
 run store, written after every epoch, is the only channel back: `progress(job)` reads the
 run's history.json / metrics.json. Stop sends SIGTERM, which the CLI turns into "finish the
-batch, keep the finished epochs, save the run as stopped".
+batch, keep the finished epochs, save the run as stopped". A job whose process died without
+recording its end (SIGKILL, out of memory) reads `interrupted`, with the epochs it finished
+and the model checkpointed so far, as it does everywhere else (RunRecord.summary()).
 
 The runner holds no Streamlit objects and is safe to share between sessions/tabs (one
 instance per server process, e.g. via st.cache_resource).
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RunConfig, validate
-from .runs import RunStore, new_run_id
+from .runs import RunDamaged, RunNotFound, RunStore, new_run_id
 
 ENGINE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,21 +105,48 @@ class JobRunner:
             return self._jobs.get(job_id)
 
     def progress(self, job_id: str) -> dict:
-        """The job's state plus what its run folder says so far (history, epoch, metrics)."""
+        """The job's state plus what its run folder says so far (history, epoch, metrics).
+
+        metrics["state"] and ["message"] are what the run store's summary says (so a dead
+        process reads `interrupted`, a broken folder `damaged`), refined by what only the
+        runner knows: a stop clicked before training started, the exit signal, the log.
+        """
         job = self.get(job_id)
         out: dict = {"job": job.to_dict() if job else None, "history": {}, "metrics": {}}
         try:
             rec = self.store.load(job_id)
-            out["history"], out["metrics"] = rec.history, rec.metrics
-        except (FileNotFoundError, ValueError):
-            pass
-        if job and job.state == "done" and out["metrics"].get("state") in (None, "running"):
-            # The process ended without writing its final state: stopped while starting, or crashed.
-            if job_id in self._stop_requested:
-                out["metrics"] = {**out["metrics"], "state": "stopped", "message": "stopped before training started"}
-            else:
-                out["metrics"] = {**out["metrics"], "state": "failed", "message": self.log_tail(job_id) or "the job ended unexpectedly"}
+            summary = rec.summary()
+            out["history"] = rec.history
+            out["metrics"] = {**rec.metrics, "state": summary["state"], "message": summary["message"]}
+        except RunNotFound:
+            pass  # not started yet, or ended before creating its run folder
+        except RunDamaged as exc:
+            out["metrics"] = {"state": "damaged", "message": exc.reason}
+        state = out["metrics"].get("state")
+        if job and job.state == "done" and state in (None, "running", "interrupted"):
+            # The process ended without writing its final state.
+            if state is None and job_id in self._stop_requested:
+                out["metrics"] = {"state": "stopped", "message": "stopped before training started"}
+            elif state is None:
+                out["metrics"] = {"state": "failed", "message": self.log_tail(job_id) or "the job ended unexpectedly"}
+            else:  # killed (SIGKILL, out of memory) or crashed after the run folder was made
+                how = self.exit_description(job)
+                message = out["metrics"].get("message") or "the training process ended without recording a final state"
+                out["metrics"] = {**out["metrics"], "state": "interrupted", "message": message + (f" ({how})" if how else "")}
         return out
+
+    @staticmethod
+    def exit_description(job: Job) -> str:
+        """'killed by SIGKILL' / 'exit status 1' for an ended job, '' if unknown."""
+        rc = job.returncode
+        if rc is None:
+            return ""
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return f"exit status {rc}"
 
     def log_tail(self, job_id: str, lines: int = 5) -> str:
         job = self.get(job_id)

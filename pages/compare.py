@@ -10,7 +10,10 @@ require_token()  # also here: a fresh server's first request for this page's URL
 st.title("Compare")
 listing = shared.run_store().list()
 for bad in listing.damaged:
-    st.warning(f"Skipped damaged run folder {bad.id}: {bad.reason}")
+    st.warning(f"Run folder {bad.id} is damaged and left out: {bad.reason}")
+for r in listing.runs:
+    if r.state == "interrupted":
+        st.caption(f"{r.id}: {r.summary()['message']}")
 runs = [r for r in listing.runs if r.history.get("loss")]
 if not runs:
     st.info("No trained runs yet. Train an approach on one of the approach pages; runs from earlier sessions appear here too.")

@@ -261,7 +261,8 @@ def job_panel(approach: str) -> None:
     elapsed = time.time() - (job.started or time.time())
     eta = (elapsed / done_epochs) * (total - done_epochs) if done_epochs and state == "running" else 0
     st.progress(min(done_epochs / total, 1.0), text=f"{state}: epoch {done_epochs}/{total} · elapsed {elapsed:.0f}s · ETA {eta:.0f}s")
-    final = state in ("finished", "stopped", "failed")  # the run is saved; the process may still be exiting
+    # the run is saved (the process may still be exiting), or its process died / its folder is unreadable
+    final = state in ("finished", "stopped", "failed", "interrupted", "damaged")
     if job.state in ("queued", "running") and not final and st.button("Stop", key=f"stop_{approach}"):
         runner.stop(job.id)
     if hist.get("loss"):
@@ -276,6 +277,10 @@ def job_panel(approach: str) -> None:
 def render_results(metrics: dict, state: str) -> None:
     if state == "failed":
         st.error(f"Training failed: {metrics.get('message', '')}")
+    elif state in ("interrupted", "damaged"):
+        st.warning(f"Run {state}: {metrics.get('message', '')}")
+        if state == "damaged":
+            return
     elif metrics.get("message"):
         st.info(metrics["message"])
     val, test = metrics.get("validation") or {}, metrics.get("test") or {}

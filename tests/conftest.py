@@ -78,3 +78,33 @@ def tiny_config(approach: str, data: Path, **overrides):
     cfg.head.dense_units = 16
     assert not overrides, overrides
     return cfg
+
+
+def write_run(root: Path, run_id: str, *, state: str = "finished", epochs: int = 2, owner: dict | None = None,
+              config: dict | None = None) -> Path:
+    """A run folder as a training process leaves it (no model): `epochs` epochs of history, `state`, an optional heartbeat."""
+    import json
+
+    path = root / run_id
+    path.mkdir(parents=True)
+    cfg = config if config is not None else {
+        "approach": "frozen", "backbone": {"name": "mobilenet_v2"}, "data": {"path": ""},
+        "resolved": {"classes": ["cats", "dogs"], "image_size": 32}}
+    curve = [0.5 + 0.1 * i for i in range(epochs)]
+    history = {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve}
+    metrics = {"state": state, "epoch": epochs, "epochs_total": 10} if state == "running" else {"state": state, "epochs_run": epochs}
+    for name, obj in (("config", cfg), ("history", history), ("metrics", metrics)):
+        (path / f"{name}.json").write_text(json.dumps(obj))
+    if owner is not None:
+        (path / "heartbeat.json").write_text(json.dumps(owner))
+    return path
+
+
+def dead_pid() -> int:
+    """The PID of a process that has just ended (and was reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -178,3 +178,34 @@ def test_fine_tuning_continues_from_a_finished_frozen_run():
     at = wait_for(at, lambda a: any(m.label == "Validation accuracy" for m in a.metric))
     # phase 1 is the frozen run's two epochs; only the one fine-tuning epoch was trained
     assert any("finished: epoch 3/3" in str(p.proto.text) for p in at.get("progress"))
+
+
+def test_damaged_and_interrupted_runs_are_named_on_compare_and_classify():
+    from pathlib import Path
+
+    from engine import heartbeat
+    from tests.conftest import dead_pid, write_run
+
+    runs_dir = Path(os.environ["TLS_RUNS_DIR"])
+    write_run(runs_dir, "3-empty", config={})
+    cut = write_run(runs_dir, "2-cut")
+    (cut / "model.keras").write_bytes(b"PK\x03\x04" + bytes(200))  # truncated
+    write_run(runs_dir, "1-killed", state="running", epochs=3, owner={**heartbeat.identity(), "pid": dead_pid(), "heartbeat": time.time()})
+
+    cmp = page("pages/compare.py").run()
+    assert not cmp.exception, cmp.exception
+    warnings = [w.value for w in cmp.warning]
+    assert "Run folder 3-empty is damaged and left out: config.json lacks 'approach'" in warnings
+    assert any(w.startswith("Run folder 2-cut is damaged and left out: model.keras is unreadable") for w in warnings)
+    assert any("1-killed: 3 of 10 epoch(s) done; its process" in c.value for c in cmp.caption)
+    cmp.multiselect(key="cmp_runs").set_value(["1-killed"]).run()
+    assert not cmp.exception, cmp.exception
+    row = cmp.dataframe[0].value.iloc[0]
+    assert row["state"] == "interrupted" and row["epochs"] == 3
+
+    cls = page("pages/classify.py").run()
+    assert not cls.exception, cls.exception
+    warnings = [w.value for w in cls.warning]
+    assert "Run folder 3-empty is damaged and left out: config.json lacks 'approach'" in warnings
+    assert any(w.startswith("Run folder 2-cut is damaged and left out: model.keras is unreadable") for w in warnings)
+    assert "No trained model yet" in cls.info[0].value  # the killed run saved no model

@@ -185,3 +185,71 @@ def test_bench_needs_the_split_layout(tmp_path, capsys):
             make_image(flat / cls / f"{k}.png", colour, seed=k)
     assert cli.main(["bench", "--data", str(flat), "--quick"]) == 2
     assert "split layout" in capsys.readouterr().err
+
+
+def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model(tiny_dataset, tmp_path, capsys):
+    import signal
+    import time
+
+    import keras
+    import numpy as np
+
+    from engine import modeling  # noqa: F401  (registers the preprocessing layer for loading)
+
+    runs_dir = tmp_path / "r"
+    common = ["--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
+    assert cli.main(["run", "--approach", "feature_extraction", "--epochs", "1", "--run-id", "done", *common]) == 0
+    capsys.readouterr()
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--approach", "frozen", "--epochs", "500", "--batch-size", "1",
+                             "--run-id", "killed", *common], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = runs_dir / "killed" / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and json.loads(history.read_text()).get("loss"):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    listed = run_cli("runs", "--runs-dir", str(runs_dir), "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["id"]: r for r in json.loads(listed.stdout)["runs"]}
+    killed = rows["killed"]
+    epochs = len(json.loads(history.read_text())["loss"])
+    assert killed["state"] == "interrupted" and killed["epochs_run"] == epochs >= 1 and killed["model"] is True
+    assert killed["message"].startswith(f"{epochs} of 500 epoch(s) done; its process (pid {proc.pid} on ")
+    assert "model.keras holds epoch " in killed["message"]
+    assert rows["done"]["state"] == "finished" and rows["done"]["epochs_run"] == 1 and rows["done"]["model"] is True
+    model = keras.saving.load_model(runs_dir / "killed" / "model.keras", compile=False)
+    assert np.asarray(model(np.zeros((1, 32, 32, 3), np.float32))).shape == (1, 1)
+    text = run_cli("runs", "--runs-dir", str(runs_dir)).stdout
+    assert any(line.startswith("killed  interrupted") and f"epochs {epochs}/500" in line for line in text.splitlines()), text
+    img = tiny_dataset / "test" / "cats" / "cats_0.png"
+    assert cli.main(["predict", "--run", "killed", "--runs-dir", str(runs_dir), str(img)]) == 0  # its checkpoint classifies
+
+
+def test_damaged_run_folders_are_listed_and_predict_says_so_in_one_line(tiny_dataset, tmp_path, capsys):
+    from tests.conftest import write_run
+
+    runs_dir = tmp_path / "r"
+    write_run(runs_dir, "empty", config={})
+    (runs_dir / "empty" / "config.json").write_text("{}")
+    cut = write_run(runs_dir, "cut")
+    (cut / "model.keras").write_bytes(b"PK\x03\x04" + bytes(200))  # a truncated archive
+    write_run(runs_dir, "fine")
+    assert cli.main(["runs", "--runs-dir", str(runs_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    states = {r["id"]: (r["state"], r["message"]) for r in out["runs"]}
+    assert states["empty"] == ("damaged", "config.json lacks 'approach'")
+    assert states["cut"][0] == "damaged" and states["cut"][1].startswith("model.keras is unreadable (truncated")
+    assert states["fine"] == ("finished", "")
+    assert {d["id"] for d in out["damaged"]} == {"empty", "cut"}
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    assert "empty  damaged      config.json lacks 'approach'" in capsys.readouterr().out
+    img = str(tiny_dataset / "test" / "cats" / "cats_0.png")
+    for run_id, says in (("empty", "config.json lacks 'approach'"), ("cut", "model.keras is unreadable (truncated")):
+        proc = run_cli("predict", "--run", run_id, "--runs-dir", str(runs_dir), img)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]

@@ -54,3 +54,26 @@ def test_invalid_config_is_rejected_before_queueing(runner, tiny_dataset):
     with pytest.raises(ValueError, match="fit.epochs"):
         runner.submit(cfg)
     assert runner.jobs() == []
+
+
+def test_a_killed_job_reads_interrupted_with_its_epochs_and_model(runner, tiny_dataset):
+    import json
+    import os
+    import signal
+
+    cfg = tiny_config("frozen", tiny_dataset, epochs=500)
+    cfg.fit.batch_size = 1
+    job = runner.submit(cfg)
+    deadline = time.time() + 240
+    while time.time() < deadline and not runner.progress(job.id)["history"].get("loss"):
+        time.sleep(0.1)
+    assert runner.progress(job.id)["metrics"]["state"] == "running"
+    owner = json.loads((runner.store.root / job.id / "heartbeat.json").read_text())
+    os.kill(owner["pid"], signal.SIGKILL)  # as the OOM killer or `kill -9` would
+    assert runner.wait(job.id, timeout=60).returncode == -signal.SIGKILL
+    prog = runner.progress(job.id)
+    n = len(prog["history"]["loss"])
+    assert prog["metrics"]["state"] == "interrupted" and n >= 1
+    assert prog["metrics"]["message"].startswith(f"{n} of 500 epoch(s) done; its process (pid {owner['pid']} on ")
+    assert prog["metrics"]["message"].endswith("(killed by SIGKILL)")
+    assert runner.store.load_model(job.id).input_shape == (None, 32, 32, 3)

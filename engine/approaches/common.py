@@ -29,7 +29,7 @@ from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
 from ..features import FeatureCache, extract_features, feature_key
 from ..precision import dtype_policy, resolve_precision
-from ..runs import RunStore
+from ..runs import RunSaveError, RunStore
 from ..tensorboard_logs import run_log_dir, write_hyperparameters
 from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase, never_stop, no_progress
 
@@ -170,6 +170,10 @@ class RunContext:
     tensorboard_dir: str = ""  # DIR/<run id> for TensorBoard logs; "" = none
     timings: dict = field(default_factory=dict)  # seconds per stage, stored in metrics.json
     _fns: dict = field(default_factory=dict, repr=False)  # traced frozen-base functions, by cuts
+    _full: dict = field(default_factory=dict, repr=False)  # id(stage) -> (stage, its saved model), built once
+    best_val_loss: float = math.inf  # of the epochs this run trained; an epoch below it is checkpointed
+    checkpoint_epoch: int = 0  # the epoch model.keras holds while training (0 = none yet)
+    save_error: str = ""  # why writing into the run folder failed during training ("" = it did not)
 
     @property
     def num_classes(self) -> int:
@@ -330,10 +334,17 @@ class RunContext:
         steps = math.ceil(len(self.labels("train")) / self.global_batch)
 
         def persist(history: History) -> None:
-            self.store.write_history(self.run_dir, history.to_dict())
-            self.store.write_metrics(self.run_dir, {
-                "state": "running", "phase": phase, "epoch": len(history), "epochs_total": total_epochs,
-            })
+            try:  # history.json last: once it shows epoch k, the model and metrics of epoch k are on disk
+                if history.val_loss[-1] < self.best_val_loss:
+                    self.checkpoint(stage, len(history))
+                self.store.write_metrics(self.run_dir, {
+                    "state": "running", "phase": phase, "epoch": len(history), "epochs_total": total_epochs,
+                    "checkpoint_epoch": self.checkpoint_epoch,
+                })
+                self.store.write_history(self.run_dir, history.to_dict())
+            except RunSaveError as exc:  # e.g. a full disk: stop here, the run is saved as failed with the reason
+                self.save_error = f"{exc} after epoch {len(history)}; free some disk space and train again"
+                stage.top.stop_training = True
 
         t0 = time.perf_counter()
         train = self.train_dataset(views, self.labels("train"), phase, epochs)
@@ -346,7 +357,24 @@ class RunContext:
             tensorboard_dir=self.tensorboard_dir or None,
         )
         self._timed(f"fit_phase{phase}", time.perf_counter() - t0)
+        if self.save_error and not outcome.failed:
+            outcome.failed = self.save_error
         return outcome
+
+    def checkpoint(self, stage: Stage, epoch: int) -> None:
+        """Saves the full model of `epoch`, the best so far (lowest validation loss), into model.keras.
+
+        So a killed run keeps a usable model. Only improved epochs, not every one: measured
+        with MobileNetV2 at 150 px (cats_vs_dogs_small, lecture epochs, busy 2-core CPU) a
+        save took 0.9-1.3 s against 2.8-8.2 s per epoch; 2/30, 5/20 and 3/30 epochs improved
+        (feature extraction / frozen / fine-tuning), an overhead of 2-8 % where saving every
+        epoch would cost 16-33 %. The best epoch is also the one worth keeping. The final
+        save replaces it.
+        """
+        t = time.perf_counter()
+        self.store.save_model(self.run_dir, self.full_model(stage))
+        self.best_val_loss, self.checkpoint_epoch = self.history.val_loss[epoch - 1], epoch
+        self._timed("checkpoints", time.perf_counter() - t)
 
     # --- model pieces -------------------------------------------------------------------
     # Built in the strategy's scope: the models (Keras captures the strategy when a model is
@@ -380,10 +408,17 @@ class RunContext:
         return max(d for d in range(1, STEPS_PER_EXECUTION + 1) if steps % d == 0)
 
     def full_model(self, stage: Stage):
-        """The saved pipeline model around the current base and the stage's head."""
-        b = self.cfg.backbone
-        with self.dist.scope():
-            return modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
+        """The saved pipeline model around the current base and the stage's head.
+
+        Built once per stage (it shares the trained layers, so it always holds their current
+        weights): assembling it per checkpoint would add a node to the base at every call.
+        """
+        if id(stage) not in self._full:
+            b = self.cfg.backbone
+            with self.dist.scope():
+                model = modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
+            self._full[id(stage)] = (stage, model)  # the stage is kept so its id is never reused
+        return self._full[id(stage)][1]
 
     def augmentation(self):
         with self.dist.scope():  # its seed state is a variable of the saved model
@@ -503,6 +538,7 @@ def _execute(
         "global_batch": dist.global_batch(cfg.fit.batch_size),
     }
     run_dir = store.create(cfg.approach, stored, run_id)
+    store.start_heartbeat(run_dir)  # pid + host + beat, so a killed run reads `interrupted`; ends with the final state
     tensorboard_dir = ""
     if cfg.compute.tensorboard and dist.chief:  # like the run store: one writer per job
         tensorboard_dir = str(run_log_dir(cfg.compute.tensorboard, run_dir.name))
@@ -538,7 +574,12 @@ def _execute(
         full = ctx.full_model(trained.stage)
         metrics.update(modeling.count_params(full))
         t = time.perf_counter()
-        store.save_model(run_dir, full)
+        try:
+            store.save_model(run_dir, full)
+        except RunSaveError as exc:  # model.keras keeps the last checkpoint, if any
+            if state != "failed":
+                kept = f"model.keras holds epoch {ctx.checkpoint_epoch}" if ctx.checkpoint_epoch else "no model was saved"
+                state, message = "failed", f"{exc}; free some disk space and train again ({kept})"
         ctx._timed("saving", time.perf_counter() - t)
     metrics.update(
         state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
