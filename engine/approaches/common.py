@@ -24,12 +24,13 @@ from typing import Callable
 import numpy as np
 
 from .. import backbones, datasets, distribute, evaluation, modeling
+from ..analysis import PREDICTIONS_FILE, predictions_payload
 from ..augmentation import build_augmentation
 from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
 from ..features import FeatureCache, extract_features, feature_key
 from ..precision import dtype_policy, resolve_precision
-from ..runs import RunSaveError, RunStore
+from ..runs import RunSaveError, RunStore, atomic_write_json
 from ..tensorboard_logs import run_log_dir, write_hyperparameters
 from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase, never_stop, no_progress
 
@@ -459,7 +460,7 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
 
 def _score(ctx: RunContext, stage: Stage) -> dict:
     """Scores the returned model on validation and (once, at the end) on test."""
-    out = {}
+    out, scored = {}, {}
     for split_name in ("validation", "test"):
         if split_name not in ctx.data.splits:
             out[split_name] = None
@@ -469,6 +470,12 @@ def _score(ctx: RunContext, stage: Stage) -> dict:
         probs = evaluation.class_probabilities(raw, ctx.num_classes)
         sp = ctx.data.splits[split_name]
         out[split_name] = evaluation.score_predictions(probs, sp.labels, ctx.data.classes, sp.files)
+        scored[split_name] = (sp.files, sp.labels, probs)
+    # Every image's probabilities, for the error analysis (engine/analysis.py): metrics keep only a sample of mistakes
+    try:
+        atomic_write_json(ctx.run_dir / PREDICTIONS_FILE, predictions_payload(scored, ctx.data.classes))
+    except OSError as exc:  # an extra for analysis: the run and its metrics stand without it
+        ctx.cache.warnings.append(f"could not write {PREDICTIONS_FILE} ({exc.strerror or exc})")
     return out
 
 
