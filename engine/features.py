@@ -28,8 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .runs import atomic_write_bytes
-
-Progress = Callable[[dict], None]
+from .status import Progress
 FLOAT16_SAFE_MAX = 60000.0  # float16 tops out at 65504; larger activations stay float32
 DEFAULT_BUDGET_GB = 20.0  # default size budget of the cache folder, in GiB
 

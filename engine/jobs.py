@@ -29,8 +29,27 @@ from pathlib import Path
 
 from .config import RunConfig, validate
 from .runs import RunDamaged, RunNotFound, RunStore, new_run_id
+from .status import END_STAGES
 
 ENGINE_ROOT = Path(__file__).resolve().parents[1]
+LOG_LINES = 200  # of stderr kept in progress()["log"], for the page's log expander
+
+
+def first_line(message: str) -> str:
+    """The first non-empty line of a message: what a page shows (the rest belongs in the log)."""
+    return next((line.strip() for line in str(message).splitlines() if line.strip()), "")
+
+
+def error_sentence(log: str) -> str:
+    """The run's one-line error from its stderr: the CLI's last `error: ...` line, else the last
+    line of a traceback (`SomeError: what`), else ''. TensorFlow's log lines never qualify."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1]
+    return ""
 
 
 @dataclass
@@ -110,9 +129,15 @@ class JobRunner:
         metrics["state"] and ["message"] are what the run store's summary says (so a dead
         process reads `interrupted`, a broken folder `damaged`), refined by what only the
         runner knows: a stop clicked before training started, the exit signal, the log.
+
+        Keys: job, history, metrics, status (the run's status.json: stage, message, counts,
+        eta_s; {} before it exists), elapsed_s (None while queued; frozen once it ended),
+        error (one sentence for a failed/interrupted/damaged run, else '') and log (the
+        stderr tail, TensorFlow's lines included: for an expander, never the headline).
         """
         job = self.get(job_id)
-        out: dict = {"job": job.to_dict() if job else None, "history": {}, "metrics": {}}
+        out: dict = {"job": job.to_dict() if job else None, "history": {}, "metrics": {}, "status": {}}
+        out["status"] = self.store.read_status(self.store.root / job_id) if job is None or job.state != "queued" else {}
         try:
             rec = self.store.load(job_id)
             summary = rec.summary()
@@ -128,12 +153,36 @@ class JobRunner:
             if state is None and job_id in self._stop_requested:
                 out["metrics"] = {"state": "stopped", "message": "stopped before training started"}
             elif state is None:
-                out["metrics"] = {"state": "failed", "message": self.log_tail(job_id) or "the job ended unexpectedly"}
+                reason = error_sentence(self.log_text(job_id))
+                how = self.exit_description(job)
+                out["metrics"] = {"state": "failed",
+                                  "message": reason or f"the job ended unexpectedly ({how or 'no exit status'}); see its log"}
             else:  # killed (SIGKILL, out of memory) or crashed after the run folder was made
                 how = self.exit_description(job)
                 message = out["metrics"].get("message") or "the training process ended without recording a final state"
                 out["metrics"] = {**out["metrics"], "state": "interrupted", "message": message + (f" ({how})" if how else "")}
+        final = out["metrics"].get("state")
+        out["error"] = first_line(out["metrics"].get("message", "")) if final in ("failed", "interrupted", "damaged") else ""
+        out["log"] = self.log_tail(job_id, lines=LOG_LINES)
+        out["elapsed_s"] = self.elapsed(job, out["status"])
         return out
+
+    @staticmethod
+    def elapsed(job: Job | None, status: dict, now: float | None = None) -> float | None:
+        """Seconds the job has run: None while queued (or cancelled before it ran); frozen once it ended.
+
+        Counted from when the runner started the process (status.json's start when the runner
+        does not know the job), to the end status.json recorded, else the process's end, else now.
+        """
+        if job is not None and job.started is None:
+            return None
+        start = job.started if job is not None else status.get("started")
+        end = status.get("finished") or (job.ended if job is not None else None)
+        if not isinstance(start, (int, float)):
+            return None
+        if end is None and job is None and status.get("stage") in END_STAGES:
+            end = status.get("updated")
+        return round(max(0.0, (end or (now if now is not None else time.time())) - start), 1)
 
     @staticmethod
     def exit_description(job: Job) -> str:
@@ -148,11 +197,15 @@ class JobRunner:
                 return f"killed by signal {-rc}"
         return f"exit status {rc}"
 
-    def log_tail(self, job_id: str, lines: int = 5) -> str:
+    def log_text(self, job_id: str) -> str:
+        """The job's whole stderr log (TensorFlow's own lines included), '' if none."""
         job = self.get(job_id)
         if not job or not job.log_path or not Path(job.log_path).exists():
             return ""
-        text = Path(job.log_path).read_text(errors="replace").strip().splitlines()
+        return Path(job.log_path).read_text(errors="replace")
+
+    def log_tail(self, job_id: str, lines: int = 5) -> str:
+        text = self.log_text(job_id).strip().splitlines()
         return "\n".join(l for l in text[-lines:])
 
     def wait(self, job_id: str, timeout: float = 600) -> Job:
@@ -197,7 +250,7 @@ class JobRunner:
         try:
             with open(job.log_path, "w") as log:
                 proc = subprocess.Popen(self._command(job, config_path), cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
                 with self._lock:
                     self._current = (job, proc)
                     if job.id in self._stop_requested:  # stop clicked between pop and start

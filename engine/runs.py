@@ -33,6 +33,7 @@ STATES = ("running", "finished", "stopped", "failed")  # what a training process
 SHOWN_STATES = (*STATES, "interrupted", "damaged")  # what readers may show (see the module docstring)
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")  # per-epoch lists in history.json
 MODEL_MEMBERS = ("config.json", "model.weights.h5")  # what a loadable .keras archive holds
+STATUS_FILE = "status.json"  # live progress (engine/status.py), rewritten while the run works
 
 
 def default_runs_dir() -> Path:
@@ -291,6 +292,19 @@ class RunStore:
         self._write(path, lambda: atomic_write_json(path, metrics))
         if metrics.get("state") != "running":
             self.stop_heartbeat(run_dir)
+
+    def write_status(self, run_dir: Path, status: dict) -> None:
+        """Writes status.json: what the run is doing now (engine/status.py); separate from metrics.json."""
+        atomic_write_json(Path(run_dir) / STATUS_FILE, status)
+
+    @staticmethod
+    def read_status(run_dir: str | os.PathLike) -> dict:
+        """The run's status.json, or {} when absent or unreadable (older runs, a write in progress elsewhere)."""
+        try:
+            status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return status if isinstance(status, dict) else {}
 
     def save_model(self, run_dir: Path, model) -> None:
         """Saves to a temp .keras file in the run folder, then renames it into place.

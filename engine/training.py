@@ -19,7 +19,8 @@ from typing import Callable
 
 import keras
 
-Progress = Callable[[dict], None]
+from .status import Progress
+
 StopCheck = Callable[[], bool]
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -120,7 +121,8 @@ class RunCallback(keras.callbacks.Callback):
             )
             self.model.stop_training = True
             return
-        self.progress({"type": "batch", "phase": self.phase, "epoch": epoch_no, "batch": batch + 1, "batches": self.steps_per_epoch})
+        self.progress({"type": "batch", "phase": self.phase, "epoch": epoch_no, "batch": batch + 1, "batches": self.steps_per_epoch,
+                       "epochs_total": self.total_epochs})
         if self.should_stop():
             self.outcome.stopped = True
             self.model.stop_training = True

@@ -19,6 +19,23 @@ def test_job_runs_in_a_subprocess_and_lands_in_the_store(runner, tiny_dataset):
     prog = runner.progress(job.id)
     assert prog["metrics"]["state"] == "finished" and len(prog["history"]["loss"]) == 2
     assert runner.store.load(job.id).model_path.exists()
+    status = prog["status"]
+    assert status["stage"] == "finished" and status["epoch"] == 2 and status["epochs_total"] == 2 and status["finished"]
+    assert prog["error"] == "" and prog["elapsed_s"] > 0
+    time.sleep(1.2)
+    assert runner.progress(job.id)["elapsed_s"] == prog["elapsed_s"]  # frozen once the job ended
+
+
+def test_a_failed_job_gives_one_sentence_and_keeps_the_log_apart(runner, tiny_dataset, tmp_path):
+    cfg = tiny_config("feature_extraction", tiny_dataset)
+    cfg.backbone.weights = str(tmp_path / "missing.weights.h5")
+    job = runner.submit(cfg)
+    assert runner.wait(job.id, timeout=300).returncode == 2
+    prog = runner.progress(job.id)
+    assert prog["metrics"]["state"] == "failed"
+    assert prog["error"].startswith("weights file not found: ") and "missing.weights.h5" in prog["error"]
+    assert "\n" not in prog["error"] and "absl" not in prog["error"] and "oneDNN" not in prog["error"]
+    assert prog["error"] in prog["log"]  # the full stderr stays available, for an expander
 
 
 def test_one_at_a_time_queue_and_cancel(runner, tiny_dataset):
@@ -29,6 +46,8 @@ def test_one_at_a_time_queue_and_cancel(runner, tiny_dataset):
     states = {j.id: j.state for j in runner.jobs()}
     assert states[a.id] == "running" and states[b.id] == "queued" and states[c.id] == "queued"
     assert [j.id for j in runner.active()] == [a.id, b.id, c.id]
+    queued = runner.progress(b.id)
+    assert queued["elapsed_s"] is None and queued["status"] == {}  # waiting: no time counted, never negative
     assert runner.stop(c.id) and runner.get(c.id).state == "cancelled"
     runner.wait(b.id, timeout=300)
     assert runner.get(a.id).ended <= runner.get(b.id).started  # never two at once

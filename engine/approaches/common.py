@@ -31,6 +31,7 @@ from ..datasets import DatasetReport, Split
 from ..features import FeatureCache, extract_features, feature_key
 from ..precision import dtype_policy, resolve_precision
 from ..runs import RunSaveError, RunStore, atomic_write_json
+from ..status import StatusTracker
 from ..tensorboard_logs import run_log_dir, write_hyperparameters
 from ..training import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase, never_stop, no_progress
 
@@ -149,6 +150,7 @@ class Trained:
 
     stage: Stage  # the stage that was trained last (and is scored)
     outcome: FitOutcome
+    note: str = ""  # what a finished run's message says when nothing else does (e.g. a phase skipped)
 
 
 @dataclass
@@ -458,6 +460,13 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
     return stage, outcome
 
 
+def _epochs_total(cfg: RunConfig, epochs_before: int) -> int:
+    """Epochs the run will train, both phases together for fine-tuning (after a reused phase 1's)."""
+    if cfg.approach != "fine_tuning":
+        return cfg.fit.epochs
+    return epochs_before + cfg.fine_tune.epochs if cfg.fine_tune.from_run else cfg.fit.epochs + cfg.fine_tune.epochs
+
+
 def _score(ctx: RunContext, stage: Stage) -> dict:
     """Scores the returned model on validation and (once, at the end) on test."""
     out, scored = {}, {}
@@ -516,6 +525,7 @@ def _execute(
     """
     import keras
 
+    began = time.time()  # status.json's start: building the base counts as the run's time
     validate(cfg)
     dist = distribute.resolve(cfg.compute.distribute)
     keras.utils.set_random_seed(cfg.fit.seed)
@@ -546,6 +556,10 @@ def _execute(
     }
     run_dir = store.create(cfg.approach, stored, run_id)
     store.start_heartbeat(run_dir)  # pid + host + beat, so a killed run reads `interrupted`; ends with the final state
+    # status.json: what the run is doing now, with counts and an ETA (engine/status.py); events still reach `progress`
+    tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began,
+                            epochs_total=_epochs_total(cfg, len(history)))
+    progress = tracker
     tensorboard_dir = ""
     if cfg.compute.tensorboard and dist.chief:  # like the run store: one writer per job
         tensorboard_dir = str(run_log_dir(cfg.compute.tensorboard, run_dir.name))
@@ -565,15 +579,19 @@ def _execute(
         message = outcome.failed or ("stopped by request; kept the epochs already done" if outcome.stopped else "")
         if outcome.early_stopped and state == "finished":
             message = f"early stopping restored the best epoch ({outcome.best_epoch} of its phase)"
+        if trained.note and state == "finished":
+            message = f"{message}; {trained.note}" if message else trained.note
     except TrainingStopped:
         state, message = "stopped", "stopped by request before the first epoch finished"
     except Exception as exc:
         metrics.update(state="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), wall_seconds=round(time.perf_counter() - t0, 3))
         store.write_metrics(run_dir, metrics)
+        tracker.finish("failed", metrics["message"])
         raise
     if trained is not None and len(ctx.history) > 0:
         t = time.perf_counter()
         try:
+            progress({"type": "stage", "stage": "scoring", "message": "scoring the model on validation and test"})
             metrics.update(_score(ctx, trained.stage))
         except TrainingStopped:
             pass
@@ -581,6 +599,7 @@ def _execute(
         full = ctx.full_model(trained.stage)
         metrics.update(modeling.count_params(full))
         t = time.perf_counter()
+        progress({"type": "stage", "stage": "saving", "message": "saving model.keras"})
         try:
             store.save_model(run_dir, full)
         except RunSaveError as exc:  # model.keras keeps the last checkpoint, if any
@@ -596,5 +615,6 @@ def _execute(
         metrics["warnings"] = list(ctx.cache.warnings)
     store.write_history(run_dir, ctx.history.to_dict())
     store.write_metrics(run_dir, metrics)
+    tracker.finish(state, message)
     stored_at = str(run_dir) if dist.chief else ""  # a non-chief worker's folder is scratch, removed at exit
     return RunResult(run_dir.name, cfg.approach, stored_at, state, message, stored, ctx.history.to_dict(), metrics)

@@ -18,6 +18,8 @@ from ..runs import RunStore
 from ..training import History, no_progress, never_stop
 from .common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
 
+PHASE_2_SKIPPED = "phase 2 skipped (fine-tuning epochs 0): this is the frozen phase only"
+
 
 def phase_one_loader(cfg, data: PreparedData, image_size_of, holder: dict):
     """A `base_loader` for execute: a finished frozen run's base, weights identity and history.
@@ -63,7 +65,7 @@ def _train(ctx: RunContext, holder: dict) -> Trained:
         total = ctx.cfg.fit.epochs + ft.epochs
         stage1, outcome = train_frozen_phase(ctx, ctx.cfg.fit.epochs, total_epochs=total)
         if outcome.stopped or outcome.failed or ft.epochs == 0:
-            return Trained(stage1, outcome)
+            return Trained(stage1, outcome, note=PHASE_2_SKIPPED if ft.epochs == 0 else "")
         head = stage1.head
 
     cut = ctx.fine_tune_cut()

@@ -1,0 +1,172 @@
+"""A run's live status: what it is doing now, with counts and an ETA from measured times.
+
+`StatusTracker` sits between the engine's progress events (features.extract_features per
+batch, training.RunCallback per batch and epoch, the run's stage changes) and whoever else
+listens (the CLI's progress lines), and keeps `status.json` in the run folder up to date:
+
+    {"stage": "caching features" | "caching augmented views" | "training" | "scoring" |
+              "saving" | "finished" | "stopped" | "failed", "message": "epoch 3/20",
+     "done": 400, "total": 1000, "epoch": 3, "epochs_total": 20, "step": 12, "steps_total": 50,
+     "started": unix time, "updated": unix time, "eta_s": float | null, "finished": unix time | null}
+
+It is separate from metrics.json (the run's recorded state and final results) so a reader
+polling progress never races the final write. Written at most every THROTTLE_S seconds,
+plus at every stage change and epoch end, so a fast run does not spend its time in fsync.
+
+The ETA comes from what this run measured: images per second so far while caching
+features (for the current pass), seconds per epoch while training — the first epoch of a
+phase (graph tracing) is left out of the mean once later epochs exist, and during the first
+epoch the measured seconds per step stand in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+Progress = Callable[[dict], None]  # an engine progress event sink (the one alias: training and features use it)
+THROTTLE_S = 0.5
+END_STAGES = ("finished", "stopped", "failed")
+
+
+class StatusTracker:
+    """A progress sink that writes status.json (via `write`) and forwards every event to `forward`."""
+
+    def __init__(self, write: Callable[[dict], None], forward: Progress | None = None, *, started: float | None = None,
+                 epochs_total: int = 0, clock: Callable[[], float] = time.time):
+        self._write, self._forward, self._clock = write, forward, clock
+        now = clock()
+        self.status: dict = {"stage": "starting", "message": "building the model", "done": 0, "total": 0, "epoch": 0,
+                             "epochs_total": epochs_total, "step": 0, "steps_total": 0, "started": started or now,
+                             "updated": now, "eta_s": None, "finished": None}
+        self._last_write = 0.0
+        self._pass_start: tuple[str, float, int] | None = None  # (label, time, done) of the current feature pass
+        self._epoch_seconds: dict[int, list[float]] = {}  # phase -> measured epoch durations
+        self._epoch_start: float | None = None
+        self._phase = 1
+        self.flush()
+
+    # --- events -------------------------------------------------------------------------
+    def __call__(self, event: dict) -> None:
+        try:
+            self._update(event)
+        finally:
+            if self._forward is not None:
+                self._forward(event)
+
+    def _update(self, event: dict) -> None:
+        kind = event.get("type")
+        s = self.status
+        now = self._clock()
+        force = False
+        if kind == "features":
+            label, done, total = str(event.get("split", "")), int(event["done"]), int(event["total"])
+            views = label.startswith("train view")
+            force = self._set_stage("caching augmented views" if views else "caching features")
+            if self._pass_start is None or self._pass_start[0] != label or done < self._pass_start[2]:
+                self._pass_start = (label, now, 0)  # a new pass: its rate is measured from here
+            what = f"augmented {label.replace('train view', 'view')} of the training images" if views else f"{label} features"
+            s.update(message=f"caching {what} {done}/{total}", done=done, total=total,
+                     eta_s=self._rate_eta(now, done, total))
+        elif kind == "batch":
+            force = self._set_stage("training")
+            self._phase = int(event.get("phase", 1))
+            if self._epoch_start is None:
+                self._epoch_start = now
+            step, steps = int(event["batch"]), int(event["batches"])
+            s.update(epoch=int(event["epoch"]), step=step, steps_total=steps, done=step, total=steps,
+                     message=self._epoch_message(int(event["epoch"]), step, steps))
+            if event.get("epochs_total"):
+                s["epochs_total"] = int(event["epochs_total"])
+            s["eta_s"] = self._training_eta(now, step, steps)
+        elif kind == "epoch":
+            self._set_stage("training")
+            force = True  # an epoch's end is always written
+            phase = int(event.get("phase", 1))
+            self._epoch_seconds.setdefault(phase, []).append(float(event.get("seconds", 0.0)))
+            self._epoch_start = None
+            s.update(epoch=int(event["epoch"]), epochs_total=int(event.get("epochs_total") or s["epochs_total"]),
+                     step=s["steps_total"], done=s["steps_total"], total=s["steps_total"])
+            s["message"] = f"epoch {s['epoch']}/{s['epochs_total']} done"
+            s["eta_s"] = self._training_eta(now, 0, 0)
+        elif kind == "stage":
+            force = self._set_stage(str(event["stage"]))
+            if event.get("message"):
+                s["message"] = str(event["message"])
+        elif kind == "status" and event.get("message"):
+            s["message"] = str(event["message"])
+        if force or now - self._last_write >= THROTTLE_S:
+            self.flush(now)
+
+    def _set_stage(self, stage: str) -> bool:
+        """Sets the stage; True when it changed (then status.json is written at once)."""
+        s = self.status
+        if s["stage"] == stage:
+            return False
+        s.update(stage=stage, done=0, total=0, eta_s=None)
+        if stage != "training":
+            s.update(step=0, steps_total=0)
+        self._pass_start = None
+        return True
+
+    def _epoch_message(self, epoch: int, step: int, steps: int) -> str:
+        total = self.status["epochs_total"]
+        phase = " (fine-tuning)" if self._phase == 2 else ""
+        return f"epoch {epoch}/{total}{phase}, step {step}/{steps}" if total else f"epoch {epoch}, step {step}/{steps}"
+
+    # --- ETA ----------------------------------------------------------------------------
+    def _rate_eta(self, now: float, done: int, total: int) -> float | None:
+        """Seconds left in the current feature pass at the images/s measured in it so far."""
+        if self._pass_start is None or done <= 0:
+            return None
+        elapsed = now - self._pass_start[1]
+        if elapsed <= 0:
+            return None
+        return round(max(total - done, 0) / (done / elapsed), 1)
+
+    def epoch_estimate(self) -> float | None:
+        """Measured seconds per epoch of the current phase (its first epoch left out when later ones exist)."""
+        times = self._epoch_seconds.get(self._phase) or []
+        if len(times) > 1:
+            times = times[1:]
+        return sum(times) / len(times) if times else None
+
+    def _training_eta(self, now: float, step: int, steps: int) -> float | None:
+        s = self.status
+        per_epoch = self.epoch_estimate()
+        in_epoch = 0.0
+        if step and steps and self._epoch_start is not None:
+            spent = now - self._epoch_start
+            if per_epoch is None:  # first epoch of the phase: extrapolate from its measured steps
+                per_epoch = spent / step * steps
+            in_epoch = max(per_epoch - spent, 0.0)
+        remaining = max(s["epochs_total"] - s["epoch"], 0)  # epochs after the current (or just finished) one
+        if per_epoch is None:
+            return None
+        return round(in_epoch + remaining * per_epoch, 1)
+
+    # --- writing ------------------------------------------------------------------------
+    def finish(self, state: str, message: str = "") -> None:
+        """Records the run's end (finished / stopped / failed): finished time set, ETA cleared."""
+        now = self._clock()
+        self.status.update(stage=state, eta_s=None, finished=now)
+        self.status["message"] = message or state
+        self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        now = now or self._clock()
+        self.status["updated"] = now
+        self._last_write = now
+        try:
+            self._write(dict(self.status))
+        except OSError:
+            pass  # progress is best effort: a full disk is reported by the run's own writes
+
+
+def elapsed_seconds(status: dict, now: float | None = None) -> float | None:
+    """Seconds a run has taken: up to `finished` once it ended (frozen), else up to now; None if unknown."""
+    started = status.get("started")
+    if not isinstance(started, (int, float)):
+        return None
+    end = status.get("finished") or (now if now is not None else time.time())
+    return max(0.0, float(end) - float(started))
