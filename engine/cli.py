@@ -46,6 +46,42 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """What `run` and `estimate` share: the dataset, the approach and every config flag."""
+    p.add_argument("--data", required=True, help="dataset folder, or 'sample' for the built-in sample")
+    p.add_argument("--approach", required=True, choices=(*APPROACHES, "all"))
+    p.add_argument("--config", help="JSON file with a RunConfig (flags below override it)")
+    p.add_argument("--preset", help="start from a published setup (see `python -m engine presets`); flags override it")
+    p.add_argument("--backbone", choices=sorted(BACKBONES))
+    p.add_argument("--weights", help="imagenet | none | PATH to a weights file (default imagenet)")
+    p.add_argument("--alpha", type=float, help="MobileNet width multiplier")
+    p.add_argument("--image-size", type=int, help="square input size in pixels (default: the backbone's)")
+    p.add_argument("--preprocessing", choices=cfgmod.PREPROCESSINGS, help="'rescale' = the lecture's 1/255 preset")
+    p.add_argument("--epochs", type=int, help="training epochs (phase 1 for fine-tuning)")
+    p.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs of fine-tuning")
+    p.add_argument("--fine-tune-learning-rate", type=float)
+    p.add_argument("--unfreeze-blocks", type=int, help="top blocks of the base to unfreeze in phase 2")
+    p.add_argument("--from-run", help="fine-tuning: use this finished frozen run as phase 1")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--optimizer", choices=cfgmod.OPTIMIZERS)
+    p.add_argument("--pooling", choices=cfgmod.POOLINGS)
+    p.add_argument("--dense-units", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--no-augmentation", action="store_true", help="switch augmentation off")
+    p.add_argument("--views", type=int, metavar="K",
+                   help="augmented views of the training set cached once; epochs cycle through them (K = epochs: the lecture exactly)")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
+    p.add_argument("--distribute", choices=cfgmod.DISTRIBUTES, help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
+    p.add_argument("--precision", choices=cfgmod.PRECISIONS, help="auto = float32 on CPU, mixed precision on capable GPUs")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs under DIR/<run id>")
+    p.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split's decoded pixels in RAM up to MB; larger splits stream from disk")
+    p.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
+    p.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="Transfer Learning Studio engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -55,40 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
 
     r = sub.add_parser("run", help="train one approach or all three and store the runs")
-    r.add_argument("--data", required=True, help="dataset folder, or 'sample' for the built-in sample")
-    r.add_argument("--approach", required=True, choices=(*APPROACHES, "all"))
-    r.add_argument("--config", help="JSON file with a RunConfig (flags below override it)")
-    r.add_argument("--backbone", choices=sorted(BACKBONES))
-    r.add_argument("--weights", help="imagenet | none | PATH to a weights file (default imagenet)")
-    r.add_argument("--alpha", type=float, help="MobileNet width multiplier")
-    r.add_argument("--image-size", type=int, help="square input size in pixels (default: the backbone's)")
-    r.add_argument("--preprocessing", choices=cfgmod.PREPROCESSINGS, help="'rescale' = the lecture's 1/255 preset")
-    r.add_argument("--epochs", type=int, help="training epochs (phase 1 for fine-tuning)")
-    r.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs of fine-tuning")
-    r.add_argument("--fine-tune-learning-rate", type=float)
-    r.add_argument("--unfreeze-blocks", type=int, help="top blocks of the base to unfreeze in phase 2")
-    r.add_argument("--from-run", help="fine-tuning: use this finished frozen run as phase 1")
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--learning-rate", type=float)
-    r.add_argument("--optimizer", choices=cfgmod.OPTIMIZERS)
-    r.add_argument("--pooling", choices=cfgmod.POOLINGS)
-    r.add_argument("--dense-units", type=int)
-    r.add_argument("--dropout", type=float)
-    r.add_argument("--no-augmentation", action="store_true", help="switch augmentation off")
-    r.add_argument("--views", type=int, metavar="K",
-                   help="augmented views of the training set cached once; epochs cycle through them (K = epochs: the lecture exactly)")
-    r.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
-    r.add_argument("--distribute", choices=cfgmod.DISTRIBUTES, help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
-    r.add_argument("--precision", choices=cfgmod.PRECISIONS, help="auto = float32 on CPU, mixed precision on capable GPUs")
-    r.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs under DIR/<run id>")
-    r.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split's decoded pixels in RAM up to MB; larger splits stream from disk")
-    r.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
-    r.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
+    add_run_arguments(r)
     r.add_argument("--run-id", help="folder name for the run (single approach only)")
     r.add_argument("--report", help="write {'runs': [...]} JSON here")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    r.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs")
+
+    es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
+    add_run_arguments(es)
+    es.add_argument("--no-calibrate", action="store_true", help="only use a stored calibration; never measure one")
+
+    pz = sub.add_parser("presets", help="list the presets (published setups) with their published accuracy")
+    pz.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("runs", help="list stored runs")
     ls.add_argument("--runs-dir")
@@ -113,12 +128,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """The lecture defaults for `approach`, then --config, then explicit flags."""
+    """The lecture defaults for `approach`, then --config, then --preset, then explicit flags."""
     cfg = default_config(approach)
     if base is not None:
         raw = base.to_dict()
         raw["approach"] = approach
         cfg = RunConfig.from_dict(raw)
+    if getattr(args, "preset", None):
+        from .presets import apply_preset
+
+        apply_preset(cfg, args.preset)
     cfg.data.path = args.data
     sets = {
         ("backbone", "name"): args.backbone, ("backbone", "weights"): args.weights, ("backbone", "alpha"): args.alpha,
@@ -217,6 +236,10 @@ def cmd_run(args) -> int:
     approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
     if args.run_id and len(approaches) > 1:
         raise ConfigError("--run-id: only with a single --approach")
+    if not 1 <= args.seeds <= 20:
+        raise ConfigError(f"--seeds: must be between 1 and 20, got {args.seeds}")
+    if args.run_id and args.seeds > 1:
+        raise ConfigError("--run-id: only with --seeds 1 (each repeat is a run of its own)")
     if args.report:
         check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
@@ -236,22 +259,24 @@ def cmd_run(args) -> int:
     stop = StopFlag()
     stop.install()
     results, status = [], 0
-    frozen_run = None  # with --approach all, fine-tuning continues from the frozen run just trained
-    for cfg in configs:
+    frozen_runs: dict[int, str] = {}  # with --approach all, fine-tuning continues from the frozen run of its repeat
+    for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
         if stop():
             break
-        if cfg.approach == "fine_tuning" and frozen_run is not None and not cfg.fine_tune.from_run:
-            cfg.fine_tune.from_run = frozen_run
+        if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
+            cfg.fine_tune.from_run = frozen_runs[repeat]
+        extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir)}
         keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
         t0 = time.perf_counter()
         result = RUNNERS[cfg.approach](
             cfg, data, progress=(lambda e: None) if args.quiet else print_progress(cfg.approach), should_stop=stop,
-            runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id,
+            runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id, resolved_extra=extra,
         )
         rep = result.to_report()
+        rep.update({k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s")}, seed=cfg.fit.seed)
         results.append(rep)
         if cfg.approach == "frozen" and result.state == "finished":
-            frozen_run = result.id
+            frozen_runs[repeat] = result.id
         if args.report:
             Path(args.report).write_text(json.dumps({"runs": results}, indent=2))
         acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
@@ -266,6 +291,66 @@ def cmd_run(args) -> int:
     if not args.report:
         print(json.dumps({"runs": results}, indent=2))
     return status
+
+
+def repeat_plan(configs: list[RunConfig], seeds: int, preset: str | None = None) -> list[tuple[RunConfig, int, dict]]:
+    """(config, repeat index, resolved extras) per run: each approach `seeds` times with seed, seed+1, ...
+
+    Only fit.seed changes (weights init, shuffling, augmented views); the data split was
+    made once from the base seed by the caller, so every repeat sees the same images.
+    Repeats of one approach share a `repeat_group` id (engine/analysis.group_repeats).
+    """
+    import secrets
+
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    plan = []
+    for i in range(seeds):
+        for cfg in configs:
+            c = RunConfig.from_dict(cfg.to_dict())
+            c.fit.seed = cfg.fit.seed + i
+            extra = {"repeat_group": f"{stamp}-{cfg.approach}", "repeat_index": i} if seeds > 1 else {}
+            if preset:
+                extra["preset"] = preset
+            plan.append((c, i, extra))
+    return plan
+
+
+def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None) -> dict:
+    """{"estimate_s": ...} from a stored calibration (never measures one: training should not wait), else {}."""
+    from .estimate import estimate_run
+
+    try:
+        est = estimate_run(cfg, data, cache_dir, calibrate=False)
+    except StudioError:
+        return {}
+    return {"estimate_s": est["wall_s"]} if est.get("wall_s") is not None else {}
+
+
+def cmd_estimate(args) -> int:
+    from .approaches import prepare_data
+    from .estimate import estimate_run
+
+    base_cfg = read_config_file(args.config) if args.config else None
+    if args.approach == "all":
+        raise ConfigError("--approach: estimate one approach at a time (feature_extraction, frozen or fine_tuning)")
+    args.data = resolve_data_path(args.data)
+    cfg = build_config(args.approach, args, base_cfg)
+    d = cfg.data
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed)
+    print(json.dumps(estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir), indent=2))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .presets import PRESETS
+
+    if args.json:
+        print(json.dumps({"presets": [p.to_dict() for p in PRESETS.values()]}, indent=2))
+        return 0
+    for p in PRESETS.values():
+        pub = "  ".join(f"{a}: {', '.join(f'{k} {v:.3f}' for k, v in m.items())}" for a, m in p.published.items())
+        print(f"{p.name:<12} {p.title}\n{'':<12} published: {pub or 'none'}\n{'':<12} source: {p.source}")
+    return 0
 
 
 def cmd_runs(args) -> int:
@@ -326,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import cmd_bench
 
         handlers["bench"] = cmd_bench
+    handlers.update(estimate=cmd_estimate, presets=cmd_presets)
     try:
         return handlers[args.command](args)
     except StudioError as exc:  # bad input: one line. Anything else is a bug and keeps its traceback.

@@ -95,3 +95,27 @@ def test_a_scored_run_stores_every_image_probabilities(tiny_dataset):
     assert analysis.load_predictions(res.run_dir, "validation").split == "validation"
     with pytest.raises(AnalysisError, match="no stored predictions"):
         analysis.load_predictions(tiny_dataset)
+
+
+def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
+    from conftest import make_image
+    from engine.cli import main
+
+    flat = tmp_path / "flat"  # flat layout: the split is drawn from the seed, and must not move between repeats
+    for cls, colour in (("cats", (200, 60, 40)), ("dogs", (40, 80, 200))):
+        for k in range(10):
+            make_image(flat / cls / f"{cls}_{k}.png", colour, seed=k)
+    runs = tmp_path / "r"
+    assert main(["run", "--data", str(flat), "--approach", "feature_extraction", "--seeds", "2", "--weights", "none",
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--split", "0.6", "0.2", "0.2",
+                 "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 0
+    reps = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["seed"] for r in reps] == [42, 43] and reps[0]["repeat_group"] == reps[1]["repeat_group"]
+    tests = [analysis.load_predictions(runs / r["id"]).files for r in reps]
+    assert tests[0] == tests[1] and len(tests[0]) == 4
+    from engine.runs import RunStore
+
+    groups = analysis.group_repeats(RunStore(runs).list().runs)
+    assert len(groups) == 1 and groups[0]["n"] == 2 and sorted(groups[0]["seeds"]) == [42, 43]
+    assert main(["run", "--data", str(flat), "--approach", "frozen", "--seeds", "0"]) == 2
+    assert "--seeds: must be between 1 and 20" in capsys.readouterr().err

@@ -516,12 +516,14 @@ def _execute(
     cache_dir: str | Path | None = None,
     run_id: str | None = None,
     base_loader: Callable[[RunStore], tuple[object, str, History]] | None = None,
+    resolved_extra: dict | None = None,
 ) -> RunResult:
     """`execute` inside the dtype policy of `precision` (already resolved).
 
     `base_loader(store) -> (base, weights_id, history)` replaces building the base (fine-tuning
     from a finished frozen run); it runs before the run folder is created, so a bad
-    `--from-run` leaves nothing behind.
+    `--from-run` leaves nothing behind. `resolved_extra` is stored in config.json's
+    `resolved` section (a repeat group, the preset, the estimate made before the run).
     """
     import keras
 
@@ -553,6 +555,8 @@ def _execute(
         "distribute": dist.kind,
         "replicas": dist.replicas,
         "global_batch": dist.global_batch(cfg.fit.batch_size),
+        "seed": cfg.fit.seed,
+        **(resolved_extra or {}),  # e.g. repeat_group (run --seeds), preset, estimate_s (engine/estimate.py)
     }
     run_dir = store.create(cfg.approach, stored, run_id)
     store.start_heartbeat(run_dir)  # pid + host + beat, so a killed run reads `interrupted`; ends with the final state

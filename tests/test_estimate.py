@@ -1,0 +1,52 @@
+"""Cost before you click (engine/estimate.py): calibration, cache reuse as a real run sees it, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import tiny_config
+from engine import estimate
+from engine.approaches import RUNNERS, prepare_data
+
+
+def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path):
+    cache = tmp_path / "cache"
+    data = prepare_data(str(tiny_dataset))
+    cfg = tiny_config("frozen", tiny_dataset)
+    with pytest.raises(estimate.CalibrationMissing, match="run `python -m engine estimate` once"):
+        estimate.estimate_run(cfg, data, cache, calibrate=False)
+    before = estimate.estimate_run(cfg, data, cache)
+    assert before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > estimate.PROCESS_MB / 2
+    assert [p["view"][:4] for p in before["passes"]] == ["aug0", "aug1", "aug2", "plai", "plai"]  # K = 3 views, validation, test
+    table = json.loads((cache / estimate.CALIBRATION_FILE).read_text())
+    assert len(table) == 1 and len(next(iter(table.values()))["heads"]) == 1
+
+    res = RUNNERS["frozen"](cfg, data, cache_dir=cache)
+    assert res.state == "finished"
+    after = estimate.estimate_run(cfg, data, cache, calibrate=False)  # the stored calibration suffices now
+    assert after["reuse"] == "all" and "views" not in after["breakdown"] and after["wall_s"] < before["wall_s"]
+    # fine-tuning from the same views: phase 1's passes are cached, phase 2 reads the by-products at its cut
+    ft = estimate.estimate_run(tiny_config("fine_tuning", tiny_dataset), data, cache)
+    assert ft["reuse"] == "all" and "fit_phase2" in ft["breakdown"]
+    other_seed = tiny_config("frozen", tiny_dataset)
+    other_seed.fit.seed = 7  # other views, other random init: nothing to reuse
+    assert estimate.estimate_run(other_seed, data, cache, calibrate=False)["reuse"] == "none"
+
+
+def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys):
+    from engine.cli import main
+
+    args = ["--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "mobilenet_v2", "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--runs-dir", str(tmp_path / "r")]
+    assert main(["estimate", *args]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["approach"] == "feature_extraction" and est["reuse"] == "none" and est["wall_s"] > 0
+    assert main(["run", *args, "--quiet"]) == 0
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    config = json.loads((tmp_path / "r" / run["id"] / "config.json").read_text())
+    assert config["resolved"]["estimate_s"] == run["estimate_s"] and run["estimate_s"] > 0
+    assert run["wall_seconds"] > 0  # what Compare sets the estimate against
+    assert main(["estimate", *args[:2], "--approach", "all"]) == 2
+    assert "one approach at a time" in capsys.readouterr().err
