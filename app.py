@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pages import shared
 from ui import access
+from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/science:", layout="wide")
 access.require_token()  # before navigation and sidebar: without the token nothing else renders
@@ -18,5 +18,5 @@ PAGES = [
 ]
 
 nav = st.navigation(PAGES)
-shared.render_sidebar()
+render_sidebar()
 nav.run()

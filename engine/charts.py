@@ -13,24 +13,41 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def curves_figure(series: list[dict], metric: str = "accuracy") -> go.Figure:
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first points are not pulled to 0."""
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        last, norm = last * weight + (1 - weight) * v, norm * weight + (1 - weight)
+        out.append(last / norm if norm else v)
+    return out
+
+
+def curves_figure(series: list[dict], metric: str = "accuracy", smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
     """Train (dashed) vs validation (solid) curves for one or more runs.
 
     Each item of `series`: {"label", "approach", "history"}; a dotted vertical line marks where
-    fine-tuning's phase 2 starts.
+    fine-tuning's phase 2 starts. `smoothing` (0-0.99) draws the moving average over faint raw
+    points; `log_y` puts the y axis on a log scale (useful for loss). Epoch ticks are whole numbers.
     """
     fig = go.Figure()
+    most = 1
     for s in series:
         h, colour = s["history"], APPROACH_COLOURS.get(s.get("approach"), None)
-        epochs = list(range(1, len(h.get(metric, [])) + 1))
-        fig.add_trace(go.Scatter(x=epochs, y=h.get(metric, []), mode="lines+markers", name=f"{s['label']} train",
-                                 line=dict(color=colour, dash="dash")))
-        fig.add_trace(go.Scatter(x=epochs, y=h.get(f"val_{metric}", []), mode="lines+markers", name=f"{s['label']} validation",
-                                 line=dict(color=colour)))
+        for name, dash, suffix in ((metric, "dash", "train"), (f"val_{metric}", None, "validation")):
+            ys = h.get(name, [])
+            epochs = list(range(1, len(ys) + 1))
+            most = max(most, len(ys))
+            if smoothing > 0 and ys:
+                fig.add_trace(go.Scatter(x=epochs, y=ys, mode="markers", showlegend=False, opacity=0.3, marker=dict(color=colour)))
+                ys = smooth(ys, smoothing)
+            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=f"{s['label']} {suffix}", line=dict(color=colour, dash=dash)))
         start = h.get("fine_tune_start_epoch")
         if start:
             fig.add_vline(x=start - 0.5, line_dash="dot", line_color=colour or "grey", annotation_text="fine-tuning starts")
-    return _layout(fig, metric.capitalize(), "epoch", metric)
+    fig.update_xaxes(tickformat="d", dtick=max(1, round(most / 10)))  # epochs are whole numbers
+    if log_y:
+        fig.update_yaxes(type="log")
+    return _layout(fig, metric.capitalize() + (" (log scale)" if log_y else ""), "epoch", metric)
 
 
 def class_counts_figure(counts: dict[str, dict[str, int]]) -> go.Figure:
@@ -63,14 +80,20 @@ def probabilities_figure(probabilities: dict[str, float], title: str) -> go.Figu
     return _layout(fig, title, "probability", "class")
 
 
-def accuracy_vs_time_figure(rows: list[dict]) -> go.Figure:
-    """Bars per run: test (or validation) accuracy on the left axis, wall time on the right."""
-    labels = [r["label"] for r in rows]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=[r["accuracy"] for r in rows], name="accuracy", offsetgroup=0,
-                         marker_color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows],
-                         text=[f"{r['accuracy']:.3f}" for r in rows], textposition="outside"))
-    fig.add_trace(go.Bar(x=labels, y=[r["wall_seconds"] for r in rows], name="wall time (s)", offsetgroup=1, yaxis="y2",
-                         marker_color="#bbbbbb", text=[f"{r['wall_seconds']:.0f}s" for r in rows], textposition="outside"))
-    fig.update_layout(yaxis=dict(title="accuracy", range=[0, 1.1]), yaxis2=dict(title="wall time (s)", overlaying="y", side="right"), barmode="group")
-    return _layout(fig, "Test accuracy vs training time", "run", "accuracy")
+def accuracy_vs_time_figure(rows: list[dict], accuracy_label: str = "Test accuracy") -> go.Figure:
+    """One dot per run: accuracy (y, zoomed to the runs' range so 0.934 vs 0.963 is visible) vs wall time (x).
+
+    Each row: {"label", "approach", "accuracy", "wall_seconds", "best" (optional bool)}; the best
+    run is drawn as a star. `accuracy_label` says which split the accuracy is from.
+    """
+    accs = [r["accuracy"] for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=[r["wall_seconds"] for r in rows], y=accs, mode="markers+text", text=[r["label"] for r in rows],
+        textposition="top center", marker=dict(size=[18 if r.get("best") else 12 for r in rows],
+                                               symbol=["star" if r.get("best") else "circle" for r in rows],
+                                               color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows]),
+        hovertemplate="%{text}<br>accuracy %{y:.3f}<br>%{x:.0f} s<extra></extra>", showlegend=False))
+    if accs:
+        pad = max(0.01, (max(accs) - min(accs)) * 0.3)
+        fig.update_yaxes(range=[max(0.0, min(accs) - pad), min(1.0, max(accs) + pad) + pad / 2], tickformat=".3f")
+    return _layout(fig, f"{accuracy_label} vs training time", "wall time (s)", accuracy_label.lower())

@@ -4,9 +4,11 @@ from engine import charts
 from engine.images import ImageDecodeError, preview_image
 from engine.inference import classify_bytes, load_run
 from engine.runs import RunStoreError
-from pages import shared
+from ui import resources
 from ui.access import require_token
+from ui.dataset_source import dataset_name
 from ui.gradcam import gradcam_toggle, show_gradcam
+from ui.run_labels import approach_title, on_dataset, run_label
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
@@ -20,7 +22,7 @@ def cached_run(runs_dir: str, run_id: str):
     return load_run(RunStore(runs_dir), run_id)
 
 
-store = shared.run_store()
+store = resources.run_store()
 listing = store.list()
 for bad in listing.damaged:
     st.warning(f"Run folder {bad.id} is damaged and left out: {bad.reason}")
@@ -28,28 +30,36 @@ runs = [r for r in listing.runs if r.model_path.exists()]
 if not runs:
     st.info("No trained model yet: train one of the approaches first.")
     st.stop()
-labels = {r.id: f"{charts.APPROACH_TITLES.get(r.config.get('approach'), '?')} · {r.config['backbone']['name']} · {r.id}"
-          + ("" if r.state in ("finished", "running") else f" ({r.state})") for r in runs}
-chosen = st.multiselect("Models", [r.id for r in runs], default=[runs[0].id], format_func=labels.get, key="cls_runs")
-upload = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"], key="cls_upload")
+here = [r for r in runs if on_dataset(r, st.session_state.get("data_path", ""))]
+if not st.toggle("Models of all datasets", key="cls_all", value=not here,
+                 help=f"Off: only models trained on the sidebar's dataset ({dataset_name()})."):
+    runs = here
+if not runs:
+    st.info(f"No model trained on {dataset_name()} yet: train one, or switch on “Models of all datasets”.")
+    st.stop()
+labels = {r.id: run_label(r) for r in runs}
+if any(rid not in labels for rid in st.session_state.get("cls_runs", [])):
+    del st.session_state["cls_runs"]  # models of another dataset, chosen before the filter changed
+chosen = st.multiselect("Models (dataset · classes · approach · backbone · size · accuracy · id)", list(labels),
+                        default=[runs[0].id], format_func=labels.get, key="cls_runs")  # newest first
+uploads = st.file_uploader("Photos (one or several)", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
+                           key="cls_upload", accept_multiple_files=True)
 camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
-photo = upload or camera
+photos = list(uploads or []) + ([camera] if camera is not None else [])
 show_cam = gradcam_toggle()
-if photo is not None and chosen:
+for n, photo in enumerate(photos if chosen else []):
     data = photo.getvalue()
-    left, right = st.columns([1, 2])
     try:
         results = [classify_bytes(cached_run(str(store.root), rid), data, name=photo.name) for rid in chosen]
-    except ImageDecodeError as exc:  # the decoder's one-line reason, naming the upload
+    except (ImageDecodeError, RunStoreError) as exc:  # one line naming the upload, or a truncated model.keras
         st.error(str(exc))
-        st.stop()
-    except RunStoreError as exc:  # e.g. a model.keras that is truncated or corrupt
-        st.error(str(exc))
-        st.stop()
+        continue
+    left, right = st.columns([1, 2])
     left.image(preview_image(data, 512), caption=photo.name)  # what the model sees: oriented, RGB
-    cols = right.columns(len(results))
-    for col, res in zip(cols, results):
-        col.metric(f"{labels[res['run']].split(' · ')[0]} · {res['seconds'] * 1000:.0f} ms", res["predicted"])
-        col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{res['run']}")
+    for col, res in zip(right.columns(len(results)), results):
+        run = next(r for r in runs if r.id == res["run"])
+        col.metric(f"{approach_title(run)} · {res['seconds'] * 1000:.0f} ms", res["predicted"], help=labels[res["run"]])
+        col.caption(labels[res["run"]])
+        col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{n}_{res['run']}")
         if show_cam:  # under each model's prediction: the approaches side by side on the same photo
             show_gradcam(col, cached_run(str(store.root), res["run"]), data, photo.name)

@@ -2,56 +2,73 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts
-from pages import shared
+from ui import resources
 from ui.access import require_token
+from ui.curves import curve_pair
+from ui.dataset_source import dataset_name
+from ui.run_labels import approach_title, best_per_approach, dataset_of, image_size, on_dataset, run_label, scored_accuracy
+from ui.run_manager import manage_runs
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 st.title("Compare")
-listing = shared.run_store().list()
+listing = resources.run_store().list()
 for bad in listing.damaged:
     st.warning(f"Run folder {bad.id} is damaged and left out: {bad.reason}")
 for r in listing.runs:
     if r.state == "interrupted":
         st.caption(f"{r.id}: {r.summary()['message']}")
 runs = [r for r in listing.runs if r.history.get("loss")]
+data_path = st.session_state.get("data_path", "")
+everything = st.toggle("All datasets", key="cmp_all", help=f"Off: only runs on the sidebar's dataset ({dataset_name()}).")
+if not everything:
+    runs = [r for r in runs if on_dataset(r, data_path)]
 if not runs:
-    st.info("No trained runs yet. Train an approach on one of the approach pages; runs from earlier sessions appear here too.")
+    st.info(f"No trained runs on {dataset_name()} yet. Train an approach on one of the approach pages (runs from earlier "
+            "sessions appear here too), or switch on “All datasets”.")
     st.stop()
 
-data_path = st.session_state.get("data_path", "")
-latest: dict[str, str] = {}
-for r in runs:  # newest first: keep the latest per approach on the current dataset
-    if r.config.get("data", {}).get("path") == data_path:
-        latest.setdefault(r.config.get("approach"), r.id)
-labels = {r.id: f"{charts.APPROACH_TITLES.get(r.config.get('approach'), '?')} · {r.config['backbone']['name']} · {r.id}" for r in runs}
-chosen = st.multiselect("Runs", [r.id for r in runs], default=list(latest.values()), format_func=labels.get, key="cmp_runs")
+best = best_per_approach(runs)
+chosen = st.multiselect("Runs (default: the best finished run of each approach)", [r.id for r in runs],
+                        default=[rid for rid in best.values()], format_func={r.id: run_label(r) for r in runs}.get, key="cmp_runs")
 picked = [r for r in runs if r.id in chosen]
 if not picked:
     st.stop()
+with_test = all(scored_accuracy(r)[1] == "test" for r in picked)
+split = "Test" if with_test else "Validation"
+top = max(picked, key=lambda r: scored_accuracy(r)[0] if scored_accuracy(r)[0] is not None else -1.0)
+if not with_test:
+    st.info("Not every run has a test split: accuracies below are **validation** accuracy (which also picked the best epoch).")
+sizes = sorted({image_size(r) for r in picked})
+if len(sizes) > 1:
+    st.warning(f"These runs used different image sizes ({', '.join(f'{s} px' for s in sizes)}): accuracy and time are not directly comparable.")
 
 
-def row(r):
+def fmt(value, pattern: str) -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def row(r) -> dict:
     h, m = r.history, r.metrics
-    val, test = m.get("validation") or {}, m.get("test") or {}
+    acc = (m.get("test") if with_test else m.get("validation")) or {}
     return {
-        "run": r.id, "approach": charts.APPROACH_TITLES.get(r.config.get("approach")), "state": r.state,
-        "backbone": r.config["backbone"]["name"], "image size": r.config.get("resolved", {}).get("image_size"),
+        "best": "★" if r.id == top.id else "", "approach": approach_title(r), "dataset": dataset_of(r),
+        f"{split.lower()} acc": fmt(acc.get("accuracy"), "{:.3f}"), "wall time (s)": fmt(m.get("wall_seconds"), "{:,.0f}"),
+        "trainable params": fmt(m.get("trainable_params"), "{:,}"), "total params": fmt(m.get("total_params"), "{:,}"),
+        "epochs": len(h["loss"]), "state": r.state, "backbone": r.config["backbone"]["name"], "image size": image_size(r),
+        "best val acc": fmt(max(h["val_accuracy"]) if h.get("val_accuracy") else None, "{:.3f}"),
+        "train–val gap": fmt(h["accuracy"][-1] - h["val_accuracy"][-1] if h.get("val_accuracy") else None, "{:+.3f}"),
         "precision": r.config.get("resolved", {}).get("precision", "float32"),  # runs before the setting computed in float32
-        "epochs": len(h["loss"]), "best val acc": max(h["val_accuracy"]), "final val acc": h["val_accuracy"][-1],
-        "test acc": test.get("accuracy"), "val loss": val.get("loss"), "wall time (s)": m.get("wall_seconds"),
-        "trainable params": m.get("trainable_params"), "total params": m.get("total_params"),
-        "train–val gap": h["accuracy"][-1] - h["val_accuracy"][-1],
+        "run": r.id,
     }
 
 
 table = pd.DataFrame([row(r) for r in picked])
 st.dataframe(table, hide_index=True)
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
-series = [{"label": f"{charts.APPROACH_TITLES.get(r.config.get('approach'))} ({r.id[-6:]})", "approach": r.config.get("approach"), "history": r.history} for r in picked]
-c1, c2 = st.columns(2)
-c1.plotly_chart(charts.curves_figure(series, "accuracy"))
-c2.plotly_chart(charts.curves_figure(series, "loss"))
-points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": t["wall time (s)"] or 0,
-           "accuracy": t["test acc"] if t["test acc"] is not None else t["final val acc"]} for s, t in zip(series, table.to_dict("records"))]
-st.plotly_chart(charts.accuracy_vs_time_figure(points))
+series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.config.get("approach"), "history": r.history} for r in picked]
+curve_pair(series, key="cmp")
+points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.metrics.get("wall_seconds") or 0,
+           "accuracy": scored_accuracy(r)[0] or 0.0, "best": r.id == top.id} for s, r in zip(series, picked)]
+st.plotly_chart(charts.accuracy_vs_time_figure(points, f"{split} accuracy"))
+manage_runs(runs)

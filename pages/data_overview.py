@@ -4,18 +4,29 @@ from engine import charts
 from engine.augmentation import preview_augmentation
 from engine.datasets import read_image_file
 from engine.images import preview_image
-from pages import shared
+from ui import resources
 from ui.access import require_token
+from ui.dataset_source import current_report, dataset_name
+from ui.forms import augmentation_fields
+from ui.sidebar import base_config
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
 st.title("Data overview")
-report = shared.current_report()
+if not resources.run_store().list().runs:
+    st.container(border=True).markdown("**Start here.** 1. Choose a dataset in the sidebar (the built-in sample works offline). "
+            "2. Check it below: classes, counts, sizes. 3. Train **Feature extraction** first (fastest), then "
+            "**Frozen training** and **Fine-tuning**. 4. See them side by side on **Compare**, and try a photo on **Classify**.")
+report = current_report()
 if report is not None:
     d = report.to_dict()
     st.caption(f"{d['root']} · {d['layout']} layout · {len(d['classes'])} classes · {d['num_images']} usable images")
+    st.subheader(f"Dataset: {dataset_name()}")
     for w in d["warnings"]:
-        st.warning(w)
+        st.warning(w.replace("(listed in bad_files)", "(listed under “Unreadable files” below)"))
+    if "test" not in d["splits"]:
+        st.info("This dataset has no test split: results report validation accuracy, which also chose the best epoch, so it "
+                "is optimistic. Add a test/ folder, or use a flat DATA/<class>/ layout and set the split in the sidebar.")
     st.plotly_chart(charts.class_counts_figure(d["splits"]))
 
     st.subheader("Samples per class")
@@ -27,7 +38,11 @@ if report is not None:
             st.image([preview_image(f, 220) for f in files], width=110)  # the decoder's pixels: oriented, RGB, any format
 
     c1, c2 = st.columns(2)
-    if report.sizes:
+    sizes = set(map(tuple, report.sizes or []))
+    if len(sizes) == 1:
+        (w, h), = sizes
+        c1.markdown(f"**Image sizes**  \nAll {len(report.sizes)} images are {w}×{h} px.")
+    elif sizes:
         c1.plotly_chart(charts.image_size_figure(report.sizes))
     c2.markdown("**File formats**")
     c2.table({"format": list(d["formats"]), "images": list(d["formats"].values())})
@@ -36,9 +51,10 @@ if report is not None:
         st.dataframe(d["bad_files"], hide_index=True)
 
     st.subheader("Augmentation preview")
-    cfg = shared.base_config("frozen")
+    st.caption("The same settings as the Frozen training and Fine-tuning forms: changes here carry over, and back.")
+    cfg = base_config("frozen")
     with st.expander("Augmentation settings", expanded=False):
-        shared.augmentation_fields(cfg, "overview")
+        augmentation_fields(cfg)
     first = next((fs[0] for fs in train.values() if fs), None)
     if first:
         image = read_image_file(first, 160)[0].astype("uint8")

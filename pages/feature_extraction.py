@@ -1,9 +1,9 @@
-from pages import shared
 from ui.access import require_token
+from ui.approach_page import approach_page
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
-shared.approach_page(
+approach_page(
     "feature_extraction",
     "Feature extraction",
     """**What is trained:** only a small dense head. **What is frozen:** the whole pretrained conv base.

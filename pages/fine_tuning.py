@@ -1,7 +1,10 @@
 import streamlit as st
 
-from pages import shared
+from ui import resources
 from ui.access import require_token
+from ui.approach_page import approach_page
+from ui.dataset_source import current_report
+from ui.forms import augmentation_fields, field
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
@@ -12,7 +15,7 @@ def finished_frozen_runs(cfg, report) -> list:
 
     size = image_size_for(cfg.backbone)
     out = []
-    for r in shared.run_store().list().runs:
+    for r in resources.run_store().list().runs:
         c = r.config
         res = c.get("resolved") or {}
         if (c.get("approach") == "frozen" and r.state == "finished" and res.get("dataset_root") == report.root
@@ -22,23 +25,27 @@ def finished_frozen_runs(cfg, report) -> list:
 
 
 def fine_tune_fields(cfg, key):
-    runs = finished_frozen_runs(cfg, shared.current_report())
+    runs = finished_frozen_runs(cfg, current_report())
     labels = {"": "Train phase 1 here (frozen base, head only)"}
     for r in runs:
         acc = ((r.metrics.get("validation") or {}).get("accuracy"))
         labels[r.id] = f"Continue from frozen run {r.id} ({len(r.history.get('loss', []))} epochs, val acc {acc:.3f})" if acc is not None else r.id
-    cfg.fine_tune.from_run = st.selectbox(
-        "Phase 1", list(labels), format_func=labels.get, key=f"{key}_from_run",
+    if st.session_state.get(f"{key}_from_run") not in labels:
+        st.session_state.pop(f"{key}_from_run", None)  # a run of another dataset/backbone kept from before
+        st.session_state.pop(f"_keep_{key}_from_run", None)
+    cfg.fine_tune.from_run = field(
+        st.selectbox, "Phase 1", f"{key}_from_run", "", options=list(labels), format_func=labels.get,
         help="Continuing from a finished frozen run skips phase 1 and reuses its cached views: only phase 2 trains.")
-    shared.augmentation_fields(cfg, key)
+    augmentation_fields(cfg, key)
     st.markdown("**Phase 2: fine-tuning**")
+    t = cfg.fine_tune
     c1, c2, c3 = st.columns(3)
-    cfg.fine_tune.unfreeze_blocks = c1.slider("Top blocks to unfreeze", 1, 3, value=cfg.fine_tune.unfreeze_blocks, key=f"{key}_blocks")
-    cfg.fine_tune.learning_rate = c2.number_input("Fine-tuning learning rate", 1e-8, 1.0, value=cfg.fine_tune.learning_rate, format="%.7f", key=f"{key}_ftlr")
-    cfg.fine_tune.epochs = c3.number_input("Fine-tuning epochs", 0, 500, value=cfg.fine_tune.epochs, key=f"{key}_ftep")
+    t.unfreeze_blocks = field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks, min_value=1, max_value=3)
+    t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, format="%.7f"))
+    t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, step=1))
 
 
-shared.approach_page(
+approach_page(
     "fine_tuning",
     "Fine-tuning",
     """**Phase 1** is frozen training (head only). **Phase 2** unfreezes the top block(s) of the base —

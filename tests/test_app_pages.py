@@ -25,8 +25,8 @@ def sample_dir(tmp_path, monkeypatch):
 def page(path: str) -> AppTest:
     script = f"""
 import runpy
-from pages import shared
-shared.render_sidebar()
+from ui.sidebar import render_sidebar
+render_sidebar()
 runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
 """
     return AppTest.from_string(script, default_timeout=120)
@@ -35,7 +35,7 @@ runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
 def tiny_setup(at: AppTest) -> AppTest:
     """Random weights, VGG16, 32 px: trains in seconds and needs no download."""
     at.run()
-    at.sidebar.radio(key="sb_weights").set_value("None (random)")
+    at.sidebar.radio(key="sb_weights").set_value("none")
     at.sidebar.selectbox(key="sb_backbone").set_value("vgg16")
     at.run()
     at.sidebar.slider(key="sb_image_size").set_value(32)
@@ -130,30 +130,37 @@ def test_classify_rejects_a_broken_image_with_a_clear_message(name, data):
     assert at.error[0].value.startswith(f"{name}: not a readable image")
 
 
-def test_offline_imagenet_is_explained_in_the_sidebar(monkeypatch):
-    from pages import shared
+def test_offline_imagenet_is_explained_at_the_top_of_the_sidebar_and_blocks_train(monkeypatch):
+    from ui import resources, sidebar
 
-    monkeypatch.setattr(shared, "internet_available", lambda: False)
-    shared.online.clear()
+    monkeypatch.setattr(resources, "internet_available", lambda: False)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached
+    monkeypatch.delenv("TLS_WEIGHTS_DIR", raising=False)  # and no local weights anywhere
+    resources.online.clear()
+    sidebar.weights_default.clear()
     try:
-        at = page("pages/data_overview.py").run()
-        warning = " ".join(w.value for w in at.sidebar.warning)
-        assert "Offline: ImageNet weights for MobileNetV2" in warning and "Local file" in warning and "None (random)" in warning
-        at.sidebar.radio(key="sb_source").set_value("Cats & dogs (download)").run()
+        at = page("pages/feature_extraction.py").run()
+        assert not at.exception, at.exception
+        warning = at.sidebar.warning[0].value  # the first element of the sidebar: above the fold
+        assert warning and "absl" not in warning
+        assert at.button[0].disabled  # Train
+        assert any(e.value == "Train is disabled: " + warning for e in at.error)
+        at.sidebar.radio(key="sb_source").set_value("catsdogs").run()
         assert any("cats-and-dogs sample cannot be downloaded" in w.value for w in at.sidebar.warning)
         assert not at.exception
     finally:
-        shared.online.clear()
+        resources.online.clear()
+        sidebar.weights_default.clear()
 
 
 def test_sidebar_settings_round_trip_through_the_url():
     at = page("pages/data_overview.py")
-    at.query_params["weights"] = "None (random)"
+    at.query_params["weights"] = "None (random)"  # a link made before the option keys still works
     at.query_params["image_size"] = "64"
     at.query_params["backbone"] = "not-a-backbone"
     at.run()
     assert not at.exception, at.exception
-    assert at.sidebar.radio(key="sb_weights").value == "None (random)"
+    assert at.sidebar.radio(key="sb_weights").value == "none"
     assert at.sidebar.slider(key="sb_image_size").value == 64
     assert at.sidebar.selectbox(key="sb_backbone").value == "mobilenet_v2"  # invalid value ignored
     at.sidebar.selectbox(key="sb_backbone").set_value("vgg16").run()
@@ -198,6 +205,7 @@ def test_damaged_and_interrupted_runs_are_named_on_compare_and_classify():
     assert "Run folder 3-empty is damaged and left out: config.json lacks 'approach'" in warnings
     assert any(w.startswith("Run folder 2-cut is damaged and left out: model.keras is unreadable") for w in warnings)
     assert any("1-killed: 3 of 10 epoch(s) done; its process" in c.value for c in cmp.caption)
+    cmp.toggle(key="cmp_all").set_value(True).run()  # hand-written runs belong to no dataset in the sidebar
     cmp.multiselect(key="cmp_runs").set_value(["1-killed"]).run()
     assert not cmp.exception, cmp.exception
     row = cmp.dataframe[0].value.iloc[0]

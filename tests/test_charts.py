@@ -18,9 +18,22 @@ def test_confusion_and_counts_and_probabilities():
     assert list(probs.data[0].x) == [0.9, 0.1]
 
 
-def test_accuracy_vs_time_bars_use_two_axes():
-    rows = [{"label": "FE", "approach": "feature_extraction", "accuracy": 0.98, "wall_seconds": 146.0},
-            {"label": "FT", "approach": "fine_tuning", "accuracy": 0.97, "wall_seconds": 1511.0}]
-    fig = charts.accuracy_vs_time_figure(rows)
-    assert [t.type for t in fig.data] == ["bar", "bar"]
-    assert list(fig.data[0].y) == [0.98, 0.97] and list(fig.data[1].y) == [146.0, 1511.0] and fig.data[1].yaxis == "y2"
+def test_accuracy_vs_time_is_a_zoomed_dot_plot_marking_the_best():
+    rows = [{"label": "FE", "approach": "feature_extraction", "accuracy": 0.934, "wall_seconds": 146.0},
+            {"label": "FT", "approach": "fine_tuning", "accuracy": 0.963, "wall_seconds": 1511.0, "best": True}]
+    fig = charts.accuracy_vs_time_figure(rows, "Validation accuracy")
+    assert [t.type for t in fig.data] == ["scatter"]
+    assert list(fig.data[0].y) == [0.934, 0.963] and list(fig.data[0].x) == [146.0, 1511.0]
+    assert list(fig.data[0].marker.symbol) == ["circle", "star"]
+    low, high = fig.layout.yaxis.range
+    assert 0.85 < low < 0.934 and 0.963 < high <= 1.0  # not from 0: the difference is visible
+    assert fig.layout.title.text == "Validation accuracy vs training time"
+
+
+def test_curves_have_whole_epoch_ticks_log_loss_and_smoothing():
+    h = {"loss": [1.0, 0.5, 0.8, 0.2], "val_loss": [1.1, 0.6, 0.7, 0.3]}
+    fig = charts.curves_figure([{"label": "FE", "approach": "feature_extraction", "history": h}], "loss", smoothing=0.6, log_y=True)
+    assert fig.layout.xaxis.tickformat == "d" and fig.layout.xaxis.dtick == 1
+    assert fig.layout.yaxis.type == "log"
+    smoothed = [t for t in fig.data if t.name == "FE train"][0]
+    assert list(smoothed.y)[0] == 1.0 and 0.5 < list(smoothed.y)[2] < 0.8  # the moving average, not the raw points

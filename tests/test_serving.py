@@ -102,7 +102,7 @@ def test_folder_path_outside_the_allowed_roots_is_refused_and_not_scanned(monkey
 def test_folder_path_inside_an_allowed_root_is_scanned(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
     at = page("pages/data_overview.py").run()
-    at.sidebar.radio(key="sb_source").set_value("Folder path").run()
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
     at.sidebar.text_input(key="sb_folder").input(str(tiny_dataset)).run()
     assert not at.exception, at.exception
     assert not at.sidebar.error
@@ -110,7 +110,7 @@ def test_folder_path_inside_an_allowed_root_is_scanned(tiny_dataset, tmp_path, m
 
 
 def test_a_weights_file_outside_the_roots_is_refused_and_not_trained(tmp_path, monkeypatch):
-    from pages import shared
+    from ui import resources
 
     monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
     at = page("pages/feature_extraction.py")
@@ -119,6 +119,6 @@ def test_a_weights_file_outside_the_roots_is_refused_and_not_trained(tmp_path, m
     at.run()
     assert not at.exception, at.exception
     assert at.sidebar.error[0].value.startswith("Weights file /etc/passwd is outside the allowed folders")
-    at.button[0].click().run()  # Train
-    assert any(e.value.startswith("Weights file /etc/passwd is outside") for e in at.error)
-    assert shared.job_runner().jobs() == []
+    assert at.button[0].disabled  # Train, with the reason under the form
+    assert any(e.value == "Train is disabled: " + at.sidebar.error[0].value for e in at.error)
+    assert resources.job_runner().jobs() == []

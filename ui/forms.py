@@ -1,0 +1,137 @@
+"""Hyper-parameter fields, their bounds, and values that survive a page switch or a refresh.
+
+Widget state is dropped by Streamlit when its page is left; each field therefore primes its
+widget from a kept copy (`_keep_<key>` in session state, and `f_<key>` in the URL when it
+differs from the default) and saves it back after rendering. Augmentation keys are shared by
+every page (`aug_*`), so the Data overview preview shows what the training forms will use.
+Number boxes are unbounded on purpose: an out-of-range value gets a visible error naming the
+field and its range (`out_of_range`), not a browser tooltip that silently blocks Train.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import config as config_module
+from engine.config import RunConfig
+
+KEEP = "_keep_"
+FALLBACK_BOUNDS = {  # used until every field carries its range (engine.config.field_meta)
+    ("fit", "epochs"): (1, 500), ("fit", "batch_size"): (1, 512), ("fit", "learning_rate"): (1e-7, 1.0),
+    ("fit", "early_stopping_patience"): (0, 20), ("head", "dropout"): (0.0, 0.95), ("augmentation", "rotation"): (0, 180),
+    ("augmentation", "width_shift"): (0.0, 1.0), ("augmentation", "height_shift"): (0.0, 1.0),
+    ("augmentation", "zoom"): (0.0, 0.9), ("augmentation", "views"): (1, 100),
+    ("fine_tune", "learning_rate"): (1e-8, 1.0), ("fine_tune", "epochs"): (0, 500), ("fine_tune", "unfreeze_blocks"): (1, 3),
+}
+
+
+def meta(section: str, name: str) -> dict:
+    """The field's min/max/choices/help from the engine's config metadata, with our fallback bounds."""
+    lo, hi = FALLBACK_BOUNDS.get((section, name), (None, None))
+    found = getattr(config_module, "field_meta", None)
+    m = {}
+    if found:
+        try:
+            m = dict(found(section, name) or {})
+        except Exception:  # a field without metadata yet
+            m = {}
+    return {"min": lo if m.get("min") is None else m["min"], "max": hi if m.get("max") is None else m["max"],
+            "choices": m.get("choices"), "help": m.get("help")}
+
+
+def _parse(raw: str, default):
+    if isinstance(default, bool):
+        return raw == "True"
+    return type(default)(raw)
+
+
+def remember(key: str, default) -> str:
+    """Primes widget `key` (once per widget life) from the kept value, else the URL, else `default`."""
+    if key not in st.session_state:
+        value = st.session_state.get(KEEP + key, default)
+        raw = st.query_params.get("f_" + key)
+        if KEEP + key not in st.session_state and raw is not None:
+            try:
+                value = _parse(raw, default)
+            except (TypeError, ValueError):
+                pass  # a hand-edited URL never breaks the page
+        st.session_state[key] = value
+    return key
+
+
+def keep(key: str, default) -> None:
+    """Saves widget `key`'s value for the next visit (session) and the next session (URL)."""
+    value = st.session_state.get(key, default)
+    st.session_state[KEEP + key] = value
+    if value != default:
+        st.query_params["f_" + key] = str(value)
+    elif "f_" + key in st.query_params:
+        del st.query_params["f_" + key]
+
+
+def field(widget, label: str, key: str, default, **kwargs):
+    """Renders `widget(label, key=key, **kwargs)` with remembered state; returns its value."""
+    value = widget(label, key=remember(key, default), **kwargs)
+    keep(key, default)
+    return value
+
+
+def out_of_range(label: str, value, section: str, name: str) -> str:
+    """'Epochs must be between 1 and 500; it is 0.' — or '' when the value is allowed."""
+    m = meta(section, name)
+    lo, hi = m["min"], m["max"]
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        allowed = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else (f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+        return f"{label} must be {allowed}; it is {value:g}."
+    return ""
+
+
+def fit_fields(cfg: RunConfig, key: str) -> None:
+    f = cfg.fit
+    c1, c2, c3, c4 = st.columns(4)
+    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, step=1))
+    f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, step=1))
+    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, format="%.6f"))
+    f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer,
+                        options=meta("fit", "optimizer")["choices"] or ("rmsprop", "adam", "sgd"))
+    hi = meta("fit", "early_stopping_patience")["max"]
+    f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", 0, min_value=0, max_value=int(hi))
+
+
+def head_fields(cfg: RunConfig, key: str) -> None:
+    h = cfg.head
+    c1, c2, c3 = st.columns(3)
+    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, options=meta("head", "pooling")["choices"] or ("flatten", "avg"), horizontal=True)
+    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=[0, 32, 64, 128, 256, 512, 1024])
+    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
+
+
+def augmentation_fields(cfg: RunConfig, key: str = "") -> None:
+    """The augmentation settings, shared by every page (keys `aug_*`; `key` is accepted for the old call shape)."""
+    a = cfg.augmentation
+    bound = lambda name: meta("augmentation", name)["max"]  # noqa: E731
+    a.enabled = field(st.checkbox, "Data augmentation", "aug_enabled", a.enabled)
+    c1, c2, c3, c4 = st.columns(4)
+    a.rotation = float(field(c1.slider, "Rotation (°)", "aug_rot", int(a.rotation), min_value=0, max_value=int(bound("rotation"))))
+    a.width_shift = field(c2.slider, "Width shift", "aug_ws", a.width_shift, min_value=0.0, max_value=float(bound("width_shift")))
+    a.height_shift = field(c3.slider, "Height shift", "aug_hs", a.height_shift, min_value=0.0, max_value=float(bound("height_shift")))
+    a.zoom = field(c4.slider, "Zoom", "aug_zoom", a.zoom, min_value=0.0, max_value=float(bound("zoom")))
+    c5, c6, c7 = st.columns(3)
+    a.horizontal_flip = field(c5.checkbox, "Horizontal flip", "aug_hf", a.horizontal_flip)
+    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip)
+    a.views = int(field(
+        c7.number_input, "Augmented views (K)", "aug_views", a.views, step=1,
+        help="The frozen base runs once per view of the training set (cached for later runs); epochs cycle "
+             "through the K views. K = epochs gives every epoch fresh images, as the lecture does, at K times the cost."))
+
+
+def form_problems(cfg: RunConfig) -> list[str]:
+    """Every out-of-range number box, as one sentence each (empty when the form can train)."""
+    checks = [("Epochs", cfg.fit.epochs, "fit", "epochs"), ("Batch size", cfg.fit.batch_size, "fit", "batch_size"),
+              ("Learning rate", cfg.fit.learning_rate, "fit", "learning_rate")]
+    if cfg.approach != "feature_extraction":
+        checks.append(("Augmented views (K)", cfg.augmentation.views, "augmentation", "views"))
+    if cfg.approach == "fine_tuning":
+        checks += [("Fine-tuning learning rate", cfg.fine_tune.learning_rate, "fine_tune", "learning_rate"),
+                   ("Fine-tuning epochs", cfg.fine_tune.epochs, "fine_tune", "epochs")]
+    return [p for p in (out_of_range(*c) for c in checks) if p]

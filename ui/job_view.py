@@ -1,0 +1,141 @@
+"""The live job panel of an approach page and a run's results.
+
+What the panel says comes from the run's own status (engine: status.json via
+`JobRunner.progress`): what it is doing with counts, a measured ETA, elapsed time frozen when
+the run ends, and "epoch k/N" with N the planned epochs (a run stopped after 1 of 3 reads
+1/3). Only jobs on the current dataset are shown unless "All datasets" is ticked.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import streamlit as st
+
+from engine import charts
+from engine.runs import RunStoreError
+from ui import resources
+from ui.curves import curve_pair
+from ui.dataset_source import dataset_name
+
+try:
+    from ui.export_panel import export_downloads
+except ImportError:  # the export helper's panel (engine/export.py) may land after this module
+    export_downloads = None
+
+FINAL = ("finished", "stopped", "failed", "interrupted", "damaged")
+_NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
+
+
+def one_sentence(text: str) -> str:
+    """The human part of an engine message: TensorFlow's log noise and tracebacks dropped, last line kept."""
+    lines = [l.strip() for l in str(text or "").splitlines() if l.strip() and not _NOISE.search(l)]
+    line = lines[-1] if lines else ""
+    return line.removeprefix("error: ").replace("--weights PATH", "a Local file in the sidebar") or "the job ended unexpectedly"
+
+
+def planned_epochs(config: dict) -> int:
+    fit = int((config.get("fit") or {}).get("epochs") or 0)
+    if config.get("approach") == "fine_tuning":
+        fit += int((config.get("fine_tune") or {}).get("epochs") or 0)
+    return fit
+
+
+def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str]:
+    """(bar fraction, text) for a job: what it does, with counts; elapsed (frozen at the end); a measured ETA."""
+    now = time.time() if now is None else now
+    metrics, status = prog.get("metrics") or {}, prog.get("status") or {}
+    done = len((prog.get("history") or {}).get("loss", []))
+    total = status.get("epochs_total") or metrics.get("epochs_total") or planned_epochs(job.config) or max(done, 1)
+    state = "queued" if job.state == "queued" else metrics.get("state") or ("running" if job.state == "running" else job.state)
+    if state == "queued" or job.started is None:
+        return 0.0, "queued: waiting for the running job to finish"
+    elapsed = prog.get("elapsed_s")
+    if elapsed is None and state in FINAL:  # frozen: the run's own wall time, else when the process ended
+        elapsed = metrics.get("wall_seconds") or ((job.ended or status.get("updated") or now) - job.started)
+    if elapsed is None:
+        elapsed = now - job.started
+    elapsed = max(0.0, float(elapsed))
+    if state in FINAL:
+        return min(done / total, 1.0), f"{state}: epoch {done}/{total} · took {elapsed:.0f}s"
+    stage_total, stage_done = status.get("total"), status.get("done")
+    if status.get("stage") not in (None, "", "epoch", "train") and stage_total:
+        fraction, doing = min((stage_done or 0) / stage_total, 1.0), status.get("message") or status["stage"]
+    else:
+        fraction = min(done / total, 1.0)
+        doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
+    eta = status.get("eta_s")
+    tail = f" · ETA {eta:.0f}s" if isinstance(eta, (int, float)) and eta > 0 else " · ETA after the first measured steps"
+    return fraction, f"running: {doing} · elapsed {elapsed:.0f}s{tail}"
+
+
+def _on_dataset(job) -> bool:
+    return (job.config.get("data") or {}).get("path") == st.session_state.get("data_path", "")
+
+
+def job_panel(approach: str) -> None:
+    """Live view of this page's latest job (on the current dataset): progress, curves, Stop; results when done."""
+    runner = resources.job_runner()
+    queue = runner.active()
+    if queue:
+        st.caption("Queue: " + " → ".join(f"{charts.APPROACH_TITLES.get(j.approach, j.approach)} ({j.state})" for j in queue))
+    everything = st.session_state.get(f"{approach}_all_datasets", False)
+    mine = [j for j in runner.jobs() if j.approach == approach and (everything or _on_dataset(j))]
+    if not mine:
+        return
+    job = mine[-1]
+    prog = runner.progress(job.id)
+    hist, metrics = prog.get("history") or {}, prog.get("metrics") or {}
+    fraction, text = progress_line(job, prog)
+    state = text.split(":", 1)[0]
+    st.caption(f"Dataset: **{dataset_name((job.config.get('data') or {}).get('path', ''))}** · run {job.id}")
+    st.progress(fraction, text=text)
+    if job.state in ("queued", "running") and state not in FINAL and st.button("Stop", key=f"stop_{approach}"):
+        runner.stop(job.id)
+    if hist.get("loss"):
+        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=approach)
+    if state in FINAL:
+        render_results(metrics, state, job.id, error=prog.get("error"), log=prog.get("log") or runner.log_tail(job.id, 40))
+
+
+def render_results(metrics: dict, state: str, run_id: str | None = None, error: str | None = None, log: str = "") -> None:
+    if state == "failed":
+        st.error(f"Training failed: {error or one_sentence(metrics.get('message', ''))}")
+        if log:
+            with st.expander("Log of the training process"):
+                st.code(log, language=None)
+    elif state in ("interrupted", "damaged"):
+        st.warning(f"Run {state}: {metrics.get('message', '')}")
+        if state == "damaged":
+            return
+    elif metrics.get("message"):
+        st.info(metrics["message"])
+    val, test = metrics.get("validation") or {}, metrics.get("test") or {}
+    c = st.columns(4)
+    c[0].metric("Validation accuracy", f"{val['accuracy']:.3f}" if val else "—")
+    c[1].metric("Test accuracy", f"{test['accuracy']:.3f}" if test else "—", help=None if test else "this dataset has no test split")
+    c[2].metric("Trainable params", f"{metrics.get('trainable_params', 0):,}")
+    c[3].metric("Wall time", f"{metrics.get('wall_seconds', 0):.0f}s")
+    scored = test or val
+    if scored:
+        classes = list(scored["per_class"])
+        st.plotly_chart(charts.confusion_figure(scored["confusion_matrix"], classes), key=f"cm_{run_id}")
+        st.caption("Confusion matrix on the " + ("test split." if test else "validation split (there is no test split)."))
+        wrong = scored.get("misclassified", [])[:6]
+        if wrong:
+            st.caption("Some misclassified images")
+            for col, m in zip(st.columns(len(wrong)), wrong):
+                col.image(m["path"], caption=f"{m['true']} → {m['predicted']} ({max(m['probabilities'].values()):.0%})")
+    record = _saved_run(run_id) if run_id else None
+    if record is not None and export_downloads is not None:
+        export_downloads(str(resources.run_store().root), record.id, record.config, key=record.id)
+
+
+def _saved_run(run_id: str):
+    """The run's record when it has a saved model to export, else None."""
+    try:
+        record = resources.run_store().load(run_id)
+    except RunStoreError:
+        return None
+    return record if record.model_path.exists() else None

@@ -1,0 +1,63 @@
+"""Server-wide resources the pages share: the job runner, the run store, cached scans and checks.
+
+`st.cache_resource` objects live once per server process (every session and tab sees the same
+job queue); `st.cache_data` results are keyed by their arguments (a scan by path + folder mtime).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from engine.config import RunConfig
+from engine.datasets import DatasetReport, scan_dataset
+from engine.downloads import internet_available
+from engine.jobs import JobRunner
+from engine.runs import RunStore
+from ui.uploads import sweep_stale
+
+
+@st.cache_resource
+def _job_runner(runs_dir: str | None, cache_dir: str | None) -> JobRunner:
+    return JobRunner(runs_dir=runs_dir, cache_dir=cache_dir)
+
+
+def job_runner() -> JobRunner:
+    """One runner per server process (and run store), shared by every session and tab."""
+    return _job_runner(os.environ.get("TLS_RUNS_DIR"), os.environ.get("TLS_CACHE_DIR"))
+
+
+def run_store() -> RunStore:
+    return RunStore(os.environ.get("TLS_RUNS_DIR"))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def online() -> bool:
+    return internet_available()
+
+
+@st.cache_data(show_spinner="Scanning the dataset …")
+def scan(path: str, mtime_key: float) -> DatasetReport:
+    return scan_dataset(path)
+
+
+def folder_mtime(path: str) -> float:
+    """Latest mtime of the dataset's folders: adding or removing an image anywhere triggers a re-scan."""
+    try:
+        return max(os.stat(d).st_mtime for d, _, _ in os.walk(path))
+    except (OSError, ValueError):
+        return 0.0
+
+
+@st.cache_resource
+def sweep_stale_uploads() -> int:
+    """Once per server process: upload folders of sessions a killed server never cleaned up."""
+    return len(sweep_stale())
+
+
+@st.cache_data(show_spinner="Counting parameters …")
+def model_summary(cfg_json: str, num_classes: int) -> dict:
+    from engine.modeling import describe_model
+
+    return describe_model(RunConfig.from_json(cfg_json), num_classes)

@@ -1,0 +1,156 @@
+"""The shared sidebar: dataset, backbone, weights, image size, split, seed — kept in the URL.
+
+Options are stable keys (what the URL and session state hold) shown through `format_func`.
+Anything that stops training (no weights anywhere, an empty or refused weights path) is one
+sentence at the TOP of the sidebar, and the same sentence disables Train (`weights_problem`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import backbones
+from engine.config import BackboneConfig, RunConfig, default_config
+from engine.datasets import DatasetError
+from engine.paths import confine
+from ui import resources
+from ui.dataset_source import SOURCES, dataset_fields
+
+WEIGHTS = {"imagenet": "ImageNet", "local": "Local file", "none": "None (random)"}
+NO_PATH = "Weights: “Local file” has no path yet. Type the path of a .weights.h5 file, or choose ImageNet or None (random)."
+
+# key -> (default, type); mirrored into the query string so a refresh or a shared link restores them.
+DEFAULTS = {
+    "sb_source": ("sample", str), "sb_folder": ("", str), "sb_backbone": ("mobilenet_v2", str),
+    "sb_weights": ("imagenet", str), "sb_weights_path": ("", str),
+    "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int), "sb_seed": (42, int),
+    "sb_train_pct": (70, int), "sb_val_pct": (15, int),
+}
+_ALLOWED = {"sb_source": tuple(SOURCES), "sb_backbone": tuple(backbones.BACKBONES), "sb_weights": tuple(WEIGHTS)}
+_LABELS = {**{v: k for k, v in SOURCES.items()}, **{v: k for k, v in WEIGHTS.items()}}  # links made before the keys
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def weights_default(name: str, alpha: float, image_size: int):
+    """The engine's offline-aware default (ImageNet if cached/downloadable, else a local file found, else none)."""
+    finder = getattr(backbones, "default_weights", None)
+    return finder(name, alpha, image_size) if finder else None
+
+
+def _restore() -> None:
+    """First run of a session: defaults, overridden by valid values from the query string."""
+    fresh = "sb_weights" not in st.session_state and "weights" not in st.query_params
+    for key, (default, kind) in DEFAULTS.items():
+        if key in st.session_state:
+            continue
+        value, raw = default, st.query_params.get(key.removeprefix("sb_"))
+        if raw is not None:
+            try:
+                parsed = _LABELS.get(raw, raw) if key in _ALLOWED else kind(raw)
+                if key not in _ALLOWED or parsed in _ALLOWED[key]:
+                    value = parsed
+            except ValueError:
+                pass  # a hand-edited URL never breaks the page
+        if key == "sb_image_size":
+            value = min(max(value, 32), 320)
+        st.session_state[key] = value
+    if fresh:  # offline-first: a local weights file found in the known places becomes the default
+        found = weights_default(st.session_state["sb_backbone"], 1.0, int(st.session_state["sb_image_size"]))
+        value = getattr(found, "value", "imagenet")
+        if value not in ("imagenet", ""):
+            st.session_state["sb_weights"], st.session_state["sb_weights_path"] = "local", value
+
+
+def _save() -> None:
+    st.query_params.update({k.removeprefix("sb_"): str(st.session_state[k]) for k in DEFAULTS if st.session_state.get(k) not in ("", None)})
+
+
+def weights_setting() -> str:
+    """What BackboneConfig.weights gets: "imagenet", "none" or the resolved local path."""
+    choice = st.session_state.get("sb_weights", "imagenet")
+    if choice != "local":
+        return choice if choice in WEIGHTS else "imagenet"
+    typed = st.session_state.get("sb_weights_path", "").strip()
+    try:
+        return str(confine(typed, "Weights file")) if typed else ""  # the resolved path: what was checked is what trains
+    except DatasetError:
+        return typed  # weights_problem() refuses it
+
+
+def _imagenet_problem() -> str:
+    spec = backbones.get_spec(st.session_state.get("sb_backbone", "mobilenet_v2"))
+    wanted = BackboneConfig(name=spec.name, image_size=int(st.session_state.get("sb_image_size", 0)))
+    size = backbones.image_size_for(wanted)
+    if backbones.cached_imagenet_weights(wanted, size) or resources.online():
+        return ""
+    found = weights_default(spec.name, 1.0, size)
+    if getattr(found, "problem", ""):
+        return found.problem
+    fname = backbones.imagenet_weights_filename(wanted, size)
+    local = getattr(found, "value", "")
+    if local and local != "imagenet":
+        return f"Offline: ImageNet weights for {spec.title} cannot be downloaded; choose Local file ({local} was found)."
+    return (f"Offline: ImageNet weights for {spec.title} cannot be downloaded ({fname}). Copy that file into "
+            f"{backbones.keras_cache_dir()}/ or choose Local file with a weights file, or None (random).")
+
+
+def weights_problem() -> str:
+    """Why training may not start with the sidebar's weights ("" when it may); shown once, disables Train."""
+    choice = st.session_state.get("sb_weights", "imagenet")
+    if choice == "local":
+        typed = st.session_state.get("sb_weights_path", "").strip()
+        if not typed:
+            return NO_PATH
+        try:
+            path = confine(typed, "Weights file")
+        except DatasetError as exc:
+            return str(exc)
+        return "" if path.is_file() else f"Weights file {typed} does not exist; type the path of a .weights.h5 file."
+    return _imagenet_problem() if choice == "imagenet" else ""
+
+
+def split_fractions() -> tuple[float, float, float]:
+    train, val = int(st.session_state.get("sb_train_pct", 70)), int(st.session_state.get("sb_val_pct", 15))
+    return train / 100, val / 100, max(0, 100 - train - val) / 100
+
+
+def render_sidebar() -> None:
+    """Dataset source, backbone, weights, image size, split, seed; values live in st.session_state."""
+    _restore()
+    resources.sweep_stale_uploads()
+    sb = st.sidebar
+    top = sb.container()  # filled last: the blocking problem sits above the fold
+    sb.header("Setup")
+    dataset_fields()
+    sb.selectbox("Backbone", list(backbones.BACKBONES), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title)
+    choice = sb.radio("Weights", list(WEIGHTS), key="sb_weights", format_func=WEIGHTS.get)
+    if choice == "local":
+        sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path")
+    spec = backbones.get_spec(st.session_state["sb_backbone"])
+    sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px")
+    with sb.expander("Split for flat folders (DATA/<class>/*)"):
+        st.slider("Train %", 5, 95, step=5, key="sb_train_pct")
+        st.slider("Validation %", 5, 95, step=5, key="sb_val_pct")
+        train, val, test = split_fractions()
+        if train + val > 1:
+            st.error(f"Train % + Validation % is {train + val:.0%}; keep it at most 100 %.")
+        else:
+            st.caption(f"train {train:.0%} · validation {val:.0%} · test {test:.0%} (a given train/validation/test layout is kept as is)")
+    sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed")
+    problem = weights_problem()
+    if problem:  # offline ImageNet is a warning with a way out; a bad local path is an error
+        (top.warning if choice == "imagenet" else top.error)(problem)
+    elif choice == "imagenet":
+        sb.caption("ImageNet weights: from Keras' cache, or downloaded once on the first training run.")
+    _save()
+
+
+def base_config(approach: str) -> RunConfig:
+    """The lecture defaults for `approach`, with the sidebar's data/backbone/weights/size/split/seed."""
+    cfg = default_config(approach)
+    cfg.data.path = st.session_state.get("data_path", "")
+    cfg.data.train_fraction, cfg.data.val_fraction, cfg.data.test_fraction = split_fractions()
+    cfg.backbone = BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"), weights=weights_setting() or "none",
+                                  image_size=int(st.session_state.get("sb_image_size", 0)))
+    cfg.fit.seed = int(st.session_state.get("sb_seed", 42))
+    return cfg
