@@ -143,8 +143,7 @@ def describe_model(cfg, num_classes: int) -> dict[str, int]:
     base = backbones.build_base(dataclasses.replace(cfg.backbone, weights="none"), size)
     base.trainable = False
     if cfg.approach == "fine_tuning":
-        spec = backbones.get_spec(cfg.backbone.name)
-        cut = spec.top_block_cuts[min(cfg.fine_tune.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
+        cut = backbones.get_spec(cfg.backbone.name).cut_for(cfg.fine_tune.unfreeze_blocks)
         unfreeze_top(base, split_base(base, cut))
     head = build_head(tuple(base.output.shape[1:]), num_classes, cfg.head)
     return count_params(assemble_full_model(base, head, cfg.backbone.name, cfg.backbone.preprocessing, size))

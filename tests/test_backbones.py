@@ -48,8 +48,103 @@ def test_wrong_local_weights_file_is_explained(tmp_path):
     other = keras.applications.MobileNet(input_shape=(64, 64, 3), include_top=False, weights=None, alpha=0.25)
     path = tmp_path / "v1.weights.h5"
     other.save_weights(path)
-    with pytest.raises(WeightsUnavailable, match="could not load weights file .*v1.weights.h5 into MobileNetV2"):
+    with pytest.raises(WeightsUnavailable, match="could not load weights file .*v1.weights.h5 into MobileNetV2") as info:
         build_base(BackboneConfig(name="mobilenet_v2", weights=str(path)), 64)
+    assert "this file holds weights of another network" in str(info.value)
+
+
+def test_another_networks_weights_are_named_not_keras_variable_counts(tmp_path):
+    other = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None)
+    path = tmp_path / "v2.weights.h5"
+    other.save_weights(path)
+    with pytest.raises(WeightsUnavailable) as info:
+        build_base(BackboneConfig(name="vgg16", weights=str(path)), 32)
+    msg = str(info.value)
+    assert "this file holds weights of another network (MobileNetV2, alpha 1; it does not fit VGG16" in msg
+    assert "expected" not in msg and "variables" not in msg and "\n" not in msg
+
+
+def test_a_file_that_is_no_weights_file_says_so(tmp_path):
+    path = tmp_path / "notes.weights.h5"
+    path.write_text("not hdf5")
+    with pytest.raises(WeightsUnavailable, match="it is not a Keras weights file"):
+        build_base(BackboneConfig(name="mobilenet_v2", weights=str(path)), 32)
+
+
+@pytest.mark.parametrize("weights", ["", "   "])
+def test_an_empty_local_path_never_trains_random_weights(weights):
+    with pytest.raises(WeightsUnavailable, match="backbone.weights: the local weights file path is empty"):
+        backbones.resolve_weights(BackboneConfig(weights=weights))
+
+
+def test_find_local_weights_searches_env_keras_cache_then_app_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(backbones, "PROJECT_ROOT", tmp_path / "app")
+    env_dir, app_dir = tmp_path / "w", tmp_path / "app" / "weights"
+    env_dir.mkdir()
+    app_dir.mkdir(parents=True)
+    monkeypatch.setenv("TLS_WEIGHTS_DIR", str(env_dir))
+    assert backbones.find_local_weights("mobilenet_v2", 1.0, 160) is None
+    (app_dir / "mobilenet_v1_0.75_imagenet_no_top.weights.h5").write_bytes(b"x")  # our documented naming
+    assert backbones.find_local_weights("mobilenet", 0.75, 128) == app_dir / "mobilenet_v1_0.75_imagenet_no_top.weights.h5"
+    assert backbones.find_local_weights("mobilenet", 1.0, 128) is None  # another width does not match
+    cache = backbones.keras_cache_dir()
+    cache.mkdir(parents=True)
+    keras_name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"  # Keras' canonical name
+    (cache / keras_name).write_bytes(b"x")
+    assert backbones.find_local_weights("mobilenet_v2", 1.0, 160) == cache / keras_name
+    (env_dir / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"x")
+    assert backbones.find_local_weights("mobilenet_v2", 1.0, 160) == env_dir / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+    (env_dir / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
+    assert backbones.find_local_weights("vgg16", 1.0, 150) == env_dir / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def test_the_real_assets_weights_are_found_and_load(assets, tmp_path, monkeypatch):
+    source = assets / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+    if not source.is_file():
+        pytest.skip(f"no MobileNetV2 weights in {assets / 'weights'}")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / source.name).symlink_to(source)
+    monkeypatch.setenv("TLS_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
+    found = backbones.find_local_weights("mobilenet_v2", 1.0, 96)
+    assert found == tmp_path / "w" / source.name
+    default = backbones.default_weights("mobilenet_v2", 1.0, 96)
+    assert default.value == str(found) and default.problem == "" and "offline" in default.label
+    base = build_base(BackboneConfig(name="mobilenet_v2", weights=default.value), 96)
+    assert float(np.abs(base.get_layer("Conv1").get_weights()[0]).sum()) > 0
+
+
+def test_default_weights_online_offline_and_nowhere(tmp_path, monkeypatch):
+    monkeypatch.setattr(backbones, "PROJECT_ROOT", tmp_path / "app")
+    monkeypatch.delenv("TLS_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: True)
+    assert backbones.imagenet_available("mobilenet_v2", 1.0, 160)
+    online = backbones.default_weights("mobilenet_v2", 1.0, 160)
+    assert online.value == "imagenet" and online.problem == ""
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
+    assert not backbones.imagenet_available("vgg16", 1.0, 150)
+    nowhere = backbones.default_weights("vgg16", 1.0, 150)
+    assert nowhere.value == ""
+    assert nowhere.problem.startswith("No ImageNet weights: this machine is offline and none were found in TLS_WEIGHTS_DIR")
+    assert "'Local file'" in nowhere.problem and "\n" not in nowhere.problem
+    cache = backbones.keras_cache_dir()
+    cache.mkdir(parents=True)
+    (cache / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
+    assert backbones.imagenet_available("vgg16", 1.0, 150)  # cached: works offline
+    assert backbones.default_weights("vgg16", 1.0, 150).value == "imagenet"
+
+
+def test_reachability_is_checked_once_with_a_short_timeout(monkeypatch):
+    calls = []
+
+    def refuse(address, timeout):
+        calls.append(timeout)
+        raise OSError("offline")
+
+    monkeypatch.setattr(backbones, "_reachable", None)
+    monkeypatch.setattr(backbones.socket, "create_connection", refuse)
+    assert backbones.download_host_reachable() is False and backbones.download_host_reachable() is False
+    assert calls == [backbones.REACHABILITY_TIMEOUT_S] and backbones.REACHABILITY_TIMEOUT_S <= 2
 
 
 def test_offline_imagenet_names_the_file_and_alternatives(monkeypatch):

@@ -428,8 +428,7 @@ class RunContext:
             return build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed)
 
     def fine_tune_cut(self) -> str:
-        spec = backbones.get_spec(self.cfg.backbone.name)
-        return spec.top_block_cuts[min(self.cfg.fine_tune.unfreeze_blocks, len(spec.top_block_cuts)) - 1]
+        return backbones.get_spec(self.cfg.backbone.name).cut_for(self.cfg.fine_tune.unfreeze_blocks)
 
 
 def _without_autotune(ds):
