@@ -49,22 +49,26 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
     done = len((prog.get("history") or {}).get("loss", []))
     total = status.get("epochs_total") or metrics.get("epochs_total") or planned_epochs(job.config) or max(done, 1)
     state = "queued" if job.state == "queued" else metrics.get("state") or ("running" if job.state == "running" else job.state)
-    if state == "queued" or job.started is None:
-        return 0.0, "queued: waiting for the running job to finish"
+    if state == "queued":
+        return 0.0, "queued: waiting for the running job to finish"  # no elapsed time before it starts
+    started = job.started if job.started is not None else now
     elapsed = prog.get("elapsed_s")
     if elapsed is None and state in FINAL:  # frozen: the run's own wall time, else when the process ended
-        elapsed = metrics.get("wall_seconds") or ((job.ended or status.get("updated") or now) - job.started)
+        elapsed = metrics.get("wall_seconds") or ((job.ended or status.get("updated") or now) - started)
     if elapsed is None:
-        elapsed = now - job.started
+        elapsed = now - started
     elapsed = max(0.0, float(elapsed))
     if state in FINAL:
         return min(done / total, 1.0), f"{state}: epoch {done}/{total} · took {elapsed:.0f}s"
-    stage_total, stage_done = status.get("total"), status.get("done")
-    if status.get("stage") not in (None, "", "epoch", "train") and stage_total:
-        fraction, doing = min((stage_done or 0) / stage_total, 1.0), status.get("message") or status["stage"]
+    epoch, steps = status.get("epoch") or 0, status.get("steps_total") or 0
+    if status.get("stage") == "training" and epoch:  # the whole run's share: finished epochs + this epoch's steps
+        fraction = (epoch - 1 + (status.get("step") or 0) / steps if steps else epoch) / total
+    elif status.get("total"):  # a counted stage, e.g. "caching validation features 400/1000"
+        fraction = (status.get("done") or 0) / status["total"]
     else:
-        fraction = min(done / total, 1.0)
-        doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
+        fraction = done / total
+    doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
+    fraction = min(max(fraction, 0.0), 1.0)
     eta = status.get("eta_s")
     tail = f" · ETA {eta:.0f}s" if isinstance(eta, (int, float)) and eta > 0 else " · ETA after the first measured steps"
     return fraction, f"running: {doing} · elapsed {elapsed:.0f}s{tail}"

@@ -1,0 +1,102 @@
+"""What a user sees on the training forms and the sidebar (AppTest): weights that cannot train, visible
+range errors, values that survive a page switch and a refresh, one augmentation state for every page."""
+
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def offline_sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
+    monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+
+
+def harness(first: str) -> AppTest:
+    """Sidebar + the page named in session state `_page` (a page switch in the same session)."""
+    script = f"""
+import runpy
+import streamlit as st
+from ui.sidebar import render_sidebar
+render_sidebar()
+runpy.run_path(str({str(ROOT)!r}) + "/" + st.session_state.get("_page", {first!r}), run_name="__main__")
+"""
+    at = AppTest.from_string(script, default_timeout=120)
+    at.session_state["_page"] = first
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.session_state["_page"] = page
+    return at.run()
+
+
+def test_local_file_with_an_empty_path_disables_train_with_a_sentence():
+    from ui.sidebar import NO_PATH
+
+    at = harness("pages/feature_extraction.py")
+    at.query_params["weights"] = "local"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.error[0].value == NO_PATH  # at the top of the sidebar
+    assert at.button[0].disabled  # Train: never random weights instead
+    assert any(e.value == "Train is disabled: " + NO_PATH for e in at.error)
+
+
+def test_out_of_range_values_name_the_field_and_range_and_start_nothing():
+    from ui import resources
+
+    at = harness("pages/feature_extraction.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    at.number_input(key="feature_extraction_epochs").set_value(0)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any(e.value.startswith("Epochs must be between 1 and ") and e.value.endswith("; it is 0.") for e in at.error)
+    assert resources.job_runner().jobs() == []
+
+
+def test_fine_tuning_with_zero_phase_two_epochs_is_warned():
+    at = harness("pages/fine_tuning.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    at.number_input(key="fine_tuning_ftep").set_value(0)
+    at.number_input(key="fine_tuning_epochs").set_value(0)  # keeps the test from training
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any(w.value.startswith("Fine-tuning epochs is 0: only phase 1") for w in at.warning)
+
+
+def test_form_values_survive_a_page_switch_and_a_refresh():
+    at = harness("pages/feature_extraction.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    at.number_input(key="feature_extraction_epochs").set_value(0)  # invalid: nothing trains
+    at.number_input(key="feature_extraction_lr").set_value(0.005)
+    at.button[0].click().run()
+    goto(at, "pages/compare.py")
+    goto(at, "pages/feature_extraction.py")
+    assert not at.exception, at.exception
+    assert at.number_input(key="feature_extraction_lr").value == 0.005
+    assert at.number_input(key="feature_extraction_epochs").value == 0
+
+    fresh = harness("pages/feature_extraction.py")  # a browser refresh: a new session with the same URL
+    for k, v in at.query_params.items():
+        fresh.query_params[k] = v[0] if isinstance(v, list) else v
+    fresh.run()
+    assert fresh.number_input(key="feature_extraction_lr").value == 0.005
+    assert fresh.number_input(key="feature_extraction_epochs").value == 0
+
+
+def test_the_data_overview_preview_and_the_training_form_share_augmentation():
+    at = harness("pages/data_overview.py").run()
+    assert not at.exception, at.exception
+    assert at.checkbox(key="aug_vf").value is True  # the lecture's default
+    at.checkbox(key="aug_vf").uncheck().run()
+    goto(at, "pages/frozen_training.py")
+    assert not at.exception, at.exception
+    assert at.checkbox(key="aug_vf").value is False  # carried over to the form

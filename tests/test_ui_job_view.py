@@ -1,0 +1,58 @@
+"""The live panel's words (ui/job_view.py): what a job does, with counts; elapsed frozen at the end; one-sentence errors."""
+
+from types import SimpleNamespace
+
+from ui.job_view import one_sentence, progress_line
+
+CONFIG = {"approach": "feature_extraction", "fit": {"epochs": 3}, "data": {"path": "/d"}}
+
+
+def job(state="running", started=1000.0, ended=None, config=CONFIG):
+    return SimpleNamespace(state=state, started=started, ended=ended, config=config)
+
+
+def test_caching_features_says_what_it_does_with_counts_and_a_measured_eta():
+    status = {"stage": "caching features", "message": "caching validation features 400/1000", "done": 400, "total": 1000,
+              "epoch": 0, "epochs_total": 3, "eta_s": 42.0}
+    fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "elapsed_s": 30.0}, now=1030.0)
+    assert text == "running: caching validation features 400/1000 · elapsed 30s · ETA 42s"
+    assert fraction == 0.4
+    assert "epoch 0/" not in text and "ETA 0s" not in text
+
+
+def test_no_eta_zero_before_anything_is_measured():
+    _, text = progress_line(job(), {"status": {}, "metrics": {"state": "running"}}, now=1005.0)
+    assert text == "running: preparing; epoch 1/3 next · elapsed 5s · ETA after the first measured steps"
+
+
+def test_training_bar_covers_the_whole_run():
+    status = {"stage": "training", "message": "epoch 2/3, step 5/10", "epoch": 2, "epochs_total": 3, "step": 5, "steps_total": 10, "eta_s": 15.0}
+    fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}}, now=1010.0)
+    assert abs(fraction - 0.5) < 1e-9 and text.startswith("running: epoch 2/3, step 5/10 · elapsed 10s · ETA 15s")
+
+
+def test_queued_job_shows_no_elapsed_time():
+    fraction, text = progress_line(job(state="queued", started=None), {"elapsed_s": None}, now=1000.0)
+    assert (fraction, text) == (0.0, "queued: waiting for the running job to finish")
+
+
+def test_elapsed_is_frozen_when_the_run_finished():
+    prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 72.4}, "history": {"loss": [1, 2, 3]}, "status": {}}
+    for now in (1100.0, 1500.0, 9000.0):  # polls long after the end read the same
+        assert progress_line(job(state="done", ended=1073.0), prog, now=now) == (1.0, "finished: epoch 3/3 · took 72s")
+
+
+def test_a_stopped_run_reads_epochs_done_of_planned():
+    prog = {"metrics": {"state": "stopped", "epochs_total": 3}, "history": {"loss": [0.9]}, "status": {"epochs_total": 3}, "elapsed_s": 20.0}
+    fraction, text = progress_line(job(state="done", ended=1020.0), prog, now=2000.0)
+    assert text == "stopped: epoch 1/3 · took 20s" and abs(fraction - 1 / 3) < 1e-9
+
+
+def test_engine_errors_become_one_sentence_without_tensorflow_noise():
+    log = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+           "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
+           "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
+           "error: ImageNet weights for vgg16 could not be downloaded; pass a local weights file with --weights PATH")
+    sentence = one_sentence(log)
+    assert "absl" not in sentence and "oneDNN" not in sentence and not sentence.startswith("error:")
+    assert sentence.startswith("ImageNet weights for vgg16 could not be downloaded") and "a Local file in the sidebar" in sentence
