@@ -1,4 +1,4 @@
-"""`python -m engine ...`: scan a dataset, train approaches headless, list runs, classify, benchmark.
+"""`python -m engine ...`: scan a dataset, train approaches headless, list runs, classify, export, benchmark.
 
 Progress goes to stderr (one line per epoch); results go to stdout or --report as JSON.
 Bad input exits with status 2 and a one-line reason; a diverged run exits with status 1.
@@ -112,7 +112,22 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify image files with a stored run")
     pr.add_argument("--run", required=True, help="run id")
     pr.add_argument("--runs-dir")
+    pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
+    pr.add_argument("--gradcam", metavar="OUT.png",
+                    help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
     pr.add_argument("images", nargs="+")
+
+    from .export import FORMATS
+
+    ex = sub.add_parser("export", help="export a stored run's model: .keras, SavedModel, TFLite float32 or int8")
+    ex.add_argument("run", help="run id")
+    ex.add_argument("--format", required=True, choices=FORMATS)
+    ex.add_argument("--out", required=True, metavar="FOLDER",
+                    help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
+    ex.add_argument("--zip", action="store_true", help="also write FOLDER.zip (what the dashboard's download holds)")
+    ex.add_argument("--calibration-images", type=int, default=100, metavar="N",
+                    help="tflite_int8: training images used to calibrate the quantisation (default 100)")
+    ex.add_argument("--runs-dir")
 
     sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
     sp.add_argument("dir", nargs="?", help="where to create it (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
@@ -380,9 +395,40 @@ def cmd_predict(args) -> int:
     # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
     # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
     check_files(args.images)
+    if args.gradcam:
+        from .explain import gradcam_paths
+
+        heatmaps = gradcam_paths(args.gradcam, args.images)
+        if not heatmaps[0].parent.is_dir():
+            raise ConfigError(f"--gradcam {args.gradcam}: folder {heatmaps[0].parent} does not exist")
     run = load_run(RunStore(args.runs_dir), args.run)
     out = [{"image": path, **classify_file(run, path)} for path in args.images]
-    print(json.dumps({"predictions": out}, indent=2))
+    if args.gradcam:
+        from .explain import explain_image, save_png
+
+        for row, target in zip(out, heatmaps):
+            explained = explain_image(run, row["image"])
+            row["gradcam"] = str(save_png(explained.overlay, target))
+            row["gradcam_layer"] = explained.layer
+    if args.json:
+        print(json.dumps({"predictions": out}, indent=2))
+        return 0
+    for row in out:
+        p = row["probabilities"][row["predicted"]]
+        print(f"{row['image']}  {row['predicted']}  {p:.1%}" + (f"  Grad-CAM -> {row['gradcam']}" if args.gradcam else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+    from .runs import RunStore
+
+    def progress(message: str) -> None:
+        print(f"[export] {message}", file=sys.stderr, flush=True)
+
+    result = export_run(RunStore(args.runs_dir), args.run, args.format, args.out, make_zip=args.zip,
+                        calibration_count=args.calibration_images, progress=progress)
+    print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 
@@ -406,7 +452,7 @@ def cmd_import_zip(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"scan": cmd_scan, "run": cmd_run, "runs": cmd_runs, "predict": cmd_predict, "sample": cmd_sample,
-                "import-zip": cmd_import_zip}
+                "import-zip": cmd_import_zip, "export": cmd_export}
     if args.command == "bench":
         from .bench import cmd_bench
 

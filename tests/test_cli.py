@@ -127,9 +127,11 @@ def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
     assert rc == 0
     capsys.readouterr()
     img = tiny_dataset / "test" / "cats" / "cats_0.png"
-    assert cli.main(["predict", "--run", "fe1", str(img)]) == 0
+    assert cli.main(["predict", "--run", "fe1", "--json", str(img)]) == 0
     pred = json.loads(capsys.readouterr().out)["predictions"][0]
     assert set(pred["probabilities"]) == {"cats", "dogs"} and abs(sum(pred["probabilities"].values()) - 1) < 1e-5
+    assert cli.main(["predict", "--run", "fe1", str(img)]) == 0  # without --json: a line per image
+    assert capsys.readouterr().out == f"{img}  {pred['predicted']}  {pred['probabilities'][pred['predicted']]:.1%}\n"
     junk = tmp_path / "junk.jpg"
     junk.write_text("hello")
     assert cli.main(["predict", "--run", "fe1", str(junk)]) == 2

@@ -58,7 +58,7 @@ def run_label(r) -> str:
     names = classes(r)
     shown = ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
     parts = [dataset_of(r), shown or "?", approach_title(r), (r.config.get("backbone") or {}).get("name", "?"),
-             f"{image_size(r)} px", f"{split[:4]} acc {acc:.3f}" if acc is not None else "no accuracy", r.id]
+             f"{image_size(r)} px", f"{'test' if split == 'test' else 'val'} acc {acc:.3f}" if acc is not None else "no accuracy", r.id]
     return " · ".join(parts) + ("" if r.state in ("finished", "running") else f" ({r.state})")
 
 

@@ -1,0 +1,115 @@
+"""Results that say what they belong to (AppTest): Compare and Classify on the sidebar's dataset,
+Compare's honest table and chart, the Data overview's plain words."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT, make_image, make_split_dataset
+
+
+@pytest.fixture(autouse=True)
+def sample_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
+    monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+
+
+def page(path: str) -> AppTest:
+    return AppTest.from_string(f"""
+import runpy
+from ui.sidebar import render_sidebar
+render_sidebar()
+runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
+""", default_timeout=120)
+
+
+def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9, size=96, wall=100.0):
+    """A run folder on `dataset` with validation results only (no test split), as a training process leaves it."""
+    path = Path(os.environ["TLS_RUNS_DIR"]) / run_id
+    path.mkdir(parents=True)
+    approach = run_id.split("-")[2]
+    config = {"approach": approach, "backbone": {"name": "mobilenet_v2"}, "data": {"path": dataset},
+              "resolved": {"classes": ["circle", "square", "triangle"], "image_size": size, "dataset_root": dataset}}
+    curve = [0.5 + 0.1 * i for i in range(epochs)]
+    history = {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve[:-1] + [val]}
+    metrics = {"state": state, "epochs_run": epochs, "epochs_total": 3, "wall_seconds": wall, "trainable_params": 1234567,
+               "total_params": 2345678, "validation": {"accuracy": val, "loss": 0.3}}
+    for name, obj in (("config", config), ("history", history), ("metrics", metrics)):
+        (path / f"{name}.json").write_text(json.dumps(obj))
+
+
+def test_compare_picks_the_best_finished_run_per_approach_on_this_dataset(tmp_path):
+    from engine.sample import ensure_sample_dataset
+
+    here = str(ensure_sample_dataset())
+    saved_run("20260101-000001-feature_extraction-aaaaaa", here, val=0.934, size=96, wall=1234.0)
+    saved_run("20260101-000002-feature_extraction-bbbbbb", here, state="stopped", epochs=1, val=0.95)
+    saved_run("20260101-000003-frozen-cccccc", here, val=0.963, size=160)
+    saved_run("20260101-000004-frozen-dddddd", str(tmp_path / "other"), val=0.99)
+    at = page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    runs = at.multiselect(key="cmp_runs")
+    assert not any("dddddd" in o for o in runs.options)  # another dataset's run, until asked
+    assert sorted(runs.value) == ["20260101-000001-feature_extraction-aaaaaa", "20260101-000003-frozen-cccccc"]
+    table = at.dataframe[0].value
+    assert "test acc" not in table.columns and list(table["validation acc"]) == ["0.963", "0.934"]
+    assert list(table["best"]) == ["★", ""] and list(table["dataset"]) == ["sample", "sample"]
+    assert list(table["trainable params"]) == ["1,234,567", "1,234,567"] and "1,234" in list(table["wall time (s)"])
+    assert "None" not in table.astype(str).to_string()
+    assert any("different image sizes (96 px, 160 px)" in w.value for w in at.warning)
+    assert any("**validation** accuracy" in i.value for i in at.info)
+    chart = at.get("plotly_chart")[-1].proto.spec
+    assert "Validation accuracy vs training time" in chart
+    at.toggle(key="cmp_all").set_value(True).run()
+    assert any(o.startswith("other · ") and o.endswith("dddddd") for o in at.multiselect(key="cmp_runs").options)
+
+
+def test_data_overview_speaks_plainly_about_sizes_bad_files_and_a_missing_test_split(tmp_path):
+    root = make_split_dataset(tmp_path / "plain", counts={"train": 3, "validation": 2})
+    (root / "train" / "cats" / "notes.png").write_bytes(b"not an image")
+    at = page("pages/data_overview.py")
+    at.query_params["source"] = "folder"
+    at.query_params["folder"] = str(root)
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "All 10 images are " in text and "×" in text  # not a one-bar histogram
+    assert not any("bad_files" in w.value for w in at.warning)
+    assert any("no test split" in i.value for i in at.info)
+    assert any("Start here" in m.value for m in at.markdown)  # nothing trained yet: the landing says what to do first
+
+
+def _quick_model(data_dir):
+    from engine.approaches import RUNNERS, prepare_data
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config("feature_extraction", data_dir, backbone="vgg16")
+    return RUNNERS["feature_extraction"](cfg, prepare_data(str(data_dir)))
+
+
+def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from engine.sample import ensure_sample_dataset
+
+    run = _quick_model(ensure_sample_dataset())
+    at = page("pages/classify.py").run()
+    assert not at.exception, at.exception
+    models = at.multiselect(key="cls_runs")
+    assert models.value == [run.id]  # the newest model of the sidebar's dataset
+    label = models.options[0]
+    assert label.startswith("sample · circle, square, triangle · Feature extraction · vgg16 · ") and label.endswith(run.id)
+    photos = []
+    for name, colour in (("a.png", (200, 30, 30)), ("b.png", (30, 30, 200))):
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 40), colour).save(buf, "PNG")
+        photos.append((name, buf.getvalue(), "image/png"))
+    at.file_uploader(key="cls_upload").set_value(photos).run()
+    assert not at.exception, at.exception
+    assert len(at.metric) == 2  # one prediction per photo
