@@ -100,3 +100,42 @@ def test_the_data_overview_preview_and_the_training_form_share_augmentation():
     goto(at, "pages/frozen_training.py")
     assert not at.exception, at.exception
     assert at.checkbox(key="aug_vf").value is False  # carried over to the form
+
+
+def test_offline_default_is_a_local_weights_file_found_in_tls_weights_dir(tmp_path, monkeypatch):
+    from engine import backbones
+    from ui import sidebar
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    found = folder / backbones.local_weights_names("mobilenet_v2", 1.0)[0]
+    found.write_bytes(b"weights")  # the sidebar only needs to find it
+    monkeypatch.setenv("TLS_WEIGHTS_DIR", str(folder))
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
+    sidebar.weights_default.clear()
+    try:
+        at = harness("pages/feature_extraction.py").run()
+        assert not at.exception, at.exception
+        assert at.sidebar.radio(key="sb_weights").value == "local"
+        assert at.sidebar.text_input(key="sb_weights_path").value == str(found)
+        assert not at.button[0].disabled and not at.sidebar.warning and not at.sidebar.error  # Train works offline
+    finally:
+        sidebar.weights_default.clear()
+
+
+def test_no_weights_anywhere_disables_train_with_one_sentence_at_the_top(monkeypatch):
+    from engine import backbones
+    from ui import sidebar
+
+    monkeypatch.delenv("TLS_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
+    monkeypatch.setattr(backbones, "find_local_weights", lambda *a: None)
+    sidebar.weights_default.clear()
+    try:
+        at = harness("pages/feature_extraction.py").run()
+        assert not at.exception, at.exception
+        problem = at.sidebar.warning[0].value
+        assert problem.startswith("No ImageNet weights: this machine is offline") and problem.count(". ") <= 2
+        assert at.button[0].disabled and any(e.value == "Train is disabled: " + problem for e in at.error)
+    finally:
+        sidebar.weights_default.clear()

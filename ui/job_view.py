@@ -105,7 +105,7 @@ def job_panel(approach: str) -> None:
 
 def render_results(metrics: dict, state: str, run_id: str | None = None, error: str | None = None, log: str = "") -> None:
     if state == "failed":
-        st.error(f"Training failed: {error or one_sentence(metrics.get('message', ''))}")
+        st.error(f"Training failed: {one_sentence(error or metrics.get('message', ''))}")
         if log:
             with st.expander("Log of the training process"):
                 st.code(log, language=None)

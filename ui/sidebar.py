@@ -55,41 +55,59 @@ def _restore() -> None:
             value = min(max(value, 32), 320)
         st.session_state[key] = value
     if fresh:  # offline-first: a local weights file found in the known places becomes the default
-        found = weights_default(st.session_state["sb_backbone"], 1.0, int(st.session_state["sb_image_size"]))
-        value = getattr(found, "value", "imagenet")
-        if value not in ("imagenet", ""):
-            st.session_state["sb_weights"], st.session_state["sb_weights_path"] = "local", value
+        found = _found_here()
+        if found:
+            st.session_state["sb_weights"], st.session_state["sb_weights_path"] = "local", found
 
 
 def _save() -> None:
     st.query_params.update({k.removeprefix("sb_"): str(st.session_state[k]) for k in DEFAULTS if st.session_state.get(k) not in ("", None)})
 
 
+def _found_here() -> str:
+    """The local weights file the engine itself found for the sidebar's backbone and size ("" if none)."""
+    size = backbones.image_size_for(BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"),
+                                                   image_size=int(st.session_state.get("sb_image_size", 0))))
+    value = getattr(weights_default(st.session_state.get("sb_backbone", "mobilenet_v2"), 1.0, size), "value", "")
+    return value if value not in ("imagenet", "") else ""
+
+
+def _local_path() -> tuple[str, str]:
+    """(resolved path, problem) for the Local file box; a file the engine found itself needs no allowed root."""
+    typed = st.session_state.get("sb_weights_path", "").strip()
+    if not typed:
+        return "", NO_PATH
+    if typed == _found_here():
+        return typed, ""
+    try:
+        path = confine(typed, "Weights file")  # the resolved path: what was checked is what trains
+    except DatasetError as exc:
+        return typed, str(exc)
+    return str(path), "" if path.is_file() else f"Weights file {typed} does not exist; type the path of a .weights.h5 file."
+
+
 def weights_setting() -> str:
-    """What BackboneConfig.weights gets: "imagenet", "none" or the resolved local path."""
+    """What BackboneConfig.weights gets: "imagenet", "none" or the local path ("" when none is typed)."""
     choice = st.session_state.get("sb_weights", "imagenet")
     if choice != "local":
         return choice if choice in WEIGHTS else "imagenet"
-    typed = st.session_state.get("sb_weights_path", "").strip()
-    try:
-        return str(confine(typed, "Weights file")) if typed else ""  # the resolved path: what was checked is what trains
-    except DatasetError:
-        return typed  # weights_problem() refuses it
+    return _local_path()[0]
 
 
 def _imagenet_problem() -> str:
     spec = backbones.get_spec(st.session_state.get("sb_backbone", "mobilenet_v2"))
     wanted = BackboneConfig(name=spec.name, image_size=int(st.session_state.get("sb_image_size", 0)))
     size = backbones.image_size_for(wanted)
+    found = weights_default(spec.name, 1.0, size)
+    if found is not None:  # the engine's answer: cached, downloadable, a local file, or nothing
+        if found.value == "imagenet":
+            return ""
+        if found.value:
+            return f"Offline: ImageNet weights for {spec.title} cannot be downloaded; choose Local file to use {found.value}."
+        return found.problem
     if backbones.cached_imagenet_weights(wanted, size) or resources.online():
         return ""
-    found = weights_default(spec.name, 1.0, size)
-    if getattr(found, "problem", ""):
-        return found.problem
     fname = backbones.imagenet_weights_filename(wanted, size)
-    local = getattr(found, "value", "")
-    if local and local != "imagenet":
-        return f"Offline: ImageNet weights for {spec.title} cannot be downloaded; choose Local file ({local} was found)."
     return (f"Offline: ImageNet weights for {spec.title} cannot be downloaded ({fname}). Copy that file into "
             f"{backbones.keras_cache_dir()}/ or choose Local file with a weights file, or None (random).")
 
@@ -98,14 +116,7 @@ def weights_problem() -> str:
     """Why training may not start with the sidebar's weights ("" when it may); shown once, disables Train."""
     choice = st.session_state.get("sb_weights", "imagenet")
     if choice == "local":
-        typed = st.session_state.get("sb_weights_path", "").strip()
-        if not typed:
-            return NO_PATH
-        try:
-            path = confine(typed, "Weights file")
-        except DatasetError as exc:
-            return str(exc)
-        return "" if path.is_file() else f"Weights file {typed} does not exist; type the path of a .weights.h5 file."
+        return _local_path()[1]
     return _imagenet_problem() if choice == "imagenet" else ""
 
 
