@@ -280,7 +280,7 @@ def cmd_run(args) -> int:
             break
         if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
             cfg.fine_tune.from_run = frozen_runs[repeat]
-        extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir)}
+        extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir, args.runs_dir)}
         keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
         t0 = time.perf_counter()
         result = RUNNERS[cfg.approach](
@@ -330,12 +330,12 @@ def repeat_plan(configs: list[RunConfig], seeds: int, preset: str | None = None)
     return plan
 
 
-def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None) -> dict:
+def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None, runs_dir: str | None = None) -> dict:
     """{"estimate_s": ...} from a stored calibration (never measures one: training should not wait), else {}."""
     from .estimate import estimate_run
 
     try:
-        est = estimate_run(cfg, data, cache_dir, calibrate=False)
+        est = estimate_run(cfg, data, cache_dir, calibrate=False, runs_dir=runs_dir)
     except StudioError:
         return {}
     return {"estimate_s": est["wall_s"]} if est.get("wall_s") is not None else {}
