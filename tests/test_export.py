@@ -1,0 +1,188 @@
+"""Export: the files written (model, labels.json, README, classify.py), the rebuilt model for every
+backbone, the one-line errors, the dashboard's download buttons, and (real assets) that every
+format, loaded in a fresh process without this project, agrees with the run's model on photos."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import backbones, cli, modeling
+from engine.config import BackboneConfig, HeadConfig
+from engine.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
+from engine.inference import classify_file, load_run
+from engine.runs import RunStore
+from tests.conftest import ROOT, make_split_dataset, tiny_config
+from tests.real_run import PHOTOS, trained_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A frozen run with augmentation on tiny data, random weights: (runs_dir, run id, dataset)."""
+    from engine.approaches import RUNNERS, prepare_data
+
+    root = tmp_path_factory.mktemp("export")
+    data_dir = make_split_dataset(root / "tiny")
+    result = RUNNERS["frozen"](tiny_config("frozen", data_dir), prepare_data(str(data_dir)), runs_dir=root / "runs", cache_dir=root / "cache")
+    assert result.state == "finished"
+    return root / "runs", result.id, data_dir
+
+
+def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, capsys):
+    import keras
+
+    runs_dir, run_id, data_dir = tiny_run
+    out = tmp_path / "exp"
+    assert cli.main(["export", run_id, "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(out), "--zip"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == str(out / "model.keras") and report["zip"] == str(tmp_path / "exp.zip")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "classify.py", "labels.json", "model.keras"]
+    with zipfile.ZipFile(tmp_path / "exp.zip") as zf:
+        assert sorted(zf.namelist()) == ["exp/README.md", "exp/classify.py", "exp/labels.json", "exp/model.keras"]
+
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["classes"] == ["cats", "dogs"] and labels["image_size"] == 32
+    assert labels["input"]["shape"] == [1, 32, 32, 3] and labels["input"]["range"] == [0, 255] and labels["input"]["dtype"] == "float32"
+    assert "mobilenet_v2 preprocess_input, inside the model" in labels["input"]["preprocessing"]
+    assert labels["output"] == {"shape": [1, 1], "activation": "sigmoid", "meaning": "probability of 'dogs'; 'cats' is 1 - p"}
+    assert labels["run"] == run_id and labels["format"] == "keras" and "quantization" not in labels
+    script = (out / "classify.py").read_text()
+    assert script == readme_snippet("keras", "model.keras")
+    readme = (out / "README.md").read_text()
+    assert script in readme and "32 x 32 px, pixel values 0-255 as float32" in readme and "python classify.py photo.jpg" in readme
+
+    # plain Keras layers only (no augmentation, no custom preprocessing layer), same answers as the run
+    exported = keras.saving.load_model(out / "model.keras")
+    classes = {type(l).__module__.split(".")[0] for m in (exported, exported.layers[-2], exported.layers[-1]) for l in m.layers}
+    assert classes == {"keras"}
+    assert "augmentation" not in [l.name for l in exported.layers]
+    run = load_run(RunStore(runs_dir), run_id)
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+                  for f in sorted((data_dir / "test").rglob("*.png"))])
+    np.testing.assert_allclose(np.asarray(exported(x)), np.asarray(run.model(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone,mode", [(b, "backbone") for b in sorted(backbones.BACKBONES)] + [("vgg16", "rescale")])
+def test_rebuilt_model_has_plain_layers_and_the_same_outputs(backbone, mode):
+    base = backbones.build_base(BackboneConfig(name=backbone, weights="none"), 32)
+    head = modeling.build_head(tuple(base.output.shape[1:]), 3, HeadConfig(dense_units=8))
+    model = modeling.assemble_full_model(base, head, backbone, mode, 32)
+    portable = portable_model(model, 32)  # raises if its outputs differ from the model's
+    names = [l.name for l in portable.layers]
+    assert all(type(l).__module__.startswith("keras") for l in portable.layers)
+    # EfficientNet's preprocess_input is the identity (it normalises inside the base): no layer for it
+    assert ("preprocess" in names) == (backbone != "efficientnet_b0")
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(portable(x)), np.asarray(model(x)), atol=1e-4)
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_path):
+    runs_dir, run_id, data_dir = tiny_run
+    record = RunStore(runs_dir).load(run_id)
+    gone = {**record.config, "data": {**record.config["data"], "path": str(tmp_path / "moved")},
+            "resolved": {**record.config["resolved"], "dataset_root": str(tmp_path / "moved")}}
+    assert calibration_problem(record.config) == ""
+    assert calibration_problem(gone).startswith(f"the run's dataset folder {tmp_path / 'moved'} is gone; int8 quantisation")
+    (record.path / "config.json").write_text(json.dumps(gone))
+    try:
+        proc = run_cli("export", run_id, "--runs-dir", str(runs_dir), "--format", "tflite_int8", "--out", str(tmp_path / "q"))
+    finally:
+        (record.path / "config.json").write_text(json.dumps(record.config))
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: {calibration_problem(gone)}"]
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--format", "keras", "--out", "{full}"], "error: --out {full}: already exists and is not an empty folder; choose a new folder"),
+    (["--format", "keras", "--out", "{tmp}/a/b"], "error: --out {tmp}/a/b: its parent folder {tmp}/a does not exist"),
+    (["--format", "tflite_int8", "--calibration-images", "0", "--out", "{tmp}/q"], "error: --calibration-images 0: give at least 1"),
+])
+def test_bad_export_requests_exit_2_with_one_line(tiny_run, tmp_path, capsys, args, message):
+    runs_dir, run_id, _ = tiny_run
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    fill = lambda s: s.format(tmp=tmp_path, full=tmp_path / "full")  # noqa: E731
+    assert cli.main(["export", run_id, "--runs-dir", str(runs_dir), *map(fill, args)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(fill(message)), err
+
+
+def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
+    runs_dir = tiny_run[0]
+    assert cli.main(["export", "no-such-run", "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(tmp_path / "n")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no run 'no-such-run' in {runs_dir}"
+    assert not (tmp_path / "n").exists()
+
+
+def test_dashboard_offers_one_download_per_format(tiny_run, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from ui.export_panel import export_zip_bytes
+
+    runs_dir, run_id, _ = tiny_run
+    record = RunStore(runs_dir).load(run_id)
+    gone = {**record.config, "data": {"path": str(tmp_path / "moved")}, "resolved": {}}
+    at = AppTest.from_string(f"""
+from ui.export_panel import export_downloads
+export_downloads({str(runs_dir)!r}, {run_id!r}, {record.config!r}, key="a")
+export_downloads({str(runs_dir)!r}, {run_id!r}, {gone!r}, key="b")
+""", default_timeout=60).run()
+    assert not at.exception, at.exception
+    buttons = at.get("download_button")
+    labels = [b.proto.label for b in buttons]
+    assert labels == ["Keras (.keras)", "TensorFlow SavedModel", "TFLite float32", "TFLite int8"] * 2
+    assert [b.proto.disabled for b in buttons] == [False] * 4 + [False, False, False, True]  # int8 needs the dataset
+    assert "is gone" in buttons[-1].proto.help
+    # what a click downloads: the CLI's zip, built in a child process
+    data = export_zip_bytes(str(runs_dir), run_id, "keras")
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert sorted(zf.namelist()) == [f"{run_id}-keras/{n}" for n in ("README.md", "classify.py", "labels.json", "model.keras")]
+
+
+# --- Real assets: every format in a fresh process ------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_exports(tmp_path_factory):
+    """All four exports of the shared cats-vs-dogs run, and the run's own answers on the photos."""
+    runs_dir, run_id = trained_run(tmp_path_factory)
+    store = RunStore(runs_dir)
+    out = tmp_path_factory.mktemp("real-exports")
+    folders = {fmt: export_run(store, run_id, fmt, out / fmt).folder for fmt in FORMATS}
+    run = load_run(store, run_id)
+    photos = sorted(str(p) for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".bmp", ".png"))
+    original = {p: classify_file(run, p) for p in photos}
+    return folders, original
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_export_agrees_with_the_run_in_a_fresh_process(real_exports, fmt, tmp_path):
+    folders, original = real_exports
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    # The export's own classify.py (the README's snippet), run from elsewhere: `engine` is not importable there.
+    proc = subprocess.run([sys.executable, str(folders[fmt] / "classify.py"), *original], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["image"] for r in rows] == list(original)
+    agree = [r["predicted"] == original[r["image"]]["predicted"] for r in rows]
+    if fmt == "tflite_int8":
+        assert sum(agree) / len(agree) >= 0.9, rows
+        assert json.loads((folders[fmt] / "labels.json").read_text())["quantization"]["calibration_images"] == 100
+    else:
+        assert all(agree), rows
+        for r in rows:
+            for cls, p in r["probabilities"].items():
+                assert p == pytest.approx(original[r["image"]]["probabilities"][cls], abs=1e-4)
