@@ -7,6 +7,9 @@ from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/science:", layout="wide")
 access.require_token()  # before navigation and sidebar: without the token nothing else renders
+# Streamlit's own status-bar Stop (it stops this page's script, not a training job) and Deploy button
+# sat next to ours and confused users: jobs are stopped with the pages' own Stop button.
+st.html("<style>[data-testid='stStatusWidget'] button, [data-testid='stAppDeployButton'] {display: none}</style>")
 
 PAGES = [
     st.Page("pages/data_overview.py", title="Data overview", icon=":material/dataset:", default=True),

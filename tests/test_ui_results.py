@@ -113,3 +113,24 @@ def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
     at.file_uploader(key="cls_upload").set_value(photos).run()
     assert not at.exception, at.exception
     assert len(at.metric) == 2  # one prediction per photo
+
+
+def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):
+    """A job on another dataset (e.g. cats-vs-dogs) is not shown on the built-in sample's page unless asked."""
+    from engine.jobs import Job
+    from ui import resources
+
+    at = page("pages/feature_extraction.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    runner = resources.job_runner()
+    other = Job("20260101-000009-feature_extraction-eeeeee", "feature_extraction",
+                {"approach": "feature_extraction", "data": {"path": str(tmp_path / "cats_vs_dogs_small")}, "fit": {"epochs": 3}},
+                state="done", started=1000.0, ended=1072.0)
+    with runner._lock:  # a finished job of this server process, without training one
+        runner._jobs[other.id] = other
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.get("progress") and not any("cats_vs_dogs_small" in c.value for c in at.caption)
+    at.toggle(key="feature_extraction_all_datasets").set_value(True).run()
+    assert any(c.value.startswith("Dataset: **cats_vs_dogs_small** · run 20260101-000009") for c in at.caption)
