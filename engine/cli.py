@@ -56,7 +56,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="imagenet | none | PATH to a weights file (default imagenet)")
     p.add_argument("--alpha", type=float, help="MobileNet width multiplier")
     p.add_argument("--image-size", type=int, help="square input size in pixels (default: the backbone's)")
-    p.add_argument("--preprocessing", choices=cfgmod.PREPROCESSINGS, help="'rescale' = the lecture's 1/255 preset")
+    p.add_argument("--preprocessing", choices=_choices("backbone", "preprocessing"), help="'rescale' = the lecture's 1/255 preset")
     p.add_argument("--epochs", type=int, help="training epochs (phase 1 for fine-tuning)")
     p.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs of fine-tuning")
     p.add_argument("--fine-tune-learning-rate", type=float)
@@ -64,8 +64,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-run", help="fine-tuning: use this finished frozen run as phase 1")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
-    p.add_argument("--optimizer", choices=cfgmod.OPTIMIZERS)
-    p.add_argument("--pooling", choices=cfgmod.POOLINGS)
+    p.add_argument("--optimizer", choices=_choices("fit", "optimizer"))
+    p.add_argument("--pooling", choices=_choices("head", "pooling"))
     p.add_argument("--dense-units", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--no-augmentation", action="store_true", help="switch augmentation off")
@@ -74,12 +74,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss gain")
     p.add_argument("--seed", type=int)
     p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="flat layout fractions")
-    p.add_argument("--distribute", choices=cfgmod.DISTRIBUTES, help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
-    p.add_argument("--precision", choices=cfgmod.PRECISIONS, help="auto = float32 on CPU, mixed precision on capable GPUs")
+    p.add_argument("--distribute", choices=_choices("compute", "distribute"), help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
+    p.add_argument("--precision", choices=_choices("compute", "precision"), help="auto = float32 on CPU, mixed precision on capable GPUs")
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs under DIR/<run id>")
     p.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split's decoded pixels in RAM up to MB; larger splits stream from disk")
     p.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
     p.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
+
+
+def _choices(section: str, name: str) -> tuple:
+    """A flag's choices from the config field's metadata (engine/config.py), as the dashboard's widgets get them."""
+    return cfgmod.field_meta(section, name)["choices"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,66 +27,93 @@ class ConfigError(StudioError, ValueError):
     """A configuration value is out of range; the message names the field and what to do."""
 
 
+def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None, choices: tuple | None = None,
+         min_exclusive: bool = False, integer: bool = False, message: str = "") -> Any:
+    """A config field carrying its own limits: the one source for validate(), the widgets' bounds and the CLI's choices.
+
+    metadata: min/max (inclusive; `min_exclusive` for "> min"), choices, help (one line for
+    a tooltip or --help), integer (a whole number is required), message (the error text when
+    out of range, with {min} {max} {value}; default ">= min" / "<= max" / "one of").
+    """
+    meta = {"min": min, "max": max, "choices": choices, "help": help, "min_exclusive": min_exclusive, "integer": integer,
+            "message": message}
+    return field(default=default, metadata=meta)
+
+
+_IN_RANGE = "must be in [{min:g}, {max:g}], got {value}"
+_BETWEEN = "must be between {min:g} and {max:g}, got {value}"
+
+
 @dataclass
 class DataConfig:
-    path: str = ""  # dataset folder: DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*
-    train_fraction: float = 0.70  # flat layout only: share of each class used for training (0-1)
-    val_fraction: float = 0.15  # flat layout only: share used for validation (0-1)
-    test_fraction: float = 0.15  # flat layout only: share held out for the final test (0-1)
+    path: str = knob("", "dataset folder: DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*")  # dataset folder
+    train_fraction: float = knob(0.70, "flat layout only: share of each class used for training", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
+    val_fraction: float = knob(0.15, "flat layout only: share used for validation", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
+    test_fraction: float = knob(0.15, "flat layout only: share held out for the final test", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
 
 
 @dataclass
 class BackboneConfig:
-    name: str = "mobilenet_v2"  # registry key, see engine.backbones.BACKBONES
-    weights: str = "imagenet"  # "imagenet" (Keras download/cache), "none", or a path to a weights file
-    alpha: float = 1.0  # width multiplier, MobileNet family only (0.25-1.4)
-    image_size: int = 0  # square input side in pixels; 0 = the backbone's default (>= 32)
-    preprocessing: str = "backbone"  # "backbone" = its own preprocess_input; "rescale" = lecture's 1/255 preset
+    name: str = knob("mobilenet_v2", "registry key, see engine.backbones.BACKBONES")  # choices live in the registry
+    weights: str = knob("imagenet", "'imagenet' (Keras download/cache), 'none', or a path to a weights file")  # never empty
+    alpha: float = knob(1.0, "width multiplier, MobileNet family only", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
+    # square input side in pixels; 0 = the backbone's default, else 32-512 (each backbone's own limit: backbones.py)
+    image_size: int = knob(0, "square input side in pixels; 0 = the backbone's default (32 at least)", min=0, integer=True)
+    preprocessing: str = knob("backbone", "'backbone' = its own preprocess_input; 'rescale' = the lecture's 1/255 preset",
+                              choices=PREPROCESSINGS)
 
 
 @dataclass
 class HeadConfig:
-    pooling: str = "flatten"  # "flatten" (the lecture's) or "avg" (global average pooling)
-    dense_units: int = 256  # hidden Dense layer width; 0 = no hidden layer (linear probe)
-    dropout: float = 0.5  # dropout rate before the output layer (0-0.95)
+    pooling: str = knob("flatten", "'flatten' (the lecture's) or 'avg' (global average pooling)", choices=POOLINGS)
+    dense_units: int = knob(256, "hidden Dense layer width; 0 = no hidden layer (linear probe)", min=0, max=4096, integer=True)  # 0-4096
+    dropout: float = knob(0.5, "dropout rate before the output layer", min=0.0, max=0.95, message=_IN_RANGE)  # (0-0.95)
 
 
 @dataclass
 class AugmentationConfig:
-    enabled: bool = True  # master switch; off = plain images (feature extraction never augments)
-    rotation: float = 20.0  # max rotation in degrees (0-180), lecture: rotation_range=20
-    width_shift: float = 0.1  # max horizontal shift as a fraction of width (0-1)
-    height_shift: float = 0.1  # max vertical shift as a fraction of height (0-1)
-    zoom: float = 0.2  # max zoom in/out as a fraction (0-0.9)
-    horizontal_flip: bool = True  # random left-right flips
-    vertical_flip: bool = True  # random up-down flips (the lecture's choice; odd for photos)
-    views: int = 3  # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly), 1-100
+    enabled: bool = knob(True, "master switch; off = plain images (feature extraction never augments)")
+    rotation: float = knob(20.0, "max rotation in degrees (lecture: rotation_range=20)", min=0.0, max=180.0,
+                           message="degrees must be in [{min:g}, {max:g}], got {value}")  # (0-180)
+    width_shift: float = knob(0.1, "max horizontal shift as a fraction of width", min=0.0, max=1.0, message=_IN_RANGE)  # (0-1)
+    height_shift: float = knob(0.1, "max vertical shift as a fraction of height", min=0.0, max=1.0, message=_IN_RANGE)  # (0-1)
+    zoom: float = knob(0.2, "max zoom in/out as a fraction", min=0.0, max=0.9, message=_IN_RANGE)  # (0-0.9)
+    horizontal_flip: bool = knob(True, "random left-right flips")
+    vertical_flip: bool = knob(True, "random up-down flips (the lecture's choice; odd for photos)")
+    # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly)
+    views: int = knob(3, "augmented views of the training set cached once; epochs cycle through them", min=1, max=100, integer=True,
+                      message="must be a whole number in [{min:g}, {max:g}], got {value}")  # 1-100
 
 
 @dataclass
 class FitConfig:
-    epochs: int = 30  # training epochs (phase 1 for fine-tuning), >= 1
-    batch_size: int = 20  # images per step, >= 1
-    learning_rate: float = 2e-5  # optimizer step size (> 0)
-    optimizer: str = "rmsprop"  # "rmsprop" (lecture), "adam" or "sgd"
-    early_stopping_patience: int = 0  # epochs without val_loss improvement before stopping; 0 = off
-    seed: int = 42  # seeds weights init, shuffling, augmentation and the flat-layout split
+    epochs: int = knob(30, "training epochs (phase 1 for fine-tuning)", min=1, max=1000, integer=True)  # 1-1000
+    batch_size: int = knob(20, "images per step", min=1, max=4096, integer=True)  # 1-4096
+    learning_rate: float = knob(2e-5, "optimizer step size", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
+    optimizer: str = knob("rmsprop", "'rmsprop' (lecture), 'adam' or 'sgd'", choices=OPTIMIZERS)
+    early_stopping_patience: int = knob(0, "epochs without val_loss improvement before stopping; 0 = off", min=0, max=1000, integer=True,
+                                        message="must be >= 0 (0 = off), got {value}")  # 0 = off
+    seed: int = knob(42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True)
 
 
 @dataclass
 class FineTuneConfig:
-    unfreeze_blocks: int = 1  # how many top blocks of the base to unfreeze (VGG16 1 = block5_conv1..3)
-    learning_rate: float = 1e-5  # phase-2 learning rate, lower than phase 1 (> 0)
-    epochs: int = 30  # phase-2 epochs, >= 0
-    from_run: str = ""  # optional id of a finished "frozen" run to use as phase 1 instead of training it
+    unfreeze_blocks: int = knob(1, "how many top blocks of the base to unfreeze (VGG16 1 = block5_conv1..3)", min=1, max=3, integer=True)  # 1-3
+    learning_rate: float = knob(1e-5, "phase-2 learning rate, lower than phase 1", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
+    epochs: int = knob(30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True)  # 0-1000
+    from_run: str = knob("", "optional id of a finished 'frozen' run to use as phase 1 instead of training it")
 
 
 @dataclass
 class ComputeConfig:
-    distribute: str = "none"  # "none" (one device), "mirrored" (all local GPUs/devices), "multi_worker" (machines in TF_CONFIG)
-    precision: str = "auto"  # "auto" = float32 on CPU, mixed precision on GPUs that support it; or float32/mixed_float16/mixed_bfloat16
-    tensorboard: str = ""  # folder for TensorBoard logs (one subfolder per run); "" = no logs
-    in_memory_mb: int = 1024  # a split whose decoded pixels fit in this many MB is held in RAM; larger ones stream from disk
+    # "none" (one device), "mirrored" (all local GPUs/devices), "multi_worker" (machines in TF_CONFIG)
+    distribute: str = knob("none", "none = one device; mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG", choices=DISTRIBUTES)
+    # "auto" = float32 on CPU, mixed precision on GPUs that support it; or float32/mixed_float16/mixed_bfloat16
+    precision: str = knob("auto", "auto = float32 on CPU, mixed precision on capable GPUs", choices=PRECISIONS)
+    tensorboard: str = knob("", "folder for TensorBoard logs (one subfolder per run); empty = no logs")
+    # a split whose decoded pixels + cached features fit in this many MB is held in RAM (faster); larger ones stream from disk
+    in_memory_mb: int = knob(1024, "hold a split in RAM up to this many MB; larger splits stream from disk", min=0, integer=True,
+                             message="must be a whole number >= {min:g}, got {value}")
 
 
 @dataclass
@@ -185,44 +212,57 @@ def _check(ok: bool, field_name: str, message: str) -> None:
         raise ConfigError(f"{field_name}: {message}")
 
 
+def field_meta(section: str, name: str) -> dict:
+    """A field's limits for widgets and the CLI: {"min", "max", "choices", "help", "min_exclusive", "integer", "message"}.
+
+    Raises ConfigError for an unknown section or field.
+    """
+    sub = _SECTIONS.get(section)
+    fields = {f.name: f for f in dataclasses.fields(sub)} if sub is not None else {}
+    if name not in fields:
+        raise ConfigError(f"{section}.{name}: no such setting")
+    return dict(fields[name].metadata)
+
+
+def field_problem(value: Any, meta: dict) -> str:
+    """'' if `value` is within the field's metadata limits, else the message (without the field name)."""
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    shown = {"min": lo, "max": hi, "value": value}
+    if choices is not None and value not in choices:
+        return f"must be one of {', '.join(choices)}, got {value!r}"
+    if meta.get("integer") and (isinstance(value, bool) or not isinstance(value, int)):
+        return (meta.get("message") or "must be a whole number, got {value}").format(**{**shown, "min": lo or 0, "max": hi or 0})
+    if lo is None and hi is None:
+        return ""
+    below = lo is not None and (value <= lo if meta.get("min_exclusive") else value < lo)
+    above = hi is not None and value > hi
+    if not (below or above):
+        return ""
+    if meta.get("message"):
+        return meta["message"].format(**{k: (v if v is not None else 0) for k, v in shown.items()})
+    if below:
+        return f"must be {'>' if meta.get('min_exclusive') else '>='} {lo:g}, got {value}"
+    return f"must be <= {hi:g}, got {value}"
+
+
 def validate(cfg: RunConfig) -> RunConfig:
-    """Raises ConfigError naming the first bad field and the allowed range; returns cfg."""
+    """Raises ConfigError naming the first bad field and the allowed range; returns cfg.
+
+    Ranges and choices come from each field's metadata (`knob`); what spans fields (the
+    split fractions) or has a gap (image size 0 or >= 32) is checked here by hand.
+    """
     _check(cfg.approach in APPROACHES, "approach", f"must be one of {', '.join(APPROACHES)}, got {cfg.approach!r}")
+    for section, sub in _SECTIONS.items():
+        values = getattr(cfg, section)
+        for f in dataclasses.fields(sub):
+            problem = field_problem(getattr(values, f.name), f.metadata) if f.metadata else ""
+            _check(not problem, f"{section}.{f.name}", problem)
     d = cfg.data
-    for name in ("train_fraction", "val_fraction", "test_fraction"):
-        v = getattr(d, name)
-        _check(0.0 <= v <= 1.0, f"data.{name}", f"must be between 0 and 1, got {v}")
     _check(d.train_fraction > 0 and d.val_fraction > 0, "data.train_fraction/val_fraction", "both must be > 0")
     total = d.train_fraction + d.val_fraction + d.test_fraction
     _check(abs(total - 1.0) < 1e-6, "data fractions", f"train + val + test must add up to 1, got {total:g}")
     b = cfg.backbone
     _check(b.image_size == 0 or b.image_size >= 32, "backbone.image_size", f"must be 0 (default) or >= 32, got {b.image_size}")
-    _check(0.1 <= b.alpha <= 1.4, "backbone.alpha", f"must be between 0.1 and 1.4, got {b.alpha}")
-    _check(b.preprocessing in PREPROCESSINGS, "backbone.preprocessing", f"must be one of {', '.join(PREPROCESSINGS)}")
-    _check(bool(b.weights), "backbone.weights", "give 'imagenet', 'none' or a path to a weights file")
-    h = cfg.head
-    _check(h.pooling in POOLINGS, "head.pooling", f"must be one of {', '.join(POOLINGS)}, got {h.pooling!r}")
-    _check(h.dense_units >= 0, "head.dense_units", f"must be >= 0, got {h.dense_units}")
-    _check(0.0 <= h.dropout < 0.96, "head.dropout", f"must be in [0, 0.95], got {h.dropout}")
-    a = cfg.augmentation
-    _check(0 <= a.rotation <= 180, "augmentation.rotation", f"degrees must be in [0, 180], got {a.rotation}")
-    for name in ("width_shift", "height_shift"):
-        v = getattr(a, name)
-        _check(0 <= v <= 1, f"augmentation.{name}", f"must be in [0, 1], got {v}")
-    _check(0 <= a.zoom <= 0.9, "augmentation.zoom", f"must be in [0, 0.9], got {a.zoom}")
-    _check(isinstance(a.views, int) and 1 <= a.views <= 100, "augmentation.views", f"must be a whole number in [1, 100], got {a.views}")
-    f = cfg.fit
-    _check(f.epochs >= 1, "fit.epochs", f"must be >= 1, got {f.epochs}")
-    _check(f.batch_size >= 1, "fit.batch_size", f"must be >= 1, got {f.batch_size}")
-    _check(f.learning_rate > 0, "fit.learning_rate", f"must be > 0, got {f.learning_rate}")
-    _check(f.optimizer in OPTIMIZERS, "fit.optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {f.optimizer!r}")
-    _check(f.early_stopping_patience >= 0, "fit.early_stopping_patience", "must be >= 0 (0 = off)")
-    t = cfg.fine_tune
-    _check(t.unfreeze_blocks >= 1, "fine_tune.unfreeze_blocks", f"must be >= 1, got {t.unfreeze_blocks}")
-    _check(t.learning_rate > 0, "fine_tune.learning_rate", f"must be > 0, got {t.learning_rate}")
-    _check(t.epochs >= 0, "fine_tune.epochs", f"must be >= 0, got {t.epochs}")
-    c = cfg.compute
-    _check(c.distribute in DISTRIBUTES, "compute.distribute", f"must be one of {', '.join(DISTRIBUTES)}, got {c.distribute!r}")
-    _check(c.precision in PRECISIONS, "compute.precision", f"must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
-    _check(isinstance(c.in_memory_mb, int) and c.in_memory_mb >= 0, "compute.in_memory_mb", f"must be a whole number >= 0, got {c.in_memory_mb}")
+    _check(bool(b.weights.strip()), "backbone.weights",
+           "the local weights file path is empty; give 'imagenet', 'none' or a path to a weights file")
     return cfg

@@ -57,3 +57,51 @@ def test_fractions_must_sum_to_one():
 def test_unknown_approach():
     with pytest.raises(ConfigError, match="approach"):
         default_config("magic")
+
+
+def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch):
+    import dataclasses
+
+    from engine import cli, config
+    from engine.config import FitConfig, field_meta
+
+    m = field_meta("fit", "epochs")
+    assert (m["min"], m["max"], m["integer"]) == (1, 1000, True) and m["help"]
+    assert field_meta("fit", "batch_size")["max"] == 4096 and field_meta("head", "dropout")["max"] == 0.95
+    assert field_meta("fit", "optimizer")["choices"] == config.OPTIMIZERS
+    with pytest.raises(ConfigError, match=r"fit\.nope: no such setting"):
+        field_meta("fit", "nope")
+
+    cfg = default_config("frozen")
+    cfg.fit.batch_size = 100000  # an upper bound that used to live only in the dashboard's widget
+    with pytest.raises(ConfigError, match=r"^fit\.batch_size: must be <= 4096, got 100000$"):
+        validate(cfg)
+    cfg.fit.batch_size = 20
+    cfg.head.dropout = 0.96
+    with pytest.raises(ConfigError, match=r"^head\.dropout: must be in \[0, 0\.95\], got 0\.96$"):
+        validate(cfg)
+    cfg.head.dropout = 0.95
+    validate(cfg)
+
+    # Changing the metadata changes what validate() and the CLI accept: there is no second copy.
+    epochs = next(f for f in dataclasses.fields(FitConfig) if f.name == "epochs")
+    monkeypatch.setattr(epochs, "metadata", {**epochs.metadata, "max": 5})
+    cfg.fit.epochs = 6
+    with pytest.raises(ConfigError, match=r"^fit\.epochs: must be <= 5, got 6$"):
+        validate(cfg)
+    optimizer = next(f for f in dataclasses.fields(FitConfig) if f.name == "optimizer")
+    monkeypatch.setattr(optimizer, "metadata", {**optimizer.metadata, "choices": ("adam", "lion")})
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "rmsprop"])
+    assert cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]).optimizer == "lion"
+
+
+def test_whole_numbers_and_empty_weights_are_refused():
+    cfg = default_config("frozen")
+    cfg.fit.epochs = 2.5
+    with pytest.raises(ConfigError, match=r"^fit\.epochs: must be a whole number, got 2\.5$"):
+        validate(cfg)
+    cfg = default_config("frozen")
+    cfg.backbone.weights = ""
+    with pytest.raises(ConfigError, match="backbone.weights: the local weights file path is empty"):
+        validate(cfg)
