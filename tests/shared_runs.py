@@ -1,4 +1,7 @@
-"""One real cats-vs-dogs model for the Grad-CAM and export tests, trained once per pytest session.
+"""Runs the Grad-CAM and export tests share, each trained once per pytest session.
+
+`tiny_run`: a fine-tuning run on tiny generated data with random weights (seconds).
+`trained_run`: one real cats-vs-dogs model.
 
 Feature extraction on MobileNetV2 (the ImageNet weights file from the assets) at 160 px with
 a global-average-pooling head (small: quick to export and convert), on a linked subset of cats_vs_dogs_small (200 + 200 training, 100 + 100 validation
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, make_split_dataset, tiny_config
 
 WEIGHTS = ASSETS / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
 PHOTOS = ASSETS / "photos"
@@ -57,3 +60,19 @@ def trained_run(tmp_path_factory) -> tuple[Path, str]:
     report = json.loads((root / "report.json").read_text())["runs"][0]
     assert report["state"] == "finished" and report["val_accuracy"] >= 0.9, report
     return runs_dir, RUN_ID
+
+
+def tiny_run(tmp_path_factory) -> tuple[Path, str, Path]:
+    """(runs_dir, run id, dataset) of a fine-tuning run (augmentation, unfrozen top block) on tiny data."""
+    root = tmp_path_factory.getbasetemp() / "tiny-fine-tuning"
+    done = root / "run_id.txt"
+    if done.is_file():
+        return root / "runs", done.read_text(), root / "tiny"
+    from engine.approaches import RUNNERS, prepare_data
+
+    data_dir = make_split_dataset(root / "tiny")
+    result = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data_dir), prepare_data(str(data_dir)),
+                                    runs_dir=root / "runs", cache_dir=root / "cache")
+    assert result.state == "finished"
+    done.write_text(result.id)
+    return root / "runs", result.id, data_dir

@@ -13,8 +13,8 @@ from engine.config import BackboneConfig, HeadConfig
 from engine.explain import colorize, explain_image, gradcam, gradcam_paths, overlay
 from engine.inference import classify_file, load_run
 from engine.runs import RunStore
-from tests.conftest import ROOT, make_split_dataset, tiny_config
-from tests.real_run import PHOTOS, trained_run
+from tests.conftest import ROOT
+from tests.shared_runs import PHOTOS, tiny_run, trained_run
 
 LAST_CONV = {"vgg16": "block5_conv3", "mobilenet_v2": "out_relu", "mobilenet": "conv_pw_13_relu",
              "resnet50": "conv5_block3_out", "efficientnet_b0": "top_activation"}
@@ -109,14 +109,7 @@ def test_gradcam_paths_one_png_per_image(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """A fine-tuning run (augmentation, unfrozen top block) on tiny data: (runs_dir, run id, dataset)."""
-    from engine.approaches import RUNNERS, prepare_data
-
-    root = tmp_path_factory.mktemp("explain")
-    data_dir = make_split_dataset(root / "tiny")
-    cfg = tiny_config("fine_tuning", data_dir)
-    result = RUNNERS["fine_tuning"](cfg, prepare_data(str(data_dir)), runs_dir=root / "runs", cache_dir=root / "cache")
-    assert result.state == "finished"
-    return root / "runs", result.id, data_dir
+    return tiny_run(tmp_path_factory)
 
 
 def test_explain_a_saved_fine_tuned_run(tiny_runs):

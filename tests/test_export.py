@@ -18,20 +18,15 @@ from engine.config import BackboneConfig, HeadConfig
 from engine.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
 from engine.inference import classify_file, load_run
 from engine.runs import RunStore
-from tests.conftest import ROOT, make_split_dataset, tiny_config
-from tests.real_run import PHOTOS, trained_run
+from tests import shared_runs
+from tests.conftest import ROOT
+from tests.shared_runs import PHOTOS, trained_run
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A frozen run with augmentation on tiny data, random weights: (runs_dir, run id, dataset)."""
-    from engine.approaches import RUNNERS, prepare_data
-
-    root = tmp_path_factory.mktemp("export")
-    data_dir = make_split_dataset(root / "tiny")
-    result = RUNNERS["frozen"](tiny_config("frozen", data_dir), prepare_data(str(data_dir)), runs_dir=root / "runs", cache_dir=root / "cache")
-    assert result.state == "finished"
-    return root / "runs", result.id, data_dir
+    """A fine-tuning run (augmentation, unfrozen top block) on tiny data: (runs_dir, run id, dataset)."""
+    return shared_runs.tiny_run(tmp_path_factory)
 
 
 def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, capsys):
