@@ -332,9 +332,12 @@ def default_weights(name: str, alpha: float, image_size: int) -> WeightsDefault:
 
 def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:
     fname = imagenet_weights_filename(cfg, image_size)
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:160]
+    local = find_local_weights(cfg.name, cfg.alpha, image_size)
+    found = f"A matching local file exists: {local}; pass it with --weights PATH. " if local else ""
     return (
-        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {str(exc)[:160]}). "
+        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {reason}). {found}"
         f"Keras wanted the file {fname}. Either connect to the internet once (Keras caches it), "
-        f"or copy {fname} into {keras_cache_dir()}/ , or pass a local weights file with --weights PATH "
-        "(or --weights none to train from random initialisation)."
+        f"or copy {fname} into {keras_cache_dir()}/ (or {local_weights_names(cfg.name, cfg.alpha)[0]} into ${WEIGHTS_DIR_ENV}), "
+        "or pass a local weights file with --weights PATH (or --weights none to train from random initialisation)."
     )

@@ -159,3 +159,17 @@ def test_offline_imagenet_names_the_file_and_alternatives(monkeypatch):
     msg = str(info.value)
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5" in msg
     assert str(backbones.keras_cache_dir()) in msg and "--weights PATH" in msg and "--weights none" in msg
+    assert "\n" not in msg and "mobilenet_v2_1.0_imagenet_no_top.weights.h5 into $TLS_WEIGHTS_DIR" in msg
+
+
+def test_offline_imagenet_points_at_a_matching_local_file(monkeypatch, tmp_path):
+    from keras.src.utils import file_utils
+
+    def offline(*a, **k):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    (tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"x")
+    monkeypatch.setenv("TLS_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(WeightsUnavailable, match="A matching local file exists: .*mobilenet_v2_1.0_imagenet_no_top.weights.h5"):
+        build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 160)
