@@ -64,16 +64,16 @@ class StatusTracker:
             views = label.startswith("train view")
             force = self._set_stage("caching augmented views" if views else "caching features")
             if self._pass_start is None or self._pass_start[0] != label or done < self._pass_start[2]:
-                self._pass_start = (label, now, 0)  # a new pass: its rate is measured from here
+                self._pass_start = (label, now, done)  # a new pass: its rate is measured from its first reported batch
             what = f"augmented {label.replace('train view', 'view')} of the training images" if views else f"{label} features"
             s.update(message=f"caching {what} {done}/{total}", done=done, total=total,
                      eta_s=self._rate_eta(now, done, total))
         elif kind == "batch":
             force = self._set_stage("training")
             self._phase = int(event.get("phase", 1))
-            if self._epoch_start is None:
-                self._epoch_start = now
             step, steps = int(event["batch"]), int(event["batches"])
+            if self._epoch_start is None or step < self._epoch_start[1]:
+                self._epoch_start = (now, step)  # the epoch's step rate is measured from its first reported step
             s.update(epoch=int(event["epoch"]), step=step, steps_total=steps, done=step, total=steps,
                      message=self._epoch_message(int(event["epoch"]), step, steps))
             if event.get("epochs_total"):
@@ -94,7 +94,13 @@ class StatusTracker:
             if event.get("message"):
                 s["message"] = str(event["message"])
         elif kind == "status" and event.get("message"):
-            s["message"] = str(event["message"])
+            message = str(event["message"])
+            if message.startswith("caching "):  # said before a pass starts (decoding its images first): already that stage
+                self._set_stage("caching augmented views" if "augmented view" in message else "caching features")
+                s.update(done=0, total=0, eta_s=None)  # a new pass: the previous one's counts no longer apply
+                self._pass_start = None
+                force = True
+            s["message"] = message
         if force or now - self._last_write >= THROTTLE_S:
             self.flush(now)
 
@@ -117,12 +123,12 @@ class StatusTracker:
     # --- ETA ----------------------------------------------------------------------------
     def _rate_eta(self, now: float, done: int, total: int) -> float | None:
         """Seconds left in the current feature pass at the images/s measured in it so far."""
-        if self._pass_start is None or done <= 0:
+        if self._pass_start is None or done <= self._pass_start[2]:
             return None
         elapsed = now - self._pass_start[1]
         if elapsed <= 0:
             return None
-        return round(max(total - done, 0) / (done / elapsed), 1)
+        return round(max(total - done, 0) * elapsed / (done - self._pass_start[2]), 1)
 
     def epoch_estimate(self) -> float | None:
         """Measured seconds per epoch of the current phase (its first epoch left out when later ones exist)."""
@@ -132,17 +138,23 @@ class StatusTracker:
         return sum(times) / len(times) if times else None
 
     def _training_eta(self, now: float, step: int, steps: int) -> float | None:
+        """The rest of this epoch at its measured step rate, plus the epochs left at the measured epoch time.
+
+        Until two epochs of the phase are measured (the first one includes graph tracing),
+        the current epoch's step rate stands in for the epoch time.
+        """
         s = self.status
-        per_epoch = self.epoch_estimate()
-        in_epoch = 0.0
+        running = None  # seconds per epoch at the current epoch's measured step rate
         if step and steps and self._epoch_start is not None:
-            spent = now - self._epoch_start
-            if per_epoch is None:  # first epoch of the phase: extrapolate from its measured steps
-                per_epoch = spent / step * steps
-            in_epoch = max(per_epoch - spent, 0.0)
-        remaining = max(s["epochs_total"] - s["epoch"], 0)  # epochs after the current (or just finished) one
+            t_start, step_start = self._epoch_start
+            if step > step_start and now > t_start:
+                running = (now - t_start) / (step - step_start) * steps
+        measured = len(self._epoch_seconds.get(self._phase) or [])
+        per_epoch = self.epoch_estimate() if measured >= 2 or running is None else running
         if per_epoch is None:
             return None
+        in_epoch = running * (steps - step) / steps if running is not None else 0.0
+        remaining = max(s["epochs_total"] - s["epoch"], 0)  # epochs after the current (or just finished) one
         return round(in_epoch + remaining * per_epoch, 1)
 
     # --- writing ------------------------------------------------------------------------

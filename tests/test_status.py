@@ -22,13 +22,18 @@ def tracker(epochs_total=3):
 
 def test_feature_caching_says_what_with_counts_and_a_rate_eta():
     t, clock, writes = tracker()
-    t({"type": "features", "split": "validation", "done": 0, "total": 1000})
-    assert writes[-1]["stage"] == "caching features"  # a stage change is written at once
-    clock.t += 4
+    t({"type": "status", "message": "caching validation features (1000 images) for this and later runs"})
+    assert writes[-1]["stage"] == "caching features"  # while its images are decoded; a stage change is written at once
+    clock.t += 10
+    t({"type": "features", "split": "validation", "done": 100, "total": 1000})
+    assert writes[-1]["eta_s"] is None  # nothing measured yet: the first batch only starts the clock
+    clock.t += 3
     t({"type": "features", "split": "validation", "done": 400, "total": 1000})
     s = writes[-1]
     assert s["message"] == "caching validation features 400/1000" and (s["done"], s["total"]) == (400, 1000)
     assert s["eta_s"] == pytest.approx(6.0)  # 100 images/s measured, 600 left
+    t({"type": "status", "message": "caching test features (500 images) for this and later runs"})
+    assert (writes[-1]["done"], writes[-1]["total"], writes[-1]["eta_s"]) == (0, 0, None)  # not the last pass's counts
     clock.t += 1
     t({"type": "features", "split": "train view 2/3", "done": 100, "total": 1000})
     assert writes[-1]["stage"] == "caching augmented views"
@@ -38,6 +43,7 @@ def test_feature_caching_says_what_with_counts_and_a_rate_eta():
 def test_training_eta_from_measured_epochs_first_epoch_left_out():
     t, clock, writes = tracker(epochs_total=4)
     t({"type": "batch", "phase": 1, "epoch": 1, "batch": 1, "batches": 10, "epochs_total": 4})
+    assert writes[-1]["eta_s"] is None  # one step: nothing measured yet (never "ETA 0s")
     clock.t += 2
     t({"type": "batch", "phase": 1, "epoch": 1, "batch": 5, "batches": 10, "epochs_total": 4})
     s = writes[-1]
@@ -45,6 +51,10 @@ def test_training_eta_from_measured_epochs_first_epoch_left_out():
     assert s["eta_s"] is not None  # extrapolated from the measured steps of the first epoch
     t({"type": "epoch", "phase": 1, "epoch": 1, "epochs_total": 4, "seconds": 30.0})  # tracing makes epoch 1 slow
     assert writes[-1]["eta_s"] == pytest.approx(90.0) and writes[-1]["epoch"] == 1
+    t({"type": "batch", "phase": 1, "epoch": 2, "batch": 1, "batches": 10, "epochs_total": 4})
+    clock.t += 4.5
+    t({"type": "batch", "phase": 1, "epoch": 2, "batch": 10, "batches": 10, "epochs_total": 4})
+    assert writes[-1]["eta_s"] == pytest.approx(10.0)  # epoch 2's measured steps (5 s/epoch) stand in, not epoch 1's 30 s
     t({"type": "epoch", "phase": 1, "epoch": 2, "epochs_total": 4, "seconds": 10.0})
     assert writes[-1]["eta_s"] == pytest.approx(20.0)  # 2 epochs left at 10 s: the first epoch is not in the mean
 
@@ -92,7 +102,7 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     assert caching and all(s["done"] <= s["total"] == 8 for s in caching)  # 4 validation images per class
     assert any(s["message"].startswith("caching validation features ") for s in caching)
     assert {s["epochs_total"] for s in seen if s["stage"] == "training"} == {3}  # both phases together
-    after_first = [s for s in seen if s["stage"] == "training" and s["epoch"] >= 1 and s["step"] == s["steps_total"]]
+    after_first = [s for s in seen if s["stage"] == "training" and s["message"] == "epoch 1/3 done"]
     assert after_first and after_first[0]["eta_s"] is not None
     final = RunStore.read_status(result.run_dir)
     assert final["stage"] == "finished" and final["finished"] >= final["started"] and final["epoch"] == 3
