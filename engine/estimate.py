@@ -109,75 +109,68 @@ def _time_forward(fn, pixels) -> tuple[float, float]:
     return first, CAL_BATCHES * len(pixels) / (time.perf_counter() - t)
 
 
-def calibrate_base(cfg: RunConfig, image_size: int, precision: str) -> dict:
+def build_random_base(cfg: RunConfig, image_size: int):
+    """(base with random weights, seconds it took): the speed of a base does not depend on its weights."""
+    t = time.perf_counter()
+    base = backbones.build_base(dataclasses.replace(cfg.backbone, weights="none"), image_size)
+    return base, time.perf_counter() - t
+
+
+def calibrate_base(cfg: RunConfig, image_size: int, precision: str, base, build_s: float) -> dict:
     """Measures the frozen base: forward rates (plain, augmented), tracing, save time, memory."""
-    import keras
-
     from .augmentation import build_augmentation
-    from .precision import dtype_policy
 
-    with dtype_policy(precision):
-        t = time.perf_counter()
-        b = dataclasses.replace(cfg.backbone, weights="none")
-        base = backbones.build_base(b, image_size)
-        build_s = time.perf_counter() - t
-        ctx = _context(cfg, base, image_size, 2, 100, precision)
-        cut = ctx.fine_tune_cut()
-        pixels = np.random.default_rng(0).integers(0, 256, (CAL_BATCH, image_size, image_size, 3), dtype=np.uint8)
-        first, ips = _time_forward(ctx.pixels_to_features(("", cut)), pixels)
-        aug = build_augmentation(AugmentationConfig(), seed=0)
-        first_aug, ips_aug = _time_forward(ctx.pixels_to_features(("", cut), aug), pixels)
-        stage = ctx.new_stage("", augmentation=aug)
-        with tempfile.TemporaryDirectory() as tmp:
-            model = ctx.full_model(stage)
-            model.save(Path(tmp) / "m.keras")  # once to warm up, then timed
-            t = time.perf_counter()
-            model.save(Path(tmp) / "m2.keras")
-            save_s = time.perf_counter() - t
-        shapes = {"": list(base.output.shape[1:]), cut: list(base.get_layer(cut).output.shape[1:])}
+    ctx = _context(cfg, base, image_size, 2, 100, precision)
+    cut = ctx.fine_tune_cut()
+    pixels = np.random.default_rng(0).integers(0, 256, (CAL_BATCH, image_size, image_size, 3), dtype=np.uint8)
+    first, ips = _time_forward(ctx.pixels_to_features(("", cut)), pixels)
+    aug = build_augmentation(AugmentationConfig(), seed=0)
+    first_aug, ips_aug = _time_forward(ctx.pixels_to_features(("", cut), aug), pixels)
+    stage = ctx.new_stage("", augmentation=aug)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = ctx.full_model(stage)
+        t = time.perf_counter()  # the first save, one-time costs included, as a run's first checkpoint
+        model.save(Path(tmp) / "m.keras")
+        save_s = time.perf_counter() - t
+    shapes = {"": list(base.output.shape[1:]), cut: list(base.get_layer(cut).output.shape[1:])}
     out = {"build_s": round(build_s, 3), "forward_ips": round(ips, 2), "forward_first_s": round(first, 3),
            "augmented_ips": round(ips_aug, 2), "augmented_first_s": round(first_aug, 3), "save_s": round(save_s, 3),
            "rss_mb": round(_peak_rss_mb(), 1), "shapes": shapes, "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "heads": {}}
-    keras.backend.clear_session()
     return out
 
 
-def calibrate_head(cfg: RunConfig, image_size: int, precision: str, cut: str, num_classes: int) -> dict:
+def calibrate_head(cfg: RunConfig, image_size: int, precision: str, cut: str, num_classes: int, base) -> dict:
     """Measures training the top at `cut` (the head, plus the unfrozen block for a fine-tuning cut)."""
     import keras
 
     from . import modeling
-    from .precision import dtype_policy
 
     bs = cfg.fit.batch_size
     n = bs * CAL_STEPS
-    with dtype_policy(precision):
-        base = backbones.build_base(dataclasses.replace(cfg.backbone, weights="none"), image_size)
-        ctx = _context(cfg, base, image_size, num_classes, n, precision)
-        stage = ctx.new_stage(cut)
-        if cut:
-            modeling.unfreeze_top(base, stage.split)
-        ctx.compile(stage.top, cfg.fit.learning_rate)
-        shape = tuple(stage.top.input.shape[1:])
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, *shape)).astype(np.float32)
-        y = rng.integers(0, num_classes, n)
-        times: list[float] = []
+    ctx = _context(cfg, base, image_size, num_classes, n, precision)
+    stage = ctx.new_stage(cut)
+    if cut:
+        modeling.unfreeze_top(base, stage.split)
+    ctx.compile(stage.top, cfg.fit.learning_rate)
+    shape = tuple(stage.top.input.shape[1:])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    y = rng.integers(0, num_classes, n)
+    times: list[float] = []
 
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t = time.perf_counter()
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.t)
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
 
-        stage.top.fit(x, y, batch_size=bs, epochs=3, shuffle=False, verbose=0, callbacks=[Timer()])
-        steady = min(times[1:])
-        stage.top.predict(x[:100], batch_size=100, verbose=0)
-        t = time.perf_counter()
-        stage.top.predict(x, batch_size=100, verbose=0)
-        eval_rows = n / (time.perf_counter() - t)
-    keras.backend.clear_session()
+    stage.top.fit(x, y, batch_size=bs, epochs=3, shuffle=False, verbose=0, callbacks=[Timer()])
+    steady = min(times[1:])
+    stage.top.predict(x[:100], batch_size=100, verbose=0)
+    t = time.perf_counter()
+    stage.top.predict(x, batch_size=100, verbose=0)
+    eval_rows = n / (time.perf_counter() - t)
     return {"step_s": round(steady / CAL_STEPS, 5), "fit_first_s": round(max(times[0] - steady, 0.0), 3),
             "eval_rows_s": round(eval_rows, 1)}
 
@@ -193,10 +186,17 @@ def calibration(cfg: RunConfig, image_size: int, precision: str, cache_dir, cuts
         return entry
     if not calibrate:
         raise CalibrationMissing(f"no calibration yet for {key.split('|')[0]} at {image_size} px; run `python -m engine estimate` once")
-    if entry is None:
-        entry = calibrate_base(cfg, image_size, precision)
-    for c in missing:
-        entry["heads"][head_key(cfg, c, num_classes)] = calibrate_head(cfg, image_size, precision, c, num_classes)
+    import keras
+
+    from .precision import dtype_policy
+
+    with dtype_policy(precision):  # one base for every measurement: building it is the slow part
+        base, build_s = build_random_base(cfg, image_size)
+        if entry is None:
+            entry = calibrate_base(cfg, image_size, precision, base, build_s)
+        for c in sorted(missing):  # the whole-base head first: a fine-tuning cut unfreezes the top block
+            entry["heads"][head_key(cfg, c, num_classes)] = calibrate_head(cfg, image_size, precision, c, num_classes, base)
+    keras.backend.clear_session()
     table = _read_calibrations(cache_dir)  # another process may have added entries meanwhile
     table[key] = entry
     _write_calibrations(cache_dir, table)

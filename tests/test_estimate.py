@@ -11,7 +11,14 @@ from engine import estimate
 from engine.approaches import RUNNERS, prepare_data
 
 
-def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path):
+@pytest.fixture
+def short_calibration(monkeypatch):
+    """Fewer timed batches and steps: the test checks the plumbing, not the precision."""
+    monkeypatch.setattr(estimate, "CAL_BATCHES", 1)
+    monkeypatch.setattr(estimate, "CAL_STEPS", 4)
+
+
+def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path, short_calibration):
     cache = tmp_path / "cache"
     data = prepare_data(str(tiny_dataset))
     cfg = tiny_config("frozen", tiny_dataset)
@@ -22,6 +29,8 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert [p["view"][:4] for p in before["passes"]] == ["aug0", "aug1", "aug2", "plai", "plai"]  # K = 3 views, validation, test
     table = json.loads((cache / estimate.CALIBRATION_FILE).read_text())
     assert len(table) == 1 and len(next(iter(table.values()))["heads"]) == 1
+    entry = next(iter(table.values()))
+    assert entry["forward_ips"] > 0 and entry["augmented_ips"] > 0 and entry["save_s"] > 0
 
     res = RUNNERS["frozen"](cfg, data, cache_dir=cache)
     assert res.state == "finished"
@@ -35,14 +44,24 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert estimate.estimate_run(other_seed, data, cache, calibrate=False)["reuse"] == "none"
 
 
-def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys):
+def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys, monkeypatch):
     from engine.cli import main
+
+    # A stand-in calibration (measured ones are tested above): 100 images/s, 10 ms a step
+    monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
+    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
+        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
+        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
+    monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
 
     args = ["--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "mobilenet_v2", "--weights", "none",
             "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--runs-dir", str(tmp_path / "r")]
     assert main(["estimate", *args]) == 0
     est = json.loads(capsys.readouterr().out)
-    assert est["approach"] == "feature_extraction" and est["reuse"] == "none" and est["wall_s"] > 0
+    assert est["approach"] == "feature_extraction" and est["reuse"] == "none"
+    # 16 train images: 1 s tracing + 0.16 s; validation and test 8 each: 0.16 s; fit: 1 s + 2 steps x 10 ms + 8/1000 s + overhead
+    assert est["breakdown"]["features"] == pytest.approx(1.32, abs=0.01)
+    assert est["breakdown"]["fit_phase1"] == pytest.approx(1.0 + 0.02 + 0.008 + estimate.EPOCH_OVERHEAD_S + 0.5, abs=0.01)
     assert main(["run", *args, "--quiet"]) == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]
     config = json.loads((tmp_path / "r" / run["id"] / "config.json").read_text())
