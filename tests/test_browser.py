@@ -128,6 +128,7 @@ def test_dashboard_end_to_end(server, browser_page):
     goto_page(page, "Frozen training")
     page.get_by_text("running: epoch").wait_for()
     second = page.context.new_page()
+    second.set_default_timeout(60_000)  # a fresh session builds its model summary while the job keeps both cores busy
     second.goto(f"{server}/frozen_training")
     second.get_by_text(re.compile(r"running: epoch \d+/500")).wait_for()  # same job, not a new one
     assert second.get_by_text("Queue: Frozen + augmentation (running)").count() == 1
