@@ -36,7 +36,7 @@ def meta(section: str, name: str) -> dict:
         except Exception:  # a field without metadata yet
             m = {}
     return {"min": lo if m.get("min") is None else m["min"], "max": hi if m.get("max") is None else m["max"],
-            "choices": m.get("choices"), "help": m.get("help")}
+            "choices": m.get("choices"), "help": m.get("help"), "min_exclusive": bool(m.get("min_exclusive"))}
 
 
 def _parse(raw: str, default):
@@ -79,11 +79,17 @@ def field(widget, label: str, key: str, default, **kwargs):
 def out_of_range(label: str, value, section: str, name: str) -> str:
     """'Epochs must be between 1 and 500; it is 0.' — or '' when the value is allowed."""
     m = meta(section, name)
-    lo, hi = m["min"], m["max"]
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        allowed = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else (f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
-        return f"{label} must be {allowed}; it is {value:g}."
-    return ""
+    lo, hi, strict = m["min"], m["max"], m.get("min_exclusive")
+    below = lo is not None and (value <= lo if strict else value < lo)
+    if not below and not (hi is not None and value > hi):
+        return ""
+    if strict:
+        allowed = f"greater than {lo:g}" + (f" and at most {hi:g}" if hi is not None else "")
+    elif lo is not None and hi is not None:
+        allowed = f"between {lo:g} and {hi:g}"
+    else:
+        allowed = f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+    return f"{label} must be {allowed}; it is {value:g}."
 
 
 def fit_fields(cfg: RunConfig, key: str) -> None:
