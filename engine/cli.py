@@ -77,7 +77,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribute", choices=_choices("compute", "distribute"), help="mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG")
     p.add_argument("--precision", choices=_choices("compute", "precision"), help="auto = float32 on CPU, mixed precision on capable GPUs")
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs under DIR/<run id>")
-    p.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split's decoded pixels in RAM up to MB; larger splits stream from disk")
+    p.add_argument("--in-memory-mb", type=int, metavar="MB", help="hold a split in RAM while its decoded pixels + cached features fit in MB; larger splits stream from disk")
     p.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
     p.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
 

@@ -127,3 +127,24 @@ def test_each_epoch_trains_on_its_own_batches(data):
     res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root, epochs=3), data)
     assert res.state == "finished" and len(res.history["loss"]) == 3
     assert all(loss > 0 for loss in res.history["loss"])  # an epoch left without batches logs a loss of 0
+
+
+@pytest.mark.parametrize("approach", APPROACHES)
+def test_streamed_path_trains_like_the_in_memory_path(approach, tiny_dataset, isolated_store):
+    """in_memory_mb=0 streams every split (decode from disk, chunked cache, memory-mapped reads): same batches, same model."""
+    def run(in_memory_mb: int, data):
+        cfg = tiny_config(approach, tiny_dataset, backbone="vgg16", epochs=4, learning_rate=1e-2)
+        cfg.compute.in_memory_mb = in_memory_mb
+        return RUNNERS[approach](cfg, data, cache_dir=isolated_store / f"cache{in_memory_mb}")
+
+    held, streamed_data = run(1024, prepare_data(str(tiny_dataset))), prepare_data(str(tiny_dataset))
+    streamed = run(0, streamed_data)
+    assert {p["path"] for p in held.metrics["data_path"].values()} == {"in_memory"}
+    assert {p["path"] for p in streamed.metrics["data_path"].values()} == {"streamed"}
+    assert not streamed_data._images  # nothing decoded whole into memory
+    assert streamed.to_report()["data_path"] == streamed.metrics["data_path"]
+    np.testing.assert_allclose(streamed.history["loss"], held.history["loss"], rtol=1e-4)
+    for split in ("validation", "test"):
+        assert streamed.metrics[split]["accuracy"] == held.metrics[split]["accuracy"]
+        assert streamed.metrics[split]["loss"] == pytest.approx(held.metrics[split]["loss"], rel=1e-4)
+    assert held.metrics["validation"]["accuracy"] > 0.5  # learnable, so equal scores mean something

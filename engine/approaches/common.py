@@ -28,7 +28,7 @@ from ..analysis import PREDICTIONS_FILE, predictions_payload
 from ..augmentation import build_augmentation
 from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
-from ..features import FeatureCache, extract_features, feature_key
+from ..features import FeatureCache, extract_features, feature_key, read_rows, row_dataset
 from ..precision import dtype_policy, resolve_precision
 from ..runs import RunSaveError, RunStore, atomic_write_json
 from ..status import StatusTracker
@@ -65,13 +65,21 @@ class PreparedData:
             self._images[key] = datasets.load_images(self.splits[split].files, image_size)
         return self._images[key]
 
-    def pixel_batches(self, split: str, image_size: int):
-        """uint8 image batches of a split, decoded (all cores) before the base runs.
+    def pixel_bytes(self, split: str, image_size: int) -> int:
+        """Bytes of the split's decoded pixels (uint8 N x S x S x 3): what holding it in RAM costs."""
+        return len(self.splits[split]) * image_size * image_size * 3
 
-        Decoding *while* the base runs was measured slower on a 2-core CPU: tf.data's
-        decode threads pre-empt the convolution threads (VGG16 features at 0.63 of the raw
-        forward rate, against 0.9+ when decoding first).
+    def pixel_batches(self, split: str, image_size: int, streamed: bool = False):
+        """uint8 image batches of a split, in file order.
+
+        In memory (the default), the split is decoded (all cores) before the base runs:
+        decoding *while* the base runs was measured slower on a 2-core CPU, tf.data's decode
+        threads pre-empting the convolution threads (VGG16 features at 0.63 of the raw
+        forward rate, against 0.9+ when decoding first). `streamed` splits are too large
+        for that: they are decoded from disk batch by batch, in parallel and prefetched.
         """
+        if streamed and (split, image_size) not in self._images:
+            return datasets.image_dataset(self.splits[split].files, image_size, EXTRACT_BATCH)
         arr = self.images(split, image_size)
         return (arr[s : s + EXTRACT_BATCH] for s in range(0, len(arr), EXTRACT_BATCH))
 
@@ -126,6 +134,7 @@ class RunResult:
             "non_trainable_params": m.get("non_trainable_params"),
             "total_params": m.get("total_params"),
             "feature_cache": m.get("feature_cache"),
+            "data_path": m.get("data_path"),
             "run_dir": self.run_dir,
         }
 
@@ -172,6 +181,7 @@ class RunContext:
     precision: str = "float32"  # the resolved dtype policy the models were built under
     tensorboard_dir: str = ""  # DIR/<run id> for TensorBoard logs; "" = none
     timings: dict = field(default_factory=dict)  # seconds per stage, stored in metrics.json
+    data_path: dict = field(default_factory=dict)  # split -> {"path": "in_memory" | "streamed", "pixel_mb", "held_mb"}, in metrics.json
     _fns: dict = field(default_factory=dict, repr=False)  # traced frozen-base functions, by cuts
     _full: dict = field(default_factory=dict, repr=False)  # id(stage) -> (stage, its saved model), built once
     best_val_loss: float = math.inf  # of the epochs this run trained; an epoch below it is checkpointed
@@ -192,6 +202,28 @@ class RunContext:
 
     def _timed(self, name: str, seconds: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
+
+    def streamed(self, split_name: str, cut: str, cuts: tuple[str, ...], views: int = 1) -> bool:
+        """Whether a split is too large to hold in RAM (over compute.in_memory_mb); decided on its first use in the run.
+
+        Small splits take the fast path: decoded into RAM first, features and views held as
+        arrays. Holding a split costs its decoded pixels, its `views` feature arrays at `cut`
+        twice (the cache's array and the training stream's tensor copy) and, while a view
+        is made, the by-product cuts once; that sum (float16) is compared, as pixels alone
+        under-count it (MobileNetV2 at 224 px: one view's features are 0.83x the pixels, and
+        K = 3 views held twice are 5x). A larger split is decoded from disk batch by batch
+        and its features and views are written to the cache in chunks and read back
+        memory-mapped, so memory stays bounded whatever its size. The choice is recorded per
+        split for the run's metrics.
+        """
+        if split_name not in self.data_path:
+            n = len(self.data.splits[split_name])
+            pixels = self.data.pixel_bytes(split_name, self.image_size)
+            per_image = {c: 2 * math.prod(self._feature_shape(c)) for c in cuts}  # float16 bytes
+            held = pixels + n * (2 * views * per_image[cut] + sum(b for c, b in per_image.items() if c != cut))
+            self.data_path[split_name] = {"path": "streamed" if held > self.cfg.compute.in_memory_mb * 2**20 else "in_memory",
+                                          "pixel_mb": round(pixels / 2**20, 1), "held_mb": round(held / 2**20, 1)}
+        return self.data_path[split_name]["path"] == "streamed"
 
     def _check_stop(self, event: dict) -> None:
         self.progress(event)
@@ -249,21 +281,26 @@ class RunContext:
         extra = self.fine_tune_cut() if split_name != "train" else cut
         cuts = (cut,) if extra == cut else (cut, extra)
         keys = {c: feature_key(**self._key_parts(split_name, c, "plain")) for c in cuts}
+        shapes = {c: (n, *self._feature_shape(c)) for c in cuts}
+        streamed = self.streamed(split_name, cut, cuts)
 
-        def compute() -> dict:
+        def compute(sinks: dict | None = None) -> dict | None:
             self.progress({"type": "status", "message": f"caching {split_name} features ({n} images) for this and later runs"})
             t0 = time.perf_counter()
-            self.data.images(split_name, self.image_size)
-            self._timed(f"decode_{split_name}", time.perf_counter() - t0)
+            if not streamed:
+                self.data.images(split_name, self.image_size)
+            self._timed(f"decode_{split_name}", time.perf_counter() - t0)  # streamed: decoding overlaps the base
             fn = self.pixels_to_features(cuts)
             first: dict = {}
-            arrays = extract_features(fn, self.data.pixel_batches(split_name, self.image_size), n, self._check_stop, split_name, first)
+            arrays = extract_features(fn, self.data.pixel_batches(split_name, self.image_size, streamed), n, self._check_stop,
+                                      split_name, first, sinks=[sinks[c] for c in cuts] if sinks else None)
             self._timed(f"features_{split_name}", time.perf_counter() - t0)  # decode + base
             self.timings[f"features_{split_name}_first_batch"] = {k: round(v, 3) for k, v in first.items()}
-            return dict(zip(cuts, arrays))
+            return None if sinks else dict(zip(cuts, arrays))
 
-        shapes = {c: (n, *self._feature_shape(c)) for c in cuts}
         meta = {"split": split_name, "view": "plain", "files_count": n}
+        if streamed:
+            return self.cache.get_or_write_many(keys, cut, compute, meta, shapes)[cut]
         return self.cache.get_or_compute_many(keys, cut, compute, meta, shapes)[cut]
 
     def views(self, cut: str, extra_cut: str | None = None) -> list[np.ndarray]:
@@ -278,45 +315,67 @@ class RunContext:
         n = len(self.data.splits["train"])
         aug_id = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name not in ("views",)}
         cuts = (cut,) if extra_cut is None or extra_cut == cut else (cut, extra_cut)
+        streamed = self.streamed("train", cut, cuts, views=k)
+        get = self.cache.get_or_write_many if streamed else self.cache.get_or_compute_many
         out = []
         for v in range(k):
             view = f"aug{v}:{self.cfg.fit.seed}:{feature_key(**aug_id)}"
             keys = {c: feature_key(**self._key_parts("train", c, view)) for c in cuts}
             shapes = {c: (n, *self._feature_shape(c)) for c in cuts}
 
-            def compute(v=v) -> dict:
+            def compute(sinks: dict | None = None, v=v) -> dict | None:
                 self.progress({"type": "status", "message": f"caching augmented view {v + 1}/{k} of the training images"})
                 t0 = time.perf_counter()
                 aug = build_augmentation(a, seed=self.cfg.fit.seed * 1000 + v)
                 fn = self.pixels_to_features(cuts, aug)
-                arrays = extract_features(fn, self.data.pixel_batches("train", self.image_size), n, self._check_stop,
-                                          f"train view {v + 1}/{k}")
+                arrays = extract_features(fn, self.data.pixel_batches("train", self.image_size, streamed), n, self._check_stop,
+                                          f"train view {v + 1}/{k}", sinks=[sinks[c] for c in cuts] if sinks else None)
                 self._timed("views", time.perf_counter() - t0)
-                return dict(zip(cuts, arrays))
+                return None if sinks else dict(zip(cuts, arrays))
 
             meta = {"split": "train", "view": view, "files_count": n}
-            out.append(self.cache.get_or_compute_many(keys, cut, compute, meta, shapes)[cut])
+            out.append(get(keys, cut, compute, meta, shapes)[cut])
         return out
 
     # --- fitting ------------------------------------------------------------------------
     def train_dataset(self, views: list[np.ndarray], labels: np.ndarray, phase: int, epochs: int):
         """The phase's tf.data stream, `epochs` epochs long: epoch i is view i mod K, in a seeded shuffle.
 
-        All in the graph, no Python per batch: the views become tensors once (one copy) and
-        each batch is a gather. A Python step in the stream (`from_generator`, or a
+        In memory, all in the graph, no Python per batch: the views become tensors once (one
+        copy) and each batch is a gather. A Python step in the stream (`from_generator`, or a
         `numpy_function` gathering from the NumPy arrays) was measured to stall 10-30 s when
         fit ends: the iterator's teardown holds the GIL while waiting for the tf.data thread
         that needs it. The stream also ends with the last epoch, so nothing is in flight then.
+
+        Memory-mapped views (a streamed training split) cannot become tensors: each batch's
+        rows are read from the cache file by a `numpy_function` (`read_rows`: file reads, rows in
+        the same shuffled order as in memory, so both paths train on the same batches).
+        TensorFlow has no in-graph random-access read (FixedLengthRecordDataset skips to an
+        offset by reading up to it). With autotuning off and a stream that ends with the
+        last epoch, fit was measured to end without a stall (README, "Datasets larger than memory").
         """
         import tensorflow as tf
 
         bs, seed, n, k = self.global_batch, self.cfg.fit.seed, len(labels), len(views)
-        xs = [tf.constant(v) for v in views]  # kept in the cache's dtype (float16 when exact enough)
         y = tf.constant(labels)
+        if any(isinstance(v, np.memmap) for v in views):
+            shape = tuple(views[0].shape[1:])
+            dtype = np.result_type(*(v.dtype for v in views))  # one view may have stayed float32
+
+            def rows(view, idx):
+                return read_rows(views[int(view)], idx).astype(dtype, copy=False)
+
+            def gather(view, idx):
+                x = tf.numpy_function(rows, [view, idx], tf.as_dtype(dtype), stateful=False)
+                return tf.ensure_shape(x, (None, *shape))
+        else:
+            xs = [tf.constant(v) for v in views]  # kept in the cache's dtype (float16 when exact enough)
+
+            def gather(view, idx):
+                return tf.switch_case(tf.cast(view, tf.int32), [lambda t=t: tf.gather(t, idx) for t in xs])
 
         def batch(view, idx):
-            x = tf.switch_case(tf.cast(view, tf.int32), [lambda t=t: tf.gather(t, idx) for t in xs])
-            return tf.cast(x, tf.float32), tf.gather(y, idx)
+            return tf.cast(gather(view, idx), tf.float32), tf.gather(y, idx)
 
         def epoch(e):
             order = tf.random.experimental.stateless_shuffle(
@@ -325,10 +384,18 @@ class RunContext:
 
         return _without_autotune(tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2))
 
-    def feature_dataset(self, x: np.ndarray, y: np.ndarray):
+    def feature_dataset(self, x: np.ndarray, y: np.ndarray | None = None):
+        """Batches of features as float32 (with their labels when `y` is given), in order: validation, scoring.
+
+        Memory-mapped features (a streamed split) are read from their cache file in the graph;
+        arrays in memory are sliced as they are (cast per batch, never copied whole to float32).
+        """
         import tensorflow as tf
 
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(VAL_BATCH)
+        xs = row_dataset(x) if isinstance(x, np.memmap) else tf.data.Dataset.from_tensor_slices(x)
+        if y is None:
+            return _without_autotune(xs.batch(VAL_BATCH).map(lambda a: tf.cast(a, tf.float32)))
+        ds = tf.data.Dataset.zip((xs, tf.data.Dataset.from_tensor_slices(y))).batch(VAL_BATCH)
         return _without_autotune(ds.map(lambda a, b: (tf.cast(a, tf.float32), b)))
 
     def fit(self, stage: Stage, views: list[np.ndarray], *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
@@ -473,8 +540,10 @@ def _score(ctx: RunContext, stage: Stage) -> dict:
         if split_name not in ctx.data.splits:
             out[split_name] = None
             continue
-        feats = np.asarray(ctx.features(split_name, stage.split.cut), dtype=np.float32)
-        raw = stage.top.predict(feats, batch_size=VAL_BATCH, verbose=0)
+        feats = ctx.feature_dataset(ctx.features(split_name, stage.split.cut))
+        if ctx.dist.workers > 1:  # Keras gathers every worker's share back in order
+            feats = distribute.shard_by_data(feats)
+        raw = stage.top.predict(feats, verbose=0)
         probs = evaluation.class_probabilities(raw, ctx.num_classes)
         sp = ctx.data.splits[split_name]
         out[split_name] = evaluation.score_predictions(probs, sp.labels, ctx.data.classes, sp.files)
@@ -612,7 +681,7 @@ def _execute(
         ctx._timed("saving", time.perf_counter() - t)
     metrics.update(
         state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
-        feature_cache=ctx.cache.stats(), timings=ctx.timings,
+        feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
     )
     if ctx.cache.warnings:
         metrics["warnings"] = list(ctx.cache.warnings)
