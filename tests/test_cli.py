@@ -166,10 +166,13 @@ def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset):
 def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):
     out_file = tmp_path / "bench.json"
     assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--quick", "--views", "2",
-                     "--json", str(out_file)]) == 0
+                     "--in-memory-mb", "0", "--json", str(out_file)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == json.loads(out_file.read_text())
     assert out["image_size"] == 32 and out["train_images"] == 16 and out["views"] == 2 and out["peak_rss_mb"] > 0
+    # ours took the path `run --in-memory-mb 0` takes, and its own peak memory is reported next to the process's
+    assert {p["path"] for p in out["ours"]["data_path"].values()} == {"streamed"}
+    assert 0 < out["ours"]["peak_rss_mb"] <= out["peak_rss_mb"]
     assert out["raw_forward_images_per_s"] > 0
     for side in ("lecture", "ours"):
         for key in ("fe_images_per_s", "frozen_epoch_s", "finetune_epoch_s", "protocol_s"):
