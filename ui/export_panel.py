@@ -30,7 +30,8 @@ def export_zip_bytes(runs_dir: str, run_id: str, fmt: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="tls-export-") as tmp:
         out = Path(tmp) / f"{run_id}-{fmt}"
         proc = subprocess.run(
-            [sys.executable, "-m", "engine", "export", run_id, "--format", fmt, "--out", str(out), "--zip", "--runs-dir", runs_dir],
+            [sys.executable, "-m", "engine", "export", run_id, "--format", fmt, "--out", str(out), "--zip",
+             "--runs-dir", str(Path(runs_dir).resolve())],  # absolute: the child runs in the project folder
             cwd=ROOT, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
         )
         if proc.returncode != 0:
