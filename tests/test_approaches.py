@@ -32,7 +32,9 @@ def test_run_stores_everything_and_reports(approach, data, isolated_store):
     assert rep["wall_seconds"] > 0
     run_dir = isolated_store / "runs" / rep["id"]
     assert str(run_dir) == rep["run_dir"]
-    assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.json", "metrics.json", "model.keras", "heartbeat.json"}
+    assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.json", "metrics.json", "model.keras", "heartbeat.json",
+                                                 "status.json", "predictions.json"}
+    assert json.loads((run_dir / "predictions.json").read_text())["splits"]["test"]["labels"] == data.splits["test"].labels.tolist()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["state"] == "finished"
     assert metrics["test"]["num_images"] == 8 and len(metrics["test"]["confusion_matrix"]) == 2
