@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     r.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs")
+    r.add_argument("--repeat-group", help="record the run as repeat --repeat-index of this group (the dashboard queues "
+                   "one job per seed; the split still comes from --seed)")
+    r.add_argument("--repeat-index", type=int, default=0, help="with --repeat-group: train with seed SEED + this")
 
     es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
     add_run_arguments(es)
@@ -148,16 +151,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """The lecture defaults for `approach`, then --config, then --preset, then explicit flags."""
+    """The lecture defaults for `approach`, then --config or else --preset, then explicit flags.
+
+    With --config the file holds every value, so --preset only names the run (the dashboard
+    writes the form's config, the preset plus the user's changes, and passes the name)."""
     cfg = default_config(approach)
     if base is not None:
         raw = base.to_dict()
         raw["approach"] = approach
         cfg = RunConfig.from_dict(raw)
     if getattr(args, "preset", None):
-        from .presets import apply_preset
+        from .presets import apply_preset, get_preset
 
-        apply_preset(cfg, args.preset)
+        get_preset(args.preset)  # an unknown name is refused either way
+        if base is None:  # a --config file already holds its values (the dashboard's: preset + the user's changes)
+            apply_preset(cfg, args.preset)
     cfg.data.path = args.data
     sets = {
         ("backbone", "name"): args.backbone, ("backbone", "weights"): args.weights, ("backbone", "alpha"): args.alpha,
@@ -283,6 +291,9 @@ def cmd_run(args) -> int:
     for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
         if stop():
             break
+        if args.repeat_group:  # one repeat of a group queued job by job (engine/jobs.py)
+            cfg.fit.seed += args.repeat_index
+            extra = {**extra, "repeat_group": args.repeat_group, "repeat_index": args.repeat_index}
         if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
             cfg.fine_tune.from_run = frozen_runs[repeat]
         extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir, args.runs_dir)}

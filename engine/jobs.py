@@ -63,6 +63,7 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     log_path: str = ""
+    extra_args: list = field(default_factory=list)  # --preset NAME, --repeat-group ID (JobRunner.submit)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
@@ -85,15 +86,29 @@ class JobRunner:
         self._thread.start()
 
     # --- public API -------------------------------------------------------------------
-    def submit(self, cfg: RunConfig) -> Job:
-        """Validates and queues a run; returns the Job (its id is the future run id)."""
+    def submit(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job:
+        """Validates and queues a run; returns the Job (its id is the future run id).
+
+        `preset` is recorded with the run (`--preset NAME`; the config already holds its values
+        and the user's changes). `seeds` > 1 queues one job per seed (seed, seed+1, ...) sharing a
+        repeat group, as `run --seeds N` does (which refuses --run-id); each job keeps its own run id, so each has a live
+        panel and a Stop. Returns the first job.
+        """
         validate(cfg)
-        job = Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict())
+        if not 1 <= seeds <= 20:
+            raise ValueError(f"seeds: must be between 1 and 20, got {seeds}")
+        extra = ["--preset", preset] if preset else []
+        group = f"{new_run_id(cfg.approach)}-x{seeds}" if seeds > 1 else None
+        jobs = []
+        for i in range(seeds):  # the CLI trains repeat i with seed + i on the split of the base seed
+            args = extra + (["--repeat-group", group, "--repeat-index", str(i)] if group else [])
+            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), extra_args=args))
         with self._lock:
-            self._jobs[job.id] = job
-            self._queue.append(job)
+            for job in jobs:
+                self._jobs[job.id] = job
+                self._queue.append(job)
         self._wake.set()
-        return job
+        return jobs[0]
 
     def stop(self, job_id: str) -> bool:
         """Cancels a queued job, or asks a running one to stop after its current batch."""
@@ -224,7 +239,7 @@ class JobRunner:
                "--approach", job.approach, "--run-id", job.id, "--runs-dir", str(self.store.root), "--quiet"]
         if self.cache_dir:
             cmd += ["--cache-dir", self.cache_dir]
-        return cmd
+        return cmd + list(job.extra_args)
 
     def _work(self) -> None:
         while True:
