@@ -95,7 +95,10 @@ def test_stop_before_first_epoch_saves_a_stopped_run_without_model(data):
 
 
 def test_diverging_run_is_saved_as_failed_with_message(data):
-    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root, epochs=3, learning_rate=1e30), data)
+    """The issue's case: RMSprop at 1.0 (the largest rate the config accepts) explodes the lecture-sized head's loss."""
+    cfg = tiny_config("feature_extraction", data.report.root, backbone="vgg16", epochs=3, learning_rate=1.0)
+    cfg.head.dense_units = 256
+    res = RUNNERS["feature_extraction"](cfg, data)
     assert res.state == "failed" and "training diverged" in res.message and "lower the learning rate" in res.message
 
 
