@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import validate
-from ui import resources
+from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
 from ui.distribution import distribution_fields
 from ui.forms import fit_fields, form_problems, head_fields
 from ui.job_view import job_panel
+from ui.preset_form import preset_choice, preset_config, seeds_field
 from ui.sidebar import base_config, weights_problem
 from ui.tensorboard_logs import tensorboard_fields
 
@@ -32,17 +33,22 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     if report is None:
         return
     st.caption(f"Dataset: **{dataset_name()}** · {len(report.classes)} classes ({', '.join(report.classes[:8])})")
-    cfg = base_config(approach)
+    preset = preset_choice(approach)  # before the form: choosing one re-primes its fields at once
+    cfg = preset_config(approach, preset, base_config(approach))
     blocked = weights_problem()
     with st.form(f"{approach}_form"):
-        st.subheader("Hyper-parameters (lecture defaults)")
+        st.subheader(f"Hyper-parameters ({'preset: ' + preset if preset else 'lecture defaults'})")
         fit_fields(cfg, approach)
         distribution_fields(cfg, approach)  # only when more than one device is visible
         head_fields(cfg, approach)
         if extra_fields:
             extra_fields(cfg, approach)
         tensorboard_fields(cfg, approach)
-        submitted = st.form_submit_button("Train", type="primary", disabled=bool(blocked), help=blocked or None)
+        seeds = seeds_field(approach)
+        b1, b2 = st.columns(2)
+        submitted = b1.form_submit_button("Train", type="primary", disabled=bool(blocked), help=blocked or None)
+        estimate = b2.form_submit_button("Estimate time and memory",
+                                         help="Measures this machine once per backbone and size (tens of seconds), then is instant.")
     if blocked:
         st.error(f"Train is disabled: {blocked}")
     problems = form_problems(cfg)
@@ -52,10 +58,12 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         st.warning("Fine-tuning epochs is 0: only phase 1 (frozen base) will train, and nothing is unfrozen.")
     if not problems:
         _param_counts(cfg, len(report.classes))
+        if estimate:
+            estimate_view.show_estimate(cfg, resources.job_runner().cache_dir)
     if submitted and not blocked and not problems:
         try:
-            resources.job_runner().submit(validate(cfg))
-            st.toast("Training job queued")
+            resources.job_runner().submit(validate(cfg), preset=preset, seeds=seeds)
+            st.toast("Training job queued" if seeds == 1 else f"{seeds} training jobs queued (seeds {cfg.fit.seed}–{cfg.fit.seed + seeds - 1})")
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",

@@ -18,6 +18,7 @@ from engine.runs import RunStoreError
 from ui import resources
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
+from ui.run_analysis import show_run_analysis
 
 try:
     from ui.export_panel import export_downloads
@@ -126,11 +127,7 @@ def render_results(metrics: dict, state: str, run_id: str | None = None, error: 
         classes = list(scored["per_class"])
         st.plotly_chart(charts.confusion_figure(scored["confusion_matrix"], classes), key=f"cm_{run_id}")
         st.caption("Confusion matrix on the " + ("test split." if test else "validation split (there is no test split)."))
-        wrong = scored.get("misclassified", [])[:6]
-        if wrong:
-            st.caption("Some misclassified images")
-            for col, m in zip(st.columns(len(wrong)), wrong):
-                col.image(m["path"], caption=f"{m['true']} → {m['predicted']} ({max(m['probabilities'].values()):.0%})")
+    show_run_analysis(metrics, run_id)  # per-class report, highest-loss errors both ways, published numbers
     record = _saved_run(run_id) if run_id else None
     if record is not None and export_downloads is not None:
         export_downloads(str(resources.run_store().root), record.id, record.config, key=record.id)

@@ -1,0 +1,29 @@
+"""A finished run's "errors you can learn from" on its approach page, and its preset's published numbers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.runs import RunStoreError
+from ui import analysis_view, presets_view, resources
+
+
+def show_run_analysis(metrics: dict, run_id: str | None) -> None:
+    """Per-class report beside the confusion matrix, the highest-loss gallery, the preset's published numbers."""
+    val, test = metrics.get("validation") or {}, metrics.get("test") or {}
+    scored = test or val
+    if scored.get("confusion_matrix"):
+        analysis_view.show_class_report(scored, list(scored.get("per_class") or []))
+    if not run_id or not scored:  # a failed run has nothing to analyse
+        return
+    store = resources.run_store()
+    st.caption("Errors you can learn from")
+    analysis_view.show_errors(store.root / run_id, key=f"err_{run_id}")
+    try:
+        config = store.load(run_id).config
+    except RunStoreError:
+        return
+    preset = (config.get("resolved") or {}).get("preset")
+    if preset:
+        presets_view.show_published(preset, config.get("approach", ""),
+                                    {"val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")})
