@@ -4,6 +4,7 @@ import streamlit as st
 from engine import charts
 from ui import resources
 from ui.access import require_token
+from ui.compare_extras import cost_columns, show_disagreements, show_repeats
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
 from ui.run_labels import approach_title, best_per_approach, dataset_of, image_size, on_dataset, run_label, scored_accuracy
@@ -54,7 +55,8 @@ def row(r) -> dict:
     return {
         "best": "★" if r.id == top.id else "", "approach": approach_title(r), "dataset": dataset_of(r),
         f"{split.lower()} acc": fmt(acc.get("accuracy"), "{:.3f}"), "wall time (s)": fmt(m.get("wall_seconds"), "{:,.0f}"),
-        "trainable params": fmt(m.get("trainable_params"), "{:,}"), "total params": fmt(m.get("total_params"), "{:,}"),
+        "trainable params": fmt(m.get("trainable_params"), "{:,}"), **cost_columns(r),
+        "total params": fmt(m.get("total_params"), "{:,}"),
         "epochs": len(h["loss"]), "state": r.state, "backbone": r.config["backbone"]["name"], "image size": image_size(r),
         "best val acc": fmt(max(h["val_accuracy"]) if h.get("val_accuracy") else None, "{:.3f}"),
         "train–val gap": fmt(h["accuracy"][-1] - h["val_accuracy"][-1] if h.get("val_accuracy") else None, "{:+.3f}"),
@@ -71,4 +73,8 @@ curve_pair(series, key="cmp")
 points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.metrics.get("wall_seconds") or 0,
            "accuracy": scored_accuracy(r)[0] or 0.0, "best": r.id == top.id} for s, r in zip(series, picked)]
 st.plotly_chart(charts.accuracy_vs_time_figure(points, f"{split} accuracy"))
+if any(r["feature cache"] == "cached rerun" for r in table.to_dict("records")):
+    st.caption("A “cached rerun” read features/views cached by an earlier run: its wall time is not the cost from scratch.")
+show_repeats(runs, "test_accuracy" if with_test else "val_accuracy")
+show_disagreements(picked)
 manage_runs(runs)

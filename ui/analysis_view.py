@@ -73,12 +73,18 @@ def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
     repeated = [g for g in groups if g["n"] > 1]
     if not repeated:
         return groups
-    fig = go.Figure(go.Bar(x=[f"{g['approach']} ({g['n']} seeds)" for g in repeated], y=[g["mean"] for g in repeated],
+    fig = go.Figure(go.Bar(x=[f"{_title(g)} ({g['n']} seeds)" for g in repeated], y=[g["mean"] for g in repeated],
                            error_y={"type": "data", "array": [g["std"] for g in repeated]}))
     fig.update_layout(yaxis_title=f"{metric} (mean ± std)", height=320, margin={"t": 20})
     st.plotly_chart(fig, width="stretch")
     for g in repeated:
-        names = [o["approach"] for o in repeated if o["group"] in g["overlaps"]]
+        names = [_title(o) for o in repeated if o["group"] in g["overlaps"]]
         verdict = f"overlaps {', '.join(names)}: no clear winner" if names else "no overlap with the others"
-        st.caption(f"{g['approach']}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {g['seeds']} — {verdict}")
+        st.caption(f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])} — {verdict}")
     return groups
+
+
+def _title(group: dict) -> str:
+    from engine.charts import APPROACH_TITLES
+
+    return APPROACH_TITLES.get(group["approach"], str(group["approach"]))

@@ -1,0 +1,47 @@
+"""Compare's honest parts: cost beside accuracy, repeats as mean ± std, where the runs disagree."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import analysis_view, estimate_view, resources
+from ui.run_labels import approach_title
+
+
+def cache_note(metrics: dict) -> str:
+    """'cached rerun' when the run read cached features/views (its time is not a from-scratch cost)."""
+    stats = metrics.get("feature_cache")
+    if not isinstance(stats, dict):
+        return "—"
+    return "cached rerun" if stats.get("hits") else "from scratch"
+
+
+def images_per_second(metrics: dict) -> str:
+    value = metrics.get("images_per_second") or (metrics.get("timings") or {}).get("images_per_second")
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and value > 0 else "—"
+
+
+def cost_columns(r) -> dict:
+    """Cost beside accuracy: images/s when measured, cache use, the estimate's error."""
+    return {"images/s": images_per_second(r.metrics), "feature cache": cache_note(r.metrics),
+            "estimate vs actual": estimate_view.estimate_error(r.config, r.metrics) or "—"}
+
+
+def show_repeats(runs: list, metric: str) -> None:
+    """Repeat groups (runs trained with seeds N, N+1, ...): mean ± std with error bars and overlap."""
+    if not any((r.config.get("resolved") or {}).get("repeat_group") for r in runs):
+        st.caption("No repeated runs yet: use “Repeat with N seeds” on an approach page (CLI: `--seeds 3`) "
+                   "to see mean ± std instead of one seed's number.")
+        return
+    st.subheader("Repeats over seeds")
+    analysis_view.show_repeat_groups(runs, metric)
+
+
+def show_disagreements(picked: list) -> None:
+    """Images where the picked runs predict different classes (only runs on the same split agree to compare)."""
+    if len(picked) < 2:
+        return
+    with st.expander("Images where the selected runs disagree"):
+        root = resources.run_store().root
+        labels = {f"{approach_title(r)} ({r.id[-6:]})": root / r.id for r in picked}
+        analysis_view.show_disagreements(labels)
