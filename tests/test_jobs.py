@@ -96,3 +96,18 @@ def test_a_killed_job_reads_interrupted_with_its_epochs_and_model(runner, tiny_d
     assert prog["metrics"]["message"].startswith(f"{n} of 500 epoch(s) done; its process (pid {owner['pid']} on ")
     assert prog["metrics"]["message"].endswith("(killed by SIGKILL)")
     assert runner.store.load_model(job.id).input_shape == (None, 32, 32, 3)
+
+
+def test_seeds_queue_one_job_per_seed_in_one_repeat_group_with_the_preset_named(runner, tiny_dataset):
+    cfg = tiny_config("feature_extraction", tiny_dataset)
+    cfg.fit.learning_rate = 0.5  # not the preset's: the config's values win, the preset only names the runs
+    first = runner.submit(cfg, preset="lecture", seeds=2)
+    jobs = runner.jobs()
+    assert [j.id for j in jobs][0] == first.id and len(jobs) == 2
+    for job in jobs:
+        assert runner.wait(job.id, timeout=300).returncode == 0
+    configs = [runner.store.load(j.id).config for j in jobs]
+    assert [c["fit"]["seed"] for c in configs] == [cfg.fit.seed, cfg.fit.seed + 1]
+    groups = {c["resolved"]["repeat_group"] for c in configs}
+    assert len(groups) == 1 and [c["resolved"]["repeat_index"] for c in configs] == [0, 1]
+    assert all(c["resolved"]["preset"] == "lecture" and c["fit"]["learning_rate"] == 0.5 for c in configs)
