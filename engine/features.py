@@ -32,6 +32,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -42,6 +43,7 @@ from .runs import atomic_write_bytes
 from .status import Progress
 FLOAT16_SAFE_MAX = 60000.0  # float16 tops out at 65504; larger activations stay float32
 DEFAULT_BUDGET_GB = 20.0  # default size budget of the cache folder, in GiB
+STALE_TEMP_SECONDS = 24 * 3600  # a temp file untouched this long belongs to a writer that died
 
 
 def default_cache_dir() -> Path:
@@ -251,7 +253,18 @@ class FeatureCache:
         self.evict(keep=set(self._memory) | {key})
 
     def evict(self, keep: set[str] = frozenset()) -> None:
-        """Removes least-recently-used entries until the folder fits the budget (never one in `keep`)."""
+        """Removes least-recently-used entries until the folder fits the budget (never one in `keep`).
+
+        Also removes temp files older than a day: what a killed writer left (a streamed
+        split's can be gigabytes); a live writer touches its file with every chunk.
+        """
+        now = time.time()
+        for tmp in self.root.glob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
+                    tmp.unlink()
+            except OSError:
+                pass
         try:
             entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*.npy")]
         except OSError:
@@ -366,8 +379,6 @@ def extract_features(fn, batches: Iterable, total: int, progress: Progress | Non
     the seconds and images of the first batch (which also pays for tracing), so a
     steady-state rate can be told apart from the one-time cost.
     """
-    import time
-
     outs: list[list[np.ndarray]] | None = None
     done = 0
     t0 = time.perf_counter()

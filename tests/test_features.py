@@ -187,3 +187,21 @@ def test_streamed_split_second_run_never_touches_the_base(tiny_dataset, monkeypa
     cfg.head.dense_units, cfg.head.dropout = 64, 0.2
     second = RUNNERS["frozen"](cfg, data)
     assert second.state == "finished" and _hm(second) == (2 + second.config["resolved"]["views"], 0)
+
+
+def test_streamed_entries_count_towards_the_budget_and_dead_writers_temps_are_swept(tmp_path):
+    import os
+    import time
+
+    cache = FeatureCache(tmp_path, max_bytes=300)  # room for one 6 x 8 float16 entry (96 bytes + 128 of header)
+    write = lambda sinks: sinks["out"].append(np.ones((6, 8), np.float32))  # noqa: E731
+    stale, live = tmp_path / ".deadbeef.npy.abc.tmp", tmp_path / ".cafe.npy.def.tmp"
+    for p in (stale, live):
+        p.write_bytes(b"half a split")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    cache.get_or_write_many({"out": "first"}, "out", write, {}, {"out": (6, 8)})
+    assert not stale.exists() and live.exists()  # a writer that died long ago; one that may still be writing
+    os.utime(cache.path("first"), (old, old))  # least recently used
+    FeatureCache(tmp_path, max_bytes=300).get_or_write_many({"out": "second"}, "out", write, {}, {"out": (6, 8)})
+    assert not cache.path("first").exists() and cache.path("second").exists()
