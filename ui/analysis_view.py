@@ -29,10 +29,8 @@ def show_errors(run_dir, key: str, k: int = 12) -> None:
     if not rows:
         st.write("No image matches.")
         return
-    cols = st.columns(min(len(rows), 6))
-    for i, row in enumerate(rows):
-        probs = ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items())
-        cols[i % len(cols)].image(row["path"], caption=f"{row['true']} → {row['predicted']} ({probs})", width="stretch")
+    _image_grid(rows, 6, lambda row: f"{row['true']} → {row['predicted']} ("
+                + ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items()) + ")")
 
 
 def show_class_report(metrics_split: dict, classes: list[str]) -> None:
@@ -59,10 +57,8 @@ def show_disagreements(runs: dict, k: int = 12) -> None:
     if not rows:
         st.write("The selected runs agree on every image.")
         return
-    cols = st.columns(min(len(rows), 4))
-    for i, row in enumerate(rows):
-        said = "; ".join(f"{label}: {r['predicted']} {r['probability']:.0%}" for label, r in row["runs"].items())
-        cols[i % len(cols)].image(row["path"], caption=f"true {row['true']} — {said}", width="stretch")
+    _image_grid(rows, 4, lambda row: f"true {row['true']} — "
+                + "; ".join(f"{label}: {r['predicted']} {r['probability']:.0%}" for label, r in row["runs"].items()))
 
 
 def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
@@ -88,3 +84,10 @@ def _title(group: dict) -> str:
     from engine.charts import APPROACH_TITLES
 
     return APPROACH_TITLES.get(group["approach"], str(group["approach"]))
+
+
+def _image_grid(rows: list[dict], width: int, caption) -> None:
+    """Images of `rows` (each with a "path") in up to `width` columns, captioned by caption(row)."""
+    cols = st.columns(min(len(rows), width))
+    for i, row in enumerate(rows):
+        cols[i % len(cols)].image(row["path"], caption=caption(row), width="stretch")
