@@ -4,7 +4,10 @@
 `model.predict` per batch for feature extraction, a `Sequential` with the frozen base
 inside trained by `fit` on the augmenting generator, then the top block unfrozen and
 recompiled at 1e-5. Each stage is timed on a given number of steps (after one warm-up
-step that pays for tracing), so `bench --quick` can extrapolate a whole epoch. Only the
+step that pays for tracing), so `bench --quick` can extrapolate a whole epoch. A step's
+cost is the median of the timed steps: on a shared machine one step slowed by another
+tenant would otherwise move the whole extrapolated protocol (measured: one `--quick` run
+read a fine-tuning step as 2.58 s where steps timed one by one took 1.43-1.61 s). Only the
 benchmark uses this module; the product never does.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+import keras
 import numpy as np
 
 
@@ -38,17 +42,17 @@ def time_feature_extraction(base, train_dir: str, size: int, batches: int, seed:
     gen = _flow(train_dir, size, False, seed)
     x, _ = next(gen)
     base.predict(x, verbose=0)  # warm-up: tracing is not the lecture's steady state
-    t0, n = time.perf_counter(), 0
+    seconds = []
     for _ in range(batches):
+        t0 = time.perf_counter()
         x, _ = next(gen)
         base.predict(x, verbose=0)
-        n += len(x)
-    return n / (time.perf_counter() - t0)
+        seconds.append(time.perf_counter() - t0)
+    return len(x) / float(np.median(seconds))  # every batch but a last partial one holds 20
 
 
 def time_head_epoch(feature_shape: tuple, n_train: int, n_val: int) -> float:
     """Seconds of one epoch of the lecture's dense head on feature arrays (fit, batch 20, with validation)."""
-    import keras
     from keras import layers
 
     rng = np.random.default_rng(0)  # values do not change the cost; shapes do
@@ -64,19 +68,41 @@ def time_head_epoch(feature_shape: tuple, n_train: int, n_val: int) -> float:
     return time.perf_counter() - t0
 
 
+class _StepTimes(keras.callbacks.Callback):
+    """Each train or test step's wall time, end to end (Keras pulls the generator's next batch
+    between two step ends, so the lecture's augmentation and decoding are in it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._t0 = time.perf_counter()
+
+    def _restart(self, logs=None):
+        self._t0 = time.perf_counter()
+
+    def _step_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.seconds.append(now - self._t0)
+        self._t0 = now
+
+    on_train_begin = on_test_begin = _restart
+    on_train_batch_end = on_test_batch_end = _step_end
+
+
 def _time_fit_steps(model, gen, steps: int) -> float:
-    """Seconds per training step of `model.fit` on the generator (after a one-step warm-up)."""
+    """Median seconds per training step of `model.fit` on the generator (after a one-step warm-up)."""
     model.fit(gen, steps_per_epoch=1, epochs=1, verbose=0)
-    t0 = time.perf_counter()
-    model.fit(gen, steps_per_epoch=steps, epochs=1, verbose=0)
-    return (time.perf_counter() - t0) / steps
+    times = _StepTimes()
+    model.fit(gen, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[times])
+    return float(np.median(times.seconds))
 
 
 def _time_eval_steps(model, gen, steps: int) -> float:
+    """Median seconds per validation step of `model.evaluate` (after a one-step warm-up)."""
     model.evaluate(gen, steps=1, verbose=0)
-    t0 = time.perf_counter()
-    model.evaluate(gen, steps=steps, verbose=0)
-    return (time.perf_counter() - t0) / steps
+    times = _StepTimes()
+    model.evaluate(gen, steps=steps, verbose=0, callbacks=[times])
+    return float(np.median(times.seconds))
 
 
 def time_frozen_and_fine_tuning(base, top_block_layers: set[str], train_dir: str, val_dir: str, size: int,
@@ -86,7 +112,6 @@ def time_frozen_and_fine_tuning(base, top_block_layers: set[str], train_dir: str
     An epoch is `train_steps_per_epoch` augmented batches of 20 plus `val_steps_per_epoch`
     validation batches (the lecture: 100 and 50), extrapolated from `steps` timed steps.
     """
-    import keras
     from keras import layers
 
     train, val = _flow(train_dir, size, True, seed), _flow(val_dir, size, False, seed)

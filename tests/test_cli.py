@@ -258,3 +258,12 @@ def test_damaged_run_folders_are_listed_and_predict_says_so_in_one_line(tiny_dat
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]
+
+
+def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
+    from engine.bench import steady_epoch_seconds
+
+    history = {"epoch_seconds": [9.0, 1.0, 30.0, 4.0, 5.0, 60.0], "phase": [1, 1, 1, 2, 2, 2]}
+    assert steady_epoch_seconds(history, phase=1) == 15.5  # 1.0 and 30.0: the traced 9.0 left out
+    assert steady_epoch_seconds(history, phase=2) == 32.5
+    assert steady_epoch_seconds({"epoch_seconds": [7.0], "phase": [1]}, phase=1) == 7.0  # one epoch: all there is
