@@ -39,6 +39,9 @@ def isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("TLS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TLS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    # In-process app tests make a runner per run store; a standby process each would pile up
+    # (each imports TensorFlow). The browser test's server and test_jobs turn it on.
+    monkeypatch.setenv("TLS_WARM_START", "0")
     return tmp_path
 
 

@@ -34,7 +34,8 @@ def server(tmp_path):
     """The app served on localhost with its own run store, cache and sample folder."""
     port = free_port()
     env = {**os.environ, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_CACHE_DIR": str(tmp_path / "cache"),
-           "TLS_SAMPLE_DIR": str(tmp_path / "sample"), "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)])}
+           "TLS_SAMPLE_DIR": str(tmp_path / "sample"), "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]),
+           "TLS_WARM_START": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))

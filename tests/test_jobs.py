@@ -111,3 +111,36 @@ def test_seeds_queue_one_job_per_seed_in_one_repeat_group_with_the_preset_named(
     groups = {c["resolved"]["repeat_group"] for c in configs}
     assert len(groups) == 1 and [c["resolved"]["repeat_index"] for c in configs] == [0, 1]
     assert all(c["resolved"]["preset"] == "lecture" and c["fit"]["learning_rate"] == 0.5 for c in configs)
+
+
+def test_warm_start_hands_each_job_to_a_waiting_process_with_its_log_and_its_stop(isolated_store, tiny_dataset, tmp_path):
+    runner = JobRunner(runs_dir=isolated_store / "runs", cache_dir=isolated_store / "cache", warm_start=True)
+    try:
+        waiting = runner._standby
+        assert waiting is not None and waiting.poll() is None  # started with the runner, before any job
+        first = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
+        assert runner.wait(first.id, timeout=300).returncode == 0
+        assert runner.progress(first.id)["metrics"]["state"] == "finished"
+        assert waiting.poll() == 0  # the waiting process ran the job and ended: one process per job
+        after = runner._standby
+        assert after is not None and after is not waiting  # the next one waits while the runner is idle
+        cfg = tiny_config("feature_extraction", tiny_dataset)
+        cfg.backbone.weights = str(tmp_path / "missing.weights.h5")
+        failed = runner.submit(cfg)
+        assert runner.wait(failed.id, timeout=300).returncode == 2
+        prog = runner.progress(failed.id)  # its stderr reached the job's own log
+        assert prog["error"].startswith("weights file not found: ") and prog["error"] in prog["log"]
+        long = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
+        deadline = time.time() + 240
+        while time.time() < deadline and len(runner.progress(long.id)["history"].get("loss", [])) < 1:
+            time.sleep(0.3)
+        assert runner.stop(long.id)
+        runner.wait(long.id, timeout=120)
+        assert runner.progress(long.id)["metrics"]["state"] == "stopped"  # SIGTERM reaches the handed-over run
+        runner._standby.kill()  # a standby that died is not used: the next job starts cold
+        runner._standby.wait()
+        cold = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
+        assert runner.wait(cold.id, timeout=300).returncode == 0
+    finally:
+        runner.close()
+    assert runner._standby is None
