@@ -281,7 +281,10 @@ def cmd_run(args) -> int:
         if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
             raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
     d = configs[0].data
-    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed)
+    from .features import default_cache_dir
+
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
+                        checks_dir=args.cache_dir or default_cache_dir())
     if data.report.bad_files:
         print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
     stop = StopFlag()

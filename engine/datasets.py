@@ -36,6 +36,7 @@ from typing import BinaryIO
 import numpy as np
 
 from . import images
+from .image_checks import ImageChecks
 
 SPLIT_ALIASES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation", "test": "test"}
 SPLITS = ("train", "validation", "test")
@@ -218,8 +219,12 @@ def stratified_split(files_by_class: dict[str, list[str]], fractions: tuple[floa
     return out
 
 
-def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42) -> DatasetReport:
+def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42,
+                 checks_dir: str | os.PathLike | None = None) -> DatasetReport:
     """Scans a dataset folder: layout, classes, usable files per split, bad files, statistics.
+
+    With `checks_dir` (the feature cache folder), what the decoder said of each file is
+    remembered there and reused while the file is unchanged (engine/image_checks.py).
 
     Raises:
         DatasetError: the folder is missing, has fewer than two classes, or its splits
@@ -257,7 +262,7 @@ def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] 
     if len(classes) < 2:
         raise DatasetError(f"{root}: found {len(classes)} class folder(s) {classes}; need at least 2 (one sub-folder per class)")
 
-    checked = _check_images([p for by_class in raw.values() for cls in classes for p in by_class.get(cls, [])])
+    checked = _check_images([p for by_class in raw.values() for cls in classes for p in by_class.get(cls, [])], checks_dir)
     bad: list[BadFile] = []
     formats: Counter[str] = Counter()
     sizes: list[tuple[int, int]] = []
@@ -294,14 +299,29 @@ def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] 
     return report
 
 
-def _check_images(paths: list[Path]) -> dict[Path, images.ImageInfo | str]:
+def _check_images(paths: list[Path], checks_dir: str | os.PathLike | None = None) -> dict[Path, images.ImageInfo | str]:
     """Runs the decoder over every file (in threads: Pillow releases the GIL while decoding).
 
     A file is usable only if the decoder that training and inference use reads it in full;
-    a non-regular file (FIFO, socket, device) is refused by it without being opened.
+    a non-regular file (FIFO, socket, device) is refused by it without being opened. With
+    `checks_dir`, unchanged files keep their earlier result and only the others are decoded.
     """
+    checks = ImageChecks(checks_dir) if checks_dir else None
+    results: dict[Path, images.ImageInfo | str] = {}
+    todo = []
+    for p in paths:
+        known = checks.get(p) if checks else None
+        if known is None:
+            todo.append(p)
+        else:
+            results[p] = known
     with ThreadPoolExecutor(max_workers=decode_workers()) as pool:
-        return dict(zip(paths, pool.map(images.check_image, paths)))
+        results.update(zip(todo, pool.map(images.check_image, todo)))
+    if checks and todo:
+        for p in todo:
+            checks.put(p, results[p])
+        checks.save()
+    return results
 
 
 def decode_workers() -> int:

@@ -249,3 +249,32 @@ def test_fingerprint_sees_same_size_edit_with_restored_mtime(tiny_dataset):
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
     assert datasets.fingerprint_files(files) != before
+
+
+def test_a_rescan_of_unchanged_files_decodes_nothing_and_a_changed_file_is_checked_again(tiny_dataset, tmp_path, monkeypatch):
+    checks_dir = tmp_path / "cache"
+    cats = tiny_dataset / "train" / "cats"
+    (cats / "notes.jpg").write_text("not an image")
+    first = scan_dataset(tiny_dataset, checks_dir=checks_dir)
+    assert (checks_dir / "image-checks.json").exists()
+    decoded = []
+    real = datasets.images.check_image
+    monkeypatch.setattr(datasets.images, "check_image", lambda p, *a: decoded.append(p) or real(p, *a))
+    again = scan_dataset(tiny_dataset, checks_dir=checks_dir)
+    assert decoded == []  # every file's verdict came from the remembered checks
+    assert again.to_dict() == first.to_dict()  # the same report: files, bad files with their reasons, sizes, formats
+    assert [b.path for b in again.bad_files] == [str(cats / "notes.jpg")]
+    (cats / "notes.jpg").unlink()
+    make_image(cats / "notes.jpg", COLOURS["cats"], seed=99)  # now a real image (another size and inode)
+    Image.new("RGB", (64, 48), "red").save(cats / "cats_0.png")  # a changed image: new size reported
+    third = scan_dataset(tiny_dataset, checks_dir=checks_dir)
+    assert sorted(decoded) == sorted([cats / "notes.jpg", cats / "cats_0.png"])  # only the changed files
+    assert third.bad_files == [] and (64, 48) in third.sizes
+
+
+def test_damaged_remembered_checks_are_ignored(tiny_dataset, tmp_path):
+    checks_dir = tmp_path / "cache"
+    checks_dir.mkdir()
+    (checks_dir / "image-checks.json").write_text("{not json")
+    assert scan_dataset(tiny_dataset, checks_dir=checks_dir).to_dict() == scan_dataset(tiny_dataset).to_dict()
+    assert json.loads((checks_dir / "image-checks.json").read_text())  # rewritten whole

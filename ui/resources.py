@@ -13,6 +13,7 @@ import streamlit as st
 from engine.config import RunConfig
 from engine.datasets import DatasetReport, scan_dataset
 from engine.downloads import internet_available
+from engine.features import default_cache_dir
 from engine.jobs import JobRunner
 from engine.runs import RunStore
 from ui.uploads import sweep_stale
@@ -44,7 +45,8 @@ def online() -> bool:
 
 @st.cache_data(show_spinner="Scanning the dataset …")
 def scan(path: str, mtime_key: float) -> DatasetReport:
-    return scan_dataset(path)
+    # Remembers each file's check in the feature cache folder: the job's own scan then decodes nothing.
+    return scan_dataset(path, checks_dir=default_cache_dir())
 
 
 def folder_mtime(path: str) -> float:

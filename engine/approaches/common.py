@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -84,9 +85,13 @@ class PreparedData:
         return (arr[s : s + EXTRACT_BATCH] for s in range(0, len(arr), EXTRACT_BATCH))
 
 
-def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42) -> PreparedData:
-    """Scans a dataset folder and checks it can be trained on (raises DatasetError if not)."""
-    report = datasets.scan_dataset(path, fractions=fractions, seed=seed)
+def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42,
+                 checks_dir: str | os.PathLike | None = None) -> PreparedData:
+    """Scans a dataset folder and checks it can be trained on (raises DatasetError if not).
+
+    `checks_dir`: where the decoder's verdict on each file is remembered (datasets.scan_dataset).
+    """
+    report = datasets.scan_dataset(path, fractions=fractions, seed=seed, checks_dir=checks_dir)
     datasets.require_trainable(report)
     splits = {s: sp for s in datasets.SPLITS if (sp := datasets.split_arrays(report, s)) is not None}
     return PreparedData(report, splits)
