@@ -83,6 +83,7 @@ class JobRunner:
         self.python = python
         self.warm_start = warm_start  # keep a standby process (TensorFlow imported) for the next job
         self._standby: subprocess.Popen | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._queue: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
@@ -243,12 +244,12 @@ class JobRunner:
         raise TimeoutError(f"job {job_id} still {self.get(job_id).state} after {timeout}s")
 
     def close(self) -> None:
-        """Ends the waiting standby process, if any (running and queued jobs are left alone)."""
+        """Ends the waiting standby process, if any, and starts no other (running and queued jobs are left alone)."""
         with self._lock:
+            self._closed = True
             standby, self._standby = self._standby, None
-        if standby is not None and standby.poll() is None:
-            standby.kill()
-            standby.wait()
+        if standby is not None:
+            _end_standby(standby)
 
     # --- worker -----------------------------------------------------------------------
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
@@ -267,11 +268,18 @@ class JobRunner:
         return {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     def _spawn_standby(self) -> subprocess.Popen | None:
+        """A process that imports TensorFlow now and waits for a job; what it prints before the job
+        (or a crash while importing) goes to a log of its own, prepended to its job's log at the end."""
+        log_path = _log_dir() / f"standby-{os.getpid()}-{time.monotonic_ns()}.log"
         try:
-            return subprocess.Popen([self.python, "-m", "engine.standby"], cwd=ENGINE_ROOT, stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._env(), text=True)
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen([self.python, "-m", "engine.standby"], cwd=ENGINE_ROOT, stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=log, env=self._env(), text=True)
         except OSError:
             return None  # jobs start cold, as without warm start
+        proc.log_path = str(log_path)  # type: ignore[attr-defined]
+        return proc
+
 
     def _start(self, job: Job, config_path: str, log) -> subprocess.Popen:
         """The job's process: the waiting standby given the job, else a fresh CLI process."""
@@ -283,8 +291,9 @@ class JobRunner:
                 standby.stdin.close()
                 return standby
             except OSError:  # it died meanwhile (broken pipe): start cold
-                standby.kill()
-                standby.wait()
+                _end_standby(standby)
+        elif standby is not None:
+            _end_standby(standby)
         return subprocess.Popen(self._command(job, config_path), cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
 
     def _work(self) -> None:
@@ -301,13 +310,11 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         self.store.root.mkdir(parents=True, exist_ok=True)
-        log_dir = Path(tempfile.gettempdir()) / "tls-jobs"
-        log_dir.mkdir(exist_ok=True)
-        job.log_path = str(log_dir / f"{job.id}.log")
+        job.log_path = str(_log_dir() / f"{job.id}.log")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(job.config, fh)
             config_path = fh.name
-        rc = None
+        rc, proc = None, None
         try:
             with open(job.log_path, "w") as log:
                 proc = self._start(job, config_path, log)
@@ -318,8 +325,41 @@ class JobRunner:
                 rc = proc.wait()
         finally:
             os.unlink(config_path)
+            if getattr(proc, "log_path", None):  # a standby's own output came first: keep it in the job's log
+                _prepend_log(proc.log_path, job.log_path)
+            # The next job's standby, started before the job reads as done (so a caller that waited for
+            # it finds the spare there) and outside the lock (forking takes a moment).
+            spare = self._spawn_standby() if self.warm_start and not self._closed else None
             with self._lock:
                 self._current = None
                 job.state, job.ended, job.returncode = "done", time.time(), rc
-                if self.warm_start and self._standby is None:  # started now, while the runner is idle
-                    self._standby = self._spawn_standby()
+                if spare is not None and self._standby is None and not self._closed:
+                    self._standby, spare = spare, None
+            if spare is not None:  # the runner closed meanwhile
+                _end_standby(spare)
+
+
+def _log_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "tls-jobs"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _end_standby(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if getattr(proc, "log_path", None):
+        Path(proc.log_path).unlink(missing_ok=True)
+
+
+def _prepend_log(standby_log: str, job_log: str) -> None:
+    """The job's log, preceded by what its standby printed before the job came (then the standby's log goes)."""
+    try:
+        before = Path(standby_log).read_text(errors="replace")
+        if before:
+            after = Path(job_log).read_text(errors="replace") if Path(job_log).exists() else ""
+            Path(job_log).write_text(before + after)
+        Path(standby_log).unlink(missing_ok=True)
+    except OSError:
+        pass  # the log is for reading; the run's outcome is in the run store

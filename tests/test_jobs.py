@@ -1,6 +1,9 @@
 """The background job runner: subprocess of the CLI, one at a time, queue, cooperative stop."""
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +147,19 @@ def test_warm_start_hands_each_job_to_a_waiting_process_with_its_log_and_its_sto
     finally:
         runner.close()
     assert runner._standby is None
+
+
+def test_what_a_standby_printed_before_its_job_reaches_the_job_log(isolated_store, tiny_dataset, tmp_path):
+    fake = tmp_path / "python"  # a standby that fails while "importing", after saying why
+    fake.write_text("#!/bin/sh\necho 'boom: the standby could not import tensorflow' >&2\nread line\nexit 3\n")
+    fake.chmod(0o755)
+    runner = JobRunner(runs_dir=isolated_store / "runs", cache_dir=isolated_store / "cache", python=str(fake), warm_start=True)
+    try:
+        job = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
+        assert runner.wait(job.id, timeout=60).returncode == 3
+        prog = runner.progress(job.id)
+        assert prog["metrics"]["state"] == "failed" and "exit status 3" in prog["error"]
+        assert "boom: the standby could not import tensorflow" in prog["log"]
+    finally:
+        runner.close()
+    assert not list((Path(tempfile.gettempdir()) / "tls-jobs").glob(f"standby-{os.getpid()}-*.log"))  # none left behind
