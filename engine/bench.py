@@ -34,7 +34,7 @@ import tempfile
 import time
 
 LECTURE_EPOCHS = {"feature_extraction": 30, "frozen": 20, "fine_tuning_phase1": 30, "fine_tuning_phase2": 30}
-MEASURED_EPOCHS = 3  # ours, per phase: the first traces, the median of the rest is the epoch time
+MEASURED_EPOCHS = 5  # ours, per phase: the first traces, the median of the other 4 is the epoch time
 HEAD_EPOCH_IMAGES = (2000, 1000)  # train, validation: the most the lecture's head epoch is timed on (then scaled)
 
 
