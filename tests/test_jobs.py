@@ -57,14 +57,19 @@ def test_one_at_a_time_queue_and_cancel(runner, tiny_dataset):
     assert runner.progress(b.id)["metrics"]["state"] == "finished"
 
 
+def stop_after_epochs(runner, job_id: str, epochs: int) -> dict:
+    """Waits until the job has finished `epochs` epochs, clicks Stop, waits for the end; its progress."""
+    deadline = time.time() + 240
+    while time.time() < deadline and len(runner.progress(job_id)["history"].get("loss", [])) < epochs:
+        time.sleep(0.3)
+    assert runner.stop(job_id)
+    runner.wait(job_id, timeout=120)
+    return runner.progress(job_id)
+
+
 def test_stop_keeps_finished_epochs(runner, tiny_dataset):
     job = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
-    deadline = time.time() + 240
-    while time.time() < deadline and len(runner.progress(job.id)["history"].get("loss", [])) < 2:
-        time.sleep(0.3)
-    assert runner.stop(job.id)
-    runner.wait(job.id, timeout=120)
-    prog = runner.progress(job.id)
+    prog = stop_after_epochs(runner, job.id, 2)
     assert prog["metrics"]["state"] == "stopped"
     assert 2 <= len(prog["history"]["loss"]) < 200
     assert runner.store.load(job.id).model_path.exists()
@@ -134,12 +139,7 @@ def test_warm_start_hands_each_job_to_a_waiting_process_with_its_log_and_its_sto
         prog = runner.progress(failed.id)  # its stderr reached the job's own log
         assert prog["error"].startswith("weights file not found: ") and prog["error"] in prog["log"]
         long = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
-        deadline = time.time() + 240
-        while time.time() < deadline and len(runner.progress(long.id)["history"].get("loss", [])) < 1:
-            time.sleep(0.3)
-        assert runner.stop(long.id)
-        runner.wait(long.id, timeout=120)
-        assert runner.progress(long.id)["metrics"]["state"] == "stopped"  # SIGTERM reaches the handed-over run
+        assert stop_after_epochs(runner, long.id, 1)["metrics"]["state"] == "stopped"  # SIGTERM reaches the handed-over run
         runner._standby.kill()  # a standby that died is not used: the next job starts cold
         runner._standby.wait()
         cold = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
