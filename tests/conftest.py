@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny generated datasets, isolated run/cache folders, the optional real assets."""
+"""Shared fixtures: tiny generated datasets, isolated run/cache folders, the optional real assets.
+
+A user's clone has no ../shared/assets and may have no Chromium: tests that need them skip with
+the reason. CI sets TLS_REQUIRE_ASSETS=1 (.ci/run), and then the same reason is a failure:
+nothing that should run in CI is skipped silently.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# One TensorFlow thread per test process: the suite runs on two xdist workers on a 2-core machine,
+# and tiny models spend more in thread hand-offs than they gain (a 63-test subset: 125 s -> 99 s).
+# Set before anything imports TensorFlow; training processes the tests start inherit it.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("TLS_ASSETS", ROOT.parent / "shared" / "assets"))
+REQUIRE_ASSETS = os.environ.get("TLS_REQUIRE_ASSETS", "") == "1"
 COLOURS = {"cats": (200, 60, 40), "dogs": (40, 80, 200), "birds": (60, 190, 70)}
 
 
@@ -33,9 +45,39 @@ def make_split_dataset(root: Path, classes=("cats", "dogs"), counts=None) -> Pat
     return root
 
 
+def missing(reason: str):
+    """Skips the calling test for `reason` (a user's clone), or fails it under TLS_REQUIRE_ASSETS=1 (CI)."""
+    if REQUIRE_ASSETS:
+        pytest.fail(f"{reason} [TLS_REQUIRE_ASSETS=1: required here]", pytrace=False)
+    pytest.skip(reason)
+
+
+def import_or_missing(module: str, reason: str):
+    """`pytest.importorskip`, except that under TLS_REQUIRE_ASSETS=1 a missing module fails the test."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        missing(reason)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the real assets must carry the `real_data` marker (so `-m "not real_data"` leaves it out)."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ())) & {"assets", "real_run", "real_subset"}
+        if uses and item.get_closest_marker("real_data") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)} but has no @pytest.mark.real_data")
+
+
+@pytest.fixture(scope="session")
+def session_sample_dir(tmp_path_factory) -> Path:
+    """One folder for the built-in sample per test process: generated on first use, then reused by every test."""
+    return tmp_path_factory.getbasetemp() / "shared-sample" / "sample"
+
+
 @pytest.fixture(autouse=True)
-def isolated_store(tmp_path, monkeypatch):
-    """Runs, feature cache and Keras' cache go to a temp folder; nothing touches ~/."""
+def isolated_store(tmp_path, monkeypatch, session_sample_dir):
+    """Runs, feature cache and Keras' cache go to a temp folder; nothing touches ~/. The sample is shared (read only)."""
+    monkeypatch.setenv("TLS_SAMPLE_DIR", str(session_sample_dir))
     monkeypatch.setenv("TLS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TLS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
@@ -59,10 +101,33 @@ def tiny_multiclass(tmp_path) -> Path:
 
 @pytest.fixture
 def assets() -> Path:
-    """The real assets folder; skips the test when it is absent (a user's clone has none)."""
-    if not (ASSETS / "cats_vs_dogs_small").is_dir():
-        pytest.skip(f"real assets not found at {ASSETS} (set TLS_ASSETS to run real-data tests)")
+    """The real assets folder; skips the test when it is absent (a user's clone has none), fails it in CI."""
+    require_assets()
     return ASSETS
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory) -> tuple[Path, str]:
+    """(runs_dir, run id) of the session's one real cats-vs-dogs model (tests/shared_runs.py); read only."""
+    from tests.shared_runs import trained_run
+
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_ft_run(tmp_path_factory) -> tuple[Path, str, Path]:
+    """(runs_dir, run id, dataset) of the session's tiny fine-tuning run (random weights); read only."""
+    from tests.shared_runs import tiny_run
+
+    return tiny_run(tmp_path_factory)
+
+
+def require_assets() -> None:
+    """The photos, cats_vs_dogs_small and the MobileNetV2 weights file, or `missing` with what is absent."""
+    weights = ASSETS / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
+    for path in (ASSETS / "cats_vs_dogs_small", ASSETS / "photos", weights):
+        if not path.exists():
+            missing(f"real assets not found: {path} (set TLS_ASSETS to the folder that holds them)")
 
 
 def tiny_config(approach: str, data: Path, **overrides):
