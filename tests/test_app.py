@@ -1,17 +1,13 @@
-"""Dashboard smoke tests with streamlit.testing (no browser): every page renders on the built-in sample."""
+"""Dashboard smoke tests with streamlit.testing (no browser): the router reaches every page, and each renders."""
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGES = ["pages/data_overview.py", "pages/feature_extraction.py", "pages/frozen_training.py",
-         "pages/fine_tuning.py", "pages/compare.py", "pages/classify.py"]
-
-
-@pytest.fixture(autouse=True)
-def sample_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
+PAGES = {"pages/data_overview.py": "Data overview", "pages/feature_extraction.py": "Feature extraction",
+         "pages/frozen_training.py": "Frozen training", "pages/fine_tuning.py": "Fine-tuning",
+         "pages/compare.py": "Compare", "pages/classify.py": "Classify"}
 
 
 def app() -> AppTest:
@@ -19,8 +15,9 @@ def app() -> AppTest:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_renders_without_exception(page):
+def test_page_switch_lands_on_that_page_and_it_renders(page):
     at = app().run()
+    assert at.title[0].value.startswith("Data overview")  # the default page
     at.switch_page(page).run()
     assert not at.exception, at.exception
-    assert at.title, "page has no title"
+    assert at.title[0].value.startswith(PAGES[page]), [t.value for t in at.title]

@@ -7,7 +7,7 @@ import pytest
 
 from engine.approaches import RUNNERS, prepare_data
 from engine.runs import RunStore
-from tests.conftest import tiny_config
+from tests.conftest import make_split_dataset, tiny_config
 
 APPROACHES = ["feature_extraction", "frozen", "fine_tuning"]
 
@@ -17,37 +17,65 @@ def data(tiny_dataset):
     return prepare_data(str(tiny_dataset))
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One run of each approach on one tiny dataset, trained once for this module (read only).
+
+    Fine-tuning continues from the frozen run (its phase 1 is that run's epoch), so the module
+    trains three models, not four; tests that need their own run train it themselves."""
+    root = tmp_path_factory.mktemp("approaches")
+    data_dir = make_split_dataset(root / "tiny")
+    data = prepare_data(str(data_dir))
+    store = RunStore(root / "runs")
+    out = {"data": data, "store": store, "events": {}}
+    for approach in APPROACHES:
+        cfg = tiny_config(approach, data_dir)
+        if approach == "fine_tuning":
+            cfg.fine_tune.from_run = out["frozen"].id
+        events = out["events"][approach] = []
+        out[approach] = RUNNERS[approach](cfg, data, progress=events.append, runs_dir=store.root, cache_dir=root / "cache")
+    return out
+
+
+def scored_accuracy(run_dir, split: str) -> float:
+    """Accuracy recomputed from predictions.json (every image's probabilities): what the report must say."""
+    preds = json.loads((run_dir / "predictions.json").read_text())["splits"][split]
+    guessed = np.argmax(np.asarray(preds["probabilities"]), axis=1)
+    return float((guessed == np.asarray(preds["labels"])).mean())
+
+
 @pytest.mark.parametrize("approach", APPROACHES)
-def test_run_stores_everything_and_reports(approach, data, isolated_store):
-    cfg = tiny_config(approach, data.report.root)
-    events = []
-    result = RUNNERS[approach](cfg, data, progress=events.append)
+def test_run_stores_everything_and_reports(approach, trained):
+    result, data = trained[approach], trained["data"]
     rep = result.to_report()
     assert rep["state"] == "finished" and rep["approach"] == approach
-    expected_epochs = 2 if approach == "fine_tuning" else 1
-    assert rep["epochs_run"] == expected_epochs and len(rep["history"]["val_accuracy"]) == expected_epochs
+    assert rep["epochs_run"] == len(rep["history"]["val_accuracy"]) == (2 if approach == "fine_tuning" else 1)
     assert rep["image_size"] == 32 and rep["backbone"] == "mobilenet_v2" and rep["classes"] == ["cats", "dogs"]
-    assert 0.0 <= rep["val_accuracy"] <= 1.0 and 0.0 <= rep["test_accuracy"] <= 1.0
     assert 0 < rep["trainable_params"] < rep["total_params"]
     assert rep["wall_seconds"] > 0
-    run_dir = isolated_store / "runs" / rep["id"]
+    run_dir = trained["store"].root / rep["id"]
     assert str(run_dir) == rep["run_dir"]
     assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.json", "metrics.json", "model.keras", "heartbeat.json",
                                                  "status.json", "predictions.json"}
     assert json.loads((run_dir / "predictions.json").read_text())["splits"]["test"]["labels"] == data.splits["test"].labels.tolist()
+    # the reported accuracies are the scored model's, split by split (not swapped, not the last epoch's)
+    assert rep["val_accuracy"] == pytest.approx(scored_accuracy(run_dir, "validation"))
+    assert rep["test_accuracy"] == pytest.approx(scored_accuracy(run_dir, "test"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["state"] == "finished"
+    assert metrics["state"] == "finished" and metrics["test"]["accuracy"] == rep["test_accuracy"]
     assert metrics["test"]["num_images"] == 8 and len(metrics["test"]["confusion_matrix"]) == 2
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 8
+    assert len(metrics["test"]["misclassified"]) == round(8 * (1 - rep["test_accuracy"]))
     assert all(m["path"].endswith(".png") for m in metrics["test"]["misclassified"])
     assert json.loads((run_dir / "config.json").read_text())["resolved"]["classes"] == ["cats", "dogs"]
-    assert [e["epoch"] for e in events if e["type"] == "epoch"] == list(range(1, expected_epochs + 1))
+    first_epoch = 2 if approach == "fine_tuning" else 1  # fine-tuning's epoch 1 is the frozen run's
+    assert [e["epoch"] for e in trained["events"][approach] if e["type"] == "epoch"] == list(range(first_epoch, rep["epochs_run"] + 1))
     json.dumps(rep)
 
 
-def test_fine_tuning_history_marks_phase_two_and_trains_more_params(data):
-    fr = RUNNERS["frozen"](tiny_config("frozen", data.report.root), data).to_report()
-    ft = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data.report.root, epochs=2, fine_tune_epochs=2), data).to_report()
-    assert ft["fine_tune_start_epoch"] == 3 and ft["epochs_run"] == 4
+def test_fine_tuning_history_marks_phase_two_and_trains_more_params(trained):
+    fr, ft = trained["frozen"].to_report(), trained["fine_tuning"].to_report()
+    assert ft["fine_tune_start_epoch"] == 2 and ft["epochs_run"] == 2
     assert ft["trainable_params"] > fr["trainable_params"]
     assert ft["total_params"] == fr["total_params"]
 
@@ -64,10 +92,10 @@ def test_multiclass_uses_softmax(tiny_multiclass):
     assert res.metrics["validation"]["accuracy"] > 0.5  # colour-coded classes: learnable from random VGG16 features (random MobileNets collapse to ~0)
 
 
-def test_returned_model_reproduces_reported_test_metrics(data):
+def test_returned_model_reproduces_reported_test_metrics(trained):
     """The stored full model (pixels in) gives the same test predictions the run was scored with."""
-    res = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data.report.root), data)
-    model = RunStore().load_model(res.id)
+    res, data = trained["fine_tuning"], trained["data"]
+    model = trained["store"].load_model(res.id)
     test = data.splits["test"]
     probs = model.predict(data.images("test", 32).astype("float32"), verbose=0)[:, 0]
     acc = float(((probs >= 0.5).astype(int) == test.labels).mean())
@@ -94,37 +122,28 @@ def test_stop_before_first_epoch_saves_a_stopped_run_without_model(data):
     assert not (RunStore().load(res.id).path / "model.keras").exists()
 
 
-def test_diverging_run_is_saved_as_failed_with_message(data):
-    """The issue's case: RMSprop at 1.0 (the largest rate the config accepts) explodes the lecture-sized head's loss."""
-    cfg = tiny_config("feature_extraction", data.report.root, backbone="vgg16", epochs=3, learning_rate=1.0)
-    cfg.head.dense_units = 256
-    res = RUNNERS["feature_extraction"](cfg, data)
-    assert res.state == "failed" and "training diverged" in res.message and "lower the learning rate" in res.message
-
-
-def test_fine_tuning_from_a_finished_frozen_run(data):
-    fr = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=2), data)
-    cfg = tiny_config("fine_tuning", data.report.root, fine_tune_epochs=1)
-    cfg.fine_tune.from_run = fr.id
-    ft = RUNNERS["fine_tuning"](cfg, data)
+def test_fine_tuning_from_a_finished_frozen_run(trained):
+    fr, ft, data = trained["frozen"], trained["fine_tuning"], trained["data"]
     assert ft.state == "finished"
-    assert ft.history["loss"][:2] == fr.history["loss"] and ft.history["fine_tune_start_epoch"] == 3
+    assert ft.history["loss"][:1] == fr.history["loss"] and ft.history["fine_tune_start_epoch"] == 2
     bad = tiny_config("fine_tuning", data.report.root)
     bad.fine_tune.from_run = ft.id
     with pytest.raises(ValueError, match="give a finished 'frozen' run"):
-        RUNNERS["fine_tuning"](bad, data)
+        RUNNERS["fine_tuning"](bad, data, runs_dir=trained["store"].root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["vgg16", "mobilenet", "resnet50", "efficientnet_b0"])
 def test_every_backbone_family_fine_tunes(backbone, data):
     res = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data.report.root, backbone=backbone), data)
     assert res.state == "finished" and len(res.history["loss"]) == 2
 
 
-def test_same_seed_same_result(data):
-    a = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=2), data)
-    b = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=2), data)
+def test_same_seed_same_result(trained, tmp_path):
+    a, data = trained["frozen"], trained["data"]
+    b = RUNNERS["frozen"](tiny_config("frozen", data.report.root), data, cache_dir=tmp_path / "own-cache")  # its own views
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
+    assert b.metrics["validation"]["loss"] == pytest.approx(a.metrics["validation"]["loss"], rel=1e-5)
 
 
 def test_each_epoch_trains_on_its_own_batches(data):
@@ -134,6 +153,7 @@ def test_each_epoch_trains_on_its_own_batches(data):
     assert all(loss > 0 for loss in res.history["loss"])  # an epoch left without batches logs a loss of 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("approach", APPROACHES)
 def test_streamed_path_trains_like_the_in_memory_path(approach, tiny_dataset, isolated_store):
     """in_memory_mb=0 streams every split (decode from disk, chunked cache, memory-mapped reads): same batches, same model."""
@@ -153,3 +173,38 @@ def test_streamed_path_trains_like_the_in_memory_path(approach, tiny_dataset, is
         assert streamed.metrics[split]["accuracy"] == held.metrics[split]["accuracy"]
         assert streamed.metrics[split]["loss"] == pytest.approx(held.metrics[split]["loss"], rel=1e-4)
     assert held.metrics["validation"]["accuracy"] > 0.5  # learnable, so equal scores mean something
+
+
+def test_early_stopping_scores_and_saves_the_best_epoch(data):
+    """Adam at 0.05 on VGG16 features: val_loss bottoms out at epoch 16, patience 2 stops at 18 and restores 16."""
+    cfg = tiny_config("feature_extraction", data.report.root, backbone="vgg16", epochs=30, learning_rate=0.05)
+    cfg.fit.optimizer, cfg.fit.early_stopping_patience = "adam", 2
+    res = RUNNERS["feature_extraction"](cfg, data)
+    val_loss = res.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert res.state == "finished" and len(val_loss) == best + 3 < 30  # stopped two epochs after the best
+    assert res.message == f"early stopping restored the best epoch ({best + 1} of its phase)"
+    assert abs(val_loss[-1] - val_loss[best]) > 1e-3  # so scoring the last epoch's weights would show
+    assert res.metrics["validation"]["loss"] == pytest.approx(val_loss[best], rel=1e-4)
+    model = RunStore().load_model(res.id)  # the saved model is the best epoch's too
+    p = model.predict(data.images("validation", 32).astype("float32"), verbose=0)[:, 0].astype("float64")
+    y = data.splits["validation"].labels
+    saved_loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert saved_loss == pytest.approx(val_loss[best], rel=1e-3)
+
+
+def test_an_unexpected_error_fails_the_run_with_its_traceback_and_is_raised(data, monkeypatch):
+    from engine.approaches import common
+
+    def broken_fit(self, *args, **kwargs):
+        raise RuntimeError("a bug in fit")
+
+    monkeypatch.setattr(common.RunContext, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="a bug in fit"):  # a bug is never hidden as a failed run
+        RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root), data)
+    [record] = RunStore().list().runs
+    assert record.state == "failed" and record.metrics["message"] == "RuntimeError: a bug in fit"
+    assert record.metrics["traceback"].startswith("Traceback") and "in broken_fit" in record.metrics["traceback"]
+    status = json.loads((record.path / "status.json").read_text())
+    assert status["stage"] == "failed" and status["finished"]
+    assert not (record.path / "model.keras").exists()

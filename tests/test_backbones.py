@@ -98,10 +98,11 @@ def test_find_local_weights_searches_env_keras_cache_then_app_folder(tmp_path, m
     assert backbones.find_local_weights("vgg16", 1.0, 150) == env_dir / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
+@pytest.mark.real_data
 def test_the_real_assets_weights_are_found_and_load(assets, tmp_path, monkeypatch):
+    from engine.images import decode_image
+
     source = assets / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
-    if not source.is_file():
-        pytest.skip(f"no MobileNetV2 weights in {assets / 'weights'}")
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / source.name).symlink_to(source)
     monkeypatch.setenv("TLS_WEIGHTS_DIR", str(tmp_path / "w"))
@@ -111,7 +112,12 @@ def test_the_real_assets_weights_are_found_and_load(assets, tmp_path, monkeypatc
     default = backbones.default_weights("mobilenet_v2", 1.0, 96)
     assert default.value == str(found) and default.problem == "" and "offline" in default.label
     base = build_base(BackboneConfig(name="mobilenet_v2", weights=default.value), 96)
-    assert float(np.abs(base.get_layer("Conv1").get_weights()[0]).sum()) > 0
+    # ImageNet features of a known photo, measured once with this file: random weights give ~1e-12 everywhere
+    x = decode_image(assets / "photos" / "cat.bmp", 96)[None].astype("float32")
+    features = np.asarray(base(preprocess("mobilenet_v2", x), training=False))
+    assert features.shape == (1, 3, 3, 1280)
+    assert float(features.mean()) == pytest.approx(0.71310, abs=1e-3)
+    np.testing.assert_allclose(features.mean(axis=(0, 1, 2))[:3], [0.03062, 0.67907, 0.64103], atol=1e-3)
 
 
 def test_default_weights_online_offline_and_nowhere(tmp_path, monkeypatch):

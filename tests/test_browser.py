@@ -16,11 +16,11 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ASSETS, ROOT
+from tests.conftest import ASSETS, ROOT, import_or_missing, missing
 
 CHROMIUM = os.environ.get("TLS_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "browser"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # the Classify step uploads a real photo when the assets are there
 
 
 def free_port() -> int:
@@ -56,9 +56,9 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser_page():
-    playwright = pytest.importorskip("playwright.sync_api")
+    playwright = import_or_missing("playwright.sync_api", "the playwright package is not installed (pip install -r requirements-dev.txt)")
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TLS_CHROMIUM)")
+        missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TLS_CHROMIUM)")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

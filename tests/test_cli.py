@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,23 +18,24 @@ def run_cli(*args, env=None, timeout=600):
                           timeout=timeout)
 
 
-def test_scan_json(tiny_dataset):
+def test_scan_json(tiny_dataset, capsys):
     (tiny_dataset / "train" / "dogs" / "broken.jpg").write_text("nope")
     (tiny_dataset / "train" / "dogs" / ".DS_Store").write_text("junk")
-    proc = run_cli("scan", str(tiny_dataset), "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    assert cli.main(["scan", str(tiny_dataset), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["classes"] == ["cats", "dogs"]
     assert out["splits"]["train"] == {"cats": 8, "dogs": 8}
     assert out["bad_files"] == [{"path": str(tiny_dataset / "train" / "dogs" / "broken.jpg"), "reason": out["bad_files"][0]["reason"]}]
     assert "not a readable image" in out["bad_files"][0]["reason"]
 
 
-def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path):
+@pytest.mark.slow
+def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys):
     report = tmp_path / "report.json"
-    proc = run_cli("run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
+                   "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report)])
+    stderr = capsys.readouterr().err
+    assert rc == 0, stderr[-2000:]
     runs = json.loads(report.read_text())["runs"]
     assert [r["approach"] for r in runs] == ["feature_extraction", "frozen", "fine_tuning"]
     keys = {"id", "approach", "backbone", "image_size", "epochs_run", "history", "val_accuracy", "test_accuracy",
@@ -41,16 +43,19 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path):
     for r in runs:
         assert keys <= set(r) and Path(r["run_dir"]).is_dir() and r["image_size"] == 32
         assert set(r["history"]) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
-        assert r["test_accuracy"] is not None
+        run_dir = Path(r["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert (r["val_accuracy"], r["test_accuracy"]) == (metrics["validation"]["accuracy"], metrics["test"]["accuracy"])
+        assert r["test_accuracy"] == pytest.approx(1 - len(metrics["test"]["misclassified"]) / 8)  # 8 test images
     # fine-tuning continues from the frozen run just trained: its phase 1 is that run's 2 epochs,
     # and every array it needs (views and validation/test at the cut) was cached by the runs before it
     assert [r["epochs_run"] for r in runs] == [2, 2, 3]
     assert runs[2]["history"]["loss"][:2] == runs[1]["history"]["loss"]
     assert runs[2]["feature_cache"]["misses"] == 0 and runs[2]["feature_cache"]["hits"] > 0
-    epoch_lines = [l for l in proc.stderr.splitlines() if "] epoch " in l]
+    epoch_lines = [l for l in stderr.splitlines() if "] epoch " in l]
     assert len(epoch_lines) == 5 and "[fine_tuning] epoch 3/3 (fine-tune)" in epoch_lines[-1]
-    listed = run_cli("runs", "--runs-dir", str(tmp_path / "r"), "--json")
-    assert len(json.loads(listed.stdout)["runs"]) == 3
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "r"), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["runs"]) == 3
 
 
 def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
@@ -121,27 +126,28 @@ def test_offline_imagenet_fails_fast_with_actionable_message(tiny_dataset, capsy
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # nothing started
 
 
-def test_predict_classifies_files(tiny_dataset, tmp_path, capsys):
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
-                   "--image-size", "32", "--epochs", "1", "--run-id", "fe1", "--quiet"])
-    assert rc == 0
-    capsys.readouterr()
-    img = tiny_dataset / "test" / "cats" / "cats_0.png"
-    assert cli.main(["predict", "--run", "fe1", "--json", str(img)]) == 0
+def test_predict_classifies_files(tiny_ft_run, tmp_path, capsys):
+    from engine.inference import classify_file, load_run
+    from engine.runs import RunStore
+
+    runs_dir, run_id, data_dir = tiny_ft_run
+    shared = ["--run", run_id, "--runs-dir", str(runs_dir)]
+    img = data_dir / "test" / "cats" / "cats_0.png"
+    assert cli.main(["predict", *shared, "--json", str(img)]) == 0
     pred = json.loads(capsys.readouterr().out)["predictions"][0]
-    assert set(pred["probabilities"]) == {"cats", "dogs"} and abs(sum(pred["probabilities"].values()) - 1) < 1e-5
-    assert cli.main(["predict", "--run", "fe1", str(img)]) == 0  # without --json: a line per image
+    expected = classify_file(load_run(RunStore(runs_dir), run_id), str(img))  # the engine's own answer for this file
+    assert pred["image"] == str(img) and pred["predicted"] == expected["predicted"]
+    assert pred["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+    assert cli.main(["predict", *shared, str(img)]) == 0  # without --json: a line per image
     assert capsys.readouterr().out == f"{img}  {pred['predicted']}  {pred['probabilities'][pred['predicted']]:.1%}\n"
     junk = tmp_path / "junk.jpg"
     junk.write_text("hello")
-    assert cli.main(["predict", "--run", "fe1", str(junk)]) == 2
+    assert cli.main(["predict", *shared, str(junk)]) == 2
     assert "junk.jpg: not a readable image" in capsys.readouterr().err
 
 
 def test_predict_answers_each_broken_file_with_exit_2_and_one_line(tiny_dataset, tmp_path):
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
-                   "--image-size", "32", "--epochs", "1", "--run-id", "fe1", "--quiet"])
-    assert rc == 0
+    """Files are checked before the run is loaded: no model is needed, and TensorFlow prints nothing."""
     data = (tiny_dataset / "test" / "cats" / "cats_0.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     os.mkfifo(tmp_path / "pipe.png")
@@ -153,19 +159,19 @@ def test_predict_answers_each_broken_file_with_exit_2_and_one_line(tiny_dataset,
         assert proc.stderr.startswith(f"error: {path}: {reason}") and proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset):
+def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset, capsys):
     os.mkfifo(tiny_dataset / "train" / "cats" / "pipe.jpg")
     (tiny_dataset / "everything").symlink_to(".")
-    proc = run_cli("scan", str(tiny_dataset), "--json", timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    assert cli.main(["scan", str(tiny_dataset), "--json"]) == 0  # a hang would trip pytest-timeout
+    out = json.loads(capsys.readouterr().out)
     assert out["bad_files"] == [{"path": str(tiny_dataset / "train" / "cats" / "pipe.jpg"), "reason": "not a regular file"}]
     assert out["splits"]["train"] == {"cats": 8, "dogs": 8}
 
 
+@pytest.mark.slow
 def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):
     out_file = tmp_path / "bench.json"
-    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--quick", "--views", "2",
+    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--quick", "--raw-seconds", "0.2", "--views", "2",
                      "--in-memory-mb", "0", "--json", str(out_file)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == json.loads(out_file.read_text())
@@ -192,6 +198,7 @@ def test_bench_needs_the_split_layout(tmp_path, capsys):
     assert "split layout" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model(tiny_dataset, tmp_path, capsys):
     import signal
     import time
@@ -217,9 +224,8 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    listed = run_cli("runs", "--runs-dir", str(runs_dir), "--json")
-    assert listed.returncode == 0, listed.stderr
-    rows = {r["id"]: r for r in json.loads(listed.stdout)["runs"]}
+    assert cli.main(["runs", "--runs-dir", str(runs_dir), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
     killed = rows["killed"]
     epochs = len(json.loads(history.read_text())["loss"])
     assert killed["state"] == "interrupted" and killed["epochs_run"] == epochs >= 1 and killed["model"] is True
@@ -228,7 +234,8 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     assert rows["done"]["state"] == "finished" and rows["done"]["epochs_run"] == 1 and rows["done"]["model"] is True
     model = keras.saving.load_model(runs_dir / "killed" / "model.keras", compile=False)
     assert np.asarray(model(np.zeros((1, 32, 32, 3), np.float32))).shape == (1, 1)
-    text = run_cli("runs", "--runs-dir", str(runs_dir)).stdout
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    text = capsys.readouterr().out
     assert any(line.startswith("killed  interrupted") and f"epochs {epochs}/500" in line for line in text.splitlines()), text
     img = tiny_dataset / "test" / "cats" / "cats_0.png"
     assert cli.main(["predict", "--run", "killed", "--runs-dir", str(runs_dir), str(img)]) == 0  # its checkpoint classifies
@@ -254,10 +261,9 @@ def test_damaged_run_folders_are_listed_and_predict_says_so_in_one_line(tiny_dat
     assert "empty  damaged      config.json lacks 'approach'" in capsys.readouterr().out
     img = str(tiny_dataset / "test" / "cats" / "cats_0.png")
     for run_id, says in (("empty", "config.json lacks 'approach'"), ("cut", "model.keras is unreadable (truncated")):
-        proc = run_cli("predict", "--run", run_id, "--runs-dir", str(runs_dir), img)
-        err = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]
+        assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), img]) == 2  # a bug would raise instead
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]
 
 
 def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
@@ -267,3 +273,102 @@ def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
     assert steady_epoch_seconds(history, phase=1) == 15.5  # 1.0 and 30.0: the traced 9.0 left out
     assert steady_epoch_seconds(history, phase=2) == 32.5
     assert steady_epoch_seconds({"epoch_seconds": [7.0], "phase": [1]}, phase=1) == 7.0  # one epoch: all there is
+
+
+# --- behaviour that had no test: exit status 1, Ctrl-C, the sample, scan's plain text ---------
+
+
+def test_a_diverged_run_is_stored_as_failed_and_exits_1(tiny_dataset, tmp_path, capsys):
+    """RMSprop at 1.0 (the largest rate the config accepts) explodes the lecture-sized head's loss."""
+    report = tmp_path / "report.json"
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
+                   "--image-size", "32", "--epochs", "3", "--learning-rate", "1.0", "--dense-units", "256", "--batch-size", "8",
+                   "--runs-dir", str(tmp_path / "r"), "--report", str(report), "--quiet"])
+    assert rc == cli.EXIT_FAILED == 1
+    run = json.loads(report.read_text())["runs"][0]
+    assert run["state"] == "failed"
+    metrics = json.loads((Path(run["run_dir"]) / "metrics.json").read_text())
+    assert "training diverged" in metrics["message"] and "lower the learning rate" in metrics["message"]
+    assert "] failed: " in capsys.readouterr().err
+
+
+def _start_long_run(tiny_dataset, runs_dir, run_id):
+    """A `python -m engine run` that would take minutes, once it has finished its first epoch."""
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "frozen", "--weights", "none",
+                             "--image-size", "32", "--epochs", "500", "--batch-size", "2", "--run-id", run_id, "--runs-dir", str(runs_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = runs_dir / run_id / "history.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and json.loads(history.read_text() or "{}").get("loss"):
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no epoch finished: {proc.communicate()[1][-2000:]}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_batch_keeps_the_epochs_and_exits_0(tiny_dataset, tmp_path):
+    import signal
+
+    runs_dir = tmp_path / "r"
+    proc = _start_long_run(tiny_dataset, runs_dir, "ctrl-c")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stop requested: finishing the current batch and saving the run" in err and "Traceback" not in err
+    run = json.loads(out)["runs"][0]
+    assert run["state"] == "stopped" and 1 <= run["epochs_run"] < 500
+    assert (runs_dir / "ctrl-c" / "model.keras").is_file()
+
+
+def test_a_second_ctrl_c_means_now():
+    """The first signal asks for a stop at the next batch end; a second one interrupts at once."""
+    import signal
+
+    stop = cli.StopFlag()
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        stop.install()
+        assert not stop()
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert stop()
+        with pytest.raises(KeyboardInterrupt):
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
+def test_sample_subcommand_and_data_sample(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "my-sample"
+    assert cli.main(["sample", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    classes = ["circle", "square", "triangle"]
+    counts = {split: sorted((c, len(list((target / split / c).iterdir()))) for c in classes) for split in ("train", "validation", "test")}
+    assert counts == {"train": [(c, 60) for c in classes], "validation": [(c, 20) for c in classes], "test": [(c, 20) for c in classes]}
+    monkeypatch.setenv("TLS_SAMPLE_DIR", str(target))  # `--data sample` / `scan sample` mean this folder
+    assert cli.main(["scan", "sample", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["root"] == str(target) and report["classes"] == classes and report["num_images"] == 300
+    rc = cli.main(["run", "--data", "sample", "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+                   "--epochs", "1", "--runs-dir", str(tmp_path / "r"), "--quiet"])
+    assert rc == 0
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert run["classes"] == classes and run["state"] == "finished"
+    config = json.loads((Path(run["run_dir"]) / "config.json").read_text())
+    assert config["data"]["path"] == str(target) and sum(config["resolved"]["split_sizes"].values()) == 300
+
+
+def test_scan_plain_text_names_counts_sizes_and_bad_files(tmp_path, capsys):
+    from tests.conftest import make_split_dataset
+
+    data = make_split_dataset(tmp_path / "d", counts={"train": 3, "validation": 2})
+    (data / "train" / "cats" / "broken.png").write_text("nope")
+    assert cli.main(["scan", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{data}  (split layout, 2 classes, 10 usable images)"
+    assert "  train       cats: 3  dogs: 3" in lines and "  validation  cats: 2  dogs: 2" in lines
+    assert "  size        width 40/40/40  height 32/32/32 (min/median/max)" in lines
+    assert "  formats     PNG 10" in lines
+    assert any(l.startswith(f"  bad file    {data / 'train' / 'cats' / 'broken.png'}: not a readable image") for l in lines)

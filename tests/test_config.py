@@ -59,7 +59,7 @@ def test_unknown_approach():
         default_config("magic")
 
 
-def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch):
+def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch, capsys):
     import dataclasses
 
     from engine import cli, config
@@ -91,8 +91,10 @@ def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch):
         validate(cfg)
     optimizer = next(f for f in dataclasses.fields(FitConfig) if f.name == "optimizer")
     monkeypatch.setattr(optimizer, "metadata", {**optimizer.metadata, "choices": ("adam", "lion")})
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "rmsprop"])
+    assert exit_info.value.code == 2
+    assert "argument --optimizer: invalid choice: 'rmsprop' (choose from 'adam', 'lion')" in capsys.readouterr().err
     assert cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]).optimizer == "lion"
 
 

@@ -135,6 +135,7 @@ def _assert_matches(runs: dict, reference: dict, kind: str) -> None:
         assert abs(r["val_accuracy"] - ref["val_accuracy"]) <= 0.01, (a, r["val_accuracy"], ref["val_accuracy"])
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(dataset, single_device, tmp_path):
     assert single_device["frozen"]["distribute"] == "none" and single_device["frozen"]["global_batch"] == 8
     report = tmp_path / "report.json"
@@ -159,6 +160,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_match_one_device_and_only_the_chief_stores(dataset, single_device, tmp_path):
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
     procs = []

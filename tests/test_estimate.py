@@ -18,6 +18,7 @@ def short_calibration(monkeypatch):
     monkeypatch.setattr(estimate, "CAL_STEPS", 4)
 
 
+@pytest.mark.slow
 def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path, short_calibration):
     cache = tmp_path / "cache"
     data = prepare_data(str(tiny_dataset))

@@ -14,7 +14,7 @@ from engine.explain import colorize, explain_image, gradcam, gradcam_paths, over
 from engine.inference import classify_file, load_run
 from engine.runs import RunStore
 from tests.conftest import ROOT
-from tests.shared_runs import PHOTOS, tiny_run, trained_run
+from tests.shared_runs import PHOTOS, copy_run, tiny_run, trained_run
 
 LAST_CONV = {"vgg16": "block5_conv3", "mobilenet_v2": "out_relu", "mobilenet": "conv_pw_13_relu",
              "resnet50": "conv5_block3_out", "efficientnet_b0": "top_activation"}
@@ -150,9 +150,10 @@ def test_predict_gradcam_into_a_missing_folder_is_one_line(tiny_runs, tmp_path, 
 def test_classify_page_shows_gradcam_under_each_model(tiny_runs, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    runs_dir, run_id, data_dir = tiny_runs
+    shared_dir, run_id, data_dir = tiny_runs
+    runs_dir = tmp_path / "runs"
+    copy_run(shared_dir, run_id, runs_dir)  # the page's run store is this test's own
     monkeypatch.setenv("TLS_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))  # the sidebar's default dataset
     monkeypatch.chdir(ROOT)
     at = AppTest.from_string(f"""
 import runpy
@@ -176,6 +177,7 @@ CAT_PHOTO = "cat.bmp"  # 512 x 341: a tabby cat sitting, facing the camera (a se
 CAT_BOX = (45, 30, 370, 341)  # left, top, right, bottom in pixels: the tabby, ears to paws, as seen in the photo
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_cats_vs_dogs_gradcam_concentrates_on_the_cat(tmp_path_factory):
     runs_dir, run_id = trained_run(tmp_path_factory)

@@ -19,8 +19,7 @@ from engine.export import FORMATS, calibration_problem, export_run, portable_mod
 from engine.inference import classify_file, load_run
 from engine.runs import RunStore
 from tests import shared_runs
-from tests.conftest import ROOT
-from tests.shared_runs import PHOTOS, trained_run
+from tests.shared_runs import PHOTOS, copy_run, trained_run
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +76,42 @@ def test_rebuilt_model_has_plain_layers_and_the_same_outputs(backbone, mode):
     np.testing.assert_allclose(np.asarray(portable(x)), np.asarray(model(x)), atol=1e-4)
 
 
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_path):
+def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_path, capsys):
     runs_dir, run_id, data_dir = tiny_run
-    record = RunStore(runs_dir).load(run_id)
+    own = tmp_path / "runs"
+    copy_run(runs_dir, run_id, own)  # the shared run stays as it is
+    record = RunStore(own).load(run_id)
     gone = {**record.config, "data": {**record.config["data"], "path": str(tmp_path / "moved")},
             "resolved": {**record.config["resolved"], "dataset_root": str(tmp_path / "moved")}}
     assert calibration_problem(record.config) == ""
     assert calibration_problem(gone).startswith(f"the run's dataset folder {tmp_path / 'moved'} is gone; int8 quantisation")
     (record.path / "config.json").write_text(json.dumps(gone))
-    try:
-        proc = run_cli("export", run_id, "--runs-dir", str(runs_dir), "--format", "tflite_int8", "--out", str(tmp_path / "q"))
-    finally:
-        (record.path / "config.json").write_text(json.dumps(record.config))
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: {calibration_problem(gone)}"]
+    assert cli.main(["export", run_id, "--runs-dir", str(own), "--format", "tflite_int8", "--out", str(tmp_path / "q")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {calibration_problem(gone)}"]
     assert not (tmp_path / "q").exists()
+
+
+def test_a_three_class_model_exports_with_softmax_labels_and_the_same_answers(tiny_multiclass, tmp_path, capsys):
+    import keras
+
+    from engine.approaches import RUNNERS, prepare_data
+    from tests.conftest import tiny_config
+
+    runs_dir = tmp_path / "runs"
+    result = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16"),
+                                           prepare_data(str(tiny_multiclass)), runs_dir=runs_dir)
+    out = tmp_path / "exp"
+    assert cli.main(["export", result.id, "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(out)]) == 0
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["classes"] == ["birds", "cats", "dogs"]
+    assert labels["output"] == {"shape": [1, 3], "activation": "softmax", "meaning": "probability of each class, in the order of 'classes'"}
+    assert "Output: softmax, probability of each class" in (out / "README.md").read_text()
+    exported = keras.saving.load_model(out / "model.keras")
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+                  for f in sorted((tiny_multiclass / "test").rglob("*.png"))])
+    mine = np.asarray(exported(x))
+    assert mine.shape == (9, 3)
+    np.testing.assert_allclose(mine, np.asarray(load_run(RunStore(runs_dir), result.id).model(x)), atol=1e-5)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -120,6 +136,7 @@ def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "n").exists()
 
 
+@pytest.mark.slow
 def test_dashboard_offers_one_download_per_format(tiny_run, tmp_path):
     from streamlit.testing.v1 import AppTest
 
@@ -161,6 +178,7 @@ def real_exports(tmp_path_factory):
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_each_export_agrees_with_the_run_in_a_fresh_process(real_exports, fmt, tmp_path):
     folders, original = real_exports

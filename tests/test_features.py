@@ -205,3 +205,35 @@ def test_streamed_entries_count_towards_the_budget_and_dead_writers_temps_are_sw
     os.utime(cache.path("first"), (old, old))  # least recently used
     FeatureCache(tmp_path, max_bytes=300).get_or_write_many({"out": "second"}, "out", write, {}, {"out": (6, 8)})
     assert not cache.path("first").exists() and cache.path("second").exists()
+
+
+# --- the size budget on the in-memory path, and where it comes from --------------------------
+
+
+def test_in_memory_entries_are_evicted_least_recently_used_first_but_never_this_runs(tmp_path):
+    import os
+    import time
+
+    ones = lambda: np.ones((6, 8), np.float32)  # noqa: E731  (96 bytes as float16 + 128 of header)
+    first = FeatureCache(tmp_path, max_bytes=300)  # room for one entry
+    first.get_or_compute("first", ones, {})
+    old = time.time() - 3600
+    os.utime(first.path("first"), (old, old))  # least recently used
+    later = FeatureCache(tmp_path, max_bytes=300)
+    later.get_or_compute("second", ones, {})
+    assert not first.path("first").exists() and not (tmp_path / "first.json").exists()  # the sidecar goes with it
+    assert later.path("second").exists() and later.evicted == 1
+    tight = FeatureCache(tmp_path, max_bytes=0)  # over budget at once: still keeps what this run holds
+    tight.get_or_compute("a", ones, {})
+    tight.get_or_compute("b", ones, {})
+    assert tight.path("a").exists() and tight.path("b").exists() and not tight.path("second").exists()
+
+
+@pytest.mark.parametrize("raw,gib,warns", [("", 20.0, False), ("0.5", 0.5, False), ("2", 2.0, False), ("lots", 20.0, True)])
+def test_cache_budget_comes_from_tls_cache_max_gb(monkeypatch, capsys, tmp_path, raw, gib, warns):
+    from engine.features import DEFAULT_BUDGET_GB
+
+    monkeypatch.setenv("TLS_CACHE_MAX_GB", raw)
+    assert FeatureCache(tmp_path).max_bytes == int(gib * 1024**3) and DEFAULT_BUDGET_GB == 20.0
+    err = capsys.readouterr().err
+    assert ("warning: TLS_CACHE_MAX_GB='lots' is not a number; using 20.0 GB" in err) == warns

@@ -10,6 +10,8 @@ import pytest
 from engine.jobs import JobRunner
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # every test here starts training processes
+
 
 @pytest.fixture
 def runner(isolated_store):
@@ -42,9 +44,9 @@ def test_a_failed_job_gives_one_sentence_and_keeps_the_log_apart(runner, tiny_da
 
 
 def test_one_at_a_time_queue_and_cancel(runner, tiny_dataset):
-    a = runner.submit(tiny_config("frozen", tiny_dataset, epochs=2))
-    b = runner.submit(tiny_config("frozen", tiny_dataset, epochs=1))
-    c = runner.submit(tiny_config("frozen", tiny_dataset, epochs=1))
+    a = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=2))
+    b = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
+    c = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
     time.sleep(0.5)
     states = {j.id: j.state for j in runner.jobs()}
     assert states[a.id] == "running" and states[b.id] == "queued" and states[c.id] == "queued"
@@ -68,7 +70,7 @@ def stop_after_epochs(runner, job_id: str, epochs: int) -> dict:
 
 
 def test_stop_keeps_finished_epochs(runner, tiny_dataset):
-    job = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
+    job = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=200))
     prog = stop_after_epochs(runner, job.id, 2)
     assert prog["metrics"]["state"] == "stopped"
     assert 2 <= len(prog["history"]["loss"]) < 200

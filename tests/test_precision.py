@@ -120,6 +120,7 @@ def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
     assert stored["compute"]["precision"] == "auto" and stored["resolved"]["precision"] == "float32"
 
 
+@pytest.mark.slow
 def test_mixed_float16_run_trains_end_to_end_and_leaves_float32_behind(tiny_dataset, tmp_path):
     """The GPU code path on a CPU: every model built under the policy, loss scaled, the saved head's output float32."""
     from engine.approaches import RUNNERS, prepare_data

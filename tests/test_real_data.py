@@ -10,18 +10,17 @@ from engine.approaches import RUNNERS, prepare_data
 from engine.config import default_config
 from engine.runs import RunStore
 
-pytestmark = pytest.mark.real_data
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 WEIGHTS = "weights/mobilenet_v2_1.0_imagenet_no_top.weights.h5"
 
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory):
     """300 train / 200 validation images of cats_vs_dogs_small, linked (not copied) into a temp folder."""
-    from tests.conftest import ASSETS
+    from tests.conftest import ASSETS, require_assets
 
+    require_assets()
     src = ASSETS / "cats_vs_dogs_small"
-    if not src.is_dir():
-        pytest.skip(f"real assets not found at {ASSETS} (set TLS_ASSETS to run real-data tests)")
     root = tmp_path_factory.mktemp("cvd_subset")
     for split, n in (("train", 150), ("validation", 100)):
         for cls in ("cats", "dogs"):
@@ -32,7 +31,7 @@ def subset(tmp_path_factory):
 
 
 def real_config(approach, subset, **fit):
-    from tests.conftest import ASSETS
+    from tests.conftest import ASSETS, require_assets
 
     cfg = default_config(approach)
     cfg.data.path = str(subset)
@@ -42,29 +41,20 @@ def real_config(approach, subset, **fit):
     return cfg
 
 
-@pytest.fixture(scope="module")
-def feature_extraction_run(subset, tmp_path_factory):
-    """Feature extraction on the subset (10 epochs), stored in its own run folder."""
-    runs = tmp_path_factory.mktemp("fe_runs")
-    data = prepare_data(str(subset))
-    res = RUNNERS["feature_extraction"](real_config("feature_extraction", subset, epochs=10), data,
-                                        runs_dir=runs, cache_dir=tmp_path_factory.mktemp("fe_cache"))
-    return res, runs
-
-
-def test_feature_extraction_reaches_090(feature_extraction_run):
-    res, _ = feature_extraction_run
-    assert res.state == "finished"
-    assert res.metrics["validation"]["accuracy"] >= 0.90, res.history["val_accuracy"]
+def test_feature_extraction_reaches_090(real_run):
+    """The session's shared model (tests/shared_runs.py): MobileNetV2 features, 400 training photos."""
+    runs_dir, run_id = real_run
+    record = RunStore(runs_dir).load(run_id)
+    assert record.state == "finished"
+    assert record.metrics["validation"]["accuracy"] >= 0.90, record.history["val_accuracy"]
 
 
 @pytest.mark.parametrize("photo", ["cat.bmp", "cat_720p.jpg"])
-def test_classify_labels_real_cat_photos(feature_extraction_run, photo):
-    from tests.conftest import ASSETS
+def test_classify_labels_real_cat_photos(real_run, assets, photo):
     from engine.inference import classify_bytes, load_run
 
-    res, runs = feature_extraction_run
-    out = classify_bytes(load_run(RunStore(runs), res.id), (ASSETS / "photos" / photo).read_bytes())
+    runs_dir, run_id = real_run
+    out = classify_bytes(load_run(RunStore(runs_dir), run_id), (assets / "photos" / photo).read_bytes())
     assert out["predicted"] == "cats", out
 
 

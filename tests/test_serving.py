@@ -17,7 +17,6 @@ GATE = "This dashboard needs its access token: type it above or open the link wi
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
     monkeypatch.delenv("TLS_ACCESS_TOKEN", raising=False)
     monkeypatch.chdir(ROOT)
 

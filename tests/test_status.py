@@ -48,7 +48,8 @@ def test_training_eta_from_measured_epochs_first_epoch_left_out():
     t({"type": "batch", "phase": 1, "epoch": 1, "batch": 5, "batches": 10, "epochs_total": 4})
     s = writes[-1]
     assert s["stage"] == "training" and s["message"] == "epoch 1/4, step 5/10" and (s["step"], s["steps_total"]) == (5, 10)
-    assert s["eta_s"] is not None  # extrapolated from the measured steps of the first epoch
+    # 4 steps in 2 s = 0.5 s a step: 5 steps left in epoch 1 (2.5 s) + 3 epochs of 10 steps (15 s)
+    assert s["eta_s"] == pytest.approx(17.5)
     t({"type": "epoch", "phase": 1, "epoch": 1, "epochs_total": 4, "seconds": 30.0})  # tracing makes epoch 1 slow
     assert writes[-1]["eta_s"] == pytest.approx(90.0) and writes[-1]["epoch"] == 1
     t({"type": "batch", "phase": 1, "epoch": 2, "batch": 1, "batches": 10, "epochs_total": 4})

@@ -11,6 +11,7 @@ import tensorflow as tf
 from engine import cli
 from engine.tensorboard_logs import flatten_config
 from engine.training import History, fit_phase
+from tests.conftest import import_or_missing, make_split_dataset
 
 
 def read_events(folder: Path) -> dict[str, dict[int, object]]:
@@ -76,14 +77,22 @@ def test_flatten_config_gives_scalars_only():
     assert flat == {"fit.epochs": 3, "fit.learning_rate": 1e-3, "resolved.classes": '["a", "b"]', "resolved.x": "", "approach": "frozen"}
 
 
-def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(tiny_dataset, tmp_path):
-    report = tmp_path / "report.json"
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--learning-rate", "0.001", "--tensorboard", str(tmp_path / "tb"), "--runs-dir", str(tmp_path / "r"),
-                   "--report", str(report), "--quiet"])
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+    """`run --tensorboard DIR` of feature extraction on tiny data, once for this module: (report row, log folder, dataset)."""
+    root = tmp_path_factory.mktemp("tb-run")
+    data = make_split_dataset(root / "tiny")
+    report = root / "report.json"
+    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+                   "--epochs", "2", "--learning-rate", "0.001", "--run-id", "fe-tb", "--tensorboard", str(root / "tb"),
+                   "--runs-dir", str(root / "r"), "--report", str(report), "--quiet"])
     assert rc == 0
-    run = json.loads(report.read_text())["runs"][0]
-    log_dir = tmp_path / "tb" / run["id"]
+    return json.loads(report.read_text())["runs"][0], root / "tb", data
+
+
+def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(logged_run):
+    run, tb, tiny_dataset = logged_run
+    log_dir = tb / run["id"]
     assert sorted(p.name for p in log_dir.iterdir() if p.is_dir()) == ["train", "validation"]
     train, val = read_events(log_dir / "train"), read_events(log_dir / "validation")
     assert sorted(train["epoch_loss"]) == sorted(train["epoch_accuracy"]) == [0, 1]
@@ -93,18 +102,15 @@ def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(tiny_datas
     table = root["config"][0].item().decode()
     assert "| fit.epochs | 2 |" in table and "| resolved.precision | float32 |" in table and f"| data.path | {tiny_dataset} |" in table
     if "_hparams_/session_start_info" not in root:
-        pytest.importorskip("tensorboard", reason="the HParams summary is written only when the tensorboard package is installed")
+        import_or_missing("tensorboard", "the HParams summary is written only when the tensorboard package is installed")
         pytest.fail("tensorboard is installed but no HParams summary was written")
 
 
-def test_tensorboards_own_reader_loads_the_run(tiny_dataset, tmp_path):
-    pytest.importorskip("tensorboard", reason="TensorBoard itself is not installed")
+def test_tensorboards_own_reader_loads_the_run(logged_run):
+    import_or_missing("tensorboard", "TensorBoard itself is not installed (pip install -r requirements.txt)")
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--run-id", "fe-tb", "--tensorboard", str(tmp_path / "tb"), "--runs-dir", str(tmp_path / "r"), "--quiet"])
-    assert rc == 0
-    mux = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb"))
+    mux = EventMultiplexer().AddRunsFromDirectory(str(logged_run[1]))
     mux.Reload()
     assert set(mux.Runs()) == {"fe-tb", "fe-tb/train", "fe-tb/validation"}
     steps = [e.step for e in mux.Tensors("fe-tb/validation", "epoch_accuracy")]

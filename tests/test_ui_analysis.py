@@ -1,36 +1,47 @@
 """Issue 9 through the pages: the error gallery, presets in the form, repeats and cached reruns on Compare."""
 
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from engine import cli
+from tests.conftest import make_split_dataset
+from tests.shared_runs import copy_run
 from tests.test_app_pages import page, sample_dir, tiny_setup, wait_for  # noqa: F401 (sample_dir: autouse fixture)
 
 
+def run_tiny(data, runs_dir, cache_dir, *extra) -> list[dict]:
+    """`python -m engine run` of feature extraction on tiny data (in this process); its report's runs."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--backbone", "vgg16",
+                       "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet", "--runs-dir", str(runs_dir),
+                       "--cache-dir", str(cache_dir), *extra])
+    assert rc == 0
+    return json.loads(out.getvalue())["runs"]
+
+
+@pytest.fixture(scope="module")
+def trained_group(tmp_path_factory):
+    """`run --seeds 2` on tiny data, once for this module: (runs dir, cache dir, dataset, the two runs)."""
+    root = tmp_path_factory.mktemp("two-seeds")
+    data = make_split_dataset(root / "tiny")
+    return root / "runs", root / "cache", data, run_tiny(data, root / "runs", root / "cache", "--seeds", "2")
+
+
 @pytest.fixture
-def two_seed_runs(tiny_dataset, tmp_path):
-    """`run --seeds 2` of feature extraction on tiny data: a repeat group; the 2nd seed reads the 1st's cached features."""
-    cmd = [sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "feature_extraction",
-           "--weights", "none", "--backbone", "vgg16", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-           "--seeds", "2", "--quiet", "--runs-dir", os.environ["TLS_RUNS_DIR"], "--cache-dir", os.environ["TLS_CACHE_DIR"]]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)["runs"]
-
-
-def rerun_seed_42(tiny_dataset) -> dict:
-    """Seed 42 again: random weights are keyed by seed, so this run reads the first seed's cached features."""
-    cmd = [sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "feature_extraction",
-           "--weights", "none", "--backbone", "vgg16", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-           "--quiet", "--runs-dir", os.environ["TLS_RUNS_DIR"], "--cache-dir", os.environ["TLS_CACHE_DIR"]]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)["runs"][0]
+def two_seed_runs(trained_group):
+    """The module's repeat group, copied into this test's run store (tests change them)."""
+    runs_dir = trained_group[0]
+    runs = []
+    for run in trained_group[3]:
+        copy = copy_run(runs_dir, run["id"], os.environ["TLS_RUNS_DIR"])
+        runs.append({**run, "run_dir": str(copy)})
+    return runs
 
 
 def captions_of_images(at: AppTest) -> list[str]:
@@ -62,8 +73,10 @@ show_run_analysis(json.loads({json.dumps(json.dumps(metrics))}), {run_id!r})
     assert [c.split(" (")[0] for c in captions_of_images(at)] == ["dogs → cats"]
 
 
-def test_compare_shows_repeat_mean_std_and_marks_cached_rerun(two_seed_runs, tiny_dataset):
-    rerun = rerun_seed_42(tiny_dataset)
+def test_compare_shows_repeat_mean_std_and_marks_cached_rerun(two_seed_runs, trained_group):
+    _, cache_dir, data, _ = trained_group
+    # seed 42 again: random weights are keyed by seed, so this run reads the first seed's cached features
+    rerun = run_tiny(data, os.environ["TLS_RUNS_DIR"], cache_dir)[0]
     cmp = page("pages/compare.py")
     cmp.run()
     cmp.toggle(key="cmp_all").set_value(True).run()
@@ -81,6 +94,7 @@ def test_compare_shows_repeat_mean_std_and_marks_cached_rerun(two_seed_runs, tin
     assert any("is not the cost from scratch" in c.value for c in cmp.caption)
 
 
+@pytest.mark.slow
 def test_preset_changes_the_form_and_the_job_carries_it():
     at = tiny_setup(page("pages/feature_extraction.py"))
     at.selectbox(key="feature_extraction_preset").set_value("lecture").run()

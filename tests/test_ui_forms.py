@@ -11,7 +11,6 @@ from tests.conftest import ROOT
 
 @pytest.fixture(autouse=True)
 def offline_sample(tmp_path, monkeypatch):
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
     monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
     monkeypatch.chdir(ROOT)
 

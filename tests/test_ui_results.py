@@ -3,6 +3,7 @@ Compare's honest table and chart, the Data overview's plain words."""
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from tests.conftest import ROOT, make_image, make_split_dataset
 
 @pytest.fixture(autouse=True)
 def sample_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
     monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))
     monkeypatch.chdir(ROOT)
 
@@ -27,13 +27,15 @@ runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
 """, default_timeout=120)
 
 
-def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9, size=96, wall=100.0):
+def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9, size=96, wall=100.0, estimate_s=None):
     """A run folder on `dataset` with validation results only (no test split), as a training process leaves it."""
     path = Path(os.environ["TLS_RUNS_DIR"]) / run_id
     path.mkdir(parents=True)
     approach = run_id.split("-")[2]
     config = {"approach": approach, "backbone": {"name": "mobilenet_v2"}, "data": {"path": dataset},
               "resolved": {"classes": ["circle", "square", "triangle"], "image_size": size, "dataset_root": dataset}}
+    if estimate_s is not None:
+        config["resolved"]["estimate_s"] = estimate_s
     curve = [0.5 + 0.1 * i for i in range(epochs)]
     history = {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve[:-1] + [val]}
     metrics = {"state": state, "epochs_run": epochs, "epochs_total": 3, "wall_seconds": wall, "trainable_params": 1234567,
@@ -134,3 +136,59 @@ def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):
     assert not at.get("progress") and not any("cats_vs_dogs_small" in c.value for c in at.caption)
     at.toggle(key="feature_extraction_all_datasets").set_value(True).run()
     assert any(c.value.startswith("Dataset: **cats_vs_dogs_small** · run 20260101-000009") for c in at.caption)
+
+
+def test_compare_deletes_the_chosen_runs_after_the_confirmation_tick():
+    from engine.sample import ensure_sample_dataset
+
+    here = str(ensure_sample_dataset())
+    saved_run("20260101-000001-feature_extraction-aaaaaa", here, val=0.93)
+    saved_run("20260101-000002-frozen-bbbbbb", here, val=0.95)
+    runs_dir = Path(os.environ["TLS_RUNS_DIR"])
+    at = page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    at.multiselect(key="cmp_delete").set_value(["20260101-000001-feature_extraction-aaaaaa"]).run()
+    assert at.button(key="cmp_delete_go").disabled  # not without the tick
+    at.checkbox(key="cmp_delete_sure").check().run()
+    at.button(key="cmp_delete_go").click().run()
+    assert not at.exception, at.exception
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["20260101-000002-frozen-bbbbbb"]
+    assert list(at.dataframe[0].value["run"]) == ["20260101-000002-frozen-bbbbbb"]
+    assert at.multiselect(key="cmp_delete").value == [] and not at.checkbox(key="cmp_delete_sure").value
+
+
+def test_compare_shows_the_estimate_against_the_actual_time():
+    from engine.sample import ensure_sample_dataset
+
+    here = str(ensure_sample_dataset())
+    saved_run("20260101-000001-feature_extraction-aaaaaa", here, wall=100.0, estimate_s=90.0)
+    saved_run("20260101-000002-frozen-bbbbbb", here, wall=61.0)  # no estimate recorded
+    at = page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["20260101-000001-feature_extraction-aaaaaa", "estimate vs actual"] == "estimated 1 min 30 s, took 1 min 40 s (-10%)"
+    assert table.loc["20260101-000002-frozen-bbbbbb", "estimate vs actual"] == "—"
+
+
+def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(monkeypatch):
+    from engine import estimate
+
+    # A stand-in calibration (test_estimate.py measures real ones): 100 images/s forward, 10 ms a training step
+    monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
+    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
+        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
+        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
+    monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
+    at = page("pages/feature_extraction.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    assert not at.exception, at.exception
+    assert not any(c.value.startswith("Estimate on this machine") for c in at.caption)  # only when asked
+    next(b for b in at.button if b.label == "Estimate time and memory").click().run()
+    assert not at.exception, at.exception
+    line = next(c.value for c in at.caption if c.value.startswith("Estimate on this machine"))
+    assert re.fullmatch(r"Estimate on this machine: about (\d+ min )?\d+ s \(\+\d+ s to build the base\), peak memory about "
+                        r"\d+\.\d GB; nothing cached yet: the base runs over every image\.", line), line
+    from ui import resources
+
+    assert resources.job_runner().jobs() == []  # estimating trains nothing

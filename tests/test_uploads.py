@@ -19,7 +19,6 @@ def private_tmp(tmp_path, monkeypatch):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    monkeypatch.setenv("TLS_SAMPLE_DIR", str(tmp_path / "sample"))
     monkeypatch.chdir(ROOT)
     return tmp
 
