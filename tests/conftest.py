@@ -61,11 +61,17 @@ def import_or_missing(module: str, reason: str):
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that reads the real assets must carry the `real_data` marker (so `-m "not real_data"` leaves it out)."""
+    """A test that reads the real assets must carry the `real_data` marker (so `-m "not real_data"` leaves it out).
+
+    A test that needs the session's real model is also `slow`: training it takes a quarter of a minute.
+    """
     for item in items:
-        uses = set(getattr(item, "fixturenames", ())) & {"assets", "real_run", "real_subset"}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses = fixtures & {"assets", "real_run", "real_subset"}
         if uses and item.get_closest_marker("real_data") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)} but has no @pytest.mark.real_data")
+        if "real_run" in fixtures:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,7 @@ def test_group_repeats_mean_std_and_overlap():
     assert g1["overlaps"] == ["g2"] and groups["c1"]["overlaps"] == [] and groups["c1"]["std"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_scored_run_stores_every_image_probabilities(tiny_dataset):
     from engine.approaches import RUNNERS, prepare_data
 
@@ -97,6 +98,7 @@ def test_a_scored_run_stores_every_image_probabilities(tiny_dataset):
         analysis.load_predictions(tiny_dataset)
 
 
+@pytest.mark.slow
 def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
     from conftest import make_image
     from engine.cli import main

@@ -80,6 +80,7 @@ def test_fine_tuning_history_marks_phase_two_and_trains_more_params(trained):
     assert ft["total_params"] == fr["total_params"]
 
 
+@pytest.mark.slow
 def test_multiclass_uses_softmax(tiny_multiclass):
     data = prepare_data(str(tiny_multiclass))
     # 20 epochs of 3 steps (18 images, batch 8): 8 epochs used to pass only because each call into
@@ -102,6 +103,7 @@ def test_returned_model_reproduces_reported_test_metrics(trained):
     assert acc == pytest.approx(res.metrics["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_stop_request_keeps_finished_epochs(data):
     calls = {"epochs": 0}
 
@@ -139,6 +141,7 @@ def test_every_backbone_family_fine_tunes(backbone, data):
     assert res.state == "finished" and len(res.history["loss"]) == 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(trained, tmp_path):
     a, data = trained["frozen"], trained["data"]
     b = RUNNERS["frozen"](tiny_config("frozen", data.report.root), data, cache_dir=tmp_path / "own-cache")  # its own views
@@ -146,6 +149,7 @@ def test_same_seed_same_result(trained, tmp_path):
     assert b.metrics["validation"]["loss"] == pytest.approx(a.metrics["validation"]["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_each_epoch_trains_on_its_own_batches(data):
     """16 images at batch 8 is 2 steps an epoch: a call into TensorFlow must not run on into the next epochs' batches."""
     res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root, epochs=3), data)
@@ -175,6 +179,7 @@ def test_streamed_path_trains_like_the_in_memory_path(approach, tiny_dataset, is
     assert held.metrics["validation"]["accuracy"] > 0.5  # learnable, so equal scores mean something
 
 
+@pytest.mark.slow
 def test_early_stopping_scores_and_saves_the_best_epoch(data):
     """Adam at 0.05 on VGG16 features: val_loss bottoms out at epoch 16, patience 2 stops at 18 and restores 16."""
     cfg = tiny_config("feature_extraction", data.report.root, backbone="vgg16", epochs=30, learning_rate=0.05)

@@ -44,6 +44,7 @@ def test_missing_local_weights_file(tmp_path):
         build_base(BackboneConfig(weights=str(tmp_path / "nope.h5")), 64)
 
 
+@pytest.mark.slow
 def test_wrong_local_weights_file_is_explained(tmp_path):
     other = keras.applications.MobileNet(input_shape=(64, 64, 3), include_top=False, weights=None, alpha=0.25)
     path = tmp_path / "v1.weights.h5"

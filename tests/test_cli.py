@@ -58,6 +58,7 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 3
 
 
+@pytest.mark.slow
 def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
     from tests.conftest import make_split_dataset
 
@@ -340,6 +341,7 @@ def test_a_second_ctrl_c_means_now():
         signal.signal(signal.SIGTERM, before[1])
 
 
+@pytest.mark.slow
 def test_sample_subcommand_and_data_sample(tmp_path, capsys, monkeypatch):
     target = tmp_path / "my-sample"
     assert cli.main(["sample", str(target)]) == 0

@@ -45,6 +45,7 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert estimate.estimate_run(other_seed, data, cache, calibrate=False)["reuse"] == "none"
 
 
+@pytest.mark.slow
 def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys, monkeypatch):
     from engine.cli import main
 

@@ -147,6 +147,7 @@ def test_predict_gradcam_into_a_missing_folder_is_one_line(tiny_runs, tmp_path, 
     assert capsys.readouterr().err.strip() == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist"
 
 
+@pytest.mark.slow
 def test_classify_page_shows_gradcam_under_each_model(tiny_runs, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 

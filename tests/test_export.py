@@ -28,6 +28,7 @@ def tiny_run(tmp_path_factory):
     return shared_runs.tiny_run(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, capsys):
     import keras
 
@@ -91,6 +92,7 @@ def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_p
     assert not (tmp_path / "q").exists()
 
 
+@pytest.mark.slow
 def test_a_three_class_model_exports_with_softmax_labels_and_the_same_answers(tiny_multiclass, tmp_path, capsys):
     import keras
 

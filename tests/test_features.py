@@ -54,6 +54,7 @@ def test_second_run_with_other_head_never_touches_the_base(tiny_dataset, monkeyp
     assert second.state == "finished" and _hm(second) == (3, 0)
 
 
+@pytest.mark.slow
 def test_changed_file_invalidates_only_its_split(tiny_dataset):
     data = prepare_data(str(tiny_dataset))
     RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_dataset), data)
@@ -62,6 +63,7 @@ def test_changed_file_invalidates_only_its_split(tiny_dataset):
     assert _hm(again) == (2, 1)
 
 
+@pytest.mark.slow
 def test_validation_features_shared_between_approaches(tiny_dataset):
     data = prepare_data(str(tiny_dataset))
     RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_dataset), data)
@@ -165,6 +167,7 @@ def test_get_or_write_many_names_the_folder_when_it_cannot_write(tmp_path):
         cache.get_or_write_many({"out": "k"}, "out", lambda s: None, {}, {"out": (1, 1)})
 
 
+@pytest.mark.slow
 def test_streamed_split_second_run_never_touches_the_base(tiny_dataset, monkeypatch):
     """in_memory_mb=0: every split streams; a cached (memory-mapped) entry is served without the base or decoding."""
     def streamed_config(approach):

@@ -107,6 +107,7 @@ def test_fused_optimizers_train_like_keras_under_mixed_precision(policy, fused, 
         np.testing.assert_allclose(a, b, atol=1e-4)  # float16 rounding of activations amplifies last-bit differences
 
 
+@pytest.mark.slow
 def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: auto resolves by its compute capability (tested above with faked GPUs)")

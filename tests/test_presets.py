@@ -34,6 +34,7 @@ def test_unknown_preset_is_a_one_line_error():
         get_preset("keras")
 
 
+@pytest.mark.slow
 def test_cli_lists_presets_and_runs_one_with_flags_on_top(tiny_dataset, tmp_path, capsys):
     from engine.cli import main
 

@@ -217,6 +217,7 @@ def test_heartbeat_is_written_refreshed_and_ends_with_the_run(tmp_path, monkeypa
 
 # --- during training: checkpoints, and save errors fail the run with the reason ---------------
 
+@pytest.mark.slow
 def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset, monkeypatch):
     from engine.approaches import RUNNERS, prepare_data
 
@@ -237,6 +238,7 @@ def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset,
     assert saves == [*improved, 4] and result.metrics["timings"]["checkpoints"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["checkpoint", "final save"])
 def test_a_save_error_fails_the_run_with_the_reason_and_keeps_the_epochs(tiny_dataset, monkeypatch, when):
     import keras

@@ -81,6 +81,7 @@ def test_finish_freezes_elapsed():
     assert elapsed_seconds({}, now=0) is None
 
 
+@pytest.mark.slow
 def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_store, monkeypatch):
     from engine.approaches import RUNNERS, prepare_data
 

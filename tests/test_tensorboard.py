@@ -90,6 +90,7 @@ def logged_run(tmp_path_factory):
     return json.loads(report.read_text())["runs"][0], root / "tb", data
 
 
+@pytest.mark.slow
 def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(logged_run):
     run, tb, tiny_dataset = logged_run
     log_dir = tb / run["id"]
@@ -106,6 +107,7 @@ def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(logged_run
         pytest.fail("tensorboard is installed but no HParams summary was written")
 
 
+@pytest.mark.slow
 def test_tensorboards_own_reader_loads_the_run(logged_run):
     import_or_missing("tensorboard", "TensorBoard itself is not installed (pip install -r requirements.txt)")
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer

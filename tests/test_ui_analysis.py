@@ -48,6 +48,7 @@ def captions_of_images(at: AppTest) -> list[str]:
     return [c for el in at.get("image") for c in el.captions]
 
 
+@pytest.mark.slow
 def test_error_gallery_shows_both_directions_and_filters(two_seed_runs):
     run_dir = two_seed_runs[0]["run_dir"]
     path = os.path.join(run_dir, "predictions.json")
@@ -73,6 +74,7 @@ show_run_analysis(json.loads({json.dumps(json.dumps(metrics))}), {run_id!r})
     assert [c.split(" (")[0] for c in captions_of_images(at)] == ["dogs → cats"]
 
 
+@pytest.mark.slow
 def test_compare_shows_repeat_mean_std_and_marks_cached_rerun(two_seed_runs, trained_group):
     _, cache_dir, data, _ = trained_group
     # seed 42 again: random weights are keyed by seed, so this run reads the first seed's cached features

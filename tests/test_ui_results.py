@@ -93,6 +93,7 @@ def _quick_model(data_dir):
     return RUNNERS["feature_extraction"](cfg, prepare_data(str(data_dir)))
 
 
+@pytest.mark.slow
 def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
     import io
 
