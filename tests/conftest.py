@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
     """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        uses = fixtures & {"assets", "real_run", "real_subset"}
+        uses = fixtures & {"assets", "real_run"}
         if uses and item.get_closest_marker("real_data") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)} but has no @pytest.mark.real_data")
         if "real_run" in fixtures:
