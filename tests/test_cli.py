@@ -213,17 +213,10 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     common = ["--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
     assert cli.main(["run", "--approach", "feature_extraction", "--epochs", "1", "--run-id", "done", *common]) == 0
     capsys.readouterr()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--approach", "frozen", "--epochs", "500", "--batch-size", "1",
-                             "--run-id", "killed", *common], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_long_run(tiny_dataset, runs_dir, "killed")
     history = runs_dir / "killed" / "history.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if history.exists() and json.loads(history.read_text()).get("loss"):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
 
     assert cli.main(["runs", "--runs-dir", str(runs_dir), "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
