@@ -128,6 +128,18 @@ def tiny_ft_run(tmp_path_factory) -> tuple[Path, str, Path]:
     return tiny_run(tmp_path_factory)
 
 
+@pytest.fixture
+def stand_in_calibration(monkeypatch):
+    """A fixed calibration for engine/estimate.py (100 images/s forward, 10 ms a step): tests of what reads it, not of measuring."""
+    from engine import estimate
+
+    monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
+    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
+        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
+        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
+    monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
+
+
 def require_assets() -> None:
     """The photos, cats_vs_dogs_small and the MobileNetV2 weights file, or `missing` with what is absent."""
     weights = ASSETS / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"

@@ -46,15 +46,8 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
 
 
 @pytest.mark.slow
-def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys, monkeypatch):
+def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys, stand_in_calibration):
     from engine.cli import main
-
-    # A stand-in calibration (measured ones are tested above): 100 images/s, 10 ms a step
-    monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
-    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
-        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
-        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
-    monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
 
     args = ["--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "mobilenet_v2", "--weights", "none",
             "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--runs-dir", str(tmp_path / "r")]

@@ -171,15 +171,7 @@ def test_compare_shows_the_estimate_against_the_actual_time():
     assert table.loc["20260101-000002-frozen-bbbbbb", "estimate vs actual"] == "—"
 
 
-def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(monkeypatch):
-    from engine import estimate
-
-    # A stand-in calibration (test_estimate.py measures real ones): 100 images/s forward, 10 ms a training step
-    monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
-    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
-        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
-        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
-    monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
+def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in_calibration):
     at = page("pages/feature_extraction.py")
     at.query_params["weights"] = "none"
     at.run()
