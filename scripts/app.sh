@@ -22,4 +22,4 @@ case "$address" in
     ;;
 esac
 bash scripts/setup.sh requirements.txt
-exec .venv/bin/python -m streamlit run app.py "$@"
+exec .venv/bin/python -m streamlit run serve.py "$@"  # app.py behind the access gate (serve.py)

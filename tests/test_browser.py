@@ -1,32 +1,24 @@
 """One real-browser test: the running app in headless Chromium, driven like a user would.
 
-Starts `streamlit run app.py --server.headless true` on a free localhost port, drives Debian's
+Starts `streamlit run serve.py` (app.py behind the access gate, with a token) on a free localhost port, drives Debian's
 /usr/bin/chromium through Playwright's Python package (never `playwright install`), and saves a
 screenshot of every page under test-artifacts/browser/.
 """
 
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
 from tests.conftest import ASSETS, ROOT, import_or_missing, missing
+from tests.test_serving import free_port, wait_for_health
 
 CHROMIUM = os.environ.get("TLS_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "browser"
+TOKEN = "browser-test-token"
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # the Classify step uploads a real photo when the assets are there
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,20 +27,12 @@ def server(tmp_path):
     port = free_port()
     env = {**os.environ, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_CACHE_DIR": str(tmp_path / "cache"),
            "TLS_SAMPLE_DIR": str(tmp_path / "sample"), "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]),
-           "TLS_WARM_START": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "TLS_WARM_START": "1", "TLS_ACCESS_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+    wait_for_health(url, proc, tmp_path / "server.log")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -85,7 +69,12 @@ def goto_page(page, title: str) -> None:
 
 def test_dashboard_end_to_end(server, browser_page):
     page = browser_page
+    # Behind the gate: the login page first, then the app (the rest of the test runs on its cookie).
     page.goto(server)
+    page.get_by_text("This dashboard needs its access token").wait_for()
+    assert page.locator('[data-testid="stSidebar"]').count() == 0
+    page.get_by_label("Access token").fill(TOKEN)
+    page.get_by_role("button", name="Open").click()
     page.locator("h1", has_text="Data overview").wait_for()
     page.get_by_text("Images per class and split").wait_for()
     sidebar = page.locator('[data-testid="stSidebar"]')

@@ -2,17 +2,40 @@
 and typed paths confined to the allowed roots in the sidebar."""
 
 import os
+import socket
 import subprocess
+import sys
+import time
 import tomllib
+import urllib.error
+import urllib.request
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 from tests.test_app_pages import page
+from ui import access, access_gate
+from ui.access_gate import pass_mark
 
 TOKEN = "s3cret-token"
-GATE = "This dashboard needs its access token: type it above or open the link with ?token=… ."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(url, proc, log):
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("streamlit did not start:\n" + log.read_text()[-3000:])
 
 
 @pytest.fixture(autouse=True)
@@ -46,34 +69,13 @@ def test_without_the_env_var_there_is_no_gate():
     assert at.title[0].value == "Data overview"
 
 
-def test_with_a_token_the_app_stops_until_it_is_given(monkeypatch):
+def test_with_a_token_but_no_gate_in_front_the_app_shows_only_why(monkeypatch):
+    # `streamlit run app.py` with a token: the server would take messages from anyone, so nothing renders.
     monkeypatch.setenv("TLS_ACCESS_TOKEN", TOKEN)
     at = app().run()
     assert not at.exception, at.exception
-    assert [i.value for i in at.info] == [GATE]
+    assert [e.value for e in at.error] == [access.UNGATED]
     assert not at.title and not at.sidebar.radio  # neither a page nor the sidebar rendered
-
-    at.text_input(key="_tls_access_box").input("wrong").run()
-    assert "not right" in at.error[0].value and not at.title
-    at.text_input(key="_tls_access_box").input(TOKEN).run()
-    assert at.title[0].value == "Data overview" and at.sidebar.radio
-
-
-def test_the_token_in_the_url_is_accepted_then_removed(monkeypatch):
-    monkeypatch.setenv("TLS_ACCESS_TOKEN", TOKEN)
-    at = app()
-    at.query_params["token"] = TOKEN
-    at.run()
-    assert not at.exception, at.exception
-    assert at.title[0].value == "Data overview"
-    assert "token" not in at.query_params  # not left in the address bar
-    at.run()
-    assert at.title[0].value == "Data overview"  # remembered for the session
-
-    wrong = app()
-    wrong.query_params["token"] = TOKEN + "x"
-    wrong.run()
-    assert "not right" in wrong.error[0].value and not wrong.title
 
 
 def test_a_page_url_on_a_fresh_server_is_gated_too(monkeypatch):
@@ -82,7 +84,59 @@ def test_a_page_url_on_a_fresh_server_is_gated_too(monkeypatch):
     at = app()
     at.switch_page(str(ROOT / "pages" / "compare.py")).run()
     assert not at.exception, at.exception
-    assert [i.value for i in at.info] == [GATE] and not at.title
+    assert [e.value for e in at.error] == [access.UNGATED] and not at.title
+
+
+def test_the_script_trusts_only_the_gates_own_mark():
+    assert access.behind_gate({"x-tls-gate": pass_mark(TOKEN)}, TOKEN)
+    assert not access.behind_gate({"x-tls-gate": pass_mark(TOKEN + "x")}, TOKEN)
+    assert not access.behind_gate({}, TOKEN) and not access.behind_gate(None, TOKEN)
+
+
+@pytest.mark.slow
+def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
+    """serve.py for real: a websocket or upload without the login cookie never reaches Streamlit."""
+    import asyncio
+
+    import websockets
+
+    port = free_port()
+    env = {**os.environ, "TLS_ACCESS_TOKEN": TOKEN, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_UPLOAD_MAX_MB": "0.001"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "server.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, proc, tmp_path / "server.log")
+
+        def status(path, method="GET", data=None, cookie=""):
+            req = urllib.request.Request(url + path, method=method, data=data, headers={"Cookie": cookie} if cookie else {})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+
+        async def stream(cookie):
+            try:
+                async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
+                                              additional_headers={"Cookie": cookie} if cookie else {}):
+                    return "open"
+            except websockets.InvalidStatus as e:
+                return e.response.status_code
+
+        assert asyncio.run(stream("")) == 403  # no session: no clear_cache, no file_urls_request, nothing
+        assert status("/_stcore/upload_file/s/f", "PUT", b"x" * 10)[0] == 403
+        code, body = status("/")
+        assert code == 401 and b"needs its access token" in body
+        good = f"{access_gate.COOKIE}={access_gate.cookie_value(TOKEN)}"
+        assert asyncio.run(stream(good)) == "open"
+        assert status("/_stcore/host-config", cookie=good)[0] == 200
+        code, body = status("/_stcore/upload_file/s/f", "PUT", b"x" * 2000, cookie=good)
+        assert code == 413 and b"TLS_UPLOAD_MAX_MB" in body  # over the session's bound, refused before Streamlit
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_folder_path_outside_the_allowed_roots_is_refused_and_not_scanned(monkeypatch):
@@ -121,3 +175,15 @@ def test_a_weights_file_outside_the_roots_is_refused_and_not_trained(tmp_path, m
     assert at.button[0].disabled  # Train, with the reason under the form
     assert any(e.value == "Train is disabled: " + at.sidebar.error[0].value for e in at.error)
     assert resources.job_runner().jobs() == []
+
+
+def test_a_clear_cache_message_cannot_take_the_job_runner(isolated_store):
+    # What a `clear_cache` back-message does on the server: both caches cleared for every session.
+    import streamlit as st
+
+    from ui import resources
+
+    runner = resources.job_runner()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    assert resources.job_runner() is runner  # its queue and the running job's Stop survive

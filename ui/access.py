@@ -1,9 +1,11 @@
-"""Optional access token for a dashboard served beyond localhost.
+"""The page script's side of the access token: render only behind the gate.
 
-When TLS_ACCESS_TOKEN is set, each browser session must present it once — `?token=...` in
-the URL or the password box — before anything else renders; success is remembered in
-st.session_state (a refresh is a new session and asks again). Without the variable the gate
-is open: the default bind is localhost, where the local user is the only visitor.
+The token itself is checked by `ui/access_gate.py` in front of Streamlit's server (login page,
+cookie, 403 for everything else); this check makes sure the app never renders when it is served
+without that gate (`streamlit run app.py` with TLS_ACCESS_TOKEN set), where the server would
+take messages and uploads from anyone. Behind the gate every request carries its `x-tls-gate`
+header, which a client cannot forge without the token. Without the variable there is no gate:
+the default bind is localhost, where the local user is the only visitor.
 """
 
 from __future__ import annotations
@@ -13,31 +15,22 @@ import os
 
 import streamlit as st
 
-TOKEN_ENV = "TLS_ACCESS_TOKEN"
-_GRANTED = "_tls_access_granted"
-_BOX = "_tls_access_box"
+from ui.access_gate import PASS_HEADER, TOKEN_ENV, pass_mark
+
+UNGATED = ("TLS_ACCESS_TOKEN is set but this server has no access gate in front of it, so it will not "
+           "show the dashboard: start it with `bash scripts/app.sh` (or `streamlit run serve.py`), not `streamlit run app.py`.")
 
 
-def _matches(given: str, expected: str) -> bool:
-    # Constant-time comparison: response timing must not reveal how much of a guess was right.
-    return hmac.compare_digest(given.encode(), expected.encode())
+def behind_gate(headers, token: str) -> bool:
+    """True when the request came through AccessGate for this token."""
+    given = (headers or {}).get(PASS_HEADER, "") or ""
+    return hmac.compare_digest(given.encode(), pass_mark(token).encode())
 
 
 def require_token() -> None:
-    """Returns when this session may see the app; otherwise renders the gate and calls st.stop()."""
-    expected = os.environ.get(TOKEN_ENV, "")
-    if not expected or st.session_state.get(_GRANTED):
+    """Returns when this session may see the app; otherwise shows why not and calls st.stop()."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token or behind_gate(st.context.headers, token):
         return
-    from_url = st.query_params.get("token", "")
-    typed = st.session_state.get(_BOX, "")
-    if (from_url and _matches(from_url, expected)) or (typed and _matches(typed, expected)):
-        st.session_state[_GRANTED] = True
-        if from_url:
-            del st.query_params["token"]  # keep the secret out of the address bar, history and shared links
-        return
-    st.text_input("Access token", type="password", key=_BOX)
-    if typed or from_url:
-        st.error("That access token is not right; ask whoever runs this dashboard for it.")
-    else:
-        st.info("This dashboard needs its access token: type it above or open the link with ?token=… .")
+    st.error(UNGATED)
     st.stop()

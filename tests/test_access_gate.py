@@ -1,0 +1,157 @@
+"""The access gate in front of Streamlit's server: what reaches the app with and without the token,
+the login, and the per-session upload bounds. Driven as ASGI calls; tests/test_serving.py starts the
+real server and tests/test_browser.py logs in through it in Chromium."""
+
+import asyncio
+
+import pytest
+
+from ui import access_gate
+from ui.access_gate import COOKIE, LOGIN_PATH, PASS_HEADER, AccessGate, cookie_value, pass_mark
+
+TOKEN = "s3cret-token"
+GOOD = f"{COOKIE}={cookie_value(TOKEN)}".encode()
+
+
+class FakeApp:
+    """Stands in for Streamlit: records what reached it and accepts it."""
+
+    def __init__(self):
+        self.seen = []
+
+    async def __call__(self, scope, receive, send):
+        self.seen.append(scope)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+        else:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"app"})
+
+
+def call(gate, path="/", kind="http", method="GET", headers=(), query=b"", body=b""):
+    """One request through the gate; returns (status or websocket verdict, headers dict, body)."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": kind, "path": path, "query_string": query, "headers": list(headers)}
+    if kind == "http":
+        scope["method"] = method
+    asyncio.run(gate(scope, receive, send))
+    first = sent[0]
+    if kind == "websocket":
+        return first["type"], {}, b""
+    return first["status"], {k.decode(): v.decode() for k, v in first["headers"]}, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def gated(**kw):
+    app = FakeApp()
+    return AccessGate(app, token=TOKEN, uploads_held=kw.get("held", lambda s: (0, 0)), limits=kw.get("limits", (5, 1000))), app
+
+
+def test_without_the_cookie_nothing_reaches_streamlit():
+    gate, app = gated()
+    assert call(gate, "/_stcore/stream", kind="websocket")[0] == "websocket.close"  # the handshake gets 403
+    assert call(gate, "/_stcore/upload_file/sess/file", method="PUT", headers=[(b"content-length", b"3")])[0] == 403
+    assert call(gate, "/_stcore/host-config")[0] == 403
+    assert call(gate, "/static/js/main.js")[0] == 403
+    status, headers, body = call(gate, "/compare")
+    assert status == 401 and b"This dashboard needs its access token" in body and headers["content-type"].startswith("text/html")
+    wrong = f"{COOKIE}={cookie_value(TOKEN + 'x')}".encode()
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", wrong)])[0] == "websocket.close"
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", b"\x00bad;;=")])[0] == "websocket.close"
+    assert app.seen == []
+
+
+def test_health_stays_open_for_probes():
+    gate, app = gated()
+    assert call(gate, "/_stcore/health")[0] == 200 and len(app.seen) == 1
+
+
+def test_with_the_cookie_requests_pass_with_the_gate_mark_and_a_forged_mark_is_dropped():
+    gate, app = gated()
+    forged = (PASS_HEADER.encode(), b"forged")
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", GOOD), forged])[0] == "websocket.accept"
+    marks = [v for k, v in app.seen[0]["headers"] if k == PASS_HEADER.encode()]
+    assert marks == [pass_mark(TOKEN).encode()]
+    # Without the cookie, the forged mark alone opens nothing either.
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[forged])[0] == "websocket.close"
+
+
+def test_token_in_the_url_sets_the_cookie_and_is_removed_from_the_address():
+    gate, app = gated()
+    status, headers, _ = call(gate, "/compare", query=f"token={TOKEN}&run=a".encode())
+    assert status == 303 and headers["location"] == "/compare?run=a"
+    assert headers["set-cookie"].startswith(f"{COOKIE}={cookie_value(TOKEN)}; Path=/; HttpOnly; SameSite=Strict")
+    assert TOKEN not in headers["set-cookie"]  # the cookie is an HMAC, not the token
+    status, headers, body = call(gate, "/compare", query=b"token=nope")
+    assert status == 401 and access_gate.WRONG.encode() in body and "set-cookie" not in headers
+    assert app.seen == []
+
+
+def test_login_form_checks_the_token_and_only_redirects_on_this_server():
+    gate, _ = gated()
+    status, headers, _ = call(gate, LOGIN_PATH, method="POST", body=f"token={TOKEN}&next=/fine_tuning".encode())
+    assert status == 303 and headers["location"] == "/fine_tuning" and "set-cookie" in headers
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        assert call(gate, LOGIN_PATH, method="POST", body=f"token={TOKEN}&next={evil}".encode())[1]["location"] == "/"
+    status, headers, body = call(gate, LOGIN_PATH, method="POST", body=b"token=wrong&next=/")
+    assert status == 401 and "set-cookie" not in headers and access_gate.WRONG.encode() in body
+    assert call(gate, LOGIN_PATH, method="POST", body=b"token=" + b"a" * 5000)[0] == 401
+
+
+def test_without_a_token_everything_passes_unmarked():
+    app = FakeApp()
+    gate = AccessGate(app, token="", uploads_held=lambda s: (0, 0), limits=(5, 1000))
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(PASS_HEADER.encode(), b"x")])[0] == "websocket.accept"
+    assert all(k != PASS_HEADER.encode() for k, _ in app.seen[0]["headers"])
+
+
+@pytest.mark.parametrize("token", ["", TOKEN])
+def test_uploads_are_bounded_per_session_in_count_and_bytes(token):
+    held = {"a": (4, 900), "b": (5, 10)}
+    app = FakeApp()
+    gate = AccessGate(app, token=token, uploads_held=lambda s: held.get(s, (0, 0)), limits=(5, 1000))
+    cookie = [(b"cookie", GOOD)] if token else []
+
+    def put(session, size):
+        return call(gate, f"/_stcore/upload_file/{session}/f1", method="PUT", headers=cookie + [(b"content-length", str(size).encode())])
+
+    assert put("a", 100)[0] == 200  # 5 files, 1000 bytes: exactly at both bounds
+    status, _, body = put("a", 101)
+    assert status == 413 and b"TLS_UPLOAD_MAX_MB" in body
+    status, _, body = put("b", 1)
+    assert status == 413 and b"already holds 5 files (TLS_UPLOAD_MAX_FILES=5)" in body
+    assert put("c", 1000)[0] == 200  # another session has its own budget
+    assert call(gate, "/_stcore/upload_file/c/f", method="PUT", headers=cookie)[0] == 413  # no declared size
+    assert len(app.seen) == 2
+
+
+def test_upload_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TLS_UPLOAD_MAX_FILES", "7")
+    monkeypatch.setenv("TLS_UPLOAD_MAX_MB", "1.5")
+    assert access_gate.upload_limits() == (7, int(1.5 * 2**20))
+
+
+def test_streamlit_uploads_held_reads_streamlits_own_store(monkeypatch):
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    mgr = MemoryUploadedFileManager("/_stcore/upload_file")
+    mgr.add_file("s1", UploadedFileRec("f1", "a.png", "image/png", b"x" * 10))
+    mgr.add_file("s1", UploadedFileRec("f2", "b.png", "image/png", b"y" * 5))
+
+    class FakeRuntime:
+        uploaded_file_mgr = mgr
+
+    monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
+    monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: FakeRuntime))
+    assert access_gate.streamlit_uploads_held("s1") == (2, 15)
+    assert access_gate.streamlit_uploads_held("other") == (0, 0)
+    mgr.remove_session_files("s1")  # what Streamlit does when the session ends
+    assert access_gate.streamlit_uploads_held("s1") == (0, 0)
