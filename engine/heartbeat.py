@@ -81,8 +81,7 @@ def why_gone(info: dict, *, now: float | None = None, fallback_beat: float | Non
     """
     now = time.time() if now is None else now
     here = identity()
-    same_machine = (info.get("host") == here["host"] and isinstance(info.get("pid"), int)
-                    and info.get("pid_ns") == here["pid_ns"])
+    same_machine = _same_machine(info, here)
     if same_machine and info.get("boot_id") and here["boot_id"] and info["boot_id"] != here["boot_id"]:
         return f"{info['host']} restarted since it ran"
     if same_machine and info.get("boot_id") == here["boot_id"]:
@@ -97,6 +96,18 @@ def why_gone(info: dict, *, now: float | None = None, fallback_beat: float | Non
         return ""
     where = f" from {info['host']}" if info.get("host") else ""
     return f"no heartbeat{where} for {_duration(age)}"
+
+
+def _same_machine(info: dict, here: dict) -> bool:
+    return info.get("host") == here["host"] and isinstance(info.get("pid"), int) and info.get("pid_ns") == here["pid_ns"]
+
+
+def live_local_pid(info: dict) -> int | None:
+    """The owner's pid when it is a live process on this machine (same boot, same process), else None."""
+    here = identity()
+    if not _same_machine(info, here) or info.get("boot_id") != here["boot_id"]:
+        return None
+    return info["pid"] if pid_running(info["pid"], info.get("process_start")) else None
 
 
 def _duration(seconds: float) -> str:

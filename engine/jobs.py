@@ -31,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import heartbeat
 from .config import RunConfig, validate
 from .runs import RunDamaged, RunNotFound, RunStore, new_run_id
 from .status import END_STAGES
@@ -68,6 +69,7 @@ class Job:
     returncode: int | None = None
     log_path: str = ""
     extra_args: list = field(default_factory=list)  # --preset NAME, --repeat-group ID (JobRunner.submit)
+    adopted_owner: dict | None = None  # heartbeat.json of a run started before this runner (see _adopt_live_runs)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
@@ -90,6 +92,7 @@ class JobRunner:
         self._current: tuple[Job, subprocess.Popen] | None = None
         self._stop_requested: set[str] = set()
         self._wake = threading.Event()
+        self._adopt_live_runs()
         self._thread = threading.Thread(target=self._work, name="tls-job-runner", daemon=True)
         self._thread.start()
         if warm_start:
@@ -134,6 +137,12 @@ class JobRunner:
                 self._stop_requested.add(job_id)
                 self._current[1].send_signal(signal.SIGTERM)
                 return True
+            if job.state == "running" and job.adopted_owner is not None:
+                pid = heartbeat.live_local_pid(job.adopted_owner)  # checked again: never signal a reused pid
+                if pid is not None:
+                    self._stop_requested.add(job_id)
+                    os.kill(pid, signal.SIGTERM)
+                    return True
         return False
 
     def jobs(self) -> list[Job]:
@@ -251,6 +260,32 @@ class JobRunner:
         if standby is not None:
             _end_standby(standby)
 
+    def _adopt_live_runs(self) -> None:
+        """Runs of this store whose training process still lives on this machine, though no runner of
+        this process started them (the dashboard was restarted mid-job), become running jobs: shown
+        with their progress and a Stop (a signal to their pid), and the queue waits for them, so one
+        job at a time holds across a restart."""
+        for rec in self.store.list().runs:
+            if rec.recorded_state != "running" or heartbeat.live_local_pid(rec.owner) is None:
+                continue
+            started = rec.owner.get("started")
+            self._jobs[rec.id] = Job(rec.id, str(rec.config.get("approach")), rec.config, state="running",
+                                     started=started if isinstance(started, (int, float)) else time.time(),
+                                     adopted_owner=rec.owner)
+
+    def _adopted_running(self) -> bool:
+        """True while an adopted job's process lives; those that ended are marked done."""
+        alive = False
+        with self._lock:
+            for job in self._jobs.values():
+                if job.adopted_owner is None or job.state != "running":
+                    continue
+                if heartbeat.live_local_pid(job.adopted_owner) is None:
+                    job.state, job.ended = "done", time.time()
+                else:
+                    alive = True
+        return alive
+
     # --- worker -----------------------------------------------------------------------
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
         """`python -m engine` arguments of the job's run."""
@@ -300,7 +335,7 @@ class JobRunner:
         while True:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
-            while True:
+            while not self._adopted_running():
                 with self._lock:
                     if not self._queue:
                         break

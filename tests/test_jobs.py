@@ -77,6 +77,29 @@ def test_stop_keeps_finished_epochs(runner, tiny_dataset):
     assert runner.store.load(job.id).model_path.exists()
 
 
+def test_a_restarted_dashboard_adopts_the_running_job_waits_for_it_and_can_stop_it(runner, tiny_dataset):
+    import json
+
+    job = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=200))
+    deadline = time.time() + 240
+    while time.time() < deadline and not runner.progress(job.id)["history"].get("loss"):
+        time.sleep(0.2)
+    owner = json.loads((runner.store.root / job.id / "heartbeat.json").read_text())
+    restarted = JobRunner(runs_dir=runner.store.root, cache_dir=runner.cache_dir)  # a new server process's runner
+    adopted = restarted.get(job.id)
+    assert adopted.state == "running" and adopted.adopted_owner["pid"] == owner["pid"]
+    assert [j.id for j in restarted.active()] == [job.id]
+    nxt = restarted.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
+    time.sleep(2.5)
+    assert restarted.get(nxt.id).state == "queued"  # one job at a time holds across the restart
+    prog = stop_after_epochs(restarted, job.id, 2)
+    assert prog["metrics"]["state"] == "stopped" and 2 <= len(prog["history"]["loss"]) < 200
+    assert restarted.wait(nxt.id, timeout=300).state == "done"
+    assert restarted.get(nxt.id).started >= restarted.get(job.id).ended
+    assert restarted.progress(nxt.id)["metrics"]["state"] == "finished"
+    assert runner.wait(job.id, timeout=60).returncode == 0  # the first runner saw its process end cleanly
+
+
 def test_invalid_config_is_rejected_before_queueing(runner, tiny_dataset):
     cfg = tiny_config("frozen", tiny_dataset)
     cfg.fit.epochs = 0

@@ -1,12 +1,15 @@
 """Server-wide resources the pages share: the job runner, the run store, cached scans and checks.
 
-`st.cache_resource` objects live once per server process (every session and tab sees the same
-job queue); `st.cache_data` results are keyed by their arguments (a scan by path + folder mtime).
+The job runner is a plain process-wide object, not `st.cache_resource`: a client's `clear_cache`
+message clears every cache_resource of the server, and with it the running job's Stop and the
+one-job-at-a-time queue. `st.cache_data` results are keyed by their arguments (a scan by path +
+folder mtime); clearing those only costs a re-scan.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 
@@ -19,9 +22,16 @@ from engine.runs import RunStore
 from ui.uploads import sweep_stale
 
 
-@st.cache_resource
+_RUNNERS: dict[tuple, JobRunner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
 def _job_runner(runs_dir: str | None, cache_dir: str | None, warm_start: bool = True) -> JobRunner:
-    return JobRunner(runs_dir=runs_dir, cache_dir=cache_dir, warm_start=warm_start)
+    with _RUNNERS_LOCK:  # two first sessions at once must not start two runners
+        key = (runs_dir, cache_dir, warm_start)
+        if key not in _RUNNERS:
+            _RUNNERS[key] = JobRunner(runs_dir=runs_dir, cache_dir=cache_dir, warm_start=warm_start)
+        return _RUNNERS[key]
 
 
 def job_runner() -> JobRunner:
