@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
     pr.add_argument("--gradcam", metavar="OUT.png",
                     help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
+    pr.add_argument("--force", action="store_true", help="--gradcam may replace existing files (never an input image)")
     pr.add_argument("images", nargs="+")
 
     from .export import FORMATS
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="FOLDER",
                     help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
     ex.add_argument("--zip", action="store_true", help="also write FOLDER.zip (what the dashboard's download holds)")
+    ex.add_argument("--force", action="store_true", help="--zip may replace an existing FOLDER.zip")
     ex.add_argument("--calibration-images", type=int, default=100, metavar="N",
                     help="tflite_int8: training images used to calibrate the quantisation (default 100)")
     ex.add_argument("--runs-dir")
@@ -414,13 +416,15 @@ def cmd_predict(args) -> int:
     # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
     # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
     check_files(args.images)
+    store = RunStore(args.runs_dir)
     if args.gradcam:
         from .explain import gradcam_paths
+        from .outputs import check_named, check_target
 
-        heatmaps = gradcam_paths(args.gradcam, args.images)
-        if not heatmaps[0].parent.is_dir():
-            raise ConfigError(f"--gradcam {args.gradcam}: folder {heatmaps[0].parent} does not exist")
-    run = load_run(RunStore(args.runs_dir), args.run)
+        check_named("--gradcam", args.gradcam)
+        heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
+                    for p in gradcam_paths(args.gradcam, args.images)]
+    run = load_run(store, args.run)
     out = [{"image": path, **classify_file(run, path)} for path in args.images]
     if args.gradcam:
         from .explain import explain_image, save_png
@@ -445,7 +449,14 @@ def cmd_export(args) -> int:
     def progress(message: str) -> None:
         print(f"[export] {message}", file=sys.stderr, flush=True)
 
-    result = export_run(RunStore(args.runs_dir), args.run, args.format, args.out, make_zip=args.zip,
+    from .outputs import check_outside_store, check_target
+
+    store = RunStore(args.runs_dir)
+    check_outside_store("--out", args.out, store.root)
+    if args.zip:
+        out = Path(args.out)
+        check_target("--zip", out.with_name(out.name + ".zip"), run_store=store.root, force=args.force)
+    result = export_run(store, args.run, args.format, args.out, make_zip=args.zip,
                         calibration_count=args.calibration_images, progress=progress)
     print(json.dumps(result.to_dict(), indent=2))
     return 0

@@ -3,6 +3,7 @@ known, saved runs of each kind, the overlay, `predict --gradcam`, Classify's tog
 assets) that a cats-vs-dogs model looks at the cat."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,6 +146,34 @@ def test_predict_gradcam_into_a_missing_folder_is_one_line(tiny_runs, tmp_path, 
     img = str(data_dir / "test" / "cats" / "cats_0.png")
     assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "no" / "cam.png"), img]) == 2
     assert capsys.readouterr().err.strip() == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist"
+
+
+@pytest.mark.parametrize("case", ["input", "input-other-spelling", "folder", "device", "run-folder", "existing"])
+def test_predict_gradcam_never_overwrites_what_was_not_named_as_output(tiny_runs, tmp_path, capsys, case):
+    runs_dir, run_id, data_dir = tiny_runs
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((data_dir / "test" / "cats" / "cats_0.png").read_bytes())
+    before = photo.read_bytes()
+    (tmp_path / "old.png").write_bytes(b"keep me")
+    target, why = {
+        "input": (photo, "is one of the input images; give a new file name"),
+        "input-other-spelling": (tmp_path / "." / "photo.png", "is one of the input images; give a new file name"),
+        "folder": (tmp_path, "is a folder; give the name of a new .png file"),
+        "device": ("/dev/full", "is a device; give the name of a new .png file"),
+        "run-folder": (runs_dir / run_id / "model.png", f"is inside the run store {runs_dir}; write it somewhere else"),
+        "existing": (tmp_path / "old.png", "already exists; choose a new name, or add --force to replace it"),
+    }[case]
+    listing = sorted(p.name for p in tmp_path.parent.iterdir()), sorted(p.name for p in (runs_dir / run_id).iterdir())
+    assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(target), str(photo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --gradcam {target}: {why}"]
+    assert photo.read_bytes() == before and (tmp_path / "old.png").read_bytes() == b"keep me"
+    assert (sorted(p.name for p in tmp_path.parent.iterdir()), sorted(p.name for p in (runs_dir / run_id).iterdir())) == listing
+    assert not Path("/dev/full.png").exists()
+    if case == "existing":  # named as output and --force: replaced by the overlay
+        assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(target), "--force", str(photo)]) == 0
+        with Image.open(target) as im:
+            assert im.format == "PNG"
 
 
 @pytest.mark.slow

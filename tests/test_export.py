@@ -131,6 +131,23 @@ def test_bad_export_requests_exit_2_with_one_line(tiny_run, tmp_path, capsys, ar
     assert len(err) == 1 and err[0].startswith(fill(message)), err
 
 
+def test_export_never_replaces_a_zip_or_writes_into_the_run_store_unless_told(tiny_run, tmp_path, capsys):
+    runs_dir, run_id, _ = tiny_run
+    (tmp_path / "exp.zip").write_bytes(b"an earlier export")
+    base = ["export", run_id, "--runs-dir", str(runs_dir), "--format", "keras"]
+    assert cli.main([*base, "--out", str(tmp_path / "exp"), "--zip"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --zip {tmp_path / 'exp.zip'}: already exists; choose a new name, or add --force to replace it"]
+    assert (tmp_path / "exp.zip").read_bytes() == b"an earlier export" and not (tmp_path / "exp").exists()
+    inside = runs_dir / run_id / "exp"
+    assert cli.main([*base, "--out", str(inside)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {inside}: is inside the run store {runs_dir}; write it somewhere else"]
+    assert not inside.exists()
+    assert cli.main([*base, "--out", str(tmp_path / "exp"), "--zip", "--force"]) == 0
+    with zipfile.ZipFile(tmp_path / "exp.zip") as zf:
+        assert "exp/model.keras" in zf.namelist()
+
+
 def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
     runs_dir = tiny_run[0]
     assert cli.main(["export", "no-such-run", "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(tmp_path / "n")]) == 2
