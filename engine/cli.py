@@ -27,7 +27,12 @@ EXIT_FAILED = 1
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; training checks it between batches."""
+    """Set by SIGINT/SIGTERM; training checks it between batches.
+
+    Every later signal waits for the first one's save: a double click on the dashboard's Stop (one
+    SIGTERM each) or an impatient second Ctrl-C used to interrupt the save and leave the run
+    `interrupted`. Only SIGKILL abandons a run at once (it then reads `interrupted`).
+    """
 
     def __init__(self) -> None:
         self.set = False
@@ -37,8 +42,9 @@ class StopFlag:
 
     def install(self) -> None:
         def handler(signum, frame):
-            if self.set:  # a second Ctrl-C means "now"
-                raise KeyboardInterrupt
+            if self.set:
+                print("already stopping: the run is being saved (kill -9 abandons it)", file=sys.stderr, flush=True)
+                return
             self.set = True
             print("stop requested: finishing the current batch and saving the run ...", file=sys.stderr, flush=True)
 

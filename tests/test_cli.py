@@ -302,22 +302,27 @@ def _start_long_run(tiny_dataset, runs_dir, run_id):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_after_the_batch_keeps_the_epochs_and_exits_0(tiny_dataset, tmp_path):
+def test_ctrl_c_and_repeated_sigterms_stop_after_the_batch_keep_the_epochs_and_exit_0(tiny_dataset, tmp_path, capsys):
     import signal
 
     runs_dir = tmp_path / "r"
     proc = _start_long_run(tiny_dataset, runs_dir, "ctrl-c")
     proc.send_signal(signal.SIGINT)
+    for _ in range(3):  # a double (triple) click on the dashboard's Stop: the save is never cut short
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     assert "stop requested: finishing the current batch and saving the run" in err and "Traceback" not in err
+    assert "already stopping: the run is being saved (kill -9 abandons it)" in err
     run = json.loads(out)["runs"][0]
     assert run["state"] == "stopped" and 1 <= run["epochs_run"] < 500
     assert (runs_dir / "ctrl-c" / "model.keras").is_file()
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0  # the listing shows done/planned epochs
+    assert f"stopped      epochs {run['epochs_run']}/500 " in capsys.readouterr().out
 
 
-def test_a_second_ctrl_c_means_now():
-    """The first signal asks for a stop at the next batch end; a second one interrupts at once."""
+def test_a_second_signal_waits_for_the_first_ones_save():
     import signal
 
     stop = cli.StopFlag()
@@ -327,8 +332,9 @@ def test_a_second_ctrl_c_means_now():
         assert not stop()
         signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
         assert stop()
-        with pytest.raises(KeyboardInterrupt):
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # no KeyboardInterrupt
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert stop()
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])

@@ -634,8 +634,9 @@ def _execute(
     run_dir = store.create(cfg.approach, stored, run_id)
     store.start_heartbeat(run_dir)  # pid + host + beat, so a killed run reads `interrupted`; ends with the final state
     # status.json: what the run is doing now, with counts and an ETA (engine/status.py); events still reach `progress`
+    planned = _epochs_total(cfg, len(history))  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began,
-                            epochs_total=_epochs_total(cfg, len(history)))
+                            epochs_total=planned)
     progress = tracker
     tensorboard_dir = ""
     if cfg.compute.tensorboard and dist.chief:  # like the run store: one writer per job
@@ -661,7 +662,8 @@ def _execute(
     except TrainingStopped:
         state, message = "stopped", "stopped by request before the first epoch finished"
     except Exception as exc:
-        metrics.update(state="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(), wall_seconds=round(time.perf_counter() - t0, 3))
+        metrics.update(state="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                       wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history), epochs_total=planned)
         store.write_metrics(run_dir, metrics)
         tracker.finish("failed", metrics["message"])
         raise
@@ -686,7 +688,7 @@ def _execute(
         ctx._timed("saving", time.perf_counter() - t)
     metrics.update(
         state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
-        feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
+        epochs_total=planned, feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
     )
     if ctx.cache.warnings:
         metrics["warnings"] = list(ctx.cache.warnings)
