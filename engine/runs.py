@@ -194,7 +194,7 @@ class RunListing:
 
 
 def _is_number_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+    return isinstance(value, list) and all(_is_number(v) for v in value)
 
 
 def record_problem(config: dict, history: dict, metrics: dict) -> str:
@@ -217,10 +217,53 @@ def record_problem(config: dict, history: dict, metrics: dict) -> str:
     for key in CURVES:
         if key in history and not _is_number_list(history[key]):
             return f"history.json: '{key}' is not a list of numbers"
+    problem = metrics_problem(metrics)
+    if problem:
+        return problem
     epochs = len(history.get("loss", []))
     uneven = [k for k in CURVES if len(history.get(k, [])) != epochs]
     if uneven:
         return f"history.json: {', '.join(uneven)} {'has' if len(uneven) == 1 else 'have'} not one value per epoch ({epochs} losses)"
+    return ""
+
+
+_METRIC_NUMBERS = ("epoch", "phase", "epochs_run", "epochs_total", "checkpoint_epoch", "wall_seconds",
+                   "trainable_params", "non_trainable_params", "total_params")
+_METRIC_OBJECTS = ("validation", "test", "timings", "feature_cache", "data_path")
+_SCORES = ("accuracy", "loss", "roc_auc")
+PID_MAX = 2**22  # Linux's PID_MAX_LIMIT: a larger "pid" is no process id
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def metrics_problem(metrics: dict) -> str:
+    """'' if every field of metrics.json that readers show has the type they expect, else which one does not."""
+    if not isinstance(metrics.get("message", ""), str):
+        return "metrics.json: 'message' is not text"
+    for key in _METRIC_NUMBERS:
+        if metrics.get(key) is not None and not _is_number(metrics[key]):
+            return f"metrics.json: '{key}' is not a number (it is {str(metrics[key])[:40]!r})"
+    for key in _METRIC_OBJECTS:
+        if metrics.get(key) is not None and not isinstance(metrics[key], dict):
+            return f"metrics.json: '{key}' is not an object (it is {str(metrics[key])[:40]!r})"
+    for split in ("validation", "test"):
+        for key in _SCORES:
+            value = (metrics.get(split) or {}).get(key)
+            if value is not None and not _is_number(value):
+                return f"metrics.json: '{split}.{key}' is not a number (it is {str(value)[:40]!r})"
+    return ""
+
+
+def owner_problem(owner: dict) -> str:
+    """'' if heartbeat.json can be judged (pid a process id, times numbers), else what is wrong."""
+    pid = owner.get("pid")
+    if pid is not None and not (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= PID_MAX):
+        return f"heartbeat.json: 'pid' is not a process id (it is {str(pid)[:40]!r})"
+    for key in ("heartbeat", "started"):
+        if owner.get(key) is not None and not _is_number(owner[key]):
+            return f"heartbeat.json: '{key}' is not a time (it is {str(owner[key])[:40]!r})"
     return ""
 
 
@@ -333,6 +376,8 @@ class RunStore:
                 raise RunDamaged(run_id, f"{f.name} is missing") from None
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RunDamaged(run_id, f"{f.name} is not valid JSON ({exc})") from None
+            except RecursionError:
+                raise RunDamaged(run_id, f"{f.name} is nested too deeply to be a run's record") from None
             except OSError as exc:
                 raise RunDamaged(run_id, f"{f.name} cannot be read ({exc.strerror or exc})") from None
             if not isinstance(parts[name], dict):
@@ -340,9 +385,11 @@ class RunStore:
         problem = record_problem(parts["config"], parts["history"], parts["metrics"])
         if not problem and (path / "model.keras").exists():
             problem = model_problem(path / "model.keras")
+        owner = _read_owner(path)
+        problem = problem or owner_problem(owner)
         if problem:
             raise RunDamaged(run_id, problem)
-        return RunRecord(run_id, path, parts["config"], parts["history"], parts["metrics"], _read_owner(path))
+        return RunRecord(run_id, path, parts["config"], parts["history"], parts["metrics"], owner)
 
     def list(self) -> RunListing:
         """All runs, newest first; damaged folders are listed separately with a reason."""
@@ -387,6 +434,6 @@ def _read_owner(run_dir: Path) -> dict:
     """heartbeat.json, or {} (older runs, or unreadable: then liveness falls back to file times)."""
     try:
         owner = json.loads((run_dir / heartbeat.HEARTBEAT_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return owner if isinstance(owner, dict) else {}

@@ -118,6 +118,31 @@ def test_uneven_history_and_unknown_state_are_damaged(tmp_path):
     assert reasons["odd"].startswith("metrics.json has no valid 'state' (got 'exploded'")
 
 
+@pytest.mark.parametrize("file,content,reason", [
+    ("metrics.json", {"state": "finished", "validation": "high"}, "metrics.json: 'validation' is not an object (it is 'high')"),
+    ("metrics.json", {"state": "finished", "validation": {"accuracy": "high"}}, "metrics.json: 'validation.accuracy' is not a number (it is 'high')"),
+    ("metrics.json", {"state": "finished", "epochs_total": [3]}, "metrics.json: 'epochs_total' is not a number (it is '[3]')"),
+    ("metrics.json", {"state": "finished", "message": 42}, "metrics.json: 'message' is not text"),
+    ("metrics.json", "[" * 100_000 + "]" * 100_000, "metrics.json is nested too deeply to be a run's record"),
+    ("heartbeat.json", {"pid": 2**70, "host": "h"}, f"heartbeat.json: 'pid' is not a process id (it is '{2**70}')"),
+    ("heartbeat.json", {"pid": True}, "heartbeat.json: 'pid' is not a process id (it is 'True')"),
+    ("heartbeat.json", {"pid": 5, "heartbeat": "now"}, "heartbeat.json: 'heartbeat' is not a time (it is 'now')"),
+])
+def test_odd_but_parseable_files_are_damaged_and_hide_no_other_run(tmp_path, capsys, file, content, reason):
+    from engine import cli
+
+    store = RunStore(tmp_path / "r")
+    odd = write_run(store.root, "odd", state="running")
+    write_run(store.root, "good")
+    (odd / file).write_text(content if isinstance(content, str) else json.dumps(content))
+    assert cli.main(["runs", "--runs-dir", str(store.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("odd  damaged") and lines[0].endswith(reason)
+    assert lines[1].startswith("good  finished") and len(lines) == 2
+    assert cli.main(["runs", "--runs-dir", str(store.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["damaged"] == [{"id": "odd", "reason": reason}]
+
+
 def _tiny_model():
     import keras
 
