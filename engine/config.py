@@ -12,6 +12,7 @@ from .errors import StudioError
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +155,35 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
+        """Parses a config file's text; it must be one JSON object of bounded size and depth."""
+        if len(text) > MAX_CONFIG_CHARS:
+            raise ConfigError(f"is {len(text):,} characters; a config is a few hundred (at most {MAX_CONFIG_CHARS:,})")
+        try:
+            raw = json.loads(text, parse_constant=_no_constant)
+        except RecursionError:
+            raise ConfigError("is nested too deeply to be a config") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"must hold one JSON object of settings ({{\"fit\": {{\"epochs\": 10}}, ...}}), not {type(raw).__name__}")
+        if _depth(raw) > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"is nested deeper than a config ({MAX_CONFIG_DEPTH} levels)")
+        return cls.from_dict(raw)
+
+
+MAX_CONFIG_CHARS = 1_000_000  # a full config is about 1.5 kB; anything near this is not one
+MAX_CONFIG_DEPTH = 8  # section -> setting -> value (a list at most) is 3
+
+
+def _no_constant(name: str):
+    # json accepts NaN, Infinity and -Infinity; no setting may be one, and the field is not known yet here.
+    raise ConfigError(f"holds {name}, which is not a number any setting takes")
+
+
+def _depth(value, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()] or [level])
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value] or [level])
+    return level
 
 
 _JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
@@ -228,6 +257,8 @@ def field_problem(value: Any, meta: dict) -> str:
     """'' if `value` is within the field's metadata limits, else the message (without the field name)."""
     lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     shown = {"min": lo, "max": hi, "value": value}
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison; inf is no setting
+        return f"must be a finite number, got {value}"
     if choices is not None and value not in choices:
         return f"must be one of {', '.join(choices)}, got {value!r}"
     if meta.get("integer") and (isinstance(value, bool) or not isinstance(value, int)):

@@ -107,3 +107,36 @@ def test_whole_numbers_and_empty_weights_are_refused():
     cfg.backbone.weights = ""
     with pytest.raises(ConfigError, match="backbone.weights: the local weights file path is empty"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("flag,field", [("--learning-rate", "fit.learning_rate"), ("--dropout", "head.dropout"),
+                                        ("--alpha", "backbone.alpha"), ("--fine-tune-learning-rate", "fine_tune.learning_rate")])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_at_input_naming_the_field(tiny_dataset, tmp_path, capsys, flag, field, value):
+    from engine import cli
+
+    args = ["run", "--data", str(tiny_dataset), "--approach", "fine_tuning", "--weights", "none", "--runs-dir", str(tmp_path / "r")]
+    assert cli.main([*args, f"{flag}={value}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {field}: must be a finite number, got {float(value)}"]
+    assert not (tmp_path / "r").exists()  # refused before any run folder
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"fit": {"learning_rate": NaN}}', "holds NaN, which is not a number any setting takes"),
+    ('{"head": {"dropout": Infinity}}', "holds Infinity, which is not a number any setting takes"),
+    ("42", "must hold one JSON object of settings"),
+    ('"fit"', "must hold one JSON object of settings"),
+    ("[]", "must hold one JSON object of settings"),
+    ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be a config"),
+    ('{"fit": {"epochs": [[[[[[[[[[1]]]]]]]]]]}}', "is nested deeper than a config (8 levels)"),
+    ('{"x": "' + "a" * 1_000_001 + '"}', "characters; a config is a few hundred (at most 1,000,000)"),
+])
+def test_a_config_file_must_be_one_bounded_json_object_of_finite_numbers(tiny_dataset, tmp_path, capsys, text, says):
+    from engine import cli
+
+    path = tmp_path / "cfg.json"
+    path.write_text(text)
+    assert cli.main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--config", str(path), "--runs-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --config {path}: ") and says in err[0], err
+    assert not (tmp_path / "r").exists()
