@@ -536,6 +536,12 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
         problem = _entry_problem(info)
         if problem:
             raise DatasetError(f"zip entry {info.orig_filename!r} {problem}; refusing to unpack the zip")
+    seen: set[str] = set()
+    for info in infos:  # a second copy would silently replace the first: which one the user meant is unknowable
+        name = "/".join(p for p in info.filename.split("/") if p not in ("", "."))
+        if name in seen and not info.is_dir():
+            raise DatasetError(f"zip entry {info.filename!r} is in the zip twice; re-create the zip with one copy")
+        seen.add(name)
     if len(infos) > limits.max_files:
         raise DatasetError(f"the zip holds {len(infos):,} entries, over the limit of {limits.max_files:,}; set {ZIP_LIMIT_ENV['max_files']} to raise it")
     total, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
@@ -573,6 +579,9 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path, limi
                     out.write(chunk)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
             raise DatasetError(f"zip entry {info.filename!r} cannot be unpacked ({type(exc).__name__}: {exc}); re-create the zip") from None
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise DatasetError(f"zip entry {info.filename!r} clashes with another entry (a file and a folder of the same name); "
+                               "re-create the zip") from None
         except OSError as exc:
             raise DatasetError(f"cannot write zip entry {info.filename!r} into {dest} ({exc.strerror or exc}); free disk space or re-create the zip") from None
 
@@ -621,7 +630,11 @@ def import_zip(zip_source: str | os.PathLike | bytes | BinaryIO, dest: str | os.
     except OSError as exc:
         raise DatasetError(f"cannot read the zip ({exc.strerror or exc})") from None
     created = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file (/etc/passwd/sub), in /proc, read-only, ...
+        zf.close()
+        raise DatasetError(f"{dest}: cannot create that folder ({exc.strerror or exc}); give a new or empty folder you can write to") from None
     try:
         with zf:
             infos = zf.infolist()

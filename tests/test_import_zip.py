@@ -140,3 +140,23 @@ def test_cli_import_zip(tmp_path, capsys):
     assert cli.main(["import-zip", str(tmp_path / "missing.zip"), str(tmp_path / "out3")]) == 2
     assert "cannot read the zip" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+@pytest.mark.parametrize("where,reason", [("{file}/sub", "Not a directory"), ("/proc/tls-x", "No such file or directory")])
+def test_a_destination_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, where, reason):
+    good = tmp_path / "good.zip"
+    good.write_bytes(dataset_zip(tmp_path))
+    (tmp_path / "file").write_text("a file, not a folder")
+    target = where.format(file=tmp_path / "file")
+    assert cli.main(["import-zip", str(good), target]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {good}: {target}: cannot create that folder ({reason}); give a new or empty folder you can write to"]
+
+
+def test_entries_that_clash_or_repeat_are_refused_and_nothing_is_left(dest):
+    with pytest.raises(DatasetError, match=r"zip entry 'd/cats/a.png' clashes with another entry \(a file and a folder of the same name\)"):
+        import_zip(make_zip([("d/cats", b"x"), ("d/cats/a.png", b"y")]), dest)
+    assert not any(dest.iterdir())
+    with pytest.raises(DatasetError, match="zip entry 'd/cats/a.png' is in the zip twice; re-create the zip with one copy"):
+        import_zip(make_zip([("d/cats/a.png", b"first"), ("d/dogs/b.png", b"z"), ("d/cats/a.png", b"second")]), dest)
+    assert not any(dest.iterdir())
