@@ -216,8 +216,12 @@ def read_config_file(path: str) -> RunConfig:
 
 def check_report_writable(path: str) -> None:
     """Fails before training, not after the run was stored, when --report cannot be written."""
+    import stat
+
     target = Path(path)
     existed = target.exists()
+    if existed and stat.S_ISFIFO(target.stat().st_mode):  # opening a pipe for writing waits for a reader: a hang
+        raise ConfigError(f"--report {path}: is a pipe; give a file to write the report to")
     try:
         with open(target, "a"):
             pass
@@ -225,6 +229,21 @@ def check_report_writable(path: str) -> None:
         raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
     if not existed:
         target.unlink(missing_ok=True)
+    elif not target.is_file():  # a device or pipe opens fine; /dev/full fails only on writing
+        try:
+            with open(target, "w") as fh:
+                fh.write("\n")
+        except OSError as exc:
+            raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
+
+
+def write_report(path: str, results: list) -> str:
+    """Writes the report after each run; '' or the one-line reason it failed (the runs are stored either way)."""
+    try:
+        Path(path).write_text(json.dumps({"runs": results}, indent=2))
+        return ""
+    except OSError as exc:
+        return f"--report {path}: cannot write there ({exc.strerror or exc}); the runs are stored (see `python -m engine runs`)"
 
 
 def print_progress(label: str):
@@ -280,6 +299,12 @@ def cmd_run(args) -> int:
         check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
     configs = [build_config(a, args, base_cfg) for a in approaches]
+    from .outputs import check_writable_folder
+    from .runs import RunStore
+
+    check_writable_folder("--runs-dir", RunStore(args.runs_dir).root)
+    if configs[0].compute.tensorboard:
+        check_writable_folder("--tensorboard", configs[0].compute.tensorboard)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs
     # anything, and a missing TF_CONFIG or nothing to mirror over fails here, before any work.
     dist = distribute.resolve(configs[0].compute.distribute)
@@ -297,7 +322,7 @@ def cmd_run(args) -> int:
         print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
     stop = StopFlag()
     stop.install()
-    results, status = [], 0
+    results, status, report_error = [], 0, ""
     frozen_runs: dict[int, str] = {}  # with --approach all, fine-tuning continues from the frozen run of its repeat
     for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
         if stop():
@@ -320,7 +345,7 @@ def cmd_run(args) -> int:
         if cfg.approach == "frozen" and result.state == "finished":
             frozen_runs[repeat] = result.id
         if args.report:
-            Path(args.report).write_text(json.dumps({"runs": results}, indent=2))
+            report_error = write_report(args.report, results) or report_error  # the other approaches still run
         acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         print(
             f"[{cfg.approach}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
@@ -332,6 +357,8 @@ def cmd_run(args) -> int:
             status = EXIT_FAILED
     if not args.report:
         print(json.dumps({"runs": results}, indent=2))
+    if report_error:
+        raise ConfigError(report_error)
     return status
 
 

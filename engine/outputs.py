@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from .errors import StudioError
@@ -72,3 +73,18 @@ def check_target(flag: str, target: str | os.PathLike, *, inputs=(), run_store: 
         if not force:
             raise OutputRefused(f"{flag} {target}: already exists; choose a new name, or add --force to replace it")
     return target
+
+
+def check_writable_folder(flag: str, folder: str | os.PathLike) -> None:
+    """Creates `folder` if needed and proves a file can be made in it, before any data preparation,
+    so a read-only disk or a path that is a file fails in one line instead of after minutes of work."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise OutputRefused(f"{flag} {folder}: is {_kind(p)}, not a folder; choose a folder you can write to")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".tls-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputRefused(f"{flag} {folder}: cannot write there ({exc.strerror or exc}); choose a folder you can write to") from None

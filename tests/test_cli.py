@@ -30,12 +30,21 @@ def test_scan_json(tiny_dataset, capsys):
 
 
 @pytest.mark.slow
-def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys):
+def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys, monkeypatch):
     report = tmp_path / "report.json"
+    writes, real_write = [], cli.write_report
+
+    def full_disk_once(path, results):  # the first report write fails (a full disk): no approach may be lost to it
+        writes.append(len(results))
+        return real_write(tmp_path, results) if len(writes) == 1 else real_write(path, results)  # a folder: a real OSError
+
+    monkeypatch.setattr(cli, "write_report", full_disk_once)
     rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
                    "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report)])
     stderr = capsys.readouterr().err
-    assert rc == 0, stderr[-2000:]
+    assert writes == [1, 2, 3]
+    assert rc == 2 and stderr.strip().splitlines()[-1] == (
+        f"error: --report {tmp_path}: cannot write there (Is a directory); the runs are stored (see `python -m engine runs`)")
     runs = json.loads(report.read_text())["runs"]
     assert [r["approach"] for r in runs] == ["feature_extraction", "frozen", "fine_tuning"]
     keys = {"id", "approach", "backbone", "image_size", "epochs_run", "history", "val_accuracy", "test_accuracy",
@@ -95,6 +104,13 @@ def _bad_config(tmp_path):
     (lambda t: ["--run-id", "taken"], "--run-id taken: a run with that id already exists"),
     (lambda t: ["--report", str(t / "no-such-dir" / "r.json")], "--report {t}/no-such-dir/r.json: cannot write there"),
     (lambda t: ["--image-size", "5000"], "backbone.image_size: 5000 px is above mobilenet_v2's limit of 512 px"),
+    (lambda t: ["--report", "/dev/full"], "--report /dev/full: cannot write there (No space left on device); choose a writable file"),
+    (lambda t: os.mkfifo(t / "fifo") or ["--report", str(t / "fifo")], "--report {t}/fifo: is a pipe; give a file to write the report to"),
+    (lambda t: (t / "afile").write_text("x") and ["--runs-dir", str(t / "afile")],
+     "--runs-dir {t}/afile: is a file, not a folder; choose a folder you can write to"),
+    (lambda t: ["--runs-dir", "/proc/tls-runs"], "--runs-dir /proc/tls-runs: cannot write there (No such file or directory)"),
+    (lambda t: (t / "afile").write_text("x") and ["--tensorboard", str(t / "afile")],
+     "--tensorboard {t}/afile: is a file, not a folder; choose a folder you can write to"),
 ])
 def test_cli_bad_input_is_refused_before_any_run_folder(tiny_dataset, tmp_path, capsys, extra, message):
     runs = tmp_path / "runs"
