@@ -11,3 +11,30 @@ from __future__ import annotations
 
 class StudioError(Exception):
     """Bad input (config, dataset, weights, run store): the message is for the user, one line."""
+
+
+def _subclasses(cls) -> set[str]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub.__name__} | _subclasses(sub)
+    return out
+
+
+def user_error_inside(exc: BaseException) -> StudioError | None:
+    """The StudioError a TensorFlow error carries, else None.
+
+    Code that runs inside a tf.data step (`numpy_function`: the streamed decoder, the cache's row
+    reads) cannot raise to its caller: TensorFlow wraps the error into an OpError whose message
+    holds `<ErrorClass>: <message>` and a traceback. A file gone bad since the scan, or a cache
+    file deleted mid-run, would otherwise end the run with 75 lines instead of its one sentence.
+    """
+    if isinstance(exc, StudioError):
+        return exc
+    names = _subclasses(StudioError) | {"StudioError"}
+    text = getattr(exc, "message", None) or str(exc)
+    for line in text.splitlines():
+        line = line.split("}} ", 1)[-1].strip()  # TensorFlow prefixes the op: {{function_node ...}} Name: ...
+        name, sep, message = line.partition(": ")
+        if sep and name in names and message:
+            return StudioError(message)
+    return None

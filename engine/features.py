@@ -167,7 +167,12 @@ def read_rows(array: np.ndarray, rows) -> np.ndarray:
         return np.asarray(array[rows])
     out = np.empty((len(rows), *array.shape[1:]), array.dtype)
     row_bytes = out[0].nbytes if len(rows) else 0
-    with open(array.filename, "rb", buffering=0) as fh:
+    try:
+        fh = open(array.filename, "rb", buffering=0)
+    except FileNotFoundError:
+        raise FeatureCacheError(f"the feature cache file {array.filename} is gone (was the cache folder deleted during "
+                                "the run?); train again to rebuild it") from None
+    with fh:
         for j, i in enumerate(rows):
             view, got = memoryview(out[j]).cast("B"), 0
             fh.seek(array.offset + int(i) * row_bytes)

@@ -213,3 +213,46 @@ def test_an_unexpected_error_fails_the_run_with_its_traceback_and_is_raised(data
     status = json.loads((record.path / "status.json").read_text())
     assert status["stage"] == "failed" and status["finished"]
     assert not (record.path / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_cache_folder_deleted_during_a_streamed_run_fails_it_in_one_sentence(tiny_dataset, isolated_store):
+    import shutil
+
+    from engine.errors import StudioError
+
+    cache = isolated_store / "doomed-cache"
+
+    def delete_cache_after_epoch_1(event):
+        if event["type"] == "epoch" and event["epoch"] == 1:
+            shutil.rmtree(cache)
+
+    cfg = tiny_config("frozen", tiny_dataset, epochs=3)
+    cfg.compute.in_memory_mb = 0  # every split streamed from the cache files
+    with pytest.raises(StudioError, match=r"is gone \(was the cache folder deleted during the run\?\); train again to rebuild it"):
+        RUNNERS["frozen"](cfg, prepare_data(str(tiny_dataset)), progress=delete_cache_after_epoch_1, cache_dir=cache)
+    [record] = RunStore().list().runs
+    assert record.state == "failed" and "\n" not in record.metrics["message"] and "is gone" in record.metrics["message"]
+    assert record.metrics["epochs_run"] == 1 and record.metrics["traceback"].startswith("Traceback")
+
+
+def test_an_image_spoiled_after_its_scan_fails_a_streamed_run_naming_it(tiny_dataset, isolated_store, capsys):
+    import os
+
+    from engine import cli
+
+    cache = isolated_store / "cache"
+    from engine.datasets import scan_dataset
+
+    scan_dataset(str(tiny_dataset), checks_dir=cache)  # as the dashboard's scan does: each file's check remembered
+    victim = tiny_dataset / "train" / "cats" / "cats_3.png"
+    st = victim.stat()
+    with open(victim, "r+b") as fh:  # zeroed in place: same size, inode and mtime, so the remembered check still matches
+        fh.write(b"\0" * st.st_size)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+                   "--epochs", "1", "--in-memory-mb", "0", "--cache-dir", str(cache), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: {victim}: not a readable image"), err
+    [record] = RunStore().list().runs
+    assert record.state == "failed" and record.metrics["message"] == err[0][len("error: "):]

@@ -29,6 +29,7 @@ from ..analysis import PREDICTIONS_FILE, predictions_payload
 from ..augmentation import build_augmentation
 from ..config import RunConfig, validate
 from ..datasets import DatasetReport, Split
+from ..errors import StudioError, user_error_inside
 from ..features import FeatureCache, extract_features, feature_key, read_rows, row_dataset
 from ..precision import dtype_policy, resolve_precision
 from ..runs import RunSaveError, RunStore, atomic_write_json
@@ -531,6 +532,14 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
     return stage, outcome
 
 
+def _cache_file_gone(exc: BaseException, cache_root: Path) -> StudioError | None:
+    """A feature cache file TensorFlow itself was reading (a streamed split) deleted during the run."""
+    if type(exc).__name__ == "NotFoundError" and str(cache_root) in str(exc):
+        return StudioError(f"a feature cache file in {cache_root} is gone (was the cache folder deleted during the run?); "
+                           "train again to rebuild it")
+    return None
+
+
 def _epochs_total(cfg: RunConfig, epochs_before: int) -> int:
     """Epochs the run will train, both phases together for fine-tuning (after a reused phase 1's)."""
     if cfg.approach != "fine_tuning":
@@ -662,10 +671,14 @@ def _execute(
     except TrainingStopped:
         state, message = "stopped", "stopped by request before the first epoch finished"
     except Exception as exc:
-        metrics.update(state="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+        user_error = user_error_inside(exc) or _cache_file_gone(exc, ctx.cache.root)
+        message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
+        metrics.update(state="failed", message=message, traceback=traceback.format_exc(),
                        wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history), epochs_total=planned)
         store.write_metrics(run_dir, metrics)
         tracker.finish("failed", metrics["message"])
+        if user_error:  # one line and exit 2 in the CLI; the traceback stays in metrics.json
+            raise user_error from None
         raise
     if trained is not None and len(ctx.history) > 0:
         t = time.perf_counter()
