@@ -210,6 +210,8 @@ def record_problem(config: dict, history: dict, metrics: dict) -> str:
     classes = resolved.get("classes")
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         return "config.json lacks 'resolved.classes' (a list of class names)"
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        return f"config.json: 'resolved.classes' must name two or more different classes (it names {classes!r:.80})"
     if not (isinstance(resolved.get("image_size"), int) and resolved["image_size"] > 0):
         return "config.json lacks 'resolved.image_size' (a positive integer)"
     if metrics.get("state") not in STATES:
@@ -424,10 +426,15 @@ class RunStore:
         if problem:
             raise RunDamaged(run_id, problem)
         try:
-            return keras.saving.load_model(path, compile=False)
+            model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # a corrupt archive can fail anywhere in h5py or deserialisation
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RunDamaged(run_id, f"model.keras cannot be loaded ({type(exc).__name__}: {first[:200]})") from exc
+        classes = self.load(run_id).config["resolved"]["classes"]
+        units = model.output_shape[-1]
+        if units != (1 if len(classes) == 2 else len(classes)):  # one sigmoid unit for two classes, else softmax
+            raise RunDamaged(run_id, f"model.keras has {units} output(s) but config.json names {len(classes)} classes")
+        return model
 
 
 def _read_owner(run_dir: Path) -> dict:

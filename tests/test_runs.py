@@ -92,6 +92,8 @@ def test_run_ids_never_leave_the_store(tmp_path, bad):
     ({**CONFIG, "resolved": None}, "config.json lacks 'resolved'"),
     ({**CONFIG, "resolved": {"image_size": 32}}, "config.json lacks 'resolved.classes'"),
     ({**CONFIG, "resolved": {"classes": ["a", "b"], "image_size": "big"}}, "config.json lacks 'resolved.image_size'"),
+    ({**CONFIG, "resolved": {"classes": ["a"], "image_size": 32}}, "config.json: 'resolved.classes' must name two or more different classes"),
+    ({**CONFIG, "resolved": {"classes": ["a", "a"], "image_size": 32}}, "config.json: 'resolved.classes' must name two or more different classes"),
 ])
 def test_incomplete_config_is_listed_as_damaged(tmp_path, config, reason):
     store = RunStore(tmp_path / "r")
@@ -148,6 +150,14 @@ def _tiny_model():
 
     inp = keras.Input((4,))
     return keras.Model(inp, keras.layers.Dense(1)(inp))
+
+
+def test_a_model_whose_outputs_do_not_match_the_classes_is_damaged(tmp_path):
+    store = RunStore(tmp_path / "r")
+    path = store.create("frozen", {**CONFIG, "resolved": {"classes": ["a", "b", "c"], "image_size": 32}}, run_id="three")
+    store.save_model(path, _tiny_model())  # one sigmoid-style unit: a two-class model
+    with pytest.raises(RunDamaged, match="model.keras has 1 output\\(s\\) but config.json names 3 classes"):
+        store.load_model("three")
 
 
 def test_truncated_model_is_damaged_not_file_not_found(tmp_path):
