@@ -118,3 +118,23 @@ def test_tensorboards_own_reader_loads_the_run(logged_run):
     steps = [e.step for e in mux.Tensors("fe-tb/validation", "epoch_accuracy")]
     assert steps == [0, 1]
     assert "_hparams_/session_start_info" in mux.PluginRunToTagToContent("hparams").get("fe-tb", {})
+
+
+def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from engine.approaches import RUNNERS, common, prepare_data
+    from engine.errors import StudioError
+    from engine.runs import RunStore
+    from tests.conftest import tiny_config
+
+    def denied(*args, **kwargs):  # what a folder turned read-only after the CLI's check gives (root ignores chmod)
+        raise tf.errors.PermissionDeniedError(None, None, f"{tmp_path / 'tb'}; Permission denied")
+
+    monkeypatch.setattr(common, "write_hyperparameters", denied)
+    cfg = tiny_config("feature_extraction", tiny_dataset)
+    cfg.compute.tensorboard = str(tmp_path / "tb")
+    with pytest.raises(StudioError, match=r"^--tensorboard .*/tb: cannot write the logs \(.*Permission denied\); choose a folder you can write to$"):
+        RUNNERS["feature_extraction"](cfg, prepare_data(str(tiny_dataset)))
+    [record] = RunStore().list().runs
+    assert record.state == "failed" and record.metrics["message"].startswith("--tensorboard ")

@@ -650,7 +650,14 @@ def _execute(
     tensorboard_dir = ""
     if cfg.compute.tensorboard and dist.chief:  # like the run store: one writer per job
         tensorboard_dir = str(run_log_dir(cfg.compute.tensorboard, run_dir.name))
-        write_hyperparameters(tensorboard_dir, stored, run_dir.name)
+        try:
+            write_hyperparameters(tensorboard_dir, stored, run_dir.name)
+        except Exception as exc:  # TensorFlow's own file errors (PermissionDenied, ...) are no OSError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            message = f"--tensorboard {cfg.compute.tensorboard}: cannot write the logs ({first}); choose a folder you can write to"
+            store.write_metrics(run_dir, {"state": "failed", "message": message, "epochs_run": 0, "epochs_total": planned})
+            tracker.finish("failed", message)  # the run never reads `running` (then `interrupted`)
+            raise StudioError(message) from None
     ctx = RunContext(cfg, data, base, image_size, store, run_dir, FeatureCache(cache_dir), progress, should_stop,
                      history=history, weights_id=weights_id, dist=dist,
                      precision=precision, tensorboard_dir=tensorboard_dir)
