@@ -425,7 +425,10 @@ def cmd_presets(args) -> int:
 def cmd_runs(args) -> int:
     from .runs import RunStore
 
-    listing = RunStore(args.runs_dir).list()
+    store = RunStore(args.runs_dir)
+    if store.root.exists() and not store.root.is_dir():
+        raise ConfigError(f"--runs-dir {store.root}: is a file, not a run store folder")
+    listing = store.list()
     rows = listing.summaries()  # damaged folders too, with state "damaged" and the reason as message
     if args.json:
         damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]

@@ -56,8 +56,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode())
+def atomic_write_json(path: str | os.PathLike, obj: Any, allow_nan: bool = True) -> None:
+    """`allow_nan=False` for files other tools read (config.json): a bare NaN is not valid JSON."""
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=allow_nan).encode())
 
 
 def _json_default(o):
@@ -298,7 +299,7 @@ class RunStore:
         staging = self.root / f".{run_id}.{secrets.token_hex(4)}.creating"
         staging.mkdir()
         try:
-            atomic_write_json(staging / "config.json", config)
+            atomic_write_json(staging / "config.json", config, allow_nan=False)  # validate() let no NaN through
             atomic_write_json(staging / "history.json", {})
             atomic_write_json(staging / "metrics.json", {"state": "running", "started": time.time()})
             os.rename(staging, path)  # fails if a folder of that name appeared meanwhile (and is not empty)

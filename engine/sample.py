@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .errors import StudioError
+
 CLASSES = ("circle", "square", "triangle")
 COUNTS = {"train": 60, "validation": 20, "test": 20}  # per class
 SIZE = 64  # pixels; images are drawn at this size and resized by the loader
@@ -50,11 +52,15 @@ def ensure_sample_dataset(root: str | os.PathLike | None = None, seed: int = 0) 
     if done.exists():
         return root
     rng = np.random.default_rng(seed)
-    for split, n in COUNTS.items():
-        for cls in CLASSES:
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                _draw(cls, rng).save(folder / f"{cls}_{i:03d}.png")
-    done.write_text("ok\n")
+    try:
+        for split, n in COUNTS.items():
+            for cls in CLASSES:
+                folder = root / split / cls
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in range(n):
+                    _draw(cls, rng).save(folder / f"{cls}_{i:03d}.png")
+        done.write_text("ok\n")
+    except OSError as exc:
+        raise StudioError(f"{root}: cannot create the sample there ({exc.strerror or exc}); "
+                           "give a folder you can write to (or set TLS_SAMPLE_DIR)") from None
     return root

@@ -389,3 +389,13 @@ def test_scan_plain_text_names_counts_sizes_and_bad_files(tmp_path, capsys):
     assert "  size        width 40/40/40  height 32/32/32 (min/median/max)" in lines
     assert "  formats     PNG 10" in lines
     assert any(l.startswith(f"  bad file    {data / 'train' / 'cats' / 'broken.png'}: not a readable image") for l in lines)
+
+
+def test_places_that_cannot_hold_a_sample_or_a_run_store_are_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["sample", str(tmp_path / "afile" / "sample")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'afile' / 'sample'}: cannot create the sample there (Not a directory); "
+        "give a folder you can write to (or set TLS_SAMPLE_DIR)"]
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --runs-dir {tmp_path / 'afile'}: is a file, not a run store folder"]
