@@ -76,14 +76,18 @@ def check_target(flag: str, target: str | os.PathLike, *, inputs=(), run_store: 
 
 
 def check_writable_folder(flag: str, folder: str | os.PathLike) -> None:
-    """Creates `folder` if needed and proves a file can be made in it, before any data preparation,
-    so a read-only disk or a path that is a file fails in one line instead of after minutes of work."""
-    p = Path(folder)
-    if p.exists() and not p.is_dir():
-        raise OutputRefused(f"{flag} {folder}: is {_kind(p)}, not a folder; choose a folder you can write to")
+    """Proves a file can be made in `folder` (or, if it does not exist yet, in the nearest folder above
+    it, where the run would create it) before any data preparation, so a read-only disk or a path that
+    is a file fails in one line instead of after minutes of work. Creates nothing."""
+    p = Path(folder).absolute()
+    probe_in = p
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise OutputRefused(f"{flag} {folder}: {'is' if probe_in == p else f'lies under {probe_in}, which is'} "
+                            f"{_kind(probe_in)}, not a folder; choose a folder you can write to")
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=p, prefix=".tls-write-check-")
+        fd, probe = tempfile.mkstemp(dir=probe_in, prefix=".tls-write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
