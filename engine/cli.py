@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import config as cfgmod
-from . import distribute
-from .backbones import BACKBONES, image_size_for
-from .config import APPROACHES, ConfigError, RunConfig, default_config
-from .datasets import DatasetError, scan_dataset
-from .errors import StudioError
-from .sample import resolve_data_path
+from engine import config as cfgmod
+from engine.training import distribute
+from engine.models.backbones import BACKBONES, image_size_for
+from engine.config import APPROACHES, ConfigError, RunConfig, default_config
+from engine.data.datasets import DatasetError, scan_dataset
+from engine.errors import StudioError
+from engine.data.sample import resolve_data_path
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--force", action="store_true", help="--gradcam may replace existing files (never an input image)")
     pr.add_argument("images", nargs="+")
 
-    from .export import FORMATS
+    from engine.insight.export import FORMATS
 
     ex = sub.add_parser("export", help="export a stored run's model: .keras, SavedModel, TFLite float32 or int8")
     ex.add_argument("run", help="run id")
@@ -152,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     iz.add_argument("zip", help="the .zip file")
     iz.add_argument("dest", help="a new or empty folder to unpack into")
 
-    from .bench import add_bench_arguments
+    from engine.training.bench import add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="measure speed and memory of each stage"))
     return p
@@ -169,7 +169,7 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
         raw["approach"] = approach
         cfg = RunConfig.from_dict(raw)
     if getattr(args, "preset", None):
-        from .presets import apply_preset, get_preset
+        from engine.insight.presets import apply_preset, get_preset
 
         get_preset(args.preset)  # an unknown name is refused either way
         if base is None:  # a --config file already holds its values (the dashboard's: preset + the user's changes)
@@ -285,7 +285,7 @@ def cmd_scan(args) -> int:
 def cmd_run(args) -> int:
     import keras
 
-    from .approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
 
     base_cfg = read_config_file(args.config) if args.config else None
     approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
@@ -299,8 +299,8 @@ def cmd_run(args) -> int:
         check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
     configs = [build_config(a, args, base_cfg) for a in approaches]
-    from .outputs import check_writable_folder
-    from .runs import RunStore
+    from engine.store.outputs import check_writable_folder
+    from engine.store.runs import RunStore
 
     check_writable_folder("--runs-dir", RunStore(args.runs_dir).root)
     if configs[0].compute.tensorboard:
@@ -309,12 +309,12 @@ def cmd_run(args) -> int:
     # anything, and a missing TF_CONFIG or nothing to mirror over fails here, before any work.
     dist = distribute.resolve(configs[0].compute.distribute)
     if args.run_id and dist.chief:  # other workers store nothing (and may see the chief's new folder)
-        from .runs import RunStore, RunStoreError, check_run_id
+        from engine.store.runs import RunStore, RunStoreError, check_run_id
 
         if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
             raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
     d = configs[0].data
-    from .features import default_cache_dir
+    from engine.training.features import default_cache_dir
 
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
                         checks_dir=args.cache_dir or default_cache_dir())
@@ -327,7 +327,7 @@ def cmd_run(args) -> int:
     for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
         if stop():
             break
-        if args.repeat_group:  # one repeat of a group queued job by job (engine/jobs.py)
+        if args.repeat_group:  # one repeat of a group queued job by job (engine/store/jobs.py)
             cfg.fit.seed += args.repeat_index
             extra = {**extra, "repeat_group": args.repeat_group, "repeat_index": args.repeat_index}
         if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
@@ -386,7 +386,7 @@ def repeat_plan(configs: list[RunConfig], seeds: int, preset: str | None = None)
 
 def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None, runs_dir: str | None = None) -> dict:
     """{"estimate_s": ...} from a stored calibration (never measures one: training should not wait), else {}."""
-    from .estimate import estimate_run
+    from engine.training.estimate import estimate_run
 
     try:
         est = estimate_run(cfg, data, cache_dir, calibrate=False, runs_dir=runs_dir)
@@ -396,8 +396,8 @@ def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None, runs_dir: str
 
 
 def cmd_estimate(args) -> int:
-    from .approaches import prepare_data
-    from .estimate import estimate_run
+    from engine.training.approaches import prepare_data
+    from engine.training.estimate import estimate_run
 
     base_cfg = read_config_file(args.config) if args.config else None
     if args.approach == "all":
@@ -411,7 +411,7 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .presets import PRESETS
+    from engine.insight.presets import PRESETS
 
     if args.json:
         print(json.dumps({"presets": [p.to_dict() for p in PRESETS.values()]}, indent=2))
@@ -423,7 +423,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs import RunStore
+    from engine.store.runs import RunStore
 
     store = RunStore(args.runs_dir)
     if store.root.exists() and not store.root.is_dir():
@@ -446,16 +446,16 @@ def cmd_runs(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import check_files, classify_file, load_run
-    from .runs import RunStore
+    from engine.insight.inference import check_files, classify_file, load_run
+    from engine.store.runs import RunStore
 
     # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
     # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
     check_files(args.images)
     store = RunStore(args.runs_dir)
     if args.gradcam:
-        from .explain import gradcam_paths
-        from .outputs import check_named, check_target
+        from engine.insight.explain import gradcam_paths
+        from engine.store.outputs import check_named, check_target
 
         check_named("--gradcam", args.gradcam)
         heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
@@ -463,7 +463,7 @@ def cmd_predict(args) -> int:
     run = load_run(store, args.run)
     out = [{"image": path, **classify_file(run, path)} for path in args.images]
     if args.gradcam:
-        from .explain import explain_image, save_png
+        from engine.insight.explain import explain_image, save_png
 
         for row, target in zip(out, heatmaps):
             explained = explain_image(run, row["image"])
@@ -479,13 +479,13 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_run
-    from .runs import RunStore
+    from engine.insight.export import export_run
+    from engine.store.runs import RunStore
 
     def progress(message: str) -> None:
         print(f"[export] {message}", file=sys.stderr, flush=True)
 
-    from .outputs import check_outside_store, check_target
+    from engine.store.outputs import check_outside_store, check_target
 
     store = RunStore(args.runs_dir)
     check_outside_store("--out", args.out, store.root)
@@ -499,14 +499,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .sample import ensure_sample_dataset
+    from engine.data.sample import ensure_sample_dataset
 
     print(ensure_sample_dataset(args.dir))
     return 0
 
 
 def cmd_import_zip(args) -> int:
-    from .datasets import import_zip
+    from engine.data.datasets import import_zip
 
     try:
         print(import_zip(args.zip, args.dest))
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"scan": cmd_scan, "run": cmd_run, "runs": cmd_runs, "predict": cmd_predict, "sample": cmd_sample,
                 "import-zip": cmd_import_zip, "export": cmd_export}
     if args.command == "bench":
-        from .bench import cmd_bench
+        from engine.training.bench import cmd_bench
 
         handlers["bench"] = cmd_bench
     handlers.update(estimate=cmd_estimate, presets=cmd_presets)

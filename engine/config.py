@@ -8,7 +8,7 @@ stored beside its model and the dashboard, CLI and job runner share one format.
 
 from __future__ import annotations
 
-from .errors import StudioError
+from engine.errors import StudioError
 
 import dataclasses
 import json
@@ -55,7 +55,7 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    name: str = knob("mobilenet_v2", "registry key, see engine.backbones.BACKBONES")  # choices live in the registry
+    name: str = knob("mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES")  # choices live in the registry
     weights: str = knob("imagenet", "'imagenet' (Keras download/cache), 'none', or a path to a weights file")  # never empty
     alpha: float = knob(1.0, "width multiplier, MobileNet family only", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
     # square input side in pixels; 0 = the backbone's default, else 32-512 (each backbone's own limit: backbones.py)

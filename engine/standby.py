@@ -1,7 +1,7 @@
 """A training process started before its job: TensorFlow and Keras already imported when it comes.
 
 Why: importing TensorFlow and Keras takes ≈3 s of this 2-core CPU, a tenth of a second try
-whose frozen work is all cached (≈30 s). The dashboard's job runner (engine/jobs.py, warm
+whose frozen work is all cached (≈30 s). The dashboard's job runner (engine/store/jobs.py, warm
 start) keeps one standby waiting while it is idle; a job hands it one line on stdin,
 `{"argv": [...], "log": PATH}`. The standby points its stderr at the job's log and runs
 exactly what `python -m engine ARGV...` runs, then exits. So it is still one process per
@@ -23,8 +23,8 @@ def preload() -> None:
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
 
-    from . import cli  # noqa: F401
-    from .approaches import RUNNERS  # noqa: F401  (modeling, features, training, ...)
+    from engine import cli  # noqa: F401
+    from engine.training.approaches import RUNNERS  # noqa: F401  (modeling, features, training, ...)
 
 
 def run_job(line: str) -> int:
@@ -33,7 +33,7 @@ def run_job(line: str) -> int:
     fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)  # TensorFlow's C++ logging writes to fd 2 as well as Python's sys.stderr
     os.close(fd)
-    from .cli import main
+    from engine.cli import main
 
     return main([str(a) for a in spec["argv"]])
 

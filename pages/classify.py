@@ -1,9 +1,9 @@
 import streamlit as st
 
-from engine import charts
-from engine.images import ImageDecodeError, preview_image
-from engine.inference import classify_bytes, load_run
-from engine.runs import RunStoreError
+from engine.insight import charts
+from engine.data.images import ImageDecodeError, preview_image
+from engine.insight.inference import classify_bytes, load_run
+from engine.store.runs import RunStoreError
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import dataset_name
@@ -17,7 +17,7 @@ st.title("Classify")
 
 @st.cache_resource(show_spinner="Loading model …")
 def cached_run(runs_dir: str, run_id: str):
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     return load_run(RunStore(runs_dir), run_id)
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from engine import charts
+from engine.insight import charts
 from ui import resources
 from ui.access import require_token
 from ui.compare_extras import cost_columns, show_disagreements, show_repeats

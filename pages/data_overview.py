@@ -1,9 +1,9 @@
 import streamlit as st
 
-from engine import charts
-from engine.augmentation import preview_augmentation
-from engine.datasets import read_image_file
-from engine.images import preview_image
+from engine.insight import charts
+from engine.data.augmentation import preview_augmentation
+from engine.data.datasets import read_image_file
+from engine.data.images import preview_image
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import current_report, dataset_name

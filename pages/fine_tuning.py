@@ -11,7 +11,7 @@ require_token()  # also here: a fresh server's first request for this page's URL
 
 def finished_frozen_runs(cfg, report) -> list:
     """Finished frozen runs that fine-tuning can continue from: same dataset, backbone and image size."""
-    from engine.backbones import image_size_for
+    from engine.models.backbones import image_size_for
 
     size = image_size_for(cfg.backbone)
     out = []

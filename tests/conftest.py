@@ -130,8 +130,8 @@ def tiny_ft_run(tmp_path_factory) -> tuple[Path, str, Path]:
 
 @pytest.fixture
 def stand_in_calibration(monkeypatch):
-    """A fixed calibration for engine/estimate.py (100 images/s forward, 10 ms a step): tests of what reads it, not of measuring."""
-    from engine import estimate
+    """A fixed calibration for engine/training/estimate.py (100 images/s forward, 10 ms a step): tests of what reads it, not of measuring."""
+    from engine.training import estimate
 
     monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
     monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {

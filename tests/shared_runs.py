@@ -92,7 +92,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, str, Path]:
     done = root / "run_id.txt"
     with exclusive(root):
         if not done.is_file():
-            from engine.approaches import RUNNERS, prepare_data
+            from engine.training.approaches import RUNNERS, prepare_data
 
             data_dir = make_split_dataset(root / "tiny")
             result = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data_dir), prepare_data(str(data_dir)),

@@ -1,4 +1,4 @@
-"""Errors you can learn from and repeat groups (engine/analysis.py), on hand-made predictions and one tiny run."""
+"""Errors you can learn from and repeat groups (engine/insight/analysis.py), on hand-made predictions and one tiny run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from engine import analysis
-from engine.analysis import AnalysisError, SplitPredictions
+from engine.insight import analysis
+from engine.insight.analysis import AnalysisError, SplitPredictions
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_group_repeats_mean_std_and_overlap():
 
 @pytest.mark.slow
 def test_a_scored_run_stores_every_image_probabilities(tiny_dataset):
-    from engine.approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
 
     data = prepare_data(str(tiny_dataset))
     res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_dataset), data)
@@ -115,7 +115,7 @@ def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
     assert [r["seed"] for r in reps] == [42, 43] and reps[0]["repeat_group"] == reps[1]["repeat_group"]
     tests = [analysis.load_predictions(runs / r["id"]).files for r in reps]
     assert tests[0] == tests[1] and len(tests[0]) == 4
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
 
     groups = analysis.group_repeats(RunStore(runs).list().runs)
     assert len(groups) == 1 and groups[0]["n"] == 2 and sorted(groups[0]["seeds"]) == [42, 43]

@@ -17,7 +17,7 @@ from tests.conftest import ASSETS, ROOT
 
 @pytest.fixture(autouse=True)
 def sample_dir(tmp_path, monkeypatch):
-    # Folder paths and weights files typed into the sidebar must lie inside these (engine/paths.py).
+    # Folder paths and weights files typed into the sidebar must lie inside these (engine/data/paths.py).
     monkeypatch.setenv("TLS_DATA_ROOTS", os.pathsep.join([str(tmp_path), str(ASSETS)]))
     monkeypatch.chdir(ROOT)
 
@@ -170,8 +170,8 @@ def test_sidebar_settings_round_trip_through_the_url():
 
 @pytest.mark.slow
 def test_fine_tuning_continues_from_a_finished_frozen_run():
-    from engine.approaches import RUNNERS, prepare_data
-    from engine.sample import ensure_sample_dataset
+    from engine.training.approaches import RUNNERS, prepare_data
+    from engine.data.sample import ensure_sample_dataset
     from tests.conftest import tiny_config
 
     data_dir = ensure_sample_dataset()
@@ -192,7 +192,7 @@ def test_fine_tuning_continues_from_a_finished_frozen_run():
 def test_damaged_and_interrupted_runs_are_named_on_compare_and_classify():
     from pathlib import Path
 
-    from engine import heartbeat
+    from engine.store import heartbeat
     from tests.conftest import dead_pid, write_run
 
     runs_dir = Path(os.environ["TLS_RUNS_DIR"])

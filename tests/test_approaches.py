@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.approaches import RUNNERS, prepare_data
-from engine.runs import RunStore
+from engine.training.approaches import RUNNERS, prepare_data
+from engine.store.runs import RunStore
 from tests.conftest import make_split_dataset, tiny_config
 
 APPROACHES = ["feature_extraction", "frozen", "fine_tuning"]
@@ -199,7 +199,7 @@ def test_early_stopping_scores_and_saves_the_best_epoch(data):
 
 
 def test_an_unexpected_error_fails_the_run_with_its_traceback_and_is_raised(data, monkeypatch):
-    from engine.approaches import common
+    from engine.training.approaches import common
 
     def broken_fit(self, *args, **kwargs):
         raise RuntimeError("a bug in fit")
@@ -242,7 +242,7 @@ def test_an_image_spoiled_after_its_scan_fails_a_streamed_run_naming_it(tiny_dat
     from engine import cli
 
     cache = isolated_store / "cache"
-    from engine.datasets import scan_dataset
+    from engine.data.datasets import scan_dataset
 
     scan_dataset(str(tiny_dataset), checks_dir=cache)  # as the dashboard's scan does: each file's check remembered
     victim = tiny_dataset / "train" / "cats" / "cats_3.png"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.augmentation import build_augmentation, preview_augmentation
+from engine.data.augmentation import build_augmentation, preview_augmentation
 from engine.config import AugmentationConfig
 
 

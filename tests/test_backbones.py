@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from engine import backbones
-from engine.backbones import BACKBONES, WeightsUnavailable, build_base, preprocess
+from engine.models import backbones
+from engine.models.backbones import BACKBONES, WeightsUnavailable, build_base, preprocess
 from engine.config import BackboneConfig
 
 
@@ -18,7 +18,7 @@ def test_builds_without_weights_and_cut_layers_exist(name):
 
 
 def test_vgg16_top_block_is_block5_convs():
-    from engine.modeling import split_base
+    from engine.models.modeling import split_base
 
     base = build_base(BackboneConfig(name="vgg16", weights="none"), 48)
     top = split_base(base, BACKBONES["vgg16"].top_block_cuts[0]).top_part
@@ -101,7 +101,7 @@ def test_find_local_weights_searches_env_keras_cache_then_app_folder(tmp_path, m
 
 @pytest.mark.real_data
 def test_the_real_assets_weights_are_found_and_load(assets, tmp_path, monkeypatch):
-    from engine.images import decode_image
+    from engine.data.images import decode_image
 
     source = assets / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5"
     (tmp_path / "w").mkdir()

@@ -1,4 +1,4 @@
-from engine import charts
+from engine.insight import charts
 
 
 def test_curves_have_train_and_validation_and_phase_marker():

@@ -144,8 +144,8 @@ def test_offline_imagenet_fails_fast_with_actionable_message(tiny_dataset, capsy
 
 
 def test_predict_classifies_files(tiny_ft_run, tmp_path, capsys):
-    from engine.inference import classify_file, load_run
-    from engine.runs import RunStore
+    from engine.insight.inference import classify_file, load_run
+    from engine.store.runs import RunStore
 
     runs_dir, run_id, data_dir = tiny_ft_run
     shared = ["--run", run_id, "--runs-dir", str(runs_dir)]
@@ -223,7 +223,7 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     import keras
     import numpy as np
 
-    from engine import modeling  # noqa: F401  (registers the preprocessing layer for loading)
+    from engine.models import modeling  # noqa: F401  (registers the preprocessing layer for loading)
 
     runs_dir = tmp_path / "r"
     common = ["--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
@@ -277,7 +277,7 @@ def test_damaged_run_folders_are_listed_and_predict_says_so_in_one_line(tiny_dat
 
 
 def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
-    from engine.bench import steady_epoch_seconds
+    from engine.training.bench import steady_epoch_seconds
 
     history = {"epoch_seconds": [9.0, 1.0, 30.0, 4.0, 5.0, 60.0], "phase": [1, 1, 1, 2, 2, 2]}
     assert steady_epoch_seconds(history, phase=1) == 15.5  # 1.0 and 30.0: the traced 9.0 left out

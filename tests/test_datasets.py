@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import datasets
-from engine.datasets import DatasetError, scan_dataset
-from engine.images import ImageDecodeError, decode_image
+from engine.data import datasets
+from engine.data.datasets import DatasetError, scan_dataset
+from engine.data.images import ImageDecodeError, decode_image
 from tests.conftest import COLOURS, make_image, make_split_dataset
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli, distribute
+from engine import cli
+from engine.training import distribute
 from engine.config import ConfigError
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 from tests.conftest import ROOT, make_split_dataset
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")

@@ -1,7 +1,7 @@
 import pytest
 
-from engine import downloads
-from engine.backbones import cached_imagenet_weights, imagenet_weights_filename, keras_cache_dir
+from engine.data import downloads
+from engine.models.backbones import cached_imagenet_weights, imagenet_weights_filename, keras_cache_dir
 from engine.config import BackboneConfig
 
 

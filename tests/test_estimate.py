@@ -1,4 +1,4 @@
-"""Cost before you click (engine/estimate.py): calibration, cache reuse as a real run sees it, the CLI."""
+"""Cost before you click (engine/training/estimate.py): calibration, cache reuse as a real run sees it, the CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import tiny_config
-from engine import estimate
-from engine.approaches import RUNNERS, prepare_data
+from engine.training import estimate
+from engine.training.approaches import RUNNERS, prepare_data
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.evaluation import class_probabilities, roc_auc, score_predictions
+from engine.insight.evaluation import class_probabilities, roc_auc, score_predictions
 
 
 def test_sigmoid_output_becomes_two_columns():

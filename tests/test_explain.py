@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import backbones, cli, modeling
+from engine.models import backbones, modeling
+from engine import cli
 from engine.config import BackboneConfig, HeadConfig
-from engine.explain import colorize, explain_image, gradcam, gradcam_paths, overlay
-from engine.inference import classify_file, load_run
-from engine.runs import RunStore
+from engine.insight.explain import colorize, explain_image, gradcam, gradcam_paths, overlay
+from engine.insight.inference import classify_file, load_run
+from engine.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.shared_runs import PHOTOS, copy_run, tiny_run, trained_run
 

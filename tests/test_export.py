@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import backbones, cli, modeling
+from engine.models import backbones, modeling
+from engine import cli
 from engine.config import BackboneConfig, HeadConfig
-from engine.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
-from engine.inference import classify_file, load_run
-from engine.runs import RunStore
+from engine.insight.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
+from engine.insight.inference import classify_file, load_run
+from engine.store.runs import RunStore
 from tests import shared_runs
 from tests.shared_runs import PHOTOS, copy_run, trained_run
 
@@ -96,7 +97,7 @@ def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_p
 def test_a_three_class_model_exports_with_softmax_labels_and_the_same_answers(tiny_multiclass, tmp_path, capsys):
     import keras
 
-    from engine.approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
     from tests.conftest import tiny_config
 
     runs_dir = tmp_path / "runs"

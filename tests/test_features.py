@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.approaches import RUNNERS, prepare_data
-from engine.approaches import common
-from engine.features import FeatureCache, FeatureCacheError, NpyWriter, feature_key, read_rows, row_dataset
+from engine.training.approaches import RUNNERS, prepare_data
+from engine.training.approaches import common
+from engine.training.features import FeatureCache, FeatureCacheError, NpyWriter, feature_key, read_rows, row_dataset
 from tests.conftest import make_image, tiny_config
 
 
@@ -234,7 +234,7 @@ def test_in_memory_entries_are_evicted_least_recently_used_first_but_never_this_
 
 @pytest.mark.parametrize("raw,gib,warns", [("", 20.0, False), ("0.5", 0.5, False), ("2", 2.0, False), ("lots", 20.0, True)])
 def test_cache_budget_comes_from_tls_cache_max_gb(monkeypatch, capsys, tmp_path, raw, gib, warns):
-    from engine.features import DEFAULT_BUDGET_GB
+    from engine.training.features import DEFAULT_BUDGET_GB
 
     monkeypatch.setenv("TLS_CACHE_MAX_GB", raw)
     assert FeatureCache(tmp_path).max_bytes == int(gib * 1024**3) and DEFAULT_BUDGET_GB == 20.0

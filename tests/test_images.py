@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from engine import images
-from engine.images import ImageDecodeError, check_image, decode_image, open_rgb
+from engine.data import images
+from engine.data.images import ImageDecodeError, check_image, decode_image, open_rgb
 
 RNG = np.random.default_rng(0)
 PHOTO = Image.fromarray(RNG.integers(0, 256, (16, 24, 3), dtype=np.uint8))  # 24 x 16, every value in play

@@ -6,8 +6,9 @@ import zipfile
 
 import pytest
 
-from engine import cli, datasets
-from engine.datasets import DatasetError, ZipLimits, import_zip, scan_dataset
+from engine import cli
+from engine.data import datasets
+from engine.data.datasets import DatasetError, ZipLimits, import_zip, scan_dataset
 from tests.conftest import make_split_dataset
 
 

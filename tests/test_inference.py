@@ -1,4 +1,4 @@
-"""engine/inference.py: classify an upload or a file with a stored run, as the run's own model sees it."""
+"""engine/insight/inference.py: classify an upload or a file with a stored run, as the run's own model sees it."""
 
 import os
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.approaches import RUNNERS, prepare_data
-from engine.images import ImageDecodeError
-from engine.inference import classify_bytes, classify_file, load_run
-from engine.runs import RunStore
+from engine.training.approaches import RUNNERS, prepare_data
+from engine.data.images import ImageDecodeError
+from engine.insight.inference import classify_bytes, classify_file, load_run
+from engine.store.runs import RunStore
 from tests.conftest import make_split_dataset, tiny_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import JobRunner
+from engine.store.jobs import JobRunner
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow  # every test here starts training processes

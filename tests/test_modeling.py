@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from engine import modeling
-from engine.backbones import BACKBONES, build_base, preprocess
+from engine.models import modeling
+from engine.models.backbones import BACKBONES, build_base, preprocess
 from engine.config import BackboneConfig, HeadConfig
 
 

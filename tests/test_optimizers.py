@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from engine.optimizers import FusedAdam, FusedRMSprop
+from engine.models.optimizers import FusedAdam, FusedRMSprop
 
 
 def _train(optimizer, steps=5):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.datasets import DatasetError
-from engine.paths import PathNotAllowed, allowed_roots, confine
+from engine.data.datasets import DatasetError
+from engine.data.paths import PathNotAllowed, allowed_roots, confine
 
 
 @pytest.fixture

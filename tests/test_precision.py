@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine import cli, modeling
+from engine import cli
+from engine.models import modeling
 from engine.config import HeadConfig
-from engine.optimizers import FusedAdam, FusedRMSprop
-from engine.precision import dtype_policy, resolve_precision
+from engine.models.optimizers import FusedAdam, FusedRMSprop
+from engine.models.precision import dtype_policy, resolve_precision
 
 
 @pytest.fixture
@@ -124,8 +125,8 @@ def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_mixed_float16_run_trains_end_to_end_and_leaves_float32_behind(tiny_dataset, tmp_path):
     """The GPU code path on a CPU: every model built under the policy, loss scaled, the saved head's output float32."""
-    from engine.approaches import RUNNERS, prepare_data
-    from engine.runs import RunStore
+    from engine.training.approaches import RUNNERS, prepare_data
+    from engine.store.runs import RunStore
     from tests.conftest import tiny_config
 
     cfg = tiny_config("frozen", tiny_dataset)

@@ -1,4 +1,4 @@
-"""Presets (engine/presets.py): published setups applied to configs, listed and used by the CLI."""
+"""Presets (engine/insight/presets.py): published setups applied to configs, listed and used by the CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.config import APPROACHES, ConfigError, default_config, validate
-from engine.presets import PRESETS, apply_preset, get_preset, published_for
+from engine.insight.presets import PRESETS, apply_preset, get_preset, published_for
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from engine.approaches import RUNNERS, prepare_data
+from engine.training.approaches import RUNNERS, prepare_data
 from engine.config import default_config
-from engine.runs import RunStore
+from engine.store.runs import RunStore
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 WEIGHTS = "weights/mobilenet_v2_1.0_imagenet_no_top.weights.h5"
@@ -51,7 +51,7 @@ def test_feature_extraction_reaches_090(real_run):
 
 @pytest.mark.parametrize("photo", ["cat.bmp", "cat_720p.jpg"])
 def test_classify_labels_real_cat_photos(real_run, assets, photo):
-    from engine.inference import classify_bytes, load_run
+    from engine.insight.inference import classify_bytes, load_run
 
     runs_dir, run_id = real_run
     out = classify_bytes(load_run(RunStore(runs_dir), run_id), (assets / "photos" / photo).read_bytes())

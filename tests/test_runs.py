@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from engine import heartbeat, runs
-from engine.runs import RunDamaged, RunSaveError, RunStore, RunStoreError, atomic_write_json
+from engine.store import heartbeat, runs
+from engine.store.runs import RunDamaged, RunSaveError, RunStore, RunStoreError, atomic_write_json
 from tests.conftest import dead_pid, tiny_config, write_run
 
 # The least a run's config.json holds for readers (listing, Compare, Classify, predict).
@@ -254,7 +254,7 @@ def test_heartbeat_is_written_refreshed_and_ends_with_the_run(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset, monkeypatch):
-    from engine.approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
 
     saves = []
     real_save = RunStore.save_model
@@ -278,7 +278,7 @@ def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset,
 def test_a_save_error_fails_the_run_with_the_reason_and_keeps_the_epochs(tiny_dataset, monkeypatch, when):
     import keras
 
-    from engine.approaches import RUNNERS, common, prepare_data
+    from engine.training.approaches import RUNNERS, common, prepare_data
 
     def full_disk(model, path, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

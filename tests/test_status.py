@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine.runs import RunStore
-from engine.status import StatusTracker, elapsed_seconds
+from engine.store.runs import RunStore
+from engine.store.status import StatusTracker, elapsed_seconds
 from tests.conftest import tiny_config
 
 
@@ -83,7 +83,7 @@ def test_finish_freezes_elapsed():
 
 @pytest.mark.slow
 def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_store, monkeypatch):
-    from engine.approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
 
     seen: list[dict] = []
     original = RunStore.write_status

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from engine import cli
-from engine.tensorboard_logs import flatten_config
-from engine.training import History, fit_phase
+from engine.training.tensorboard_logs import flatten_config
+from engine.training.fit import History, fit_phase
 from tests.conftest import import_or_missing, make_split_dataset
 
 
@@ -123,9 +123,9 @@ def test_tensorboards_own_reader_loads_the_run(logged_run):
 def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from engine.approaches import RUNNERS, common, prepare_data
+    from engine.training.approaches import RUNNERS, common, prepare_data
     from engine.errors import StudioError
-    from engine.runs import RunStore
+    from engine.store.runs import RunStore
     from tests.conftest import tiny_config
 
     def denied(*args, **kwargs):  # what a folder turned read-only after the CLI's check gives (root ignores chmod)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine.training import History, fit_phase
+from engine.training.fit import History, fit_phase
 
 
 def _problem(n=64, seed=0):

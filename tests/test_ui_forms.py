@@ -102,7 +102,7 @@ def test_the_data_overview_preview_and_the_training_form_share_augmentation():
 
 
 def test_offline_default_is_a_local_weights_file_found_in_tls_weights_dir(tmp_path, monkeypatch):
-    from engine import backbones
+    from engine.models import backbones
     from ui import sidebar
 
     folder = tmp_path / "weights"
@@ -123,7 +123,7 @@ def test_offline_default_is_a_local_weights_file_found_in_tls_weights_dir(tmp_pa
 
 
 def test_no_weights_anywhere_disables_train_with_one_sentence_at_the_top(monkeypatch):
-    from engine import backbones
+    from engine.models import backbones
     from ui import sidebar
 
     monkeypatch.delenv("TLS_WEIGHTS_DIR", raising=False)

@@ -45,7 +45,7 @@ def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9,
 
 
 def test_compare_picks_the_best_finished_run_per_approach_on_this_dataset(tmp_path):
-    from engine.sample import ensure_sample_dataset
+    from engine.data.sample import ensure_sample_dataset
 
     here = str(ensure_sample_dataset())
     saved_run("20260101-000001-feature_extraction-aaaaaa", here, val=0.934, size=96, wall=1234.0)
@@ -86,7 +86,7 @@ def test_data_overview_speaks_plainly_about_sizes_bad_files_and_a_missing_test_s
 
 
 def _quick_model(data_dir):
-    from engine.approaches import RUNNERS, prepare_data
+    from engine.training.approaches import RUNNERS, prepare_data
     from tests.conftest import tiny_config
 
     cfg = tiny_config("feature_extraction", data_dir, backbone="vgg16")
@@ -99,7 +99,7 @@ def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
 
     from PIL import Image
 
-    from engine.sample import ensure_sample_dataset
+    from engine.data.sample import ensure_sample_dataset
 
     run = _quick_model(ensure_sample_dataset())
     at = page("pages/classify.py").run()
@@ -120,7 +120,7 @@ def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
 
 def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):
     """A job on another dataset (e.g. cats-vs-dogs) is not shown on the built-in sample's page unless asked."""
-    from engine.jobs import Job
+    from engine.store.jobs import Job
     from ui import resources
 
     at = page("pages/feature_extraction.py")
@@ -140,7 +140,7 @@ def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):
 
 
 def test_compare_deletes_the_chosen_runs_after_the_confirmation_tick():
-    from engine.sample import ensure_sample_dataset
+    from engine.data.sample import ensure_sample_dataset
 
     here = str(ensure_sample_dataset())
     saved_run("20260101-000001-feature_extraction-aaaaaa", here, val=0.93)
@@ -159,7 +159,7 @@ def test_compare_deletes_the_chosen_runs_after_the_confirmation_tick():
 
 
 def test_compare_shows_the_estimate_against_the_actual_time():
-    from engine.sample import ensure_sample_dataset
+    from engine.data.sample import ensure_sample_dataset
 
     here = str(ensure_sample_dataset())
     saved_run("20260101-000001-feature_extraction-aaaaaa", here, wall=100.0, estimate_s=90.0)

@@ -1,4 +1,4 @@
-"""Errors you can learn from, and repeats: renders engine/analysis.py results (no logic of the engine).
+"""Errors you can learn from, and repeats: renders engine/insight/analysis.py results (no logic of the engine).
 
 Pages pass plain data: a run folder (its predictions.json) or a metrics dict, a dict of
 runs for disagreements, RunRecords for repeat groups.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import analysis
+from engine.insight import analysis
 
 
 def show_errors(run_dir, key: str, k: int = 12) -> None:
@@ -81,7 +81,7 @@ def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
 
 
 def _title(group: dict) -> str:
-    from engine.charts import APPROACH_TITLES
+    from engine.insight.charts import APPROACH_TITLES
 
     return APPROACH_TITLES.get(group["approach"], str(group["approach"]))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import charts
+from engine.insight import charts
 
 
 def curve_pair(series: list[dict], key: str) -> None:

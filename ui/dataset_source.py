@@ -10,10 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.datasets import DatasetError, DatasetReport, import_zip
-from engine.downloads import DownloadUnavailable, download_cats_and_dogs
-from engine.paths import confine
-from engine.sample import ensure_sample_dataset
+from engine.data.datasets import DatasetError, DatasetReport, import_zip
+from engine.data.downloads import DownloadUnavailable, download_cats_and_dogs
+from engine.data.paths import confine
+from engine.data.sample import ensure_sample_dataset
 from ui import resources
 from ui.uploads import UploadFolder
 

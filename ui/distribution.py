@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import RunConfig
-from engine.distribute import visible_device_count
+from engine.training.distribute import visible_device_count
 
 CHOICES = {"none": "One device", "mirrored": "All local GPUs (mirrored)"}
 

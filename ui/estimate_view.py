@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import StudioError
-from engine.estimate import estimate_run
+from engine.training.estimate import estimate_run
 
 
 @st.cache_data(show_spinner="Measuring this machine once for this backbone and size ...", ttl=60)
 def _estimate(cfg_json: str, data_path: str, fractions: tuple, seed: int, cache_dir: str | None) -> dict:
-    from engine.approaches import prepare_data
+    from engine.training.approaches import prepare_data
     from engine.config import RunConfig
 
     data = prepare_data(data_path, fractions, seed)

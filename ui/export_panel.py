@@ -1,4 +1,4 @@
-"""Download buttons for a run's model in each export format (engine/export.py).
+"""Download buttons for a run's model in each export format (engine/insight/export.py).
 
 The files are built when a button is clicked (Streamlit runs a callable `data` in a
 worker thread), by `python -m engine export` in a child process: the TFLite converter's
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.export import FORMAT_TITLES, FORMATS, calibration_problem
+from engine.insight.export import FORMAT_TITLES, FORMATS, calibration_problem
 
 EXPORT_TIMEOUT_S = 900  # an int8 conversion of VGG16 at 224 px takes minutes on 2 cores
 ROOT = Path(__file__).resolve().parents[1]  # the engine package's folder, for `python -m engine`

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.explain import explain_image
-from engine.pipeline import PipelineError
+from engine.insight.explain import explain_image
+from engine.models.pipeline import PipelineError
 
 HELP = ("Grad-CAM: the parts of the photo that raised the score of the predicted class most, from the last "
         "convolutional layer of each model's base (red = most). Coarse by nature: a 160 px MobileNetV2 "

@@ -13,8 +13,8 @@ import time
 
 import streamlit as st
 
-from engine import charts
-from engine.runs import RunStoreError
+from engine.insight import charts
+from engine.store.runs import RunStoreError
 from ui import resources
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
@@ -22,7 +22,7 @@ from ui.run_analysis import show_run_analysis
 
 try:
     from ui.export_panel import export_downloads
-except ImportError:  # the export helper's panel (engine/export.py) may land after this module
+except ImportError:  # the export helper's panel (engine/insight/export.py) may land after this module
     export_downloads = None
 
 FINAL = ("finished", "stopped", "failed", "interrupted", "damaged")

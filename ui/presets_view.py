@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.presets import PRESETS, apply_preset, published_for
+from engine.insight.presets import PRESETS, apply_preset, published_for
 
 NONE = "(none: the lecture defaults)"
 

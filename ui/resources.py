@@ -14,11 +14,11 @@ import threading
 import streamlit as st
 
 from engine.config import RunConfig
-from engine.datasets import DatasetReport, scan_dataset
-from engine.downloads import internet_available
-from engine.features import default_cache_dir
-from engine.jobs import JobRunner
-from engine.runs import RunStore
+from engine.data.datasets import DatasetReport, scan_dataset
+from engine.data.downloads import internet_available
+from engine.training.features import default_cache_dir
+from engine.store.jobs import JobRunner
+from engine.store.runs import RunStore
 from ui.uploads import sweep_stale
 
 
@@ -75,6 +75,6 @@ def sweep_stale_uploads() -> int:
 
 @st.cache_data(show_spinner="Counting parameters …")
 def model_summary(cfg_json: str, num_classes: int) -> dict:
-    from engine.modeling import describe_model
+    from engine.models.modeling import describe_model
 
     return describe_model(RunConfig.from_json(cfg_json), num_classes)

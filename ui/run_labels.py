@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import charts
+from engine.insight import charts
 
 
 def dataset_root(r) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.runs import RunStoreError
+from engine.store.runs import RunStoreError
 from ui import resources
 from ui.run_labels import run_label
 

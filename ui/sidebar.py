@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import backbones
+from engine.models import backbones
 from engine.config import BackboneConfig, RunConfig, default_config
-from engine.datasets import DatasetError
-from engine.paths import confine
+from engine.data.datasets import DatasetError
+from engine.data.paths import confine
 from ui import resources
 from ui.dataset_source import SOURCES, dataset_fields
 

@@ -1,0 +1,70 @@
+"""Allowed roots for paths typed into the dashboard (Folder path, weights Local file).
+
+A dashboard served to other people must not turn a text box into a file browser for the
+whole server (`/etc`, other users' files), so typed paths are resolved — symlinks followed,
+`..` collapsed — and must land inside one of the allowed roots. The CLI is the local user's
+own tool and is not confined.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.models.backbones import keras_cache_dir
+from engine.data.datasets import DatasetError
+from engine.data.sample import default_sample_dir
+
+ROOTS_ENV = "TLS_DATA_ROOTS"
+
+
+class PathNotAllowed(DatasetError):
+    """A typed path resolves outside every allowed root; the message names the roots and the env var."""
+
+
+def _default_roots() -> list[Path]:
+    roots = [Path.home(), default_sample_dir().parent, keras_cache_dir().parent]
+    if os.environ.get("TLS_WEIGHTS_DIR"):
+        roots.append(Path(os.environ["TLS_WEIGHTS_DIR"]))
+    # ./data and ./weights only when present: a missing folder must not widen the allowance later by accident.
+    roots += [p for p in (Path.cwd() / "data", Path.cwd() / "weights") if p.is_dir()]
+    return roots
+
+
+def allowed_roots() -> list[Path]:
+    """TLS_DATA_ROOTS (os.pathsep-separated) if set, else the defaults; resolved, duplicates removed."""
+    raw = os.environ.get(ROOTS_ENV, "")
+    candidates = [Path(p) for p in raw.split(os.pathsep) if p.strip()] if raw.strip() else _default_roots()
+    out: list[Path] = []
+    for p in candidates:
+        resolved = p.expanduser().resolve()
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def confine(path: str, what: str) -> Path:
+    """Resolves a typed path (`~`, `..`, symlinks) and checks it lies inside an allowed root.
+
+    Args:
+        path: what the user typed; relative paths are taken from the working directory.
+        what: the field's name for the message ("Folder path", "Weights file").
+
+    Returns:
+        The resolved path (it need not exist; the caller reports a missing file).
+
+    Raises:
+        PathNotAllowed: outside every root (the message lists them and names TLS_DATA_ROOTS),
+            or not a usable path at all.
+    """
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # NUL bytes, symlink loops
+        raise PathNotAllowed(f"{what} {path!r} is not a usable path ({exc}); type a folder inside the allowed folders") from None
+    roots = allowed_roots()
+    if any(resolved.is_relative_to(root) for root in roots):
+        return resolved
+    shown = f"{path} (resolves to {resolved})" if str(resolved) != (path.rstrip(os.sep) or os.sep) else path
+    raise PathNotAllowed(
+        f"{what} {shown} is outside the allowed folders ({', '.join(map(str, roots))}); set {ROOTS_ENV} to allow it"
+    )

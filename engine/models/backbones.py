@@ -1,0 +1,343 @@
+"""Registry of pretrained conv bases: builder, own preprocess_input, default size, top blocks.
+
+`top_block_cuts` lists, from the top down, the layer whose output feeds each top block:
+unfreezing N blocks means training every layer after `top_block_cuts[N-1]`. The cut is
+always a single tensor, so the base splits cleanly into a frozen prefix (cached) and a
+trainable top.
+"""
+
+from __future__ import annotations
+
+from engine.errors import StudioError
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.config import BackboneConfig, ConfigError
+
+
+class WeightsUnavailable(StudioError, RuntimeError):
+    """Pretrained weights could not be obtained; the message says which file and where to put it."""
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the app's folder: its weights/ is searched for local files
+WEIGHTS_DIR_ENV = "TLS_WEIGHTS_DIR"
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)  # where keras.applications downloads ImageNet weights from
+REACHABILITY_TIMEOUT_S = 2.0
+FAMILY_NAMES = {"mobilenet": "mobilenet_v1"}  # our documented file names: <family>_<alpha>_imagenet_no_top.weights.h5
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    title: str
+    default_size: int
+    top_block_cuts: tuple[str, ...]  # layer names, top block first
+    max_size: int = 512  # largest input side accepted: ImageNet weights were trained at <= 224 px, and 512 px already needs 12x the memory of 150 px
+
+    def cut_for(self, unfreeze_blocks: int) -> str:
+        """The layer below the `unfreeze_blocks` top blocks (capped at the blocks this backbone lists)."""
+        return self.top_block_cuts[min(max(unfreeze_blocks, 1), len(self.top_block_cuts)) - 1]
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.name in ("mobilenet", "mobilenet_v2")
+
+    def builder(self) -> Callable:
+        from keras import applications as A
+
+        return {
+            "vgg16": A.VGG16,
+            "mobilenet_v2": A.MobileNetV2,
+            "mobilenet": A.MobileNet,
+            "resnet50": A.ResNet50,
+            "efficientnet_b0": A.EfficientNetB0,
+        }[self.name]
+
+    def preprocess_module(self):
+        from keras import applications as A
+
+        return {
+            "vgg16": A.vgg16,
+            "mobilenet_v2": A.mobilenet_v2,
+            "mobilenet": A.mobilenet,
+            "resnet50": A.resnet50,
+            "efficientnet_b0": A.efficientnet,
+        }[self.name]
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    s.name: s
+    for s in (
+        BackboneSpec("vgg16", "VGG16 (the lecture's)", 150, ("block4_pool", "block3_pool", "block2_pool")),
+        BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", 160, ("block_15_add", "block_14_add", "block_13_project_BN")),
+        BackboneSpec("mobilenet", "MobileNet v1", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu")),
+        BackboneSpec("resnet50", "ResNet50", 224, ("conv4_block6_out", "conv3_block4_out")),
+        BackboneSpec("efficientnet_b0", "EfficientNetB0", 224, ("block6d_add", "block5c_add", "block4c_add")),
+    )
+}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ConfigError(f"backbone.name: unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+def image_size_for(cfg: BackboneConfig) -> int:
+    """The input side for a run: the configured one, or the backbone's default; bounded by its max_size."""
+    spec = get_spec(cfg.name)
+    if cfg.image_size > spec.max_size:
+        raise ConfigError(f"backbone.image_size: {cfg.image_size} px is above {spec.name}'s limit of {spec.max_size} px; choose a smaller size")
+    return cfg.image_size or spec.default_size
+
+
+def preprocess(name: str, x, mode: str = "backbone"):
+    """Applies the backbone's own preprocess_input (or the lecture's 1/255 preset) to float pixels in [0, 255]."""
+    if isinstance(x, np.ndarray):
+        x = x.astype("float32", copy=True)  # Keras' caffe-mode preprocessing edits numpy arrays in place
+    if mode == "rescale":
+        return x / 255.0
+    return get_spec(name).preprocess_module().preprocess_input(x)
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def weights_identity(cfg: BackboneConfig, seed: int) -> str:
+    """What identifies the weights for cache keys: a file's path+size+mtime, 'imagenet', or the init seed."""
+    w = cfg.weights
+    if w.lower() == "none":
+        return f"random-init-seed{seed}"
+    if w.lower() == "imagenet":
+        return "imagenet"
+    st = os.stat(w)
+    return f"{os.path.abspath(w)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def resolve_weights(cfg: BackboneConfig) -> str | None:
+    """Turns the weights setting into what Keras expects; checks local files before any work."""
+    w = cfg.weights.strip()
+    if not w:  # "Local file" with no path must never become random weights
+        raise WeightsUnavailable("backbone.weights: the local weights file path is empty; give a weights file, 'imagenet' or 'none'")
+    if w.lower() == "none":
+        return None
+    if w.lower() == "imagenet":
+        return "imagenet"
+    path = Path(w).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"weights file not found: {path}. Give an existing .weights.h5/.h5 file, 'imagenet' (download) or 'none'."
+        )
+    return str(path)
+
+
+def build_base(cfg: BackboneConfig, image_size: int):
+    """Builds the conv base (include_top=False) with the requested weights.
+
+    Raises:
+        WeightsUnavailable: ImageNet weights could not be downloaded (offline) or a local
+            file does not fit; the message names the file Keras wanted, where to put it, and
+            the `--weights PATH` / `none` alternatives.
+    """
+    spec = get_spec(cfg.name)
+    weights = resolve_weights(cfg)
+    try:
+        return _build(spec, cfg.alpha, image_size, weights)
+    except Exception as exc:
+        if weights == "imagenet":
+            raise WeightsUnavailable(_offline_message(cfg, image_size, exc)) from None
+        if weights is not None:
+            raise WeightsUnavailable(_wrong_file_message(spec, cfg.alpha, image_size, weights, exc)) from None
+        raise
+
+
+def _build(spec: BackboneSpec, alpha: float, image_size: int, weights):
+    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), weights=weights)
+    if spec.has_alpha:
+        kwargs["alpha"] = alpha
+    return spec.builder()(**kwargs)
+
+
+def _wrong_file_message(spec: BackboneSpec, alpha: float, image_size: int, path: str, exc: Exception) -> str:
+    """Why a local weights file does not load, in words: another network's file, or not a weights file at all.
+
+    Keras only says e.g. "Layer 'block1_conv1' expected 2 variables"; trying the file on the
+    other registered backbones (error path only) names the network it belongs to.
+    """
+    wanted = f"{spec.title} at {image_size} px" + (f" with alpha {alpha:g}" if spec.has_alpha else "")
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return (f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
+                f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'")
+    owner = identify_weights_file(path, exclude=(spec.name, alpha))
+    holds = f"this file holds weights of another network ({owner}" if owner else "this file holds weights of another network (or of another width"
+    return (f"could not load weights file {path} into {spec.title}: {holds}; it does not fit {wanted}). "
+            f"Give a file saved from {spec.title} without its top (include_top=False), 'imagenet' or 'none'.")
+
+
+IDENTIFY_ALPHAS = {"mobilenet_v2": (1.0, 0.75, 0.5, 0.35, 1.3, 1.4), "mobilenet": (1.0, 0.75, 0.5, 0.25)}
+
+
+def identify_weights_file(path: str, exclude: tuple[str, float] | None = None) -> str | None:
+    """The registered backbone (and width) whose conv base loads `path`, e.g. 'MobileNetV2, alpha 1', or None.
+
+    Tries each candidate at a small input size (the weights' shapes do not depend on it);
+    for error messages only: it builds up to a dozen small models.
+    """
+    for spec in BACKBONES.values():
+        for alpha in IDENTIFY_ALPHAS.get(spec.name, (1.0,)):
+            if exclude == (spec.name, alpha) or (exclude and exclude[0] == spec.name and not spec.has_alpha):
+                continue
+            try:
+                _build(spec, alpha, 64, path)
+            except Exception:
+                continue
+            return spec.title.split(" (")[0] + (f", alpha {alpha:g}" if spec.has_alpha else "")
+    return None
+
+
+def imagenet_weights_filename(cfg: BackboneConfig, image_size: int) -> str:
+    """The file Keras downloads for include_top=False ImageNet weights (as named in keras.applications)."""
+    # MobileNets ship one file per (alpha, size); other sizes fall back to the 224 file.
+    rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
+    if cfg.name == "mobilenet_v2":
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(cfg.alpha)}_{rows}_no_top.h5"
+    if cfg.name == "mobilenet":
+        rows = rows if rows != 96 else 224
+        alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(cfg.alpha, str(cfg.alpha))
+        return f"mobilenet_{alpha_text}_{rows}_tf_no_top.h5"
+    return {
+        "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "efficientnet_b0": "efficientnetb0_notop.h5",
+    }[cfg.name]
+
+
+def cached_imagenet_weights(cfg: BackboneConfig, image_size: int) -> Path | None:
+    """The ImageNet weights file in Keras' cache for this backbone and size, if already downloaded."""
+    path = keras_cache_dir() / imagenet_weights_filename(cfg, image_size)
+    return path if path.is_file() else None
+
+
+def local_weights_names(name: str, alpha: float) -> list[str]:
+    """File names a local ImageNet weights file for this backbone may have, in order of preference.
+
+    Our documented naming first, `<family>_<alpha>_imagenet_no_top.weights.h5` (e.g.
+    mobilenet_v2_1.0_imagenet_no_top.weights.h5, mobilenet_v1_0.75_imagenet_no_top.weights.h5;
+    backbones without a width multiplier may leave the alpha out), then Keras' own file names
+    (any input size: a no-top conv base's weights do not depend on it).
+    """
+    spec = get_spec(name)
+    family = FAMILY_NAMES.get(name, name)
+    names = [f"{family}_{float(alpha)}_imagenet_no_top.weights.h5"]
+    if not spec.has_alpha:
+        names.append(f"{family}_imagenet_no_top.weights.h5")
+    cfg = BackboneConfig(name=name, alpha=alpha)
+    for size in (224, 192, 160, 128, 96):
+        canonical = imagenet_weights_filename(cfg, size)
+        if canonical not in names:
+            names.append(canonical)
+    return names
+
+
+def weights_search_dirs() -> list[Path]:
+    """Where local weights files are looked for, in order: $TLS_WEIGHTS_DIR, Keras' cache, ./weights beside the app."""
+    dirs = [Path(os.environ[WEIGHTS_DIR_ENV]).expanduser()] if os.environ.get(WEIGHTS_DIR_ENV) else []
+    return dirs + [keras_cache_dir(), PROJECT_ROOT / "weights"]
+
+
+def find_local_weights(name: str, alpha: float, image_size: int) -> Path | None:
+    """A weights file for this backbone found on this machine (see weights_search_dirs), or None.
+
+    Keras' canonical file for exactly this input size comes first in each folder (it is what
+    'imagenet' would load), then our documented name, then Keras' files of other sizes.
+    """
+    exact = imagenet_weights_filename(BackboneConfig(name=name, alpha=alpha), image_size)
+    names = [exact] + [n for n in local_weights_names(name, alpha) if n != exact]
+    for folder in weights_search_dirs():
+        for file_name in names:
+            path = folder / file_name
+            if path.is_file():
+                return path
+    return None
+
+
+_reachable: bool | None = None  # memoised per process: the check costs up to REACHABILITY_TIMEOUT_S
+
+
+def download_host_reachable() -> bool:
+    """Whether Keras' download host answers a TCP connection within REACHABILITY_TIMEOUT_S. Never downloads.
+
+    Run in a thread joined with the timeout, since name resolution itself has no timeout.
+    """
+    global _reachable
+    if _reachable is None:
+        result: list[bool] = []
+
+        def probe() -> None:
+            try:
+                socket.create_connection(DOWNLOAD_HOST, timeout=REACHABILITY_TIMEOUT_S).close()
+                result.append(True)
+            except OSError:
+                result.append(False)
+
+        worker = threading.Thread(target=probe, daemon=True)
+        worker.start()
+        worker.join(REACHABILITY_TIMEOUT_S)
+        _reachable = bool(result and result[0])
+    return _reachable
+
+
+def imagenet_available(name: str, alpha: float, image_size: int) -> bool:
+    """Whether weights='imagenet' would work here: the file is in Keras' cache, or it can be downloaded."""
+    if cached_imagenet_weights(BackboneConfig(name=name, alpha=alpha), image_size) is not None:
+        return True
+    return download_host_reachable()
+
+
+@dataclass(frozen=True)
+class WeightsDefault:
+    """What the weights setting should default to on this machine, and why (for the dashboard)."""
+
+    value: str  # "imagenet", a path to a local weights file, or "" when there are none
+    label: str  # one plain sentence for the UI
+    problem: str = ""  # "" or one plain sentence saying what to do when no weights exist anywhere
+
+
+def default_weights(name: str, alpha: float, image_size: int) -> WeightsDefault:
+    """ImageNet when cached or downloadable; else a matching local file (offline-first); else a problem to show."""
+    spec = get_spec(name)
+    if cached_imagenet_weights(BackboneConfig(name=name, alpha=alpha), image_size) is not None:
+        return WeightsDefault("imagenet", f"ImageNet weights for {spec.title}, already in Keras' cache.")
+    if download_host_reachable():
+        return WeightsDefault("imagenet", f"ImageNet weights for {spec.title}, downloaded by Keras on first use.")
+    local = find_local_weights(name, alpha, image_size)
+    if local is not None:
+        return WeightsDefault(str(local), f"ImageNet weights for {spec.title} from the local file {local} (this machine is offline).")
+    wanted = local_weights_names(name, alpha)[0]
+    return WeightsDefault("", "No pretrained weights found.", (
+        f"No ImageNet weights: this machine is offline and none were found in {WEIGHTS_DIR_ENV}, ~/.keras/models or ./weights. "
+        f"Put a weights file there (e.g. {wanted}) or choose 'Local file'."))
+
+
+def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:
+    fname = imagenet_weights_filename(cfg, image_size)
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:160]
+    local = find_local_weights(cfg.name, cfg.alpha, image_size)
+    found = f"A matching local file exists: {local}; pass it with --weights PATH. " if local else ""
+    return (
+        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {reason}). {found}"
+        f"Keras wanted the file {fname}. Either connect to the internet once (Keras caches it), "
+        f"or copy {fname} into {keras_cache_dir()}/ (or {local_weights_names(cfg.name, cfg.alpha)[0]} into ${WEIGHTS_DIR_ENV}), "
+        "or pass a local weights file with --weights PATH (or --weights none to train from random initialisation)."
+    )

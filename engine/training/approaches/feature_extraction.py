@@ -1,0 +1,26 @@
+"""Approach 1 — feature extraction: run the frozen base once, train a dense head on cached features.
+
+As in the lecture, the conv base's output for every image is computed once and stored
+as arrays (here: on disk, keyed by content, so the next run with other head settings
+skips the base entirely). No augmentation: each image has exactly one feature map.
+"""
+
+from __future__ import annotations
+
+from engine.training.fit import no_progress, never_stop
+from engine.training.approaches.common import PreparedData, RunContext, RunResult, Trained, execute
+
+
+def _train(ctx: RunContext) -> Trained:
+    ctx.base.trainable = False
+    stage = ctx.new_stage("")
+    x_train = ctx.features("train", "")
+    ctx.compile(stage.top, ctx.cfg.fit.learning_rate)
+    epochs = ctx.cfg.fit.epochs
+    outcome = ctx.fit(stage, [x_train], epochs=epochs, phase=1, total_epochs=epochs)
+    return Trained(stage, outcome)
+
+
+def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
+    """Trains approach 1. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
+    return execute(config, data, _train, progress=progress, should_stop=should_stop, **store)

@@ -1,0 +1,89 @@
+"""Approach 3 — fine-tuning: approach 2, then unfreeze the top block(s) at a lower learning rate.
+
+Phase 1 trains the head on the frozen base (or reuses a finished "frozen" run: `--approach
+all` continues from the frozen run it has just trained). Phase 2 makes the layers above
+the backbone's cut trainable — VGG16: block5_conv1..3, as in the lecture — keeps BatchNorm
+layers frozen (inference mode), recompiles (a change to `trainable` only takes effect
+after compile) at `fine_tune.learning_rate`, and trains again. Everything below the cut
+stays frozen, so its activations for the K augmented views and for validation are cached
+(the frozen run already stored them) and a phase-2 epoch runs only the unfrozen block(s)
+and the head.
+"""
+
+from __future__ import annotations
+
+from engine.models import modeling
+from engine.config import ConfigError
+from engine.store.runs import RunStore
+from engine.training.fit import History, no_progress, never_stop
+from engine.training.approaches.common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
+
+PHASE_2_SKIPPED = "phase 2 skipped (fine-tuning epochs 0): this is the frozen phase only"
+
+
+def phase_one_loader(cfg, data: PreparedData, image_size_of, holder: dict):
+    """A `base_loader` for execute: a finished frozen run's base, weights identity and history.
+
+    The run is checked (finished, frozen, same backbone/size/classes) before any run folder
+    exists. Its head goes into `holder["head"]`.
+    """
+
+    def load(store: RunStore):
+        run_id = cfg.fine_tune.from_run
+        try:
+            record = store.load(run_id)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"fine_tune.from_run: {exc}") from None
+        rc = record.config
+        if rc.get("approach") != "frozen" or record.state != "finished":
+            raise ConfigError(f"fine_tune.from_run: run {run_id} is a {record.state} {rc.get('approach')} run; give a finished 'frozen' run")
+        resolved = rc.get("resolved") or {}
+        same = (
+            (rc.get("backbone") or {}).get("name") == cfg.backbone.name
+            and resolved.get("image_size") == image_size_of(cfg.backbone)
+            and resolved.get("classes") == data.classes
+        )
+        if not same:
+            raise ConfigError(f"fine_tune.from_run: run {run_id} used another backbone, image size or class list; start phase 1 afresh")
+        model = store.load_model(run_id)
+        holder["head"] = model.get_layer("head")
+        base = next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
+        # The base was frozen in that run, so its weights are still those it was built with:
+        # the same identity means the views it cached are found again.
+        weights_id = resolved.get("weights_id") or f"run:{run_id}"
+        return base, weights_id, History.from_dict(record.history)
+
+    return load
+
+
+def _train(ctx: RunContext, holder: dict) -> Trained:
+    ft = ctx.cfg.fine_tune
+    if ft.from_run:
+        head = holder["head"]
+        total = len(ctx.history) + ft.epochs
+    else:
+        total = ctx.cfg.fit.epochs + ft.epochs
+        stage1, outcome = train_frozen_phase(ctx, ctx.cfg.fit.epochs, total_epochs=total)
+        if outcome.stopped or outcome.failed or ft.epochs == 0:
+            return Trained(stage1, outcome, note=PHASE_2_SKIPPED if ft.epochs == 0 else "")
+        head = stage1.head
+
+    cut = ctx.fine_tune_cut()
+    stage2 = ctx.new_stage(cut, head=head, augmentation=ctx.augmentation())
+    modeling.unfreeze_top(ctx.base, stage2.split)
+    ctx.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
+    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {cut} at lr {ft.learning_rate:g}"})
+    aug_on = ctx.cfg.augmentation.enabled and stage2.augmentation is not None
+    views = ctx.views(cut) if aug_on else [ctx.features("train", cut)]
+    outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
+    return Trained(stage2, outcome)
+
+
+def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
+    """Trains approach 3. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
+    from engine.models.backbones import image_size_for
+
+    holder: dict = {}
+    loader = phase_one_loader(config, data, image_size_for, holder) if config.fine_tune.from_run else None
+    return execute(config, data, lambda ctx: _train(ctx, holder), progress=progress, should_stop=should_stop,
+                   base_loader=loader, **store)
