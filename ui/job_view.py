@@ -14,7 +14,7 @@ import time
 import streamlit as st
 
 from engine.insight import charts
-from engine.store.runs import RunStoreError
+from engine.store.runs import FINAL_STATES, RunStoreError
 from ui import resources
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
@@ -25,7 +25,7 @@ try:
 except ImportError:  # the export helper's panel (engine/insight/export.py) may land after this module
     export_downloads = None
 
-FINAL = ("finished", "stopped", "failed", "interrupted", "damaged")
+FINAL = FINAL_STATES
 _NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
 
 

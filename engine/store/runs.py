@@ -31,6 +31,7 @@ from engine.errors import StudioError
 
 STATES = ("running", "finished", "stopped", "failed")  # what a training process writes
 SHOWN_STATES = (*STATES, "interrupted", "damaged")  # what readers may show (see the module docstring)
+FINAL_STATES = tuple(s for s in SHOWN_STATES if s != "running")  # a run in one of these does no more work
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")  # per-epoch lists in history.json
 MODEL_MEMBERS = ("config.json", "model.weights.h5")  # what a loadable .keras archive holds
 STATUS_FILE = "status.json"  # live progress (engine/store/status.py), rewritten while the run works

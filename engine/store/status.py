@@ -24,9 +24,11 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from engine.store.runs import STATES
+
 Progress = Callable[[dict], None]  # an engine progress event sink (the one alias: training and features use it)
 THROTTLE_S = 0.5
-END_STAGES = ("finished", "stopped", "failed")
+END_STAGES = tuple(s for s in STATES if s != "running")  # the states a training process ends in
 
 
 class StatusTracker:

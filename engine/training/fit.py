@@ -19,10 +19,11 @@ from typing import Callable
 
 import keras
 
+from engine.store.runs import CURVES
 from engine.store.status import Progress
 
 StopCheck = Callable[[], bool]
-METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+METRIC_KEYS = CURVES  # what Keras logs per epoch = the curves history.json keeps (store/runs.py)
 
 
 def no_progress(event: dict) -> None:
