@@ -253,10 +253,19 @@ def metrics_problem(metrics: dict) -> str:
         if metrics.get(key) is not None and not isinstance(metrics[key], dict):
             return f"metrics.json: '{key}' is not an object (it is {str(metrics[key])[:40]!r})"
     for split in ("validation", "test"):
+        scored = metrics.get(split) or {}
         for key in _SCORES:
-            value = (metrics.get(split) or {}).get(key)
+            value = scored.get(key)
             if value is not None and not _is_number(value):
                 return f"metrics.json: '{split}.{key}' is not a number (it is {str(value)[:40]!r})"
+        matrix = scored.get("confusion_matrix")
+        if matrix is not None and not (isinstance(matrix, list) and all(_is_number_list(row) for row in matrix)):
+            return f"metrics.json: '{split}.confusion_matrix' is not a table of numbers"
+        if scored.get("per_class") is not None and not isinstance(scored["per_class"], dict):
+            return f"metrics.json: '{split}.per_class' is not an object"
+    cache = metrics.get("feature_cache") or {}
+    if any(not _is_number(v) for v in cache.values()):
+        return "metrics.json: 'feature_cache' holds a value that is not a number"
     return ""
 
 
