@@ -76,6 +76,10 @@ def test_training_job_completes_and_appears_on_compare(tmp_path, monkeypatch):
     table = cmp.dataframe[0].value
     assert list(table["approach"]) == ["Feature extraction"] and list(table["epochs"]) == [2]
     assert list(table["precision"]) == ["float32"]  # auto on a CPU
+    from engine.store.runs import RunStore
+
+    fit_rate = RunStore().load(table["run"][0]).metrics["images_per_second"]["fit"]
+    assert fit_rate > 0 and list(table["images/s"]) == [f"{fit_rate:,.0f}"]  # the training throughput, not "—"
     # the "Write TensorBoard logs" box: the job logged into the server's folder, one sub-folder per run
     assert [p.name for p in (tmp_path / "tb").iterdir()] == list(table["run"])
     assert list((tmp_path / "tb" / table["run"][0] / "validation").glob("events.out.tfevents.*"))

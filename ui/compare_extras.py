@@ -17,7 +17,8 @@ def cache_note(metrics: dict) -> str:
 
 
 def images_per_second(metrics: dict) -> str:
-    value = metrics.get("images_per_second") or (metrics.get("timings") or {}).get("images_per_second")
+    """Training throughput (images through the trainable part per second, all epochs of this run)."""
+    value = (metrics.get("images_per_second") or {}).get("fit")
     return f"{value:,.0f}" if isinstance(value, (int, float)) and value > 0 else "—"
 
 

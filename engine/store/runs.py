@@ -233,7 +233,7 @@ def record_problem(config: dict, history: dict, metrics: dict) -> str:
 
 _METRIC_NUMBERS = ("epoch", "phase", "epochs_run", "epochs_total", "checkpoint_epoch", "wall_seconds",
                    "trainable_params", "non_trainable_params", "total_params")
-_METRIC_OBJECTS = ("validation", "test", "timings", "feature_cache", "data_path")
+_METRIC_OBJECTS = ("validation", "test", "timings", "feature_cache", "data_path", "images_per_second")
 _SCORES = ("accuracy", "loss", "roc_auc")
 PID_MAX = 2**22  # Linux's PID_MAX_LIMIT: a larger "pid" is no process id
 

@@ -535,6 +535,21 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
     return stage, outcome
 
 
+def _images_per_second(ctx: RunContext, epochs_trained: int) -> dict:
+    """Throughput per stage this process ran: frozen passes per split, training epochs, scoring (Compare shows `fit`)."""
+    t, sizes, out = ctx.timings, {s: len(sp) for s, sp in ctx.data.splits.items()}, {}
+    for split, n in sizes.items():
+        if t.get(f"features_{split}", 0) > 0:
+            out[f"features_{split}"] = round(n / t[f"features_{split}"], 1)
+    fit_s = sum(v for k, v in t.items() if k.startswith("fit_phase"))
+    if fit_s > 0 and epochs_trained > 0:
+        out["fit"] = round(sizes.get("train", 0) * epochs_trained / fit_s, 1)
+    scored = sizes.get("validation", 0) + sizes.get("test", 0)
+    if t.get("scoring", 0) > 0 and scored:
+        out["scoring"] = round(scored / t["scoring"], 1)
+    return out
+
+
 def _cache_file_gone(exc: BaseException, cache_root: Path) -> StudioError | None:
     """A feature cache file TensorFlow itself was reading (a streamed split) deleted during the run."""
     if type(exc).__name__ == "NotFoundError" and str(cache_root) in str(exc):
@@ -646,7 +661,8 @@ def _execute(
     run_dir = store.create(cfg.approach, stored, run_id)
     store.start_heartbeat(run_dir)  # pid + host + beat, so a killed run reads `interrupted`; ends with the final state
     # status.json: what the run is doing now, with counts and an ETA (engine/store/status.py); events still reach `progress`
-    planned = _epochs_total(cfg, len(history))  # recorded at the end too: `runs` shows 6/1000 for a stopped run
+    epochs_before = len(history)  # phase-1 epochs of a continued frozen run, trained elsewhere
+    planned = _epochs_total(cfg, epochs_before)  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began,
                             epochs_total=planned)
     progress = tracker
@@ -712,6 +728,7 @@ def _execute(
     metrics.update(
         state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
         epochs_total=planned, feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
+        images_per_second=_images_per_second(ctx, len(ctx.history) - epochs_before),
     )
     if ctx.cache.warnings:
         metrics["warnings"] = list(ctx.cache.warnings)
