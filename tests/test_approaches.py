@@ -206,12 +206,12 @@ def test_early_stopping_scores_and_saves_the_best_epoch(data):
 
 
 def test_an_unexpected_error_fails_the_run_with_its_traceback_and_is_raised(data, monkeypatch):
-    from engine.training.approaches import common
+    from engine.training import context
 
     def broken_fit(self, *args, **kwargs):
         raise RuntimeError("a bug in fit")
 
-    monkeypatch.setattr(common.RunContext, "fit", broken_fit)
+    monkeypatch.setattr(context.RunContext, "fit", broken_fit)
     with pytest.raises(RuntimeError, match="a bug in fit"):  # a bug is never hidden as a failed run
         RUNNERS["feature_extraction"](tiny_config("feature_extraction", data.report.root), data)
     [record] = RunStore().list().runs
@@ -249,7 +249,7 @@ def test_an_image_spoiled_after_its_scan_fails_a_streamed_run_naming_it(tiny_dat
     from engine import cli
 
     cache = isolated_store / "cache"
-    from engine.data.datasets import scan_dataset
+    from engine.data.scan import scan_dataset
 
     scan_dataset(str(tiny_dataset), checks_dir=cache)  # as the dashboard's scan does: each file's check remembered
     victim = tiny_dataset / "train" / "cats" / "cats_3.png"

@@ -26,7 +26,7 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     with pytest.raises(estimate.CalibrationMissing, match="run `python -m engine estimate` once"):
         estimate.estimate_run(cfg, data, cache, calibrate=False)
     before = estimate.estimate_run(cfg, data, cache)
-    assert before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > estimate.PROCESS_MB / 2
+    assert before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > 200  # TensorFlow and a model at least
     assert [p["view"][:4] for p in before["passes"]] == ["aug0", "aug1", "aug2", "plai", "plai"]  # K = 3 views, validation, test
     table = json.loads((cache / estimate.CALIBRATION_FILE).read_text())
     assert len(table) == 1 and len(next(iter(table.values()))["heads"]) == 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.training.approaches import RUNNERS, prepare_data
-from engine.training.approaches import common
+from engine.training import prepared, stages
 from engine.training.features import FeatureCache, FeatureCacheError, NpyWriter, feature_key, read_rows, row_dataset
 from tests.conftest import make_image, tiny_config
 
@@ -47,7 +47,7 @@ def test_second_run_with_other_head_never_touches_the_base(tiny_dataset, monkeyp
     def base_forbidden(*a, **k):
         raise AssertionError("the conv base ran although its features were cached")
 
-    monkeypatch.setattr(common.RunContext, "pixels_to_features", base_forbidden)
+    monkeypatch.setattr(stages.StageBuilder, "pixels_to_features", base_forbidden)
     cfg = tiny_config("feature_extraction", tiny_dataset)
     cfg.head.dense_units, cfg.head.dropout, cfg.head.pooling = 64, 0.2, "avg"
     second = RUNNERS["feature_extraction"](cfg, data)
@@ -184,8 +184,8 @@ def test_streamed_split_second_run_never_touches_the_base(tiny_dataset, monkeypa
     def base_forbidden(*a, **k):
         raise AssertionError("the conv base ran although its features were cached")
 
-    monkeypatch.setattr(common.RunContext, "pixels_to_features", base_forbidden)
-    monkeypatch.setattr(common.PreparedData, "pixel_batches", base_forbidden)
+    monkeypatch.setattr(stages.StageBuilder, "pixels_to_features", base_forbidden)
+    monkeypatch.setattr(prepared.PreparedData, "pixel_batches", base_forbidden)
     cfg = streamed_config("frozen")
     cfg.head.dense_units, cfg.head.dropout = 64, 0.2
     second = RUNNERS["frozen"](cfg, data)

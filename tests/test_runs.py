@@ -281,14 +281,15 @@ def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset,
 def test_a_save_error_fails_the_run_with_the_reason_and_keeps_the_epochs(tiny_dataset, monkeypatch, when):
     import keras
 
-    from engine.training.approaches import RUNNERS, common, prepare_data
+    from engine.training import context
+    from engine.training.approaches import RUNNERS, prepare_data
 
     def full_disk(model, path, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(keras.Model, "save", full_disk)
     if when == "final save":
-        monkeypatch.setattr(common.RunContext, "checkpoint", lambda ctx, stage, epoch: None)
+        monkeypatch.setattr(context.RunContext, "checkpoint", lambda ctx, stage, epoch: None)
     result = RUNNERS["frozen"](tiny_config("frozen", tiny_dataset, epochs=3), prepare_data(str(tiny_dataset)))
     epochs = 1 if when == "checkpoint" else 3  # a failed checkpoint stops training at once
     assert result.state == "failed"

@@ -123,7 +123,8 @@ def test_tensorboards_own_reader_loads_the_run(logged_run):
 def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from engine.training.approaches import RUNNERS, common, prepare_data
+    from engine.training import lifecycle
+    from engine.training.approaches import RUNNERS, prepare_data
     from engine.errors import StudioError
     from engine.store.runs import RunStore
     from tests.conftest import tiny_config
@@ -131,7 +132,7 @@ def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, 
     def denied(*args, **kwargs):  # what a folder turned read-only after the CLI's check gives (root ignores chmod)
         raise tf.errors.PermissionDeniedError(None, None, f"{tmp_path / 'tb'}; Permission denied")
 
-    monkeypatch.setattr(common, "write_hyperparameters", denied)
+    monkeypatch.setattr(lifecycle, "write_hyperparameters", denied)
     cfg = tiny_config("feature_extraction", tiny_dataset)
     cfg.compute.tensorboard = str(tmp_path / "tb")
     with pytest.raises(StudioError, match=r"^--tensorboard .*/tb: cannot write the logs \(.*Permission denied\); choose a folder you can write to$"):

@@ -7,6 +7,12 @@ import numpy as np
 from engine.config import AugmentationConfig
 
 
+def augments(cfg: AugmentationConfig) -> bool:
+    """Whether the config changes images at all (switched on, and some flip, rotation, shift or zoom set)."""
+    return cfg.enabled and (cfg.horizontal_flip or cfg.vertical_flip or cfg.rotation > 0 or cfg.width_shift > 0
+                            or cfg.height_shift > 0 or cfg.zoom > 0)
+
+
 def build_augmentation(cfg: AugmentationConfig, seed: int = 42):
     """A Sequential of Random* layers matching the config, or None when nothing is switched on.
 
@@ -16,7 +22,7 @@ def build_augmentation(cfg: AugmentationConfig, seed: int = 42):
     import keras
     from keras import layers
 
-    if not cfg.enabled:
+    if not augments(cfg):
         return None
     steps = []
     flips = {(True, True): "horizontal_and_vertical", (True, False): "horizontal", (False, True): "vertical"}
@@ -29,8 +35,6 @@ def build_augmentation(cfg: AugmentationConfig, seed: int = 42):
         steps.append(layers.RandomTranslation(cfg.height_shift, cfg.width_shift, fill_mode="nearest", seed=seed + 2))
     if cfg.zoom > 0:
         steps.append(layers.RandomZoom(cfg.zoom, fill_mode="nearest", seed=seed + 3))
-    if not steps:
-        return None
     return keras.Sequential(steps, name="augmentation")
 
 

@@ -99,7 +99,7 @@ def subset(data, train_per_class: int, val_per_class: int):
     """The first files of each class in train and validation (no test): a smaller PreparedData."""
     import numpy as np
 
-    from engine.training.approaches.common import PreparedData
+    from engine.training.prepared import PreparedData
     from engine.data.datasets import Split
 
     splits = {}

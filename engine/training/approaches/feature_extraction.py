@@ -8,19 +8,21 @@ skips the base entirely). No augmentation: each image has exactly one feature ma
 from __future__ import annotations
 
 from engine.training.fit import no_progress, never_stop
-from engine.training.approaches.common import PreparedData, RunContext, RunResult, Trained, execute
+from engine.training.context import RunContext
+from engine.training.lifecycle import RunResult, Trained, execute
+from engine.training.prepared import PreparedData
 
 
 def _train(ctx: RunContext) -> Trained:
-    ctx.base.trainable = False
-    stage = ctx.new_stage("")
+    ctx.models.base.trainable = False
+    stage = ctx.models.new_stage("")
     x_train = ctx.features("train", "")
-    ctx.compile(stage.top, ctx.cfg.fit.learning_rate)
+    ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
     epochs = ctx.cfg.fit.epochs
     outcome = ctx.fit(stage, [x_train], epochs=epochs, phase=1, total_epochs=epochs)
     return Trained(stage, outcome)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
-    """Trains approach 1. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
+    """Trains approach 1. `store` takes runs_dir, cache_dir, run_id (see lifecycle.execute)."""
     return execute(config, data, _train, progress=progress, should_stop=should_stop, **store)

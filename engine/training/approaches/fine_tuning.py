@@ -16,7 +16,10 @@ from engine.models import modeling
 from engine.config import ConfigError
 from engine.store.runs import RunStore
 from engine.training.fit import History, no_progress, never_stop
-from engine.training.approaches.common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
+from engine.training.approaches.frozen import train_frozen_phase
+from engine.training.context import RunContext
+from engine.training.lifecycle import RunResult, Trained, execute
+from engine.training.prepared import PreparedData
 
 PHASE_2_SKIPPED = "phase 2 skipped (fine-tuning epochs 0): this is the frozen phase only"
 
@@ -68,19 +71,18 @@ def _train(ctx: RunContext, holder: dict) -> Trained:
             return Trained(stage1, outcome, note=PHASE_2_SKIPPED if ft.epochs == 0 else "")
         head = stage1.head
 
-    cut = ctx.fine_tune_cut()
-    stage2 = ctx.new_stage(cut, head=head, augmentation=ctx.augmentation())
-    modeling.unfreeze_top(ctx.base, stage2.split)
-    ctx.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
+    cut = ctx.plan.fine_tune_cut
+    stage2 = ctx.models.new_stage(cut, head=head, augmentation=ctx.models.augmentation())
+    modeling.unfreeze_top(ctx.models.base, stage2.split)
+    ctx.models.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
     ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {cut} at lr {ft.learning_rate:g}"})
-    aug_on = ctx.cfg.augmentation.enabled and stage2.augmentation is not None
-    views = ctx.views(cut) if aug_on else [ctx.features("train", cut)]
+    views = ctx.training_features(cut)
     outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
     return Trained(stage2, outcome)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
-    """Trains approach 3. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
+    """Trains approach 3. `store` takes runs_dir, cache_dir, run_id (see lifecycle.execute)."""
     from engine.models.backbones import image_size_for
 
     holder: dict = {}

@@ -12,7 +12,26 @@ Validation images are not augmented, so their features are computed once and cac
 from __future__ import annotations
 
 from engine.training.fit import no_progress, never_stop
-from engine.training.approaches.common import PreparedData, RunContext, RunResult, Trained, execute, train_frozen_phase
+from engine.training.context import RunContext
+from engine.training.fit import FitOutcome
+from engine.training.lifecycle import RunResult, Trained, execute
+from engine.training.prepared import PreparedData
+from engine.training.stages import Stage
+
+
+def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple[Stage, FitOutcome]:
+    """Approach 2 and phase 1 of approach 3: whole base frozen, K cached augmented views, head trained.
+
+    With augmentation switched off there is one view: the plain training features. The views
+    also keep fine-tuning's cut, made in the same pass, so a fine-tuning run starts from them.
+    """
+    ctx.models.base.trainable = False
+    aug = ctx.models.augmentation()
+    stage = ctx.models.new_stage("", augmentation=aug)
+    ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
+    views = ctx.training_features("", extra_cut=ctx.plan.fine_tune_cut)
+    outcome = ctx.fit(stage, views, epochs=epochs, phase=1, total_epochs=total_epochs)
+    return stage, outcome
 
 
 def _train(ctx: RunContext) -> Trained:
@@ -22,5 +41,5 @@ def _train(ctx: RunContext) -> Trained:
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:
-    """Trains approach 2. `store` takes runs_dir, cache_dir, run_id (see common.execute)."""
+    """Trains approach 2. `store` takes runs_dir, cache_dir, run_id (see lifecycle.execute)."""
     return execute(config, data, _train, progress=progress, should_stop=should_stop, **store)
