@@ -18,7 +18,8 @@ from engine import config as cfgmod
 from engine.training import distribute
 from engine.models.backbones import BACKBONES, image_size_for
 from engine.config import APPROACHES, ConfigError, RunConfig, default_config
-from engine.data.datasets import DatasetError, scan_dataset
+from engine.data.layout import DatasetError
+from engine.data.scan import scan_dataset
 from engine.errors import StudioError
 from engine.data.sample import resolve_data_path
 
@@ -506,7 +507,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_import_zip(args) -> int:
-    from engine.data.datasets import import_zip
+    from engine.data.zip_import import import_zip
 
     try:
         print(import_zip(args.zip, args.dest))

@@ -2,7 +2,7 @@ import streamlit as st
 
 from engine.insight import charts
 from engine.data.augmentation import preview_augmentation
-from engine.data.datasets import read_image_file
+from engine.data.pixels import read_image_file
 from engine.data.images import preview_image
 from ui import resources
 from ui.access import require_token

@@ -36,7 +36,7 @@ def fine_tune_fields(cfg, key):
     cfg.fine_tune.from_run = field(
         st.selectbox, "Phase 1", f"{key}_from_run", "", options=list(labels), format_func=labels.get,
         help="Continuing from a finished frozen run skips phase 1 and reuses its cached views: only phase 2 trains.")
-    augmentation_fields(cfg, key)
+    augmentation_fields(cfg)
     st.markdown("**Phase 2: fine-tuning**")
     t = cfg.fine_tune
     c1, c2, c3 = st.columns(3)

@@ -12,5 +12,5 @@ always in inference mode. **Why:** random rotations, shifts, zooms and flips sho
 of every image, which fights over-fitting on small datasets. **How it stays fast:** the frozen base runs
 once on each of *K* augmented views of the training set (cached on disk for later tries); the epochs cycle
 through the views, so they only train the head. K = epochs gives every epoch fresh images, as the lecture does.""",
-    extra_fields=augmentation_fields,
+    extra_fields=lambda cfg, _approach: augmentation_fields(cfg),  # the augmentation keys are shared, not per approach
 )

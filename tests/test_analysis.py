@@ -37,12 +37,6 @@ def test_highest_loss_filters_by_true_and_predicted_class(preds):
         analysis.highest_loss(preds, true_class="birds")
 
 
-def test_errors_by_direction_shows_both_directions(preds):
-    out = analysis.errors_by_direction(preds)
-    assert list(out) == ["cats → dogs", "dogs → cats"]
-    assert [r["path"] for r in out["cats → dogs"]] == ["img1.jpg", "img2.jpg"]
-
-
 def test_most_confused_and_per_class_report(preds):
     cm = preds.confusion_matrix()
     assert cm == [[1, 2], [1, 2]]

@@ -125,11 +125,9 @@ def test_default_weights_online_offline_and_nowhere(tmp_path, monkeypatch):
     monkeypatch.setattr(backbones, "PROJECT_ROOT", tmp_path / "app")
     monkeypatch.delenv("TLS_WEIGHTS_DIR", raising=False)
     monkeypatch.setattr(backbones, "download_host_reachable", lambda: True)
-    assert backbones.imagenet_available("mobilenet_v2", 1.0, 160)
     online = backbones.default_weights("mobilenet_v2", 1.0, 160)
     assert online.value == "imagenet" and online.problem == ""
     monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
-    assert not backbones.imagenet_available("vgg16", 1.0, 150)
     nowhere = backbones.default_weights("vgg16", 1.0, 150)
     assert nowhere.value == ""
     assert nowhere.problem.startswith("No ImageNet weights: this machine is offline and none were found in TLS_WEIGHTS_DIR")
@@ -137,8 +135,7 @@ def test_default_weights_online_offline_and_nowhere(tmp_path, monkeypatch):
     cache = backbones.keras_cache_dir()
     cache.mkdir(parents=True)
     (cache / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"x")
-    assert backbones.imagenet_available("vgg16", 1.0, 150)  # cached: works offline
-    assert backbones.default_weights("vgg16", 1.0, 150).value == "imagenet"
+    assert backbones.default_weights("vgg16", 1.0, 150).value == "imagenet"  # cached: works offline
 
 
 def test_reachability_is_checked_once_with_a_short_timeout(monkeypatch):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import datasets
-from engine.data.datasets import DatasetError, scan_dataset
+from engine.data import images, pixels, report, splits
+from engine.data.layout import DatasetError
+from engine.data.scan import scan_dataset
 from engine.data.images import ImageDecodeError, decode_image
 from tests.conftest import COLOURS, make_image, make_split_dataset
 
@@ -101,16 +102,16 @@ def test_require_trainable_names_the_empty_split(tiny_dataset):
         f.write_text("broken")
     r = scan_dataset(tiny_dataset)
     with pytest.raises(DatasetError, match="validation split has no usable images of class.*dogs"):
-        datasets.require_trainable(r)
+        report.require_trainable(r)
 
 
 def test_load_images_matches_single_file_reader(tiny_dataset):
     r = scan_dataset(tiny_dataset)
-    sp = datasets.split_arrays(r, "train")
+    sp = splits.split_arrays(r, "train")
     assert list(sp.labels) == [0] * 8 + [1] * 8
-    imgs = datasets.load_images(sp.files, 24)
+    imgs = pixels.load_images(sp.files, 24)
     assert imgs.shape == (16, 24, 24, 3) and imgs.dtype == np.uint8
-    one = datasets.read_image_file(sp.files[3], 24)
+    one = pixels.read_image_file(sp.files[3], 24)
     assert one.shape == (1, 24, 24, 3)
     np.testing.assert_array_equal(one[0].astype(np.uint8), imgs[3])
     assert imgs[0, ..., 0].mean() > imgs[0, ..., 2].mean()  # cats are red-dominant, RGB order kept
@@ -118,7 +119,7 @@ def test_load_images_matches_single_file_reader(tiny_dataset):
 
 def test_non_image_bytes_give_a_clear_message():
     with pytest.raises(ImageDecodeError, match="^doc.pdf: not a readable image"):
-        datasets.image_bytes_to_array(b"%PDF-1.4 nope", 32, name="doc.pdf")
+        pixels.image_bytes_to_array(b"%PDF-1.4 nope", 32, name="doc.pdf")
 
 
 def test_load_images_and_image_dataset_use_the_one_decoder(tmp_path):
@@ -135,8 +136,8 @@ def test_load_images_and_image_dataset_use_the_one_decoder(tmp_path):
     half.paste((200, 0, 200), (0, 0, 10, 10))
     half.save(tmp_path / "turned.jpg", exif=exif.tobytes(), quality=95)
     files = [str(tmp_path / n) for n in ("palette.bmp", "onebit.bmp", "anim.webp", "turned.jpg")]
-    loaded = datasets.load_images(files, 16)
-    streamed = np.concatenate([b.numpy() for b in datasets.image_dataset(files, 16, batch_size=3)])
+    loaded = pixels.load_images(files, 16)
+    streamed = np.concatenate([b.numpy() for b in pixels.image_dataset(files, 16, batch_size=3)])
     assert loaded.dtype == streamed.dtype == np.uint8 and loaded.shape == streamed.shape == (4, 16, 16, 3)
     np.testing.assert_array_equal(loaded, streamed)
     for i, f in enumerate(files):
@@ -147,7 +148,7 @@ def test_load_images_and_image_dataset_use_the_one_decoder(tmp_path):
 
 
 def test_image_dataset_of_no_files_is_empty():
-    assert list(datasets.image_dataset([], 16)) == [] and datasets.load_images([], 16).shape == (0, 16, 16, 3)
+    assert list(pixels.image_dataset([], 16)) == [] and pixels.load_images([], 16).shape == (0, 16, 16, 3)
 
 
 def test_awkward_files_scan_as_the_decoder_reads_them(tiny_dataset):
@@ -233,22 +234,22 @@ def test_split_layout_needs_class_folders_and_ignores_a_loose_test_folder(tmp_pa
 
 def test_fingerprint_changes_when_a_file_changes(tiny_dataset):
     files = sorted(str(p) for p in (tiny_dataset / "train" / "cats").iterdir())
-    before = datasets.fingerprint_files(files)
-    assert datasets.fingerprint_files(files) == before
+    before = pixels.fingerprint_files(files)
+    assert pixels.fingerprint_files(files) == before
     make_image(tiny_dataset / "train" / "cats" / "cats_0.png", (0, 0, 0), size=(41, 32))
-    assert datasets.fingerprint_files(files) != before
+    assert pixels.fingerprint_files(files) != before
 
 
 def test_fingerprint_sees_same_size_edit_with_restored_mtime(tiny_dataset):
     f = tiny_dataset / "train" / "cats" / "cats_0.png"
     files = [str(f)]
-    before, st = datasets.fingerprint_files(files), f.stat()
+    before, st = pixels.fingerprint_files(files), f.stat()
     data = bytearray(f.read_bytes())
     data[-5] ^= 0xFF  # same size, different content
     f.write_bytes(bytes(data))
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
-    assert datasets.fingerprint_files(files) != before
+    assert pixels.fingerprint_files(files) != before
 
 
 def test_a_rescan_of_unchanged_files_decodes_nothing_and_a_changed_file_is_checked_again(tiny_dataset, tmp_path, monkeypatch):
@@ -258,8 +259,8 @@ def test_a_rescan_of_unchanged_files_decodes_nothing_and_a_changed_file_is_check
     first = scan_dataset(tiny_dataset, checks_dir=checks_dir)
     assert (checks_dir / "image-checks.json").exists()
     decoded = []
-    real = datasets.images.check_image
-    monkeypatch.setattr(datasets.images, "check_image", lambda p, *a: decoded.append(p) or real(p, *a))
+    real = images.check_image
+    monkeypatch.setattr(images, "check_image", lambda p, *a: decoded.append(p) or real(p, *a))
     again = scan_dataset(tiny_dataset, checks_dir=checks_dir)
     assert decoded == []  # every file's verdict came from the remembered checks
     assert again.to_dict() == first.to_dict()  # the same report: files, bad files with their reasons, sizes, formats

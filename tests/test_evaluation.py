@@ -23,6 +23,19 @@ def test_scores_confusion_precision_recall_and_mistakes():
 
 
 def test_roc_auc_known_values():
-    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
-    assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)
+    # Pairs (positive, negative), counted by hand: 0.35>0.1, 0.35<0.4, 0.8>0.1, 0.8>0.4 -> 3 of 4 ordered right
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75, abs=1e-4)
+    # A tie counts half: 0.6>0.2, 0.6=0.6 (0.5), 0.9>0.2, 0.9>0.6 -> 3.5 / 4
+    assert roc_auc(np.array([0.2, 0.6, 0.6, 0.9]), np.array([0, 0, 1, 1])) == pytest.approx(0.875, abs=1e-4)
+    # Scores 2e-4 apart are still ranked, not lumped into one tie (which would read 0.5): .50025>.50005,
+    # .50025<.50045, .50065>both -> 3 of 4
+    assert roc_auc(np.array([0.50005, 0.50025, 0.50045, 0.50065]), np.array([0, 1, 0, 1])) == pytest.approx(0.75, abs=1e-4)
+    assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5, abs=1e-4)
     assert roc_auc(np.array([0.5, 0.6]), np.array([1, 1])) is None
+    assert roc_auc(np.array([]), np.array([])) is None
+
+
+def test_binary_scores_carry_the_roc_auc_of_the_positive_class():
+    probs = class_probabilities(np.array([0.1, 0.4, 0.35, 0.8]), 2)
+    m = score_predictions(probs, np.array([0, 0, 1, 1]), ["cats", "dogs"])
+    assert isinstance(m["roc_auc"], float) and m["roc_auc"] == pytest.approx(0.75, abs=1e-4)

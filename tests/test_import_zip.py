@@ -7,8 +7,10 @@ import zipfile
 import pytest
 
 from engine import cli
-from engine.data import datasets
-from engine.data.datasets import DatasetError, ZipLimits, import_zip, scan_dataset
+from engine.data import zip_import
+from engine.data.layout import DatasetError
+from engine.data.scan import scan_dataset
+from engine.data.zip_import import ZipLimits, import_zip
 from tests.conftest import make_split_dataset
 
 
@@ -109,7 +111,7 @@ def test_too_many_files_and_too_many_bytes_are_refused(dest, monkeypatch):
 
 
 def test_bytes_written_are_counted_even_when_headers_lie(dest, monkeypatch):
-    monkeypatch.setattr(datasets, "_check_entries", lambda infos, limits: None)  # as if the headers had passed
+    monkeypatch.setattr(zip_import, "_check_entries", lambda infos, limits: None)  # as if the headers had passed
     data = make_zip([(f"d/c/{i}.png", b"x" * 600) for i in range(3)])
     with pytest.raises(DatasetError, match="more than 1,000 bytes although its headers say less"):
         import_zip(data, dest, ZipLimits(max_bytes=1000))

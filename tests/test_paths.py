@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.datasets import DatasetError
+from engine.data.layout import DatasetError
 from engine.data.paths import PathNotAllowed, allowed_roots, confine
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.data.datasets import DatasetError, DatasetReport, import_zip
+from engine.data.layout import DatasetError
+from engine.data.report import DatasetReport
+from engine.data.zip_import import import_zip
 from engine.data.downloads import DownloadUnavailable, download_cats_and_dogs
 from engine.data.paths import confine
 from engine.data.sample import ensure_sample_dataset

@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import config as config_module
-from engine.config import RunConfig
+from engine.config import RunConfig, field_meta
 
 KEEP = "_keep_"
-FALLBACK_BOUNDS = {  # used until every field carries its range (engine.config.field_meta)
-    ("fit", "epochs"): (1, 500), ("fit", "batch_size"): (1, 512), ("fit", "learning_rate"): (1e-7, 1.0),
-    ("fit", "early_stopping_patience"): (0, 20), ("head", "dropout"): (0.0, 0.95), ("augmentation", "rotation"): (0, 180),
-    ("augmentation", "width_shift"): (0.0, 1.0), ("augmentation", "height_shift"): (0.0, 1.0),
-    ("augmentation", "zoom"): (0.0, 0.9), ("augmentation", "views"): (1, 100),
-    ("fine_tune", "learning_rate"): (1e-8, 1.0), ("fine_tune", "epochs"): (0, 500), ("fine_tune", "unfreeze_blocks"): (1, 3),
-}
 
 
 def meta(section: str, name: str) -> dict:
-    """The field's min/max/choices/help from the engine's config metadata, with our fallback bounds."""
-    lo, hi = FALLBACK_BOUNDS.get((section, name), (None, None))
-    found = getattr(config_module, "field_meta", None)
-    m = {}
-    if found:
-        try:
-            m = dict(found(section, name) or {})
-        except Exception:  # a field without metadata yet
-            m = {}
-    return {"min": lo if m.get("min") is None else m["min"], "max": hi if m.get("max") is None else m["max"],
-            "choices": m.get("choices"), "help": m.get("help"), "min_exclusive": bool(m.get("min_exclusive"))}
+    """The field's min/max/choices/help, all from the engine's config metadata (engine.config.field_meta).
+
+    Raises:
+        ConfigError: no such section or field.
+    """
+    m = field_meta(section, name)
+    return {"min": m.get("min"), "max": m.get("max"), "choices": m.get("choices"), "help": m.get("help"),
+            "min_exclusive": bool(m.get("min_exclusive"))}
 
 
 def _parse(raw: str, default):
@@ -77,7 +66,7 @@ def field(widget, label: str, key: str, default, **kwargs):
 
 
 def out_of_range(label: str, value, section: str, name: str) -> str:
-    """'Epochs must be between 1 and 500; it is 0.' — or '' when the value is allowed."""
+    """'Epochs must be between 1 and 1000; it is 0.' — or '' when the value is allowed."""
     m = meta(section, name)
     lo, hi, strict = m["min"], m["max"], m.get("min_exclusive")
     below = lo is not None and (value <= lo if strict else value < lo)
@@ -99,7 +88,7 @@ def fit_fields(cfg: RunConfig, key: str) -> None:
     f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, step=1))
     f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, format="%.6f"))
     f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer,
-                        options=meta("fit", "optimizer")["choices"] or ("rmsprop", "adam", "sgd"))
+                        options=meta("fit", "optimizer")["choices"])
     hi = meta("fit", "early_stopping_patience")["max"]
     f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", 0, min_value=0, max_value=int(hi))
 
@@ -107,13 +96,13 @@ def fit_fields(cfg: RunConfig, key: str) -> None:
 def head_fields(cfg: RunConfig, key: str) -> None:
     h = cfg.head
     c1, c2, c3 = st.columns(3)
-    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, options=meta("head", "pooling")["choices"] or ("flatten", "avg"), horizontal=True)
+    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, options=meta("head", "pooling")["choices"], horizontal=True)
     h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=[0, 32, 64, 128, 256, 512, 1024])
     h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
 
 
-def augmentation_fields(cfg: RunConfig, key: str = "") -> None:
-    """The augmentation settings, shared by every page (keys `aug_*`; `key` is accepted for the old call shape)."""
+def augmentation_fields(cfg: RunConfig) -> None:
+    """The augmentation settings, shared by every page (keys `aug_*`)."""
     a = cfg.augmentation
     bound = lambda name: meta("augmentation", name)["max"]  # noqa: E731
     a.enabled = field(st.checkbox, "Data augmentation", "aug_enabled", a.enabled)

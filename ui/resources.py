@@ -14,7 +14,8 @@ import threading
 import streamlit as st
 
 from engine.config import RunConfig
-from engine.data.datasets import DatasetReport, scan_dataset
+from engine.data.report import DatasetReport
+from engine.data.scan import scan_dataset
 from engine.data.downloads import internet_available
 from engine.training.features import default_cache_dir
 from engine.store.jobs import JobRunner

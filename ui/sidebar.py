@@ -11,7 +11,7 @@ import streamlit as st
 
 from engine.models import backbones
 from engine.config import BackboneConfig, RunConfig, default_config
-from engine.data.datasets import DatasetError
+from engine.data.layout import DatasetError
 from engine.data.paths import confine
 from ui import resources
 from ui.dataset_source import SOURCES, dataset_fields
@@ -33,8 +33,7 @@ _LABELS = {**{v: k for k, v in SOURCES.items()}, **{v: k for k, v in WEIGHTS.ite
 @st.cache_data(ttl=300, show_spinner=False)
 def weights_default(name: str, alpha: float, image_size: int):
     """The engine's offline-aware default (ImageNet if cached/downloadable, else a local file found, else none)."""
-    finder = getattr(backbones, "default_weights", None)
-    return finder(name, alpha, image_size) if finder else None
+    return backbones.default_weights(name, alpha, image_size)
 
 
 def _restore() -> None:
@@ -68,7 +67,7 @@ def _found_here() -> str:
     """The local weights file the engine itself found for the sidebar's backbone and size ("" if none)."""
     size = backbones.image_size_for(BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"),
                                                    image_size=int(st.session_state.get("sb_image_size", 0))))
-    value = getattr(weights_default(st.session_state.get("sb_backbone", "mobilenet_v2"), 1.0, size), "value", "")
+    value = weights_default(st.session_state.get("sb_backbone", "mobilenet_v2"), 1.0, size).value
     return value if value not in ("imagenet", "") else ""
 
 
@@ -98,18 +97,12 @@ def _imagenet_problem() -> str:
     spec = backbones.get_spec(st.session_state.get("sb_backbone", "mobilenet_v2"))
     wanted = BackboneConfig(name=spec.name, image_size=int(st.session_state.get("sb_image_size", 0)))
     size = backbones.image_size_for(wanted)
-    found = weights_default(spec.name, 1.0, size)
-    if found is not None:  # the engine's answer: cached, downloadable, a local file, or nothing
-        if found.value == "imagenet":
-            return ""
-        if found.value:
-            return f"Offline: ImageNet weights for {spec.title} cannot be downloaded; choose Local file to use {found.value}."
-        return found.problem
-    if backbones.cached_imagenet_weights(wanted, size) or resources.online():
+    found = weights_default(spec.name, 1.0, size)  # the engine's answer: cached, downloadable, a local file, or nothing
+    if found.value == "imagenet":
         return ""
-    fname = backbones.imagenet_weights_filename(wanted, size)
-    return (f"Offline: ImageNet weights for {spec.title} cannot be downloaded ({fname}). Copy that file into "
-            f"{backbones.keras_cache_dir()}/ or choose Local file with a weights file, or None (random).")
+    if found.value:
+        return f"Offline: ImageNet weights for {spec.title} cannot be downloaded; choose Local file to use {found.value}."
+    return found.problem
 
 
 def weights_problem() -> str:

@@ -1,6 +1,6 @@
 """The one image decoder: a file or bytes -> RGB uint8 pixels, used by every reader.
 
-`scan` (is a file usable?), training (`datasets.load_images` / `image_dataset`), the
+`scan` (is a file usable?), training (`pixels.load_images` / `image_dataset`), the
 augmentation preview, the Classify page and `predict` all decode through this module, so
 they can never disagree about which files are images or what their pixels are.
 

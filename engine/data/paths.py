@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.models.backbones import keras_cache_dir
-from engine.data.datasets import DatasetError
+from engine.data.layout import DatasetError
 from engine.data.sample import default_sample_dir
 
 ROOTS_ENV = "TLS_DATA_ROOTS"
@@ -22,8 +21,13 @@ class PathNotAllowed(DatasetError):
     """A typed path resolves outside every allowed root; the message names the roots and the env var."""
 
 
+def keras_home() -> Path:
+    """Keras' own folder ($KERAS_HOME or ~/.keras): its `models/` cache holds downloaded weights."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+
+
 def _default_roots() -> list[Path]:
-    roots = [Path.home(), default_sample_dir().parent, keras_cache_dir().parent]
+    roots = [Path.home(), default_sample_dir().parent, keras_home()]
     if os.environ.get("TLS_WEIGHTS_DIR"):
         roots.append(Path(os.environ["TLS_WEIGHTS_DIR"]))
     # ./data and ./weights only when present: a missing folder must not widen the allowance later by accident.

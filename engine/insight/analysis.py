@@ -1,7 +1,7 @@
 """Errors you can learn from, and honest comparison: reads runs' stored predictions and metrics.
 
 Every scored run keeps `predictions.json` (per image of validation and test: file, true
-label, class probabilities; written by approaches/common.py). From it: the images with the
+label, class probabilities; written by training/lifecycle.py). From it: the images with the
 highest loss in either error direction, the most confused class pairs, per-class
 precision/recall/F1, and the images on which several runs disagree. Repeats of one setup
 over several seeds (`run --seeds N`) are grouped into mean ± standard deviation.
@@ -127,21 +127,6 @@ def highest_loss(preds: SplitPredictions, k: int = 12, true_class: str | None = 
     idx = np.flatnonzero(keep)
     idx = idx[np.argsort(-losses[idx], kind="stable")][:k]
     return [_row(preds, int(i), losses) for i in idx]
-
-
-def errors_by_direction(preds: SplitPredictions, k: int = 6) -> dict[str, list[dict]]:
-    """For every (true, predicted) pair with mistakes, its `k` highest-loss images: "cats → dogs": [...].
-
-    So a gallery shows both directions, not just the first errors in file order.
-    """
-    out = {}
-    for t in preds.classes:
-        for p in preds.classes:
-            if t != p:
-                rows = highest_loss(preds, k, true_class=t, predicted_class=p)
-                if rows:
-                    out[f"{t} → {p}"] = rows
-    return out
 
 
 def most_confused(confusion_matrix, classes: list[str], min_count: int = 1) -> list[dict]:

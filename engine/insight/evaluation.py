@@ -14,23 +14,23 @@ def class_probabilities(raw: np.ndarray, num_classes: int) -> np.ndarray:
     return raw
 
 
+AUC_THRESHOLDS = 10_001  # evenly spaced over [0, 1]: two scores within one 1e-4 step count as a tie
+
+
 def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float | None:
-    """Area under the ROC curve via the rank statistic (ties averaged); None if one class is absent."""
-    pos = positives.astype(bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    """Area under the ROC curve (keras.metrics.AUC, ties count half); None if one class is absent.
+
+    With `AUC_THRESHOLDS` thresholds the trapezoidal sum matches the exact rank statistic to
+    about 1e-4 (exactly, when no two scores of different classes fall between the same thresholds).
+    """
+    pos = np.asarray(positives).astype(bool).reshape(-1)
+    if pos.all() or not pos.any():
         return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    import keras
+
+    auc = keras.metrics.AUC(num_thresholds=AUC_THRESHOLDS, curve="ROC", dtype="float32")
+    auc.update_state(pos.astype(np.float32), np.asarray(scores, dtype=np.float32).reshape(-1))
+    return float(auc.result())
 
 
 def score_predictions(probs: np.ndarray, labels: np.ndarray, classes: list[str], files: list[str] | None = None, max_mistakes: int = 200) -> dict:

@@ -168,7 +168,10 @@ def representative_images(config: dict, image_size: int, count: int = REPRESENTA
     Raises:
         ExportError: the run's dataset folder is gone or has no usable images.
     """
-    from engine.data import datasets
+    from engine.data.layout import DatasetError
+    from engine.data.pixels import load_images
+    from engine.data.scan import scan_dataset
+    from engine.data.splits import split_arrays
 
     problem = calibration_problem(config)
     if problem:
@@ -179,11 +182,11 @@ def representative_images(config: dict, image_size: int, count: int = REPRESENTA
     fractions = (data.get("train_fraction", 0.7), data.get("val_fraction", 0.15), data.get("test_fraction", 0.15))
     seed = int((config.get("fit") or {}).get("seed", 42))
     try:
-        report = datasets.scan_dataset(root, fractions=fractions, seed=seed)
-    except datasets.DatasetError as exc:
+        report = scan_dataset(root, fractions=fractions, seed=seed)
+    except DatasetError as exc:
         raise ExportError(f"the run's dataset cannot be read ({exc}); {why}") from None
     for split in ("train", "validation"):
-        found = datasets.split_arrays(report, split)
+        found = split_arrays(report, split)
         if found is not None and len(found):
             files = list(found.files)
             break
@@ -191,7 +194,7 @@ def representative_images(config: dict, image_size: int, count: int = REPRESENTA
         raise ExportError(f"the run's dataset {root} has no usable training or validation images; {why}")
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(files), size=min(count, len(files)), replace=False))
-    return datasets.load_images([files[i] for i in chosen], image_size)
+    return load_images([files[i] for i in chosen], image_size)
 
 
 # --- Writers ------------------------------------------------------------------------------

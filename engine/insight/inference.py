@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.datasets import image_bytes_to_array, read_image_file
+from engine.data.pixels import image_bytes_to_array, read_image_file
 from engine.insight.evaluation import class_probabilities
 from engine.data.images import ImageDecodeError, check_image
 from engine.store.runs import RunStore

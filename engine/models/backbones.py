@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from engine.config import BackboneConfig, ConfigError
+from engine.data.paths import keras_home
 
 
 class WeightsUnavailable(StudioError, RuntimeError):
@@ -109,7 +110,7 @@ def preprocess(name: str, x, mode: str = "backbone"):
 
 
 def keras_cache_dir() -> Path:
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    return keras_home() / "models"
 
 
 def weights_identity(cfg: BackboneConfig, seed: int) -> str:
@@ -296,13 +297,6 @@ def download_host_reachable() -> bool:
         worker.join(REACHABILITY_TIMEOUT_S)
         _reachable = bool(result and result[0])
     return _reachable
-
-
-def imagenet_available(name: str, alpha: float, image_size: int) -> bool:
-    """Whether weights='imagenet' would work here: the file is in Keras' cache, or it can be downloaded."""
-    if cached_imagenet_weights(BackboneConfig(name=name, alpha=alpha), image_size) is not None:
-        return True
-    return download_host_reachable()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from typing import Iterator
 
 FLOAT32 = "float32"
 MIXED_FLOAT16 = "mixed_float16"
-MIXED_BFLOAT16 = "mixed_bfloat16"
 
 # Tensor cores (fast float16 matrix units) arrived with Volta, compute capability 7.0; older
 # GPUs run float16 at best at float32's rate, so mixed precision would only add casts.

@@ -100,7 +100,7 @@ def subset(data, train_per_class: int, val_per_class: int):
     import numpy as np
 
     from engine.training.prepared import PreparedData
-    from engine.data.datasets import Split
+    from engine.data.splits import Split
 
     splits = {}
     for name, per in (("train", train_per_class), ("validation", val_per_class)):
@@ -180,7 +180,7 @@ def cmd_bench(args) -> int:
     from engine.training.approaches import prepare_data
     from engine.models.backbones import build_base, get_spec, image_size_for
     from engine.config import BackboneConfig, default_config
-    from engine.data.datasets import DatasetError
+    from engine.data.layout import DatasetError
     from engine.data.sample import resolve_data_path
 
     started = time.perf_counter()
@@ -277,7 +277,7 @@ def _measure_lecture(lecture, base, spec, root: str, size: int, n_train: int, n_
 
 def _split_dir(root: str, split: str) -> str:
     """The folder name the dataset uses for a split (validation may be val/ or valid/)."""
-    from engine.data.datasets import SPLIT_ALIASES
+    from engine.data.layout import SPLIT_ALIASES
 
     for name in sorted(os.listdir(root)):
         if SPLIT_ALIASES.get(name.lower()) == split and os.path.isdir(os.path.join(root, name)):

@@ -217,11 +217,11 @@ def _weights_id(cfg: RunConfig, runs_dir) -> str:
 
 def _decode_seconds_per_image(data, image_size: int) -> float:
     """Decodes a few of the dataset's own files (sizes and formats vary by dataset)."""
-    from engine.data import datasets
+    from engine.data.pixels import load_images
 
     files = data.splits["train"].files[:16]
     t = time.perf_counter()
-    datasets.load_images(files, image_size)
+    load_images(files, image_size)
     return (time.perf_counter() - t) / max(len(files), 1)
 
 

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.data import datasets
-from engine.data.datasets import DatasetReport, Split
+from engine.data.layout import SPLITS
+from engine.data.pixels import fingerprint_files, image_dataset, load_images
+from engine.data.report import DatasetReport, require_trainable
+from engine.data.scan import scan_dataset
+from engine.data.splits import Split, split_arrays
 from engine.training.plan import EXTRACT_BATCH
 
 
@@ -27,14 +30,14 @@ class PreparedData:
 
     def fingerprint(self, split: str) -> str:
         if split not in self._fingerprints:
-            self._fingerprints[split] = datasets.fingerprint_files(self.splits[split].files)
+            self._fingerprints[split] = fingerprint_files(self.splits[split].files)
         return self._fingerprints[split]
 
     def images(self, split: str, image_size: int) -> np.ndarray:
         """Decoded uint8 images of a split, kept for the run (augmented views need them K times)."""
         key = (split, image_size)
         if key not in self._images:
-            self._images[key] = datasets.load_images(self.splits[split].files, image_size)
+            self._images[key] = load_images(self.splits[split].files, image_size)
         return self._images[key]
 
     def pixel_bytes(self, split: str, image_size: int) -> int:
@@ -51,7 +54,7 @@ class PreparedData:
         for that: they are decoded from disk batch by batch, in parallel and prefetched.
         """
         if streamed and (split, image_size) not in self._images:
-            return datasets.image_dataset(self.splits[split].files, image_size, EXTRACT_BATCH)
+            return image_dataset(self.splits[split].files, image_size, EXTRACT_BATCH)
         arr = self.images(split, image_size)
         return (arr[s : s + EXTRACT_BATCH] for s in range(0, len(arr), EXTRACT_BATCH))
 
@@ -60,9 +63,9 @@ def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 
                  checks_dir: str | os.PathLike | None = None) -> PreparedData:
     """Scans a dataset folder and checks it can be trained on (raises DatasetError if not).
 
-    `checks_dir`: where the decoder's verdict on each file is remembered (datasets.scan_dataset).
+    `checks_dir`: where the decoder's verdict on each file is remembered (engine/data/scan.py).
     """
-    report = datasets.scan_dataset(path, fractions=fractions, seed=seed, checks_dir=checks_dir)
-    datasets.require_trainable(report)
-    splits = {s: sp for s in datasets.SPLITS if (sp := datasets.split_arrays(report, s)) is not None}
+    report = scan_dataset(path, fractions=fractions, seed=seed, checks_dir=checks_dir)
+    require_trainable(report)
+    splits = {s: sp for s in SPLITS if (sp := split_arrays(report, s)) is not None}
     return PreparedData(report, splits)
