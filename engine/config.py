@@ -29,15 +29,17 @@ class ConfigError(StudioError, ValueError):
 
 
 def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None, choices: tuple | None = None,
-         min_exclusive: bool = False, integer: bool = False, message: str = "") -> Any:
-    """A config field carrying its own limits: the one source for validate(), the widgets' bounds and the CLI's choices.
+         min_exclusive: bool = False, integer: bool = False, message: str = "", flag: str = "", metavar: str = "") -> Any:
+    """A config field carrying its own limits: the one source for validate(), the widgets and the CLI's flags.
 
     metadata: min/max (inclusive; `min_exclusive` for "> min"), choices, help (one line for
     a tooltip or --help), integer (a whole number is required), message (the error text when
-    out of range, with {min} {max} {value}; default ">= min" / "<= max" / "one of").
+    out of range, with {min} {max} {value}; default ">= min" / "<= max" / "one of"), flag
+    (the CLI flag without dashes when not the field's name, e.g. "fine-tune-epochs") and
+    metavar (its value's name in --help).
     """
     meta = {"min": min, "max": max, "choices": choices, "help": help, "min_exclusive": min_exclusive, "integer": integer,
-            "message": message}
+            "message": message, "flag": flag, "metavar": metavar}
     return field(default=default, metadata=meta)
 
 
@@ -47,7 +49,7 @@ _BETWEEN = "must be between {min:g} and {max:g}, got {value}"
 
 @dataclass
 class DataConfig:
-    path: str = knob("", "dataset folder: DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*")  # dataset folder
+    path: str = knob("", "dataset folder (DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*), or 'sample'", flag="data")  # dataset folder
     train_fraction: float = knob(0.70, "flat layout only: share of each class used for training", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
     val_fraction: float = knob(0.15, "flat layout only: share used for validation", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
     test_fraction: float = knob(0.15, "flat layout only: share held out for the final test", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
@@ -55,7 +57,7 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    name: str = knob("mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES")  # choices live in the registry
+    name: str = knob("mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES", flag="backbone")  # choices live in the registry
     weights: str = knob("imagenet", "'imagenet' (Keras download/cache), 'none', or a path to a weights file")  # never empty
     alpha: float = knob(1.0, "width multiplier, MobileNet family only", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
     # square input side in pixels; 0 = the backbone's default, else 32-512 (each backbone's own limit: backbones.py)
@@ -73,7 +75,7 @@ class HeadConfig:
 
 @dataclass
 class AugmentationConfig:
-    enabled: bool = knob(True, "master switch; off = plain images (feature extraction never augments)")
+    enabled: bool = knob(True, "master switch; off = plain images (feature extraction never augments)", flag="augmentation")
     rotation: float = knob(20.0, "max rotation in degrees (lecture: rotation_range=20)", min=0.0, max=180.0,
                            message="degrees must be in [{min:g}, {max:g}], got {value}")  # (0-180)
     width_shift: float = knob(0.1, "max horizontal shift as a fraction of width", min=0.0, max=1.0, message=_IN_RANGE)  # (0-1)
@@ -83,7 +85,7 @@ class AugmentationConfig:
     vertical_flip: bool = knob(True, "random up-down flips (the lecture's choice; odd for photos)")
     # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly)
     views: int = knob(3, "augmented views of the training set cached once; epochs cycle through them", min=1, max=100, integer=True,
-                      message="must be a whole number in [{min:g}, {max:g}], got {value}")  # 1-100
+                      message="must be a whole number in [{min:g}, {max:g}], got {value}", metavar="K")  # 1-100
 
 
 @dataclass
@@ -93,15 +95,16 @@ class FitConfig:
     learning_rate: float = knob(2e-5, "optimizer step size", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
     optimizer: str = knob("rmsprop", "'rmsprop' (lecture), 'adam' or 'sgd'", choices=OPTIMIZERS)
     early_stopping_patience: int = knob(0, "epochs without val_loss improvement before stopping; 0 = off", min=0, max=1000, integer=True,
-                                        message="must be >= 0 (0 = off), got {value}")  # 0 = off
+                                        message="must be >= 0 (0 = off), got {value}", flag="early-stopping", metavar="PATIENCE")  # 0 = off
     seed: int = knob(42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True)
 
 
 @dataclass
 class FineTuneConfig:
     unfreeze_blocks: int = knob(1, "how many top blocks of the base to unfreeze (VGG16 1 = block5_conv1..3)", min=1, max=3, integer=True)  # 1-3
-    learning_rate: float = knob(1e-5, "phase-2 learning rate, lower than phase 1", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
-    epochs: int = knob(30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True)  # 0-1000
+    learning_rate: float = knob(1e-5, "phase-2 learning rate, lower than phase 1", min=0.0, max=1.0, min_exclusive=True,
+                                flag="fine-tune-learning-rate")  # (0, 1]
+    epochs: int = knob(30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True, flag="fine-tune-epochs")  # 0-1000
     from_run: str = knob("", "optional id of a finished 'frozen' run to use as phase 1 instead of training it")
 
 
@@ -111,10 +114,10 @@ class ComputeConfig:
     distribute: str = knob("none", "none = one device; mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG", choices=DISTRIBUTES)
     # "auto" = float32 on CPU, mixed precision on GPUs that support it; or float32/mixed_float16/mixed_bfloat16
     precision: str = knob("auto", "auto = float32 on CPU, mixed precision on capable GPUs", choices=PRECISIONS)
-    tensorboard: str = knob("", "folder for TensorBoard logs (one subfolder per run); empty = no logs")
+    tensorboard: str = knob("", "folder for TensorBoard logs (one subfolder per run); empty = no logs", metavar="DIR")
     # a split whose decoded pixels + cached features fit in this many MB is held in RAM (faster); larger ones stream from disk
     in_memory_mb: int = knob(1024, "hold a split in RAM up to this many MB; larger splits stream from disk", min=0, integer=True,
-                             message="must be a whole number >= {min:g}, got {value}")
+                             message="must be a whole number >= {min:g}, got {value}", metavar="MB")
 
 
 @dataclass
@@ -239,6 +242,11 @@ def default_config(approach: str, **sections: Any) -> RunConfig:
 def _check(ok: bool, field_name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{field_name}: {message}")
+
+
+def knobs() -> list[tuple[str, str, str, dict]]:
+    """(section, field, type name, metadata) of every knob of a RunConfig, in declaration order."""
+    return [(section, f.name, str(f.type), dict(f.metadata)) for section, sub in _SECTIONS.items() for f in dataclasses.fields(sub)]
 
 
 def field_meta(section: str, name: str) -> dict:

@@ -38,7 +38,7 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys, monk
         writes.append(len(results))
         return real_write(tmp_path, results) if len(writes) == 1 else real_write(path, results)  # a folder: a real OSError
 
-    monkeypatch.setattr(cli, "write_report", full_disk_once)
+    monkeypatch.setattr(cli.train, "write_report", full_disk_once)
     rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
                    "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report)])
     stderr = capsys.readouterr().err
@@ -126,7 +126,7 @@ def test_cli_bad_input_is_refused_before_any_run_folder(tiny_dataset, tmp_path, 
 
 def test_bugs_are_not_hidden_as_bad_input(monkeypatch):
     """Only StudioError means "bad input"; any other exception keeps its traceback."""
-    monkeypatch.setattr(cli, "cmd_scan", lambda args: int("not a number"))
+    monkeypatch.setattr(cli.commands, "cmd_scan", lambda args: int("not a number"))
     with pytest.raises(ValueError, match="invalid literal"):
         cli.main(["scan", "somewhere"])
 

@@ -92,10 +92,10 @@ def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch, capsys)
     optimizer = next(f for f in dataclasses.fields(FitConfig) if f.name == "optimizer")
     monkeypatch.setattr(optimizer, "metadata", {**optimizer.metadata, "choices": ("adam", "lion")})
     with pytest.raises(SystemExit) as exit_info:
-        cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "rmsprop"])
+        cli.build_parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "rmsprop"])
     assert exit_info.value.code == 2
     assert "argument --optimizer: invalid choice: 'rmsprop' (choose from 'adam', 'lion')" in capsys.readouterr().err
-    assert cli._parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]).optimizer == "lion"
+    assert getattr(cli.build_parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]), "fit.optimizer") == "lion"
 
 
 def test_whole_numbers_and_empty_weights_are_refused():

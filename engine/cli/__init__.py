@@ -1,0 +1,42 @@
+"""`python -m engine ...`: scan a dataset, train approaches headless, list runs, classify, export, benchmark.
+
+Progress goes to stderr (one line per epoch); results go to stdout or --report as JSON.
+Bad input exits with status 2 and a one-line reason; a failed or diverged run exits with status 1.
+Each subcommand's parser names its handler (`set_defaults(func=...)`): `train` (run, estimate),
+`commands` (scan, presets, runs, predict, export, sample, import-zip), and the benchmark's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import commands, train
+from engine.cli.train import EXIT_FAILED, StopFlag, write_report
+from engine.errors import StudioError
+
+EXIT_BAD_INPUT = 2
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "StopFlag", "build_parser", "main", "write_report"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.training.bench import add_bench_arguments, cmd_bench
+
+    p = argparse.ArgumentParser(prog="python -m engine", description="Transfer Learning Studio engine")
+    sub = p.add_subparsers(dest="command", required=True)
+    commands.add_parsers(sub)
+    train.add_parsers(sub)
+    bench = sub.add_parser("bench", help="measure speed and memory of each stage")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StudioError as exc:  # bad input: one line. Anything else is a bug and keeps its traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,190 @@
+"""The commands that read, classify, export or prepare: scan, presets, runs, predict, export, sample, import-zip."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from engine.config import ConfigError
+from engine.data.layout import DatasetError
+from engine.data.sample import resolve_data_path
+from engine.data.scan import scan_dataset
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("scan", help="check a dataset folder: classes, counts, sizes, bad files")
+    s.add_argument("data", help="dataset folder, or 'sample' for the built-in sample")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    s.set_defaults(func=cmd_scan)
+
+    pz = sub.add_parser("presets", help="list the presets (published setups) with their published accuracy")
+    pz.add_argument("--json", action="store_true")
+    pz.set_defaults(func=cmd_presets)
+
+    ls = sub.add_parser("runs", help="list stored runs")
+    ls.add_argument("--runs-dir")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_runs)
+
+    pr = sub.add_parser("predict", help="classify image files with a stored run")
+    pr.add_argument("--run", required=True, help="run id")
+    pr.add_argument("--runs-dir")
+    pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
+    pr.add_argument("--gradcam", metavar="OUT.png",
+                    help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
+    pr.add_argument("--force", action="store_true", help="--gradcam may replace existing files (never an input image)")
+    pr.add_argument("images", nargs="+")
+    pr.set_defaults(func=cmd_predict)
+
+    _add_export_parser(sub)
+
+    sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
+    sp.add_argument("dir", nargs="?", help="where to create it (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
+    sp.set_defaults(func=cmd_sample)
+
+    iz = sub.add_parser("import-zip", help="unpack a dataset zip safely (bounded, no path tricks) and print the dataset root")
+    iz.add_argument("zip", help="the .zip file")
+    iz.add_argument("dest", help="a new or empty folder to unpack into")
+    iz.set_defaults(func=cmd_import_zip)
+
+
+def _add_export_parser(sub) -> None:
+    from engine.insight.export import FORMATS
+
+    ex = sub.add_parser("export", help="export a stored run's model: .keras, SavedModel, TFLite float32 or int8")
+    ex.add_argument("run", help="run id")
+    ex.add_argument("--format", required=True, choices=FORMATS)
+    ex.add_argument("--out", required=True, metavar="FOLDER",
+                    help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
+    ex.add_argument("--zip", action="store_true", help="also write FOLDER.zip (what the dashboard's download holds)")
+    ex.add_argument("--force", action="store_true", help="--zip may replace an existing FOLDER.zip")
+    ex.add_argument("--calibration-images", type=int, default=100, metavar="N",
+                    help="tflite_int8: training images used to calibrate the quantisation (default 100)")
+    ex.add_argument("--runs-dir")
+    ex.set_defaults(func=cmd_export)
+
+
+def cmd_scan(args) -> int:
+    report = scan_dataset(resolve_data_path(args.data))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    d = report.to_dict()
+    print(f"{d['root']}  ({d['layout']} layout, {len(d['classes'])} classes, {d['num_images']} usable images)")
+    for split, counts in d["splits"].items():
+        print(f"  {split:<11} " + "  ".join(f"{c}: {n}" for c, n in counts.items()))
+    if d["image_size"]:
+        w, h = d["image_size"]["width"], d["image_size"]["height"]
+        print(f"  size        width {w['min']}/{w['median']}/{w['max']}  height {h['min']}/{h['median']}/{h['max']} (min/median/max)")
+    print("  formats     " + ", ".join(f"{k} {v}" for k, v in sorted(d["formats"].items())))
+    for b in d["bad_files"]:
+        print(f"  bad file    {b['path']}: {b['reason']}")
+    for w in d["warnings"]:
+        print(f"  warning     {w}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from engine.insight.presets import PRESETS
+
+    if args.json:
+        print(json.dumps({"presets": [p.to_dict() for p in PRESETS.values()]}, indent=2))
+        return 0
+    for p in PRESETS.values():
+        pub = "  ".join(f"{a}: {', '.join(f'{k} {v:.3f}' for k, v in m.items())}" for a, m in p.published.items())
+        print(f"{p.name:<12} {p.title}\n{'':<12} published: {pub or 'none'}\n{'':<12} source: {p.source}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from engine.store.runs import RunStore
+
+    store = RunStore(args.runs_dir)
+    if store.root.exists() and not store.root.is_dir():
+        raise ConfigError(f"--runs-dir {store.root}: is a file, not a run store folder")
+    listing = store.list()
+    rows = listing.summaries()  # damaged folders too, with state "damaged" and the reason as message
+    if args.json:
+        damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]
+        print(json.dumps({"runs": rows, "damaged": damaged}, indent=2))
+        return 0
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    for row in rows:
+        if row["state"] == "damaged":
+            print(f"{row['id']}  damaged      {row['message']}")
+            continue
+        epochs = f"{row['epochs_run']}/{row['epochs_total']}" if row["epochs_total"] else str(row["epochs_run"])
+        print(f"{row['id']}  {row['state']:<11}  epochs {epochs:<7}  val {fmt(row['val_accuracy'])}  test {fmt(row['test_accuracy'])}"
+              + (f"  ({row['message']})" if row["state"] in ("interrupted", "failed") and row["message"] else ""))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from engine.insight.inference import check_files, classify_file, load_run
+    from engine.store.runs import RunStore
+
+    # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
+    # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
+    check_files(args.images)
+    store = RunStore(args.runs_dir)
+    if args.gradcam:
+        from engine.insight.explain import gradcam_paths
+        from engine.store.outputs import check_named, check_target
+
+        check_named("--gradcam", args.gradcam)
+        heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
+                    for p in gradcam_paths(args.gradcam, args.images)]
+    run = load_run(store, args.run)
+    out = [{"image": path, **classify_file(run, path)} for path in args.images]
+    if args.gradcam:
+        from engine.insight.explain import explain_image, save_png
+
+        for row, target in zip(out, heatmaps):
+            explained = explain_image(run, row["image"])
+            row["gradcam"] = str(save_png(explained.overlay, target))
+            row["gradcam_layer"] = explained.layer
+    if args.json:
+        print(json.dumps({"predictions": out}, indent=2))
+        return 0
+    for row in out:
+        p = row["probabilities"][row["predicted"]]
+        print(f"{row['image']}  {row['predicted']}  {p:.1%}" + (f"  Grad-CAM -> {row['gradcam']}" if args.gradcam else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from engine.insight.export import export_run
+    from engine.store.runs import RunStore
+
+    def progress(message: str) -> None:
+        print(f"[export] {message}", file=sys.stderr, flush=True)
+
+    from engine.store.outputs import check_outside_store, check_target
+
+    store = RunStore(args.runs_dir)
+    check_outside_store("--out", args.out, store.root)
+    if args.zip:
+        out = Path(args.out)
+        check_target("--zip", out.with_name(out.name + ".zip"), run_store=store.root, force=args.force)
+    result = export_run(store, args.run, args.format, args.out, make_zip=args.zip,
+                        calibration_count=args.calibration_images, progress=progress)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from engine.data.sample import ensure_sample_dataset
+
+    print(ensure_sample_dataset(args.dir))
+    return 0
+
+
+def cmd_import_zip(args) -> int:
+    from engine.data.zip_import import import_zip
+
+    try:
+        print(import_zip(args.zip, args.dest))
+    except DatasetError as exc:
+        raise DatasetError(f"{args.zip}: {exc}") from None
+    return 0

@@ -1,0 +1,256 @@
+"""`run` and `estimate`: train approaches headless (progress on stderr, a JSON report) or foresee their cost.
+
+SIGINT/SIGTERM stop training cooperatively: the finished epochs are kept and saved. A failed
+or diverged run exits with status 1; bad input with status 2 and one line (engine/cli/__init__.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from engine.cli.flags import add_run_arguments, build_config, read_config_file
+from engine.config import APPROACHES, ConfigError, RunConfig
+from engine.data.sample import resolve_data_path
+from engine.errors import StudioError
+from engine.training import distribute
+
+EXIT_FAILED = 1
+
+
+def add_parsers(sub) -> None:
+    r = sub.add_parser("run", help="train one approach or all three and store the runs")
+    add_run_arguments(r)
+    r.add_argument("--run-id", help="folder name for the run (single approach only)")
+    r.add_argument("--report", help="write {'runs': [...]} JSON here")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    r.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs")
+    r.add_argument("--repeat-group", help="record the run as repeat --repeat-index of this group (the dashboard queues "
+                   "one job per seed; the split still comes from --seed)")
+    r.add_argument("--repeat-index", type=int, default=0, help="with --repeat-group: train with seed SEED + this")
+    r.set_defaults(func=cmd_run)
+    es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
+    add_run_arguments(es)
+    es.add_argument("--no-calibrate", action="store_true", help="only use a stored calibration; never measure one")
+    es.set_defaults(func=cmd_estimate)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; training checks it between batches.
+
+    Every later signal waits for the first one's save: a double click on the dashboard's Stop (one
+    SIGTERM each) or an impatient second Ctrl-C used to interrupt the save and leave the run
+    `interrupted`. Only SIGKILL abandons a run at once (it then reads `interrupted`).
+    """
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self) -> bool:
+        return self.set
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.set:
+                print("already stopping: the run is being saved (kill -9 abandons it)", file=sys.stderr, flush=True)
+                return
+            self.set = True
+            print("stop requested: finishing the current batch and saving the run ...", file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def check_report_writable(path: str) -> None:
+    """Fails before training, not after the run was stored, when --report cannot be written."""
+    import stat
+
+    target = Path(path)
+    existed = target.exists()
+    if existed and stat.S_ISFIFO(target.stat().st_mode):  # opening a pipe for writing waits for a reader: a hang
+        raise ConfigError(f"--report {path}: is a pipe; give a file to write the report to")
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
+    if not existed:
+        target.unlink(missing_ok=True)
+    elif not target.is_file():  # a device or pipe opens fine; /dev/full fails only on writing
+        try:
+            with open(target, "w") as fh:
+                fh.write("\n")
+        except OSError as exc:
+            raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
+
+
+def write_report(path: str, results: list) -> str:
+    """Writes the report after each run; '' or the one-line reason it failed (the runs are stored either way)."""
+    try:
+        Path(path).write_text(json.dumps({"runs": results}, indent=2))
+        return ""
+    except OSError as exc:
+        return f"--report {path}: cannot write there ({exc.strerror or exc}); the runs are stored (see `python -m engine runs`)"
+
+
+def print_progress(label: str):
+    def progress(event: dict) -> None:
+        if event["type"] == "epoch":
+            lg = event["logs"]
+            phase = " (fine-tune)" if event["phase"] == 2 else ""
+            print(
+                f"[{label}] epoch {event['epoch']}/{event['epochs_total']}{phase}  loss {lg['loss']:.4f}  acc {lg['accuracy']:.4f}"
+                f"  val_loss {lg['val_loss']:.4f}  val_acc {lg['val_accuracy']:.4f}  {event['seconds']:.1f}s",
+                file=sys.stderr, flush=True,
+            )
+        elif event["type"] == "status":
+            print(f"[{label}] {event['message']}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_run(args) -> int:
+    configs = _run_configs(args)
+    data = _prepare(args, configs)
+    stop = StopFlag()
+    stop.install()
+    results, status, report_error = [], 0, ""
+    frozen_runs: dict[int, str] = {}  # with --approach all, fine-tuning continues from the frozen run of its repeat
+    for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
+        if stop():
+            break
+        if args.repeat_group:  # one repeat of a group queued job by job (engine/store/jobs.py)
+            cfg.fit.seed += args.repeat_index
+            extra = {**extra, "repeat_group": args.repeat_group, "repeat_index": args.repeat_index}
+        if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
+            cfg.fine_tune.from_run = frozen_runs[repeat]
+        result, rep = _train_one(args, cfg, data, extra, stop)
+        results.append(rep)
+        if cfg.approach == "frozen" and result.state == "finished":
+            frozen_runs[repeat] = result.id
+        if args.report:
+            report_error = write_report(args.report, results) or report_error  # the other approaches still run
+        if result.state == "failed":
+            status = EXIT_FAILED
+    if not args.report:
+        print(json.dumps({"runs": results}, indent=2))
+    if report_error:
+        raise ConfigError(report_error)
+    return status
+
+
+def _run_configs(args) -> list[RunConfig]:
+    """One config per approach to run, after checking every flag that spans them (before any work)."""
+    base_cfg = read_config_file(args.config) if args.config else None
+    approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
+    if args.run_id and len(approaches) > 1:
+        raise ConfigError("--run-id: only with a single --approach")
+    if not 1 <= args.seeds <= 20:
+        raise ConfigError(f"--seeds: must be between 1 and 20, got {args.seeds}")
+    if args.run_id and args.seeds > 1:
+        raise ConfigError("--run-id: only with --seeds 1 (each repeat is a run of its own)")
+    if args.report:
+        check_report_writable(args.report)
+    args.data = resolve_data_path(args.data)
+    return [build_config(a, args, base_cfg) for a in approaches]
+
+
+def _prepare(args, configs: list[RunConfig]):
+    """Checks the stores and the strategy, then scans and splits the dataset (once for every approach)."""
+    from engine.store.outputs import check_writable_folder
+    from engine.store.runs import RunStore, RunStoreError, check_run_id
+    from engine.training.approaches import prepare_data
+    from engine.training.features import default_cache_dir
+
+    check_writable_folder("--runs-dir", RunStore(args.runs_dir).root)
+    if configs[0].compute.tensorboard:
+        check_writable_folder("--tensorboard", configs[0].compute.tensorboard)
+    # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs
+    # anything, and a missing TF_CONFIG or nothing to mirror over fails here, before any work.
+    dist = distribute.resolve(configs[0].compute.distribute)
+    if args.run_id and dist.chief:  # other workers store nothing (and may see the chief's new folder)
+        if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
+            raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
+    d = configs[0].data
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
+                        checks_dir=args.cache_dir or default_cache_dir())
+    if data.report.bad_files:
+        print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
+    return data
+
+
+def _train_one(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
+    """Trains one approach; (its RunResult, its report row). One line on stderr says how it ended."""
+    import keras
+
+    from engine.training.approaches import RUNNERS
+
+    extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir, args.runs_dir)}
+    keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
+    t0 = time.perf_counter()
+    result = RUNNERS[cfg.approach](
+        cfg, data, progress=(lambda e: None) if args.quiet else print_progress(cfg.approach), should_stop=stop,
+        runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id, resolved_extra=extra,
+    )
+    rep = result.to_report()
+    rep.update({k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s")}, seed=cfg.fit.seed)
+    acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(
+        f"[{cfg.approach}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
+        f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir or 'not stored here: the chief worker stores the run'}"
+        + (f"  ({result.message})" if result.message else ""),
+        file=sys.stderr, flush=True,
+    )
+    return result, rep
+
+
+def repeat_plan(configs: list[RunConfig], seeds: int, preset: str | None = None) -> list[tuple[RunConfig, int, dict]]:
+    """(config, repeat index, resolved extras) per run: each approach `seeds` times with seed, seed+1, ...
+
+    Only fit.seed changes (weights init, shuffling, augmented views); the data split was
+    made once from the base seed by the caller, so every repeat sees the same images.
+    Repeats of one approach share a `repeat_group` id (engine/analysis.group_repeats).
+    """
+    import secrets
+
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    plan = []
+    for i in range(seeds):
+        for cfg in configs:
+            c = RunConfig.from_dict(cfg.to_dict())
+            c.fit.seed = cfg.fit.seed + i
+            extra = {"repeat_group": f"{stamp}-{cfg.approach}", "repeat_index": i} if seeds > 1 else {}
+            if preset:
+                extra["preset"] = preset
+            plan.append((c, i, extra))
+    return plan
+
+
+def recorded_estimate(cfg: RunConfig, data, cache_dir: str | None, runs_dir: str | None = None) -> dict:
+    """{"estimate_s": ...} from a stored calibration (never measures one: training should not wait), else {}."""
+    from engine.training.estimate import estimate_run
+
+    try:
+        est = estimate_run(cfg, data, cache_dir, calibrate=False, runs_dir=runs_dir)
+    except StudioError:
+        return {}
+    return {"estimate_s": est["wall_s"]} if est.get("wall_s") is not None else {}
+
+
+def cmd_estimate(args) -> int:
+    from engine.training.approaches import prepare_data
+    from engine.training.estimate import estimate_run
+
+    base_cfg = read_config_file(args.config) if args.config else None
+    if args.approach == "all":
+        raise ConfigError("--approach: estimate one approach at a time (feature_extraction, frozen or fine_tuning)")
+    args.data = resolve_data_path(args.data)
+    cfg = build_config(args.approach, args, base_cfg)
+    d = cfg.data
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed)
+    print(json.dumps(estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir), indent=2))
+    return 0
