@@ -7,7 +7,7 @@ from ui.access import require_token
 from ui.compare_extras import cost_columns, show_disagreements, show_repeats
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
-from ui.run_labels import approach_title, best_per_approach, dataset_of, image_size, on_dataset, run_label, scored_accuracy
+from ui.run_labels import approach_title, best_per_approach, dataset_of, on_dataset, run_label
 from ui.run_manager import manage_runs
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
@@ -35,12 +35,12 @@ chosen = st.multiselect("Runs (default: the best finished run of each approach)"
 picked = [r for r in runs if r.id in chosen]
 if not picked:
     st.stop()
-with_test = all(scored_accuracy(r)[1] == "test" for r in picked)
+with_test = all(r.scored_accuracy[1] == "test" for r in picked)
 split = "Test" if with_test else "Validation"
-top = max(picked, key=lambda r: scored_accuracy(r)[0] if scored_accuracy(r)[0] is not None else -1.0)
+top = max(picked, key=lambda r: r.scored_accuracy[0] if r.scored_accuracy[0] is not None else -1.0)
 if not with_test:
     st.info("Not every run has a test split: accuracies below are **validation** accuracy (which also picked the best epoch).")
-sizes = sorted({image_size(r) for r in picked})
+sizes = sorted({r.image_size for r in picked})
 if len(sizes) > 1:
     st.warning(f"These runs used different image sizes ({', '.join(f'{s} px' for s in sizes)}): accuracy and time are not directly comparable.")
 
@@ -51,16 +51,15 @@ def fmt(value, pattern: str) -> str:
 
 def row(r) -> dict:
     h, m = r.history, r.metrics
-    acc = (m.get("test") if with_test else m.get("validation")) or {}
     return {
         "best": "★" if r.id == top.id else "", "approach": approach_title(r), "dataset": dataset_of(r),
-        f"{split.lower()} acc": fmt(acc.get("accuracy"), "{:.3f}"), "wall time (s)": fmt(m.get("wall_seconds"), "{:,.0f}"),
+        f"{split.lower()} acc": fmt(r.accuracy(split.lower()), "{:.3f}"), "wall time (s)": fmt(r.wall_seconds, "{:,.0f}"),
         "trainable params": fmt(m.get("trainable_params"), "{:,}"), **cost_columns(r),
         "total params": fmt(m.get("total_params"), "{:,}"),
-        "epochs": len(h["loss"]), "state": r.state, "backbone": r.config["backbone"]["name"], "image size": image_size(r),
+        "epochs": r.epochs_run, "state": r.state, "backbone": r.backbone, "image size": r.image_size,
         "best val acc": fmt(max(h["val_accuracy"]) if h.get("val_accuracy") else None, "{:.3f}"),
         "train–val gap": fmt(h["accuracy"][-1] - h["val_accuracy"][-1] if h.get("val_accuracy") else None, "{:+.3f}"),
-        "precision": r.config.get("resolved", {}).get("precision", "float32"),  # runs before the setting computed in float32
+        "precision": r.resolved.get("precision", "float32"),  # runs before the setting computed in float32
         "run": r.id,
     }
 
@@ -68,10 +67,10 @@ def row(r) -> dict:
 table = pd.DataFrame([row(r) for r in picked])
 st.dataframe(table, hide_index=True)
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
-series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.config.get("approach"), "history": r.history} for r in picked]
+series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.approach, "history": r.history} for r in picked]
 curve_pair(series, key="cmp")
-points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.metrics.get("wall_seconds") or 0,
-           "accuracy": scored_accuracy(r)[0] or 0.0, "best": r.id == top.id} for s, r in zip(series, picked)]
+points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.wall_seconds or 0,
+           "accuracy": r.scored_accuracy[0] or 0.0, "best": r.id == top.id} for s, r in zip(series, picked)]
 st.plotly_chart(charts.accuracy_vs_time_figure(points, f"{split} accuracy"))
 if any(r["feature cache"] == "cached rerun" for r in table.to_dict("records")):
     st.caption("A “cached rerun” read features/views cached by an earlier run: its wall time is not the cost from scratch.")

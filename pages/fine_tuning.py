@@ -10,26 +10,20 @@ require_token()  # also here: a fresh server's first request for this page's URL
 
 
 def finished_frozen_runs(cfg, report) -> list:
-    """Finished frozen runs that fine-tuning can continue from: same dataset, backbone and image size."""
+    """The runs fine-tuning can continue from (the engine's one rule: RunRecord.continue_problem)."""
     from engine.models.backbones import image_size_for
 
     size = image_size_for(cfg.backbone)
-    out = []
-    for r in resources.run_store().list().runs:
-        c = r.config
-        res = c.get("resolved") or {}
-        if (c.get("approach") == "frozen" and r.state == "finished" and res.get("dataset_root") == report.root
-                and (c.get("backbone") or {}).get("name") == cfg.backbone.name and res.get("image_size") == size):
-            out.append(r)
-    return out
+    return [r for r in resources.run_store().list().runs
+            if not r.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name, image_size=size)]
 
 
 def fine_tune_fields(cfg, key):
     runs = finished_frozen_runs(cfg, current_report())
     labels = {"": "Train phase 1 here (frozen base, head only)"}
     for r in runs:
-        acc = ((r.metrics.get("validation") or {}).get("accuracy"))
-        labels[r.id] = f"Continue from frozen run {r.id} ({len(r.history.get('loss', []))} epochs, val acc {acc:.3f})" if acc is not None else r.id
+        acc = r.accuracy("validation")
+        labels[r.id] = f"Continue from frozen run {r.id} ({r.epochs_run} epochs, val acc {acc:.3f})" if acc is not None else r.id
     if st.session_state.get(f"{key}_from_run") not in labels:
         st.session_state.pop(f"{key}_from_run", None)  # a run of another dataset/backbone kept from before
         st.session_state.pop(f"_keep_{key}_from_run", None)

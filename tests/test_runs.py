@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.store import heartbeat, runs
-from engine.store.runs import RunDamaged, RunSaveError, RunStore, RunStoreError, atomic_write_json
+from engine.store.runs import RunDamaged, RunNotFound, RunSaveError, RunStore, RunStoreError, atomic_write_json
 from tests.conftest import dead_pid, tiny_config, write_run
 
 # The least a run's config.json holds for readers (listing, Compare, Classify, predict).
@@ -64,9 +64,9 @@ def test_delete_and_unknown(tmp_path):
     store.create("frozen", CONFIG, run_id="x")
     store.delete("x")
     assert store.list().runs == []
-    with pytest.raises(FileNotFoundError, match="no run 'x'"):
+    with pytest.raises(RunNotFound, match="no run 'x'"):
         store.load("x")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(RunNotFound):
         store.load_model("x")
 
 

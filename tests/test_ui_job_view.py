@@ -21,13 +21,13 @@ def test_caching_features_says_what_it_does_with_counts_and_a_measured_eta():
 
 
 def test_no_eta_zero_before_anything_is_measured():
-    _, text = progress_line(job(), {"status": {}, "metrics": {"state": "running"}}, now=1005.0)
+    _, text = progress_line(job(), {"status": {}, "metrics": {"state": "running"}, "elapsed_s": 5.0}, now=1005.0)
     assert text == "running: preparing; epoch 1/3 next · elapsed 5s · ETA after the first measured steps"
 
 
 def test_training_bar_covers_the_whole_run():
     status = {"stage": "training", "message": "epoch 2/3, step 5/10", "epoch": 2, "epochs_total": 3, "step": 5, "steps_total": 10, "eta_s": 15.0}
-    fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}}, now=1010.0)
+    fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}, "elapsed_s": 10.0}, now=1010.0)
     assert abs(fraction - 0.5) < 1e-9 and text.startswith("running: epoch 2/3, step 5/10 · elapsed 10s · ETA 15s")
 
 
@@ -37,9 +37,13 @@ def test_queued_job_shows_no_elapsed_time():
 
 
 def test_elapsed_is_frozen_when_the_run_finished():
-    prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 72.4}, "history": {"loss": [1, 2, 3]}, "status": {}}
+    from engine.store.jobs import JobRunner
+
+    ended = job(state="done", ended=1073.0)
     for now in (1100.0, 1500.0, 9000.0):  # polls long after the end read the same
-        assert progress_line(job(state="done", ended=1073.0), prog, now=now) == (1.0, "finished: epoch 3/3 · took 72s")
+        prog = {"metrics": {"state": "finished", "epochs_total": 3}, "history": {"loss": [1, 2, 3]}, "status": {},
+                "elapsed_s": JobRunner.elapsed(ended, {}, now=now)}
+        assert progress_line(ended, prog, now=now) == (1.0, "finished: epoch 3/3 · took 73s")
 
 
 def test_a_stopped_run_reads_epochs_done_of_planned():

@@ -16,21 +16,21 @@ def cache_note(metrics: dict) -> str:
     return "cached rerun" if stats.get("hits") else "from scratch"
 
 
-def images_per_second(metrics: dict) -> str:
+def images_per_second(r) -> str:
     """Training throughput (images through the trainable part per second, all epochs of this run)."""
-    value = (metrics.get("images_per_second") or {}).get("fit")
+    value = r.images_per_second
     return f"{value:,.0f}" if isinstance(value, (int, float)) and value > 0 else "—"
 
 
 def cost_columns(r) -> dict:
     """Cost beside accuracy: images/s when measured, cache use, the estimate's error."""
-    return {"images/s": images_per_second(r.metrics), "feature cache": cache_note(r.metrics),
-            "estimate vs actual": estimate_view.estimate_error(r.config, r.metrics) or "—"}
+    return {"images/s": images_per_second(r), "feature cache": cache_note(r.metrics),
+            "estimate vs actual": estimate_view.estimate_error(r) or "—"}
 
 
 def show_repeats(runs: list, metric: str) -> None:
     """Repeat groups (runs trained with seeds N, N+1, ...): mean ± std with error bars and overlap."""
-    if not any((r.config.get("resolved") or {}).get("repeat_group") for r in runs):
+    if not any(r.repeat_group for r in runs):
         st.caption("No repeated runs yet: use “Repeat with N seeds” on an approach page (CLI: `--seeds 3`) "
                    "to see mean ± std instead of one seed's number.")
         return

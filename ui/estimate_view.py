@@ -32,9 +32,9 @@ def show_estimate(cfg, cache_dir: str | None = None) -> dict | None:
     return est
 
 
-def estimate_error(config: dict, metrics: dict) -> str:
-    """'estimated 2 min 10 s, took 2 min 30 s (-13 %)' for Compare, or '' when the run has no estimate."""
-    est, wall = (config.get("resolved") or {}).get("estimate_s"), metrics.get("wall_seconds")
+def estimate_error(r) -> str:
+    """'estimated 2 min 10 s, took 2 min 30 s (-13 %)' for Compare, or '' when the run (a RunRecord) has no estimate."""
+    est, wall = r.estimate_s, r.wall_seconds
     if not est or not wall:
         return ""
     return f"estimated {_human(est)}, took {_human(wall)} ({(est - wall) / wall:+.0%})"

@@ -8,12 +8,12 @@ the run ends, and "epoch k/N" with N the planned epochs (a run stopped after 1 o
 
 from __future__ import annotations
 
-import re
 import time
 
 import streamlit as st
 
 from engine.insight import charts
+from engine.store.jobs import error_sentence
 from engine.store.runs import FINAL_STATES, RunStoreError
 from ui import resources
 from ui.curves import curve_pair
@@ -26,21 +26,20 @@ except ImportError:  # the export helper's panel (engine/insight/export.py) may 
     export_downloads = None
 
 FINAL = FINAL_STATES
-_NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
-
-
 def one_sentence(text: str) -> str:
-    """The human part of an engine message: TensorFlow's log noise and tracebacks dropped, last line kept."""
-    lines = [l.strip() for l in str(text or "").splitlines() if l.strip() and not _NOISE.search(l)]
-    line = lines[-1] if lines else ""
-    return line.removeprefix("error: ").replace("--weights PATH", "a Local file in the sidebar") or "the job ended unexpectedly"
+    """The engine's one sentence for an error (jobs.error_sentence), in the dashboard's words."""
+    return error_sentence(text).replace("--weights PATH", "a Local file in the sidebar") or "the job ended unexpectedly"
 
 
-def planned_epochs(config: dict) -> int:
-    fit = int((config.get("fit") or {}).get("epochs") or 0)
-    if config.get("approach") == "fine_tuning":
-        fit += int((config.get("fine_tune") or {}).get("epochs") or 0)
-    return fit
+def _planned(config: dict) -> int:
+    """The epochs a job's config plans (engine/training/plan.planned_epochs), 0 for a config it cannot read."""
+    from engine.config import ConfigError, RunConfig
+    from engine.training.plan import planned_epochs
+
+    try:
+        return planned_epochs(RunConfig.from_dict(config))
+    except (ConfigError, TypeError, AttributeError):
+        return 0
 
 
 def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str]:
@@ -48,17 +47,11 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
     now = time.time() if now is None else now
     metrics, status = prog.get("metrics") or {}, prog.get("status") or {}
     done = len((prog.get("history") or {}).get("loss", []))
-    total = status.get("epochs_total") or metrics.get("epochs_total") or planned_epochs(job.config) or max(done, 1)
+    total = status.get("epochs_total") or metrics.get("epochs_total") or _planned(job.config) or max(done, 1)
     state = "queued" if job.state == "queued" else metrics.get("state") or ("running" if job.state == "running" else job.state)
     if state == "queued":
         return 0.0, "queued: waiting for the running job to finish"  # no elapsed time before it starts
-    started = job.started if job.started is not None else now
-    elapsed = prog.get("elapsed_s")
-    if elapsed is None and state in FINAL:  # frozen: the run's own wall time, else when the process ended
-        elapsed = metrics.get("wall_seconds") or ((job.ended or status.get("updated") or now) - started)
-    if elapsed is None:
-        elapsed = now - started
-    elapsed = max(0.0, float(elapsed))
+    elapsed = max(0.0, float(prog.get("elapsed_s") or 0.0))  # the job runner's (status.elapsed_seconds), frozen at the end
     if state in FINAL:
         return min(done / total, 1.0), f"{state}: epoch {done}/{total} · took {elapsed:.0f}s"
     epoch, steps = status.get("epoch") or 0, status.get("steps_total") or 0

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import StudioError
+from engine.store.record import RunRecord
 
 PREDICTIONS_FILE = "predictions.json"
 EPS = 1e-7  # probability floor for the log loss, as in evaluation.score_predictions
@@ -207,15 +208,15 @@ def group_repeats(records, metric: str = "test_accuracy") -> list[dict]:
     """
     groups: dict[str, dict] = {}
     for r in records:
-        rid, config, metrics = (r["id"], r["config"], r["metrics"]) if isinstance(r, dict) else (r.id, r.config, r.metrics)
-        value = _metric(metrics, metric)
+        if isinstance(r, dict):
+            r = RunRecord(r["id"], None, r["config"], {}, r["metrics"])
+        value = _metric(r.metrics, metric)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        resolved = config.get("resolved") or {}
-        gid = resolved.get("repeat_group") or rid
-        g = groups.setdefault(gid, {"group": gid, "approach": config.get("approach"), "run_ids": [], "seeds": [], "values": []})
-        g["run_ids"].append(rid)
-        g["seeds"].append(resolved.get("seed", (config.get("fit") or {}).get("seed")))
+        gid = r.repeat_group or r.id
+        g = groups.setdefault(gid, {"group": gid, "approach": r.approach, "run_ids": [], "seeds": [], "values": []})
+        g["run_ids"].append(r.id)
+        g["seeds"].append(r.seed)
         g["values"].append(float(value))
     out = list(groups.values())
     for g in out:

@@ -226,9 +226,8 @@ def _tflite_bytes(model, calibration: np.ndarray | None) -> bytes:
 def labels_document(record, fmt: str, model_file: str, calibration_count: int | None = None) -> dict:
     """What `labels.json` says: classes, input (size, range, preprocessing), output, provenance."""
     cfg = record.config
-    resolved = cfg["resolved"]
-    classes, size = list(resolved["classes"]), int(resolved["image_size"])
-    backbone = cfg["backbone"]["name"]
+    classes, size = record.classes, int(record.image_size)
+    backbone = record.backbone
     mode = cfg["backbone"].get("preprocessing", "backbone")
     how = "x / 255" if mode == "rescale" else f"keras.applications {backbone} preprocess_input"
     binary = len(classes) == 2
@@ -339,7 +338,7 @@ def export_run(store, run_id: str, fmt: str, out: str | os.PathLike, *, make_zip
         raise ExportError(f"--calibration-images {calibration_count}: give at least 1 (100 or more calibrate better)")
     folder = check_out_folder(out)
     record = store.load(run_id)
-    size = int(record.config["resolved"]["image_size"])
+    size = int(record.image_size)
     calibration = None
     if fmt == "tflite_int8":  # before the model loads: a missing dataset is answered at once, in one line
         if calibration_problem(record.config):

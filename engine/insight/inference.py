@@ -24,11 +24,9 @@ class LoadedRun:
 
 
 def load_run(store: RunStore, run_id: str) -> LoadedRun:
-    """Loads a run's model and the settings needed to feed it (raises FileNotFoundError/ValueError)."""
+    """Loads a run's model and the settings needed to feed it (raises RunStoreError: unknown, damaged, no model)."""
     record = store.load(run_id)
-    resolved = record.config["resolved"]
-    return LoadedRun(run_id, store.load_model(run_id), list(resolved["classes"]), int(resolved["image_size"]),
-                     record.config.get("approach", "?"), record.config["backbone"]["name"])
+    return LoadedRun(run_id, store.load_model(run_id), record.classes, int(record.image_size), record.approach or "?", record.backbone)
 
 
 def classify_bytes(run: LoadedRun, data: bytes, name: str | None = None) -> dict:

@@ -20,6 +20,7 @@ instance per server process, e.g. via st.cache_resource).
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -34,27 +35,30 @@ from pathlib import Path
 from engine.store import heartbeat
 from engine.config import RunConfig, validate
 from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
-from engine.store.status import END_STAGES
+from engine.store.status import elapsed_seconds
 
 ENGINE_ROOT = Path(__file__).resolve().parents[2]
 LOG_LINES = 200  # of stderr kept in progress()["log"], for the page's log expander
 
 
-def first_line(message: str) -> str:
-    """The first non-empty line of a message: what a page shows (the rest belongs in the log)."""
-    return next((line.strip() for line in str(message).splitlines() if line.strip()), "")
+_NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
 
 
-def error_sentence(log: str) -> str:
-    """The run's one-line error from its stderr: the CLI's last `error: ...` line, else the last
-    line of a traceback (`SomeError: what`), else ''. TensorFlow's log lines never qualify."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
+def error_sentence(text: str, *, from_log: bool = False) -> str:
+    """The one sentence a page shows for a run's error (the rest belongs in the log).
+
+    The CLI's last `error: ...` line, else the last line that is neither TensorFlow's log noise
+    nor a traceback frame. From a whole log (`from_log`) only an `error:` line or the end of a
+    traceback qualifies (a log's last line is usually progress); '' when nothing does.
+    """
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     for line in reversed(lines):
         if line.startswith("error: "):
             return line[len("error: "):]
-    if any(line.startswith("Traceback (most recent call last)") for line in lines):
-        return lines[-1]
-    return ""
+    if from_log and not any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return ""
+    human = [line for line in lines if not _NOISE.search(line)]
+    return human[-1] if human else ""
 
 
 @dataclass
@@ -187,7 +191,7 @@ class JobRunner:
             if state is None and job_id in self._stop_requested:
                 out["metrics"] = {"state": "stopped", "message": "stopped before training started"}
             elif state is None:
-                reason = error_sentence(self.log_text(job_id))
+                reason = error_sentence(self.log_text(job_id), from_log=True)
                 how = self.exit_description(job)
                 out["metrics"] = {"state": "failed",
                                   "message": reason or f"the job ended unexpectedly ({how or 'no exit status'}); see its log"}
@@ -196,7 +200,7 @@ class JobRunner:
                 message = out["metrics"].get("message") or "the training process ended without recording a final state"
                 out["metrics"] = {**out["metrics"], "state": "interrupted", "message": message + (f" ({how})" if how else "")}
         final = out["metrics"].get("state")
-        out["error"] = first_line(out["metrics"].get("message", "")) if final in ("failed", "interrupted", "damaged") else ""
+        out["error"] = error_sentence(out["metrics"].get("message", "")) if final in ("failed", "interrupted", "damaged") else ""
         out["log"] = self.log_tail(job_id, lines=LOG_LINES)
         out["elapsed_s"] = self.elapsed(job, out["status"])
         return out
@@ -210,13 +214,7 @@ class JobRunner:
         """
         if job is not None and job.started is None:
             return None
-        start = job.started if job is not None else status.get("started")
-        end = status.get("finished") or (job.ended if job is not None else None)
-        if not isinstance(start, (int, float)):
-            return None
-        if end is None and job is None and status.get("stage") in END_STAGES:
-            end = status.get("updated")
-        return round(max(0.0, (end or (now if now is not None else time.time())) - start), 1)
+        return elapsed_seconds(status, started=job.started if job else None, ended=job.ended if job else None, now=now)
 
     @staticmethod
     def exit_description(job: Job) -> str:

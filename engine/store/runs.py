@@ -22,16 +22,16 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.store import heartbeat
+from engine.store.record import DamagedRun, RunListing, RunRecord
 from engine.errors import StudioError
 
 STATES = ("running", "finished", "stopped", "failed")  # what a training process writes
-SHOWN_STATES = (*STATES, "interrupted", "damaged")  # what readers may show (see the module docstring)
-FINAL_STATES = tuple(s for s in SHOWN_STATES if s != "running")  # a run in one of these does no more work
+# a run in one of these does no more work: what a process ends in, and the two only readers see (module docstring)
+FINAL_STATES = (*(s for s in STATES if s != "running"), "interrupted", "damaged")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")  # per-epoch lists in history.json
 MODEL_MEMBERS = ("config.json", "model.weights.h5")  # what a loadable .keras archive holds
 STATUS_FILE = "status.json"  # live progress (engine/store/status.py), rewritten while the run works
@@ -76,8 +76,8 @@ class RunStoreError(StudioError, ValueError):
     """A run id or run folder cannot be used as given; the message says which and why."""
 
 
-class RunNotFound(RunStoreError, FileNotFoundError):
-    """No run folder with that id (also a FileNotFoundError for older callers)."""
+class RunNotFound(RunStoreError):
+    """No run folder with that id (or no model.keras in it)."""
 
 
 class RunDamaged(RunStoreError):
@@ -107,92 +107,6 @@ def check_run_id(run_id: str) -> str:
 
 def new_run_id(approach: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{approach}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class RunRecord:
-    """A run folder as read back from disk."""
-
-    id: str
-    path: Path
-    config: dict
-    history: dict
-    metrics: dict
-    owner: dict = field(default_factory=dict)  # heartbeat.json (pid, host, last beat); {} for older runs
-
-    @property
-    def recorded_state(self) -> str:
-        """The state the training process wrote."""
-        return self.metrics.get("state", "unknown")
-
-    @property
-    def interruption(self) -> str:
-        """Why a run recorded as running no longer runs ('' if it does, or if it ended and said so)."""
-        if self.recorded_state != "running":
-            return ""
-        return heartbeat.why_gone(self.owner, fallback_beat=self._last_write())
-
-    @property
-    def state(self) -> str:
-        """The recorded state, or `interrupted` when the process died before recording its end."""
-        return "interrupted" if self.interruption else self.recorded_state
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.history.get("loss", []))
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.keras"
-
-    def _last_write(self) -> float | None:
-        times = [f.stat().st_mtime for f in (self.path / "metrics.json", self.path / "history.json") if f.exists()]
-        return max(times) if times else None
-
-    def summary(self) -> dict:
-        """What every reader shows for a run: the CLI `runs` listing, the job runner, the pages."""
-        m = self.metrics
-        why = self.interruption
-        message = m.get("message", "")
-        if why:
-            n, total = self.epochs_run, m.get("epochs_total")
-            done = f"{n} of {total}" if total else str(n)
-            if not self.model_path.exists():
-                kept = "no model was saved"
-            elif m.get("checkpoint_epoch"):
-                kept = f"model.keras holds epoch {m['checkpoint_epoch']} (its lowest validation loss)"
-            else:
-                kept = "model.keras holds its last checkpoint"
-            message = f"{done} epoch(s) done; {why}; {kept}"
-        return {
-            "id": self.id, "approach": self.config.get("approach"), "backbone": self.config["backbone"]["name"],
-            "state": "interrupted" if why else self.recorded_state, "message": message, "epochs_run": self.epochs_run,
-            "epochs_total": m.get("epochs_total", m.get("epochs_run")),
-            "val_accuracy": (m.get("validation") or {}).get("accuracy"), "test_accuracy": (m.get("test") or {}).get("accuracy"),
-            "model": self.model_path.exists(),
-        }
-
-
-@dataclass
-class DamagedRun:
-    id: str
-    path: Path
-    reason: str
-
-    def summary(self) -> dict:
-        """The same keys as RunRecord.summary(), with state `damaged` and the reason as message."""
-        return {"id": self.id, "approach": None, "backbone": None, "state": "damaged", "message": self.reason,
-                "epochs_run": None, "epochs_total": None, "val_accuracy": None, "test_accuracy": None, "model": None}
-
-
-@dataclass
-class RunListing:
-    runs: list[RunRecord] = field(default_factory=list)
-    damaged: list[DamagedRun] = field(default_factory=list)
-
-    def summaries(self) -> list[dict]:
-        """Every folder, readable or damaged, newest (largest id) first."""
-        return sorted([r.summary() for r in self.runs] + [d.summary() for d in self.damaged], key=lambda s: s["id"], reverse=True)
 
 
 def _is_number_list(value) -> bool:

@@ -177,10 +177,18 @@ class StatusTracker:
             pass  # progress is best effort: a full disk is reported by the run's own writes
 
 
-def elapsed_seconds(status: dict, now: float | None = None) -> float | None:
-    """Seconds a run has taken: up to `finished` once it ended (frozen), else up to now; None if unknown."""
-    started = status.get("started")
-    if not isinstance(started, (int, float)):
+def elapsed_seconds(status: dict, *, started: float | None = None, ended: float | None = None,
+                    now: float | None = None) -> float | None:
+    """Seconds a run has taken, frozen once it ended: the one elapsed-time rule (job runner, job panel, tests).
+
+    From `started` (when the job runner started its process; else status.json's start) to
+    status.json's end, else `ended` (when the process ended), else the last update of a
+    status that reached an end stage, else now. None when it never started.
+    """
+    start = started if started is not None else status.get("started")
+    if not isinstance(start, (int, float)):
         return None
-    end = status.get("finished") or (now if now is not None else time.time())
-    return max(0.0, float(end) - float(started))
+    end = status.get("finished") or ended
+    if end is None and status.get("stage") in END_STAGES:
+        end = status.get("updated")
+    return round(max(0.0, float(end or (now if now is not None else time.time())) - float(start)), 1)

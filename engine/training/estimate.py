@@ -206,7 +206,7 @@ def _weights_id(cfg: RunConfig, runs_dir) -> str:
     if cfg.approach == "fine_tuning" and cfg.fine_tune.from_run:
         from engine.store.runs import RunStore
 
-        return (RunStore(runs_dir).load(cfg.fine_tune.from_run).config.get("resolved") or {}).get("weights_id", "")
+        return RunStore(runs_dir).load(cfg.fine_tune.from_run).resolved.get("weights_id", "")
     try:
         return backbones.weights_identity(cfg.backbone, cfg.fit.seed)
     except OSError:

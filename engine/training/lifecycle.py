@@ -20,6 +20,7 @@ from engine.insight import evaluation
 from engine.insight.analysis import PREDICTIONS_FILE, predictions_payload
 from engine.models import backbones, modeling
 from engine.models.precision import dtype_policy, resolve_precision
+from engine.store.record import RunRecord
 from engine.store.runs import RunSaveError, RunStore, atomic_write_json
 from engine.store.status import StatusTracker
 from engine.training import distribute
@@ -46,30 +47,38 @@ class RunResult:
     history: dict
     metrics: dict
 
+    @property
+    def record(self) -> RunRecord:
+        """The run as every reader sees it (engine/store/record.py)."""
+        return RunRecord(self.id, Path(self.run_dir) if self.run_dir else None, self.config, self.history, self.metrics)
+
     def to_report(self) -> dict:
-        m = self.metrics
+        r, m = self.record, self.metrics
+        resolved = r.resolved
         return {
             "id": self.id,
             "approach": self.approach,
             "state": self.state,
             "message": self.message,
-            "backbone": self.config["backbone"]["name"],
+            "backbone": r.backbone,
             "weights": self.config["backbone"]["weights"],
-            "image_size": self.config["resolved"]["image_size"],
-            "classes": self.config["resolved"]["classes"],
-            "views": self.config["resolved"].get("views"),
-            "precision": self.config["resolved"].get("precision"),
-            "distribute": self.config["resolved"].get("distribute", "none"),
-            "replicas": self.config["resolved"].get("replicas", 1),
-            "global_batch": self.config["resolved"].get("global_batch", self.config["fit"]["batch_size"]),
-            "epochs_run": len(self.history.get("loss", [])),
+            "image_size": r.image_size,
+            "classes": r.classes,
+            "views": resolved.get("views"),
+            "precision": resolved.get("precision"),
+            "distribute": resolved.get("distribute", "none"),
+            "replicas": resolved.get("replicas", 1),
+            "global_batch": resolved.get("global_batch", self.config["fit"]["batch_size"]),
+            "epochs_run": r.epochs_run,
+            "epochs_total": r.epochs_total,
             "fine_tune_start_epoch": self.history.get("fine_tune_start_epoch"),
             "history": {k: self.history.get(k, []) for k in ("accuracy", "val_accuracy", "loss", "val_loss", "epoch_seconds")},
-            "val_accuracy": (m.get("validation") or {}).get("accuracy"),
-            "val_loss": (m.get("validation") or {}).get("loss"),
-            "test_accuracy": (m.get("test") or {}).get("accuracy"),
-            "test_loss": (m.get("test") or {}).get("loss"),
-            "wall_seconds": m.get("wall_seconds"),
+            "val_accuracy": r.accuracy("validation"),
+            "val_loss": r.loss("validation"),
+            "test_accuracy": r.accuracy("test"),
+            "test_loss": r.loss("test"),
+            "wall_seconds": r.wall_seconds,
+            "images_per_second": m.get("images_per_second"),
             "timings": m.get("timings"),
             "trainable_params": m.get("trainable_params"),
             "non_trainable_params": m.get("non_trainable_params"),
@@ -78,8 +87,6 @@ class RunResult:
             "data_path": m.get("data_path"),
             "run_dir": self.run_dir,
         }
-
-
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from engine.models import modeling
 from engine.config import ConfigError
-from engine.store.runs import RunStore
+from engine.store.runs import RunStore, RunStoreError
 from engine.training.fit import History, no_progress, never_stop
 from engine.training.approaches.frozen import train_frozen_phase
 from engine.training.context import RunContext
@@ -27,33 +27,26 @@ PHASE_2_SKIPPED = "phase 2 skipped (fine-tuning epochs 0): this is the frozen ph
 def phase_one_loader(cfg, data: PreparedData, image_size_of, holder: dict):
     """A `base_loader` for execute: a finished frozen run's base, weights identity and history.
 
-    The run is checked (finished, frozen, same backbone/size/classes) before any run folder
-    exists. Its head goes into `holder["head"]`.
+    The run is checked (RunRecord.continue_problem: a finished frozen run of the same dataset,
+    classes, backbone and size) before any run folder exists. Its head goes into `holder["head"]`.
     """
 
     def load(store: RunStore):
         run_id = cfg.fine_tune.from_run
         try:
             record = store.load(run_id)
-        except (FileNotFoundError, ValueError) as exc:
+        except RunStoreError as exc:  # unknown id, damaged folder
             raise ConfigError(f"fine_tune.from_run: {exc}") from None
-        rc = record.config
-        if rc.get("approach") != "frozen" or record.state != "finished":
-            raise ConfigError(f"fine_tune.from_run: run {run_id} is a {record.state} {rc.get('approach')} run; give a finished 'frozen' run")
-        resolved = rc.get("resolved") or {}
-        same = (
-            (rc.get("backbone") or {}).get("name") == cfg.backbone.name
-            and resolved.get("image_size") == image_size_of(cfg.backbone)
-            and resolved.get("classes") == data.classes
-        )
-        if not same:
-            raise ConfigError(f"fine_tune.from_run: run {run_id} used another backbone, image size or class list; start phase 1 afresh")
+        problem = record.continue_problem(dataset_root=data.report.root, classes=data.classes, backbone=cfg.backbone.name,
+                                          image_size=image_size_of(cfg.backbone))
+        if problem:
+            raise ConfigError(f"fine_tune.from_run: {problem}")
         model = store.load_model(run_id)
         holder["head"] = model.get_layer("head")
         base = next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
         # The base was frozen in that run, so its weights are still those it was built with:
         # the same identity means the views it cached are found again.
-        weights_id = resolved.get("weights_id") or f"run:{run_id}"
+        weights_id = record.resolved.get("weights_id") or f"run:{run_id}"
         return base, weights_id, History.from_dict(record.history)
 
     return load
