@@ -17,15 +17,20 @@ def _hm(result) -> tuple[int, int]:
     return fc["hits"], fc["misses"]
 
 
+def get_one(cache: FeatureCache, key: str, compute, meta: dict) -> np.ndarray:
+    """One array through the cache (a pass with a single output)."""
+    return cache.get_or_compute_many({"x": key}, "x", lambda: {"x": compute()}, meta)["x"]
+
+
 def test_cache_hit_and_miss(tmp_path):
     cache = FeatureCache(tmp_path)
     calls = []
     key = feature_key(files="abc", cut="x")
     compute = lambda: (calls.append(1), np.ones((2, 3), np.float32))[1]  # noqa: E731
-    a = cache.get_or_compute(key, compute, {})
-    assert cache.get_or_compute(key, compute, {}) is a  # same run: served from memory
+    a = get_one(cache, key, compute, {})
+    assert get_one(cache, key, compute, {}) is a  # same run: served from memory
     fresh = FeatureCache(tmp_path)  # a later run: served from disk
-    np.testing.assert_array_equal(fresh.get_or_compute(key, compute, {}), a)
+    np.testing.assert_array_equal(get_one(fresh, key, compute, {}), a)
     assert calls == [1] and (cache.misses, fresh.hits, fresh.misses) == (1, 1, 0)
     assert feature_key(files="abc", cut="x") == feature_key(cut="x", files="abc") != feature_key(files="abd", cut="x")
 
@@ -35,7 +40,7 @@ def test_damaged_entry_is_recomputed(tmp_path):
     key = feature_key(k=1)
     cache.path(key).parent.mkdir(parents=True, exist_ok=True)
     cache.path(key).write_bytes(b"garbage")
-    out = cache.get_or_compute(key, lambda: np.zeros(3, np.float32), {})
+    out = get_one(cache, key, lambda: np.zeros(3, np.float32), {})
     assert out.shape == (3,) and cache.misses == 1
 
 
@@ -219,16 +224,16 @@ def test_in_memory_entries_are_evicted_least_recently_used_first_but_never_this_
 
     ones = lambda: np.ones((6, 8), np.float32)  # noqa: E731  (96 bytes as float16 + 128 of header)
     first = FeatureCache(tmp_path, max_bytes=300)  # room for one entry
-    first.get_or_compute("first", ones, {})
+    get_one(first, "first", ones, {})
     old = time.time() - 3600
     os.utime(first.path("first"), (old, old))  # least recently used
     later = FeatureCache(tmp_path, max_bytes=300)
-    later.get_or_compute("second", ones, {})
+    get_one(later, "second", ones, {})
     assert not first.path("first").exists() and not (tmp_path / "first.json").exists()  # the sidecar goes with it
     assert later.path("second").exists() and later.evicted == 1
     tight = FeatureCache(tmp_path, max_bytes=0)  # over budget at once: still keeps what this run holds
-    tight.get_or_compute("a", ones, {})
-    tight.get_or_compute("b", ones, {})
+    get_one(tight, "a", ones, {})
+    get_one(tight, "b", ones, {})
     assert tight.path("a").exists() and tight.path("b").exists() and not tight.path("second").exists()
 
 

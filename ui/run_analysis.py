@@ -20,10 +20,10 @@ def show_run_analysis(metrics: dict, run_id: str | None) -> None:
     st.caption("Errors you can learn from")
     analysis_view.show_errors(store.root / run_id, key=f"err_{run_id}")
     try:
-        config = store.load(run_id).config
+        record = store.load(run_id)
     except RunStoreError:
         return
-    preset = (config.get("resolved") or {}).get("preset")
+    preset = record.resolved.get("preset")
     if preset:
-        presets_view.show_published(preset, config.get("approach", ""),
+        presets_view.show_published(preset, record.approach or "",
                                     {"val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")})

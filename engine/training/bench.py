@@ -210,29 +210,9 @@ def cmd_bench(args) -> int:
     out["lecture"] = lec
     del base
     keras.backend.clear_session()
-    E = LECTURE_EPOCHS
 
     # 3. ours, as users run it (on a subset with the same train:validation proportions when --quick)
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.quick:
-            per_class = max(1, min(150, n_train // len(data.classes)))
-            measured = subset(data, per_class, max(1, round(per_class * n_val / n_train)))
-        else:
-            measured = data
-        # The lecture's part holds its head's feature arrays in RAM (up to HEAD_EPOCH_IMAGES); ours gets its own
-        # peak, measured from a reset high-water mark (it includes whatever the lecture's part left allocated).
-        peak_before_ours = _peak_rss_mb()
-        reset = _reset_peak_rss()
-        ours = measure_ours(measured, args, views, tmp)
-        ours["peak_rss_mb"] = _peak_rss_mb() if reset else None
-    m_train = ours["measured_on"]["train"]
-    scale = n_train / m_train  # an epoch's cost grows with the number of images it passes
-    ours["fe_epoch_s"] = ours["fe_epoch_s_measured"] * scale
-    ours["frozen_epoch_s"] = ours["frozen_epoch_s_measured"] * scale
-    ours["finetune_epoch_s"] = ours["finetune_epoch_s_measured"] * scale
-    ours["protocol_s"] = ((n_train + n_val) / ours["fe_images_per_s"] + E["feature_extraction"] * ours["fe_epoch_s"]
-                          + views * n_train / ours["view_images_per_s"] + E["frozen"] * ours["frozen_epoch_s"]
-                          + E["fine_tuning_phase2"] * ours["finetune_epoch_s"])
+    peak_before_ours, ours = _measure_ours_scaled(data, args, views, n_train, n_val)
     out["ours"] = ours
     out["ratios"] = {
         "fe": ours["fe_images_per_s"] / lec["fe_images_per_s"],
@@ -250,6 +230,30 @@ def cmd_bench(args) -> int:
         with open(args.json_path, "w") as fh:
             fh.write(text)
     return 0
+
+
+def _measure_ours_scaled(data, args, views: int, n_train: int, n_val: int) -> tuple[float, dict]:
+    """(peak RSS before, our measurements) with epoch times scaled to the whole dataset and the lecture's protocol priced."""
+    E = LECTURE_EPOCHS
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.quick:
+            per_class = max(1, min(150, n_train // len(data.classes)))
+            measured = subset(data, per_class, max(1, round(per_class * n_val / n_train)))
+        else:
+            measured = data
+        # The lecture's part holds its head's feature arrays in RAM (up to HEAD_EPOCH_IMAGES); ours gets its own
+        # peak, measured from a reset high-water mark (it includes whatever the lecture's part left allocated).
+        peak_before_ours = _peak_rss_mb()
+        reset = _reset_peak_rss()
+        ours = measure_ours(measured, args, views, tmp)
+        ours["peak_rss_mb"] = _peak_rss_mb() if reset else None
+    scale = n_train / ours["measured_on"]["train"]  # an epoch's cost grows with the number of images it passes
+    for k in ("fe", "frozen", "finetune"):
+        ours[f"{k}_epoch_s"] = ours[f"{k}_epoch_s_measured"] * scale
+    ours["protocol_s"] = ((n_train + n_val) / ours["fe_images_per_s"] + E["feature_extraction"] * ours["fe_epoch_s"]
+                          + views * n_train / ours["view_images_per_s"] + E["frozen"] * ours["frozen_epoch_s"]
+                          + E["fine_tuning_phase2"] * ours["finetune_epoch_s"])
+    return peak_before_ours, ours
 
 
 def _measure_lecture(lecture, base, spec, root: str, size: int, n_train: int, n_val: int, quick: bool) -> dict:

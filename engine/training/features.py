@@ -288,22 +288,9 @@ class FeatureCache:
             total -= size
             self.evicted += 1
 
-    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray], meta: dict, shape: tuple | None = None) -> np.ndarray:
-        if key in self._memory:
-            return self._memory[key]
-        array = self.load(key, shape)
-        if array is not None:
-            self.hits += 1
-        else:
-            self.misses += 1
-            array = compact(compute())
-            self.save(key, array, meta)
-        self._memory[key] = array
-        return array
-
     def get_or_compute_many(self, keys: dict[str, str], primary: str, compute: Callable[[], dict[str, np.ndarray]], meta: dict,
                             shapes: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
-        """Like get_or_compute for several arrays made by one pass (e.g. two cuts of one view).
+        """The arrays one pass of the frozen base makes (e.g. two cuts of one view): from memory, disk, or `compute()`.
 
         `keys` maps an output name to its cache key; `keys[primary]` is the array wanted now,
         the others are by-products stored for later runs. When the primary array or any

@@ -206,8 +206,13 @@ def fit_phase(
         callbacks.append(KeptEpochsTensorBoard(tensorboard_dir, lambda: outcome.stopped or bool(outcome.failed)))
     model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps_per_epoch, initial_epoch=initial,
               epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0)  # the stream is shuffled per epoch already
+    _note_early_stopping(early, outcome, initial)
+    return outcome
+
+
+def _note_early_stopping(early, outcome: FitOutcome, initial: int) -> None:
+    """Whether Keras' EarlyStopping ended the phase and which epoch of the phase it restored."""
     if early is not None and not (outcome.stopped or outcome.failed):
         outcome.early_stopped = early.stopped_epoch > 0
         if early.best_weights is not None:
             outcome.best_epoch = early.best_epoch - initial + 1
-    return outcome
