@@ -59,14 +59,13 @@ def build_head(input_shape: tuple[int, ...], num_classes: int, cfg: HeadConfig) 
 
 
 def make_optimizer(name: str, learning_rate: float):
-    """Keras' optimizers; RMSprop and Adam run TensorFlow's fused update kernels (engine.optimizers)."""
-    from engine.models.optimizers import FusedAdam, FusedRMSprop
+    """Keras' optimizers; RMSprop and Adam run TensorFlow's fused update kernels (engine.models.optimizers),
+    or Keras' own with a warning when a Keras upgrade removed an internal those rely on."""
+    from engine.models import optimizers
 
-    return {
-        "rmsprop": FusedRMSprop,
-        "adam": FusedAdam,
-        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
-    }[name](learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    return optimizers.make({"rmsprop": "RMSprop", "adam": "Adam"}[name], learning_rate)
 
 
 def compile_model(model: keras.Model, num_classes: int, optimizer: str, learning_rate: float, steps_per_execution: int = 1) -> None:
