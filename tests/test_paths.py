@@ -1,4 +1,4 @@
-"""Allowed roots: typed dashboard paths must resolve inside them (symlinks followed)."""
+"""Allowed roots: served with a token, typed dashboard paths must resolve inside them (symlinks followed); on localhost any folder."""
 
 import os
 from pathlib import Path
@@ -11,7 +11,8 @@ from engine.data.paths import PathNotAllowed, allowed_roots, confine
 
 @pytest.fixture
 def roots_env(tmp_path, monkeypatch):
-    """A fake home, sample folder and working directory; TLS_DATA_ROOTS unset (the defaults apply)."""
+    """A fake home, sample folder and working directory; served with a token, TLS_DATA_ROOTS unset (the defaults apply)."""
+    monkeypatch.setenv("TLS_ACCESS_TOKEN", "a-token")
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -48,7 +49,8 @@ def test_etc_is_refused_with_a_one_line_message(roots_env):
         confine("/etc", "Folder path")
     msg = str(err.value)
     assert msg.startswith(f"Folder path /etc is outside the allowed folders ({(roots_env / 'home').resolve()}, ")
-    assert msg.endswith("; set TLS_DATA_ROOTS to allow it") and "\n" not in msg
+    assert msg.endswith("served with an access token, so only those are open: add the folder to TLS_DATA_ROOTS when starting it")
+    assert "\n" not in msg
     assert isinstance(err.value, DatasetError)  # callers that already handle DatasetError handle this too
 
 
@@ -68,7 +70,7 @@ def test_tls_data_roots_replaces_the_defaults(roots_env, monkeypatch):
     monkeypatch.setenv("TLS_DATA_ROOTS", os.pathsep.join([str(a), "", str(b), str(a)]))
     assert allowed_roots() == [a.resolve(), b.resolve()]
     assert confine(str(b / "x"), "Folder path") == b.resolve() / "x"
-    with pytest.raises(PathNotAllowed, match=r"\(.*/a, .*/b\); set TLS_DATA_ROOTS"):
+    with pytest.raises(PathNotAllowed, match=r"\(.*/a, .*/b\); this dashboard is served with an access token"):
         confine(str(roots_env / "home"), "Folder path")  # home is no longer allowed
     monkeypatch.setenv("TLS_DATA_ROOTS", "/etc")
     assert confine("/etc/hostname", "Folder path") == Path("/etc/hostname").resolve()
@@ -77,3 +79,12 @@ def test_tls_data_roots_replaces_the_defaults(roots_env, monkeypatch):
 def test_an_unusable_path_is_refused_not_raised_raw(roots_env):
     with pytest.raises(PathNotAllowed, match="not a usable path"):
         confine("bad\0name", "Folder path")
+
+
+def test_on_localhost_without_a_token_any_readable_folder_is_accepted(roots_env, monkeypatch):
+    monkeypatch.delenv("TLS_ACCESS_TOKEN")
+    assert confine("/etc", "Folder path") == Path("/etc").resolve()
+    assert confine(str(roots_env / "home" / ".." / "work"), "Folder path") == (roots_env / "work").resolve()
+    monkeypatch.setenv("TLS_DATA_ROOTS", str(roots_env / "home"))  # roots set explicitly: confined even without a token
+    with pytest.raises(PathNotAllowed):
+        confine("/etc", "Folder path")

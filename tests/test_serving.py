@@ -139,17 +139,37 @@ def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
         proc.wait(timeout=30)
 
 
-def test_folder_path_outside_the_allowed_roots_is_refused_and_not_scanned(monkeypatch):
-    monkeypatch.delenv("TLS_DATA_ROOTS", raising=False)
+def test_folder_path_outside_the_allowed_roots_is_refused_and_not_scanned(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path))  # as when served with a token: only the allowed roots
     at = page("pages/data_overview.py")
     at.query_params["source"] = "Folder path"
     at.query_params["folder"] = "/etc"  # a shared link must not get around it either
     at.run()
     assert not at.exception, at.exception
     assert at.sidebar.error[0].value.startswith("Folder path /etc is outside the allowed folders (")
-    assert at.sidebar.error[0].value.endswith("; set TLS_DATA_ROOTS to allow it")
+    assert at.sidebar.error[0].value.endswith("add the folder to TLS_DATA_ROOTS when starting it")
     assert at.session_state["data_path"] == ""
-    assert at.info[0].value.startswith("Choose a dataset")  # no scan, no report of /etc
+    assert at.warning[0].value.startswith("No dataset is active: Folder path /etc is outside")  # said in the main pane too
+
+
+def test_on_localhost_any_readable_folder_is_scanned(tiny_dataset, monkeypatch):
+    monkeypatch.delenv("TLS_DATA_ROOTS", raising=False)
+    monkeypatch.delenv("TLS_ACCESS_TOKEN", raising=False)
+    at = page("pages/data_overview.py").run()
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    at.sidebar.text_input(key="sb_folder").input(str(tiny_dataset)).run()
+    assert not at.exception and not at.sidebar.error, at.sidebar.error
+    assert at.session_state["data_path"] == str(tiny_dataset.resolve())
+
+
+def test_a_missing_folder_is_said_in_the_main_pane(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLS_DATA_ROOTS", raising=False)
+    at = page("pages/data_overview.py").run()
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    at.sidebar.text_input(key="sb_folder").input(str(tmp_path / "nowhere")).run()
+    assert not at.exception, at.exception
+    shown = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert any(str(tmp_path / "nowhere") in text for text in shown), shown
 
 
 def test_folder_path_inside_an_allowed_root_is_scanned(tiny_dataset, tmp_path, monkeypatch):

@@ -52,12 +52,14 @@ def _zip_dataset(up) -> str:
 def confined(key: str, what: str) -> str:
     """The sidebar text field `key` as a resolved path inside the allowed roots; "" (and an error shown) if not."""
     typed = str(st.session_state.get(key, "")).strip()
+    st.session_state.pop("sb_path_error", None)
     if not typed:
         return ""
     try:
         return str(confine(typed, what))
     except DatasetError as exc:
         st.sidebar.error(str(exc))
+        st.session_state["sb_path_error"] = str(exc)  # said in the main pane too (current_report)
         return ""
 
 
@@ -101,9 +103,11 @@ def current_report() -> DatasetReport | None:
     """Scans the sidebar's dataset (cached); shows a clear message instead of raising."""
     path = st.session_state.get("data_path", "")
     if not path:
-        refused = st.session_state.get("sb_zip_error") if st.session_state.get("sb_source") == "zip" else ""
+        source = st.session_state.get("sb_source")
+        refused = st.session_state.get({"zip": "sb_zip_error", "folder": "sb_path_error"}.get(source, ""), "")
         if refused:
-            st.warning(f"No dataset is active: the uploaded zip was refused ({refused}). Upload another zip or choose another source.")
+            what = f"the uploaded zip was refused ({refused}). Upload another zip" if source == "zip" else f"{refused}. Type another folder"
+            st.warning(f"No dataset is active: {what} or choose another source.")
         else:
             st.info("Choose a dataset in the sidebar: the built-in sample, a folder path, or a .zip upload.")
         return None

@@ -1,9 +1,11 @@
 """Allowed roots for paths typed into the dashboard (Folder path, weights Local file).
 
 A dashboard served to other people must not turn a text box into a file browser for the
-whole server (`/etc`, other users' files), so typed paths are resolved — symlinks followed,
-`..` collapsed — and must land inside one of the allowed roots. The CLI is the local user's
-own tool and is not confined.
+whole server (`/etc`, other users' files), so when it is served with an access token
+(TLS_ACCESS_TOKEN, the network set-up) or TLS_DATA_ROOTS is set, typed paths are resolved
+— symlinks followed, `..` collapsed — and must land inside one of the allowed roots. On
+localhost without a token the dashboard is its user's own tool, like the CLI: any folder
+that user can read is accepted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from engine.data.layout import DatasetError
 from engine.data.sample import default_sample_dir
 
 ROOTS_ENV = "TLS_DATA_ROOTS"
+TOKEN_ENV = "TLS_ACCESS_TOKEN"  # set = served to others behind the access gate (ui/access_gate.py)
+
+
+def confined_here() -> bool:
+    """Whether typed paths must stay inside the allowed roots: served with a token, or roots set explicitly."""
+    return bool(os.environ.get(TOKEN_ENV, "").strip() or os.environ.get(ROOTS_ENV, "").strip())
 
 
 class PathNotAllowed(DatasetError):
@@ -48,7 +56,7 @@ def allowed_roots() -> list[Path]:
 
 
 def confine(path: str, what: str) -> Path:
-    """Resolves a typed path (`~`, `..`, symlinks) and checks it lies inside an allowed root.
+    """Resolves a typed path (`~`, `..`, symlinks) and, when `confined_here()`, checks it lies inside an allowed root.
 
     Args:
         path: what the user typed; relative paths are taken from the working directory.
@@ -65,10 +73,13 @@ def confine(path: str, what: str) -> Path:
         resolved = Path(path).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # NUL bytes, symlink loops
         raise PathNotAllowed(f"{what} {path!r} is not a usable path ({exc}); type a folder inside the allowed folders") from None
+    if not confined_here():
+        return resolved
     roots = allowed_roots()
     if any(resolved.is_relative_to(root) for root in roots):
         return resolved
     shown = f"{path} (resolves to {resolved})" if str(resolved) != (path.rstrip(os.sep) or os.sep) else path
     raise PathNotAllowed(
-        f"{what} {shown} is outside the allowed folders ({', '.join(map(str, roots))}); set {ROOTS_ENV} to allow it"
+        f"{what} {shown} is outside the allowed folders ({', '.join(map(str, roots))}); this dashboard is served with an "
+        f"access token, so only those are open: add the folder to {ROOTS_ENV} when starting it"
     )
