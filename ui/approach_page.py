@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import validate
+from engine.store.jobs import DuplicateJob
 from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
 from ui.distribution import distribution_fields
@@ -64,6 +65,8 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         try:
             resources.job_runner().submit(validate(cfg), preset=preset, seeds=seeds)
             st.toast("Training job queued" if seeds == 1 else f"{seeds} training jobs queued (seeds {cfg.fit.seed}–{cfg.fit.seed + seeds - 1})")
+        except DuplicateJob as exc:  # a double click, or Train again on an unchanged form
+            st.warning(f"Not queued again: {exc}.")
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",

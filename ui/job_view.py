@@ -51,6 +51,8 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
     state = "queued" if job.state == "queued" else metrics.get("state") or ("running" if job.state == "running" else job.state)
     if state == "queued":
         return 0.0, "queued: waiting for the running job to finish"  # no elapsed time before it starts
+    if job.state == "cancelled":
+        return 0.0, "cancelled: it never started"
     elapsed = max(0.0, float(prog.get("elapsed_s") or 0.0))  # the job runner's (status.elapsed_seconds), frozen at the end
     if state in FINAL:
         return min(done / total, 1.0), f"{state}: epoch {done}/{total} · took {elapsed:.0f}s"
@@ -73,26 +75,59 @@ def _on_dataset(job) -> bool:
 
 
 def job_panel(approach: str) -> None:
-    """Live view of this page's latest job (on the current dataset): progress, curves, Stop; results when done."""
+    """This page's jobs as the job runner has them: running on top (progress, Stop), queued under it
+    (each with Cancel), the last ended job with its results below. Nothing is remembered here."""
     runner = resources.job_runner()
-    queue = runner.active()
-    if queue:
-        st.caption("Queue: " + " → ".join(f"{charts.APPROACH_TITLES.get(j.approach, j.approach)} ({j.state})" for j in queue))
     everything = st.session_state.get(f"{approach}_all_datasets", False)
+    elsewhere = [j for j in runner.active() if j.approach != approach]
+    if elsewhere:
+        st.caption("Also in the queue: " + " → ".join(f"{charts.APPROACH_TITLES.get(j.approach, j.approach)} ({j.state})" for j in elsewhere))
     mine = [j for j in runner.jobs() if j.approach == approach and (everything or _on_dataset(j))]
-    if not mine:
-        return
-    job = mine[-1]
+    for job in (j for j in mine if j.state == "running"):
+        _live_job(runner, job, approach)
+    queued = [j for j in mine if j.state == "queued"]
+    for place, job in enumerate(queued, start=1):
+        left, right = st.columns([5, 1])
+        left.caption(f"Queued {place}/{len(queued)}{_seed_note(job)}: run {job.id}, starts when the job before it ends")
+        right.button("Cancel", key=f"cancel_{job.id}", on_click=runner.stop, args=(job.id,))  # before the rerun draws
+    ended = [j for j in mine if j.state in ("done", "cancelled")]
+    for job in [j for j in ended if j.state == "cancelled"][-3:]:
+        st.caption(f"cancelled{_seed_note(job)}: run {job.id} never started")
+    finished = [j for j in ended if j.state == "done"]
+    if finished:
+        if len(mine) > len(ended):
+            st.markdown("**Last ended job**")
+        _ended_job(runner, finished[-1], approach)
+
+
+def _seed_note(job) -> str:
+    seed = (job.config.get("fit") or {}).get("seed")
+    return f" (seed {seed + job.repeat_index}, {job.repeat_index + 1} of {job.repeat_size})" if job.repeat_size > 1 and seed is not None else ""
+
+
+def _live_job(runner, job, approach: str) -> None:
+    """A running job: dataset, progress with its measured ETA, Stop, the curves so far."""
     prog = runner.progress(job.id)
-    hist, metrics = prog.get("history") or {}, prog.get("metrics") or {}
     fraction, text = progress_line(job, prog)
-    state = text.split(":", 1)[0]
-    st.caption(f"Dataset: **{dataset_name((job.config.get('data') or {}).get('path', ''))}** · run {job.id}")
+    st.caption(f"Dataset: **{dataset_name((job.config.get('data') or {}).get('path', ''))}** · run {job.id}{_seed_note(job)}")
     st.progress(fraction, text=text)
-    if job.state in ("queued", "running") and state not in FINAL and st.button("Stop", key=f"stop_{approach}"):
-        runner.stop(job.id)
+    if text.split(":", 1)[0] not in FINAL:
+        st.button("Stop", key=f"stop_{job.id}", on_click=runner.stop, args=(job.id,))
+    hist = prog.get("history") or {}
     if hist.get("loss"):
-        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=approach)
+        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}")
+
+
+def _ended_job(runner, job, approach: str) -> None:
+    """An ended job: how it ended, its curves and results."""
+    prog = runner.progress(job.id)
+    fraction, text = progress_line(job, prog)
+    st.caption(f"Dataset: **{dataset_name((job.config.get('data') or {}).get('path', ''))}** · run {job.id}{_seed_note(job)}")
+    st.progress(fraction, text=text)
+    hist, metrics = prog.get("history") or {}, prog.get("metrics") or {}
+    if hist.get("loss"):
+        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}")
+    state = text.split(":", 1)[0]
     if state in FINAL:
         render_results(metrics, state, job.id, error=prog.get("error"), log=prog.get("log") or runner.log_tail(job.id, 40))
 

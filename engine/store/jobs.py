@@ -34,6 +34,7 @@ from pathlib import Path
 
 from engine.store import heartbeat
 from engine.config import RunConfig, validate
+from engine.errors import StudioError
 from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
 from engine.store.status import elapsed_seconds
 
@@ -61,6 +62,10 @@ def error_sentence(text: str, *, from_log: bool = False) -> str:
     return human[-1] if human else ""
 
 
+class DuplicateJob(StudioError):
+    """The same settings are already queued or running; the message names that job."""
+
+
 @dataclass
 class Job:
     id: str  # also the run id / run folder name
@@ -73,6 +78,9 @@ class Job:
     returncode: int | None = None
     log_path: str = ""
     extra_args: list = field(default_factory=list)  # --preset NAME, --repeat-group ID (JobRunner.submit)
+    preset: str | None = None  # the preset named at submit
+    repeat_index: int = 0  # with repeat_size > 1: this job trains seed + repeat_index
+    repeat_size: int = 1  # how many seeds were queued together (a repeat group)
     adopted_owner: dict | None = None  # heartbeat.json of a run started before this runner (see _adopt_live_runs)
 
     def to_dict(self) -> dict:
@@ -114,18 +122,28 @@ class JobRunner:
         validate(cfg)
         if not 1 <= seeds <= 20:
             raise ValueError(f"seeds: must be between 1 and 20, got {seeds}")
+        twin = self.duplicate_of(cfg, preset, seeds)
+        if twin is not None:  # a double click on Train, or Train again on an unchanged form
+            raise DuplicateJob(f"the same settings are already {twin.state} as job {twin.id}; "
+                               "change a setting to train another, or Stop that job first")
         extra = ["--preset", preset] if preset else []
         group = f"{new_run_id(cfg.approach)}-x{seeds}" if seeds > 1 else None
         jobs = []
         for i in range(seeds):  # the CLI trains repeat i with seed + i on the split of the base seed
             args = extra + (["--repeat-group", group, "--repeat-index", str(i)] if group else [])
-            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), extra_args=args))
+            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), extra_args=args, preset=preset or None,
+                            repeat_index=i, repeat_size=seeds))
         with self._lock:
             for job in jobs:
                 self._jobs[job.id] = job
                 self._queue.append(job)
         self._wake.set()
         return jobs[0]
+
+    def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
+        """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
+        wanted = cfg.to_dict()
+        return next((j for j in self.active() if j.config == wanted and j.preset == (preset or None) and j.repeat_size == seeds), None)
 
     def stop(self, job_id: str) -> bool:
         """Cancels a queued job, or asks a running one to stop after its current batch."""
