@@ -4,7 +4,7 @@ from ui import resources
 from ui.access import require_token
 from ui.approach_page import approach_page
 from ui.dataset_source import current_report
-from ui.forms import augmentation_fields, field
+from ui.forms import augmentation_fields, field, meta
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
@@ -34,9 +34,10 @@ def fine_tune_fields(cfg, key):
     st.markdown("**Phase 2: fine-tuning**")
     t = cfg.fine_tune
     c1, c2, c3 = st.columns(3)
-    t.unfreeze_blocks = field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks, min_value=1, max_value=3)
-    t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, format="%.7f"))
-    t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, step=1))
+    t.unfreeze_blocks = field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks, ("fine_tune", "unfreeze_blocks"),
+                              min_value=1, max_value=int(meta("fine_tune", "unfreeze_blocks")["max"]))
+    t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, ("fine_tune", "learning_rate"), format="%.7f"))
+    t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, ("fine_tune", "epochs"), step=1))
 
 
 approach_page(

@@ -138,3 +138,46 @@ def test_no_weights_anywhere_disables_train_with_one_sentence_at_the_top(monkeyp
         assert at.button[0].disabled and any(e.value == "Train is disabled: " + problem for e in at.error)
     finally:
         sidebar.weights_default.clear()
+
+
+def _augmentation_values(at: AppTest) -> dict:
+    keys = ("aug_enabled", "aug_rot", "aug_ws", "aug_hs", "aug_zoom", "aug_hf", "aug_vf", "aug_views")
+    return {k: at.session_state[k] for k in keys}
+
+
+LECTURE_AUGMENTATION = {"aug_enabled": True, "aug_rot": 20, "aug_ws": 0.1, "aug_hs": 0.1, "aug_zoom": 0.2, "aug_hf": True,
+                        "aug_vf": True, "aug_views": 3}
+
+
+def test_bad_folders_and_a_refused_zip_never_cost_the_frozen_form_its_values(tmp_path):
+    at = harness("pages/data_overview.py").run()
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    for bad in ("/etc", str(tmp_path / "nowhere"), ""):
+        at.sidebar.text_input(key="sb_folder").input(bad).run()
+        assert not at.exception, at.exception
+    not_a_zip = ("data.zip", b"this is no zip", "application/zip")
+    at.sidebar.radio(key="sb_source").set_value("zip").run()
+    at.file_uploader(key="sb_zip").set_value(not_a_zip).run()
+    assert at.session_state["sb_zip_error"].startswith("data.zip: ")  # refused
+    at.sidebar.radio(key="sb_source").set_value("sample").run()
+    goto(at, "pages/frozen_training.py")
+    assert not at.exception, at.exception
+    assert _augmentation_values(at) == LECTURE_AUGMENTATION
+    goto(at, "pages/data_overview.py")
+    goto(at, "pages/fine_tuning.py")
+    assert _augmentation_values(at) == LECTURE_AUGMENTATION
+
+
+def test_a_remembered_value_that_cannot_train_falls_back_to_the_default_with_a_note():
+    at = harness("pages/frozen_training.py")
+    at.query_params["f_aug_views"] = "0"  # e.g. a link from an older version, or a hand-edited address
+    at.query_params["f_aug_rot"] = "400"
+    at.query_params["f_frozen_epochs"] = "0"
+    at.run()
+    assert not at.exception, at.exception
+    assert (at.session_state["aug_views"], at.session_state["aug_rot"], at.session_state["frozen_epochs"]) == (3, 20, 20)
+    notes = [c.value for c in at.caption if c.value.startswith("⚠️")]
+    assert "⚠️ Augmented views (K): the remembered value 0 must be a whole number in [1, 100], got 0; back to the default 3." in notes
+    assert any(n.startswith("⚠️ Rotation (°): the remembered value 400") for n in notes)
+    assert any(n.startswith("⚠️ Epochs: the remembered value 0") for n in notes)
+    assert not any(e.value.startswith("Augmented views (K) must be") for e in at.error)  # Train is not blocked by it

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.config import RunConfig, field_meta
+from engine.config import RunConfig, field_meta, field_problem
 
 KEEP = "_keep_"
+NOTE = "_note_"  # why a remembered value was not used (shown under the field once)
 
 
 def meta(section: str, name: str) -> dict:
@@ -34,8 +35,13 @@ def _parse(raw: str, default):
     return type(default)(raw)
 
 
-def remember(key: str, default) -> str:
-    """Primes widget `key` (once per widget life) from the kept value, else the URL, else `default`."""
+def remember(key: str, default, knob: tuple[str, str] | None = None) -> str:
+    """Primes widget `key` (once per widget life) from the kept value, else the URL, else `default`.
+
+    What is remembered is checked first (its type, and the knob's range and choices when `knob`
+    = (section, name) is given): a value that would not train falls back to `default`, with a
+    note shown under the field, never to 0 or an empty box.
+    """
     if key not in st.session_state:
         value = st.session_state.get(KEEP + key, default)
         raw = st.query_params.get("f_" + key)
@@ -44,8 +50,23 @@ def remember(key: str, default) -> str:
                 value = _parse(raw, default)
             except (TypeError, ValueError):
                 pass  # a hand-edited URL never breaks the page
+        problem = _problem(value, default, knob)
+        if problem:
+            st.session_state[NOTE + key] = f"the remembered value {value!r} {problem}; back to the default {default!r}"
+            value = default
         st.session_state[key] = value
     return key
+
+
+def _problem(value, default, knob: tuple[str, str] | None) -> str:
+    """Why a remembered value cannot prime its field ('' when it can)."""
+    numeric = (int, float)
+    if isinstance(default, bool) != isinstance(value, bool) or (isinstance(default, numeric) and not isinstance(value, numeric)) \
+            or (isinstance(default, str) and not isinstance(value, str)):
+        return "has the wrong type"
+    if knob is None:
+        return ""
+    return field_problem(value, field_meta(*knob))
 
 
 def keep(key: str, default) -> None:
@@ -58,9 +79,12 @@ def keep(key: str, default) -> None:
         del st.query_params["f_" + key]
 
 
-def field(widget, label: str, key: str, default, **kwargs):
-    """Renders `widget(label, key=key, **kwargs)` with remembered state; returns its value."""
-    value = widget(label, key=remember(key, default), **kwargs)
+def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = None, **kwargs):
+    """Renders `widget(label, key=key, **kwargs)` with remembered state (checked against `knob`'s limits); returns its value."""
+    value = widget(label, key=remember(key, default, knob), **kwargs)
+    note = st.session_state.pop(NOTE + key, None)
+    if note:
+        st.caption(f"⚠️ {label}: {note}.")
     keep(key, default)
     return value
 
@@ -84,10 +108,10 @@ def out_of_range(label: str, value, section: str, name: str) -> str:
 def fit_fields(cfg: RunConfig, key: str) -> None:
     f = cfg.fit
     c1, c2, c3, c4 = st.columns(4)
-    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, step=1))
-    f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, step=1))
-    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, format="%.6f"))
-    f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer,
+    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1))
+    f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, ("fit", "batch_size"), step=1))
+    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"), format="%.6f"))
+    f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
                         options=meta("fit", "optimizer")["choices"])
     hi = meta("fit", "early_stopping_patience")["max"]
     f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", 0, min_value=0, max_value=int(hi))
@@ -96,26 +120,26 @@ def fit_fields(cfg: RunConfig, key: str) -> None:
 def head_fields(cfg: RunConfig, key: str) -> None:
     h = cfg.head
     c1, c2, c3 = st.columns(3)
-    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, options=meta("head", "pooling")["choices"], horizontal=True)
+    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, ("head", "pooling"), options=meta("head", "pooling")["choices"], horizontal=True)
     h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=[0, 32, 64, 128, 256, 512, 1024])
-    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
+    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
 
 
 def augmentation_fields(cfg: RunConfig) -> None:
     """The augmentation settings, shared by every page (keys `aug_*`)."""
     a = cfg.augmentation
     bound = lambda name: meta("augmentation", name)["max"]  # noqa: E731
-    a.enabled = field(st.checkbox, "Data augmentation", "aug_enabled", a.enabled)
+    a.enabled = field(st.checkbox, "Data augmentation", "aug_enabled", a.enabled, ("augmentation", "enabled"))
     c1, c2, c3, c4 = st.columns(4)
-    a.rotation = float(field(c1.slider, "Rotation (°)", "aug_rot", int(a.rotation), min_value=0, max_value=int(bound("rotation"))))
-    a.width_shift = field(c2.slider, "Width shift", "aug_ws", a.width_shift, min_value=0.0, max_value=float(bound("width_shift")))
-    a.height_shift = field(c3.slider, "Height shift", "aug_hs", a.height_shift, min_value=0.0, max_value=float(bound("height_shift")))
-    a.zoom = field(c4.slider, "Zoom", "aug_zoom", a.zoom, min_value=0.0, max_value=float(bound("zoom")))
+    a.rotation = float(field(c1.slider, "Rotation (°)", "aug_rot", int(a.rotation), ("augmentation", "rotation"), min_value=0, max_value=int(bound("rotation"))))
+    a.width_shift = field(c2.slider, "Width shift", "aug_ws", a.width_shift, ("augmentation", "width_shift"), min_value=0.0, max_value=float(bound("width_shift")))
+    a.height_shift = field(c3.slider, "Height shift", "aug_hs", a.height_shift, ("augmentation", "height_shift"), min_value=0.0, max_value=float(bound("height_shift")))
+    a.zoom = field(c4.slider, "Zoom", "aug_zoom", a.zoom, ("augmentation", "zoom"), min_value=0.0, max_value=float(bound("zoom")))
     c5, c6, c7 = st.columns(3)
-    a.horizontal_flip = field(c5.checkbox, "Horizontal flip", "aug_hf", a.horizontal_flip)
-    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip)
+    a.horizontal_flip = field(c5.checkbox, "Horizontal flip", "aug_hf", a.horizontal_flip, ("augmentation", "horizontal_flip"))
+    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip, ("augmentation", "vertical_flip"))
     a.views = int(field(
-        c7.number_input, "Augmented views (K)", "aug_views", a.views, step=1,
+        c7.number_input, "Augmented views (K)", "aug_views", a.views, ("augmentation", "views"), step=1,
         help="The frozen base runs once per view of the training set (cached for later runs); epochs cycle "
              "through the K views. K = epochs gives every epoch fresh images, as the lecture does, at K times the cost."))
 
