@@ -157,10 +157,8 @@ def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_dashboard_offers_one_download_per_format(tiny_run, tmp_path):
+def test_dashboard_builds_each_format_before_offering_its_download(tiny_run, tmp_path):
     from streamlit.testing.v1 import AppTest
-
-    from ui.export_panel import export_zip_bytes
 
     runs_dir, run_id, _ = tiny_run
     record = RunStore(runs_dir).load(run_id)
@@ -169,17 +167,23 @@ def test_dashboard_offers_one_download_per_format(tiny_run, tmp_path):
 from ui.export_panel import export_downloads
 export_downloads({str(runs_dir)!r}, {run_id!r}, {record.config!r}, key="a")
 export_downloads({str(runs_dir)!r}, {run_id!r}, {gone!r}, key="b")
-""", default_timeout=60).run()
+""", default_timeout=120).run()
     assert not at.exception, at.exception
-    buttons = at.get("download_button")
-    labels = [b.proto.label for b in buttons]
-    assert labels == ["Keras (.keras)", "TensorFlow SavedModel", "TFLite float32", "TFLite int8"] * 2
-    assert [b.proto.disabled for b in buttons] == [False] * 4 + [False, False, False, True]  # int8 needs the dataset
-    assert "is gone" in buttons[-1].proto.help
-    # what a click downloads: the CLI's zip, built in a child process
-    data = export_zip_bytes(str(runs_dir), run_id, "keras")
+    builds = [b for b in at.button if b.key.startswith(("a_build_", "b_build_"))]
+    assert [b.label for b in builds] == ["Build " + t for t in ("Keras (.keras)", "TensorFlow SavedModel", "TFLite float32", "TFLite int8")] * 2
+    assert [b.disabled for b in builds] == [False] * 4 + [False, False, False, True]  # int8 needs the dataset
+    assert "is gone" in builds[-1].help
+    assert not at.get("download_button")  # nothing offered before it exists
+    at.button(key="a_build_keras").click().run()
+    assert not at.exception, at.exception
+    downloads = at.get("download_button")  # built: the button holds the zip, so the first click downloads
+    assert [d.proto.label for d in downloads] == ["Download Keras (.keras)"] * 2  # the run's panels share what was built
+    data = at.session_state[f"_export_{run_id}_keras"]
     zf = zipfile.ZipFile(io.BytesIO(data))
     assert sorted(zf.namelist()) == [f"{run_id}-keras/{n}" for n in ("README.md", "classify.py", "labels.json", "model.keras")]
+    at.run()
+    assert not any(b.key == "a_build_keras" for b in at.button)  # built once, kept for the session
+    assert len(at.get("download_button")) == 2
 
 
 # --- Real assets: every format in a fresh process ------------------------------------------

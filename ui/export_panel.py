@@ -1,13 +1,14 @@
-"""Download buttons for a run's model in each export format (engine/insight/export.py).
+"""Exports of a run's model in each format (engine/insight/export.py): build, then download.
 
-The files are built when a button is clicked (Streamlit runs a callable `data` in a
-worker thread), by `python -m engine export` in a child process: the TFLite converter's
-graphs and memory then stay out of the server, as training jobs do.
+A format's zip is built when its Build button is clicked, with a status line while it builds,
+by `python -m engine export` in a child process (the TFLite converter's graphs and memory stay
+out of the server, as training jobs do). Only then is its download button offered, holding the
+bytes: the first click downloads. (A deferred `data` callable was built on the click, and the
+job panel's once-a-second rerun dropped its file meanwhile: "Failed to generate file".)
 """
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 import tempfile
@@ -41,15 +42,24 @@ def export_zip_bytes(runs_dir: str, run_id: str, fmt: str) -> bytes:
 
 
 def export_downloads(runs_dir: str, run_id: str, config: dict, key: str) -> None:
-    """One download button per format for a run with a saved model."""
+    """Per format: Build (then a status line while it builds), then its download button."""
     st.caption("Download the model: each zip holds it with labels.json, a README and classify.py. Input: RGB "
-               "pixels 0-255 at the run's size, preprocessing inside the model. Built when you click "
-               "(TFLite int8 calibrates on training images: up to a minute or more).")
+               "pixels 0-255 at the run's size, preprocessing inside the model. Build a format first "
+               "(seconds; TFLite int8 calibrates on training images: a minute or more), then download it.")
     int8_problem = calibration_problem(config)
     for col, fmt in zip(st.columns(len(FORMATS)), FORMATS):
+        built_key = f"_export_{run_id}_{fmt}"
         refused = int8_problem if fmt == "tflite_int8" else ""
-        col.download_button(
-            FORMAT_TITLES[fmt], data=functools.partial(export_zip_bytes, runs_dir, run_id, fmt),
-            file_name=f"{run_id}-{fmt}.zip", mime="application/zip", key=f"{key}_export_{fmt}",
-            disabled=bool(refused), help=refused or None, on_click="ignore",
-        )
+        if built_key not in st.session_state and col.button(
+                f"Build {FORMAT_TITLES[fmt]}", key=f"{key}_build_{fmt}", disabled=bool(refused), help=refused or None):
+            with col.status(f"Building {FORMAT_TITLES[fmt]} …") as status:
+                try:
+                    st.session_state[built_key] = export_zip_bytes(runs_dir, run_id, fmt)
+                    status.update(label=f"{FORMAT_TITLES[fmt]} built", state="complete")
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    status.update(label=f"{FORMAT_TITLES[fmt]} failed", state="error")
+                    col.error(str(exc).removeprefix("error: "))
+        built = st.session_state.get(built_key)
+        if isinstance(built, bytes):
+            col.download_button(f"Download {FORMAT_TITLES[fmt]}", data=built, file_name=f"{run_id}-{fmt}.zip",
+                                mime="application/zip", key=f"{key}_export_{fmt}", on_click="ignore")
