@@ -4,7 +4,7 @@ import streamlit as st
 from engine.insight import charts
 from ui import resources
 from ui.access import require_token
-from ui.compare_extras import cost_columns, show_disagreements, show_repeats
+from ui.compare_extras import cost_columns, show_disagreements, show_repeats, wall_time
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
 from ui.run_labels import approach_title, best_per_approach, dataset_of, on_dataset, run_label
@@ -53,7 +53,7 @@ def row(r) -> dict:
     h, m = r.history, r.metrics
     return {
         "best": "★" if r.id == top.id else "", "approach": approach_title(r), "dataset": dataset_of(r),
-        f"{split.lower()} acc": fmt(r.accuracy(split.lower()), "{:.3f}"), "wall time (s)": fmt(r.wall_seconds, "{:,.0f}"),
+        f"{split.lower()} acc": fmt(r.accuracy(split.lower()), "{:.3f}"), "wall time (s)": wall_time(r, runs),
         "trainable params": fmt(m.get("trainable_params"), "{:,}"), **cost_columns(r),
         "total params": fmt(m.get("total_params"), "{:,}"),
         "epochs": r.epochs_run, "state": r.state, "backbone": r.backbone, "image size": r.image_size,
@@ -65,7 +65,8 @@ def row(r) -> dict:
 
 
 table = pd.DataFrame([row(r) for r in picked])
-st.dataframe(table, hide_index=True)
+st.dataframe(table, hide_index=True, column_config={  # the long texts whole, not cut at the column's edge
+    "estimate vs actual": st.column_config.TextColumn(width="large"), "wall time (s)": st.column_config.TextColumn(width="medium")})
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.approach, "history": r.history} for r in picked]
 curve_pair(series, key="cmp")

@@ -37,3 +37,27 @@ def test_curves_have_whole_epoch_ticks_log_loss_and_smoothing():
     assert fig.layout.yaxis.type == "log"
     smoothed = [t for t in fig.data if t.name == "FE train"][0]
     assert list(smoothed.y)[0] == 1.0 and 0.5 < list(smoothed.y)[2] < 0.8  # the moving average, not the raw points
+
+
+def test_repeat_groups_are_drawn_on_an_axis_that_shows_their_spread():
+    from engine.insight.charts import repeat_groups_figure
+
+    groups = [{"label": "Frozen (3 seeds)", "approach": "frozen", "mean": 0.9713, "std": 0.0014, "values": [0.970, 0.9713, 0.9726]},
+              {"label": "Fine-tuning (3 seeds)", "approach": "fine_tuning", "mean": 0.9750, "std": 0.0020, "values": [0.973, 0.975, 0.977]}]
+    fig = repeat_groups_figure(groups, "val_accuracy")
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 0.9699 and hi >= 0.9771 and hi - lo < 0.02  # the ±0.0014 bar is a visible part of the axis, not of 0-1
+    means = [t for t in fig.data if t.error_y and t.error_y.array is not None]
+    assert [list(t.error_y.array) for t in means] == [[0.0014], [0.002]]
+    assert [len(t.y) for t in fig.data if t not in means] == [3, 3]  # each seed's value is drawn too
+
+
+def test_accuracy_vs_time_labels_are_never_clipped():
+    from engine.insight.charts import accuracy_vs_time_figure
+
+    fig = accuracy_vs_time_figure([{"label": "Feature extraction (572b33)", "approach": "feature_extraction", "accuracy": 0.97,
+                                    "wall_seconds": 100}, {"label": "Fine-tuning (1a2b3c)", "approach": "fine_tuning",
+                                                           "accuracy": 0.98, "wall_seconds": 600}])
+    assert fig.data[0].cliponaxis is False
+    x0, x1 = fig.layout.xaxis.range
+    assert x0 < 100 - 100 and x1 > 600 + 100  # room beside the first and last dots for their centred labels

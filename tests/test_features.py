@@ -57,6 +57,8 @@ def test_second_run_with_other_head_never_touches_the_base(tiny_dataset, monkeyp
     cfg.head.dense_units, cfg.head.dropout, cfg.head.pooling = 64, 0.2, "avg"
     second = RUNNERS["feature_extraction"](cfg, data)
     assert second.state == "finished" and _hm(second) == (3, 0)
+    assert first.metrics["feature_cache"]["reused_splits"] == []
+    assert second.metrics["feature_cache"]["reused_splits"] == ["test", "train", "validation"]  # Compare: a cached rerun
 
 
 @pytest.mark.slow
@@ -75,6 +77,10 @@ def test_validation_features_shared_between_approaches(tiny_dataset):
     frozen = RUNNERS["frozen"](tiny_config("frozen", tiny_dataset), data)
     # validation + test reused; the training set is seen through cached augmented views instead
     assert _hm(frozen) == (2, frozen.config["resolved"]["views"])
+    assert frozen.metrics["feature_cache"]["reused_splits"] == ["test", "validation"]  # its own views: not a cached rerun
+    from ui.compare_extras import cache_note
+
+    assert cache_note(frozen.metrics) == "partly cached (test, validation)"
 
 
 # --- splits larger than memory: chunked entries, memory-mapped reads ----------------------

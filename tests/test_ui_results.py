@@ -167,7 +167,7 @@ def test_compare_shows_the_estimate_against_the_actual_time():
     at = page("pages/compare.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc["20260101-000001-feature_extraction-aaaaaa", "estimate vs actual"] == "estimated 1 min 30 s, took 1 min 40 s (-10%)"
+    assert table.loc["20260101-000001-feature_extraction-aaaaaa", "estimate vs actual"] == "estimated 1 min 30 s, took 1 min 40 s (11% longer than estimated)"
     assert table.loc["20260101-000002-frozen-bbbbbb", "estimate vs actual"] == "—"
 
 
@@ -185,3 +185,17 @@ def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in
     from ui import resources
 
     assert resources.job_runner().jobs() == []  # estimating trains nothing
+
+
+def test_compare_counts_a_continued_fine_tuning_with_its_phase_1():
+    from engine.store.record import RunRecord
+    from ui.compare_extras import cache_note, wall_time
+
+    frozen = RunRecord("20260101-000001-frozen-aaaaaa", Path("/r"), {"approach": "frozen"}, {}, {"wall_seconds": 415.0})
+    ft = RunRecord("20260101-000002-fine_tuning-bbbbbb", Path("/r"),
+                   {"approach": "fine_tuning", "fine_tune": {"from_run": frozen.id}}, {}, {"wall_seconds": 601.0})
+    assert wall_time(ft, [frozen, ft]) == "1,016 (601 + 415 phase 1, run …aaaaaa)"
+    assert wall_time(ft, [ft]) == f"601 + phase 1 in run {frozen.id}"  # that run was deleted
+    assert wall_time(frozen, [frozen, ft]) == "415"
+    assert cache_note({"feature_cache": {"hits": 2, "misses": 3, "reused_splits": ["validation"]}}) == "partly cached (validation)"
+    assert cache_note({"feature_cache": {"hits": 4, "misses": 0, "reused_splits": ["train", "validation"]}}) == "cached rerun"

@@ -63,19 +63,22 @@ def show_disagreements(runs: dict, k: int = 12) -> None:
 
 def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
     """Mean ± std per repeat group with error bars, and which intervals overlap; returns the groups."""
-    import plotly.graph_objects as go
+    from engine.insight.charts import repeat_groups_figure
 
     groups = analysis.group_repeats(records, metric)
     repeated = [g for g in groups if g["n"] > 1]
     if not repeated:
         return groups
-    fig = go.Figure(go.Bar(x=[f"{_title(g)} ({g['n']} seeds)" for g in repeated], y=[g["mean"] for g in repeated],
-                           error_y={"type": "data", "array": [g["std"] for g in repeated]}))
-    fig.update_layout(yaxis_title=f"{metric} (mean ± std)", height=320, margin={"t": 20})
+    shown = [{**g, "label": f"{_title(g)} ({g['n']} seeds)"} for g in repeated]
+    fig = repeat_groups_figure(shown, metric)
+    fig.update_layout(height=320, margin={"t": 20})
     st.plotly_chart(fig, width="stretch")
     for g in repeated:
         names = [_title(o) for o in repeated if o["group"] in g["overlaps"]]
-        verdict = f"overlaps {', '.join(names)}: no clear winner" if names else "no overlap with the others"
+        if len(repeated) == 1:  # single runs have no spread: an overlap with them says nothing
+            verdict = "the only repeated group: repeat another approach to compare spreads"
+        else:
+            verdict = f"overlaps {', '.join(names)}: no clear winner" if names else "no overlap with the other repeated groups"
         st.caption(f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])} — {verdict}")
     return groups
 

@@ -9,17 +9,36 @@ from ui.run_labels import approach_title
 
 
 def cache_note(metrics: dict) -> str:
-    """'cached rerun' when the run read cached features/views (its time is not a from-scratch cost)."""
+    """'cached rerun' when the run's training inputs came from the cache (its time is not a from-scratch cost);
+    'partly cached (validation)' when only other splits did; 'from scratch' when it computed everything."""
     stats = metrics.get("feature_cache")
     if not isinstance(stats, dict):
         return "—"
-    return "cached rerun" if stats.get("hits") else "from scratch"
+    reused = stats.get("reused_splits")
+    if reused is None:  # runs recorded before the splits were: only the count is known
+        return "cached rerun" if stats.get("hits") else "from scratch"
+    if "train" in reused:
+        return "cached rerun"
+    return f"partly cached ({', '.join(reused)})" if reused else "from scratch"
 
 
 def images_per_second(r) -> str:
     """Training throughput (images through the trainable part per second, all epochs of this run)."""
     value = r.images_per_second
     return f"{value:,.0f}" if isinstance(value, (int, float)) and value > 0 else "—"
+
+
+def wall_time(r, runs: list) -> str:
+    """The run's wall time; fine-tuning that continued a frozen run adds that run's time as its phase 1."""
+    if r.wall_seconds is None:
+        return "—"
+    source = (r.config.get("fine_tune") or {}).get("from_run") if r.approach == "fine_tuning" else ""
+    if not source:
+        return f"{r.wall_seconds:,.0f}"
+    first = next((o for o in runs if o.id == source), None)
+    if first is None or first.wall_seconds is None:
+        return f"{r.wall_seconds:,.0f} + phase 1 in run {source}"
+    return f"{r.wall_seconds + first.wall_seconds:,.0f} ({r.wall_seconds:,.0f} + {first.wall_seconds:,.0f} phase 1, run …{source[-6:]})"
 
 
 def cost_columns(r) -> dict:

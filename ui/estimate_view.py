@@ -33,11 +33,13 @@ def show_estimate(cfg, cache_dir: str | None = None) -> dict | None:
 
 
 def estimate_error(r) -> str:
-    """'estimated 2 min 10 s, took 2 min 30 s (-13 %)' for Compare, or '' when the run (a RunRecord) has no estimate."""
+    """'estimated 2 min 10 s, took 2 min 30 s (15% longer than estimated)' for Compare, or '' when the run (a RunRecord) has no estimate."""
     est, wall = r.estimate_s, r.wall_seconds
     if not est or not wall:
         return ""
-    return f"estimated {_human(est)}, took {_human(wall)} ({(est - wall) / wall:+.0%})"
+    off = (wall - est) / est
+    how = "as estimated" if abs(off) < 0.005 else f"{abs(off):.0%} {'longer' if off > 0 else 'shorter'} than estimated"
+    return f"estimated {_human(est)}, took {_human(wall)} ({how})"
 
 
 def _human(seconds: float) -> str:

@@ -92,8 +92,37 @@ def accuracy_vs_time_figure(rows: list[dict], accuracy_label: str = "Test accura
         textposition="top center", marker=dict(size=[18 if r.get("best") else 12 for r in rows],
                                                symbol=["star" if r.get("best") else "circle" for r in rows],
                                                color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows]),
-        hovertemplate="%{text}<br>accuracy %{y:.3f}<br>%{x:.0f} s<extra></extra>", showlegend=False))
+        hovertemplate="%{text}<br>accuracy %{y:.3f}<br>%{x:.0f} s<extra></extra>", showlegend=False,
+        cliponaxis=False))  # labels may reach past the plot area instead of being cut ("ature extraction (…)")
     if accs:
         pad = max(0.01, (max(accs) - min(accs)) * 0.3)
         fig.update_yaxes(range=[max(0.0, min(accs) - pad), min(1.0, max(accs) + pad) + pad / 2], tickformat=".3f")
-    return _layout(fig, f"{accuracy_label} vs training time", "wall time (s)", accuracy_label.lower())
+    times = [r["wall_seconds"] for r in rows]
+    if times:  # room on both sides for the labels centred on the first and last dots
+        span = max(times) - min(times) or max(times) or 1.0
+        fig.update_xaxes(range=[min(times) - 0.25 * span, max(times) + 0.25 * span])
+    fig = _layout(fig, f"{accuracy_label} vs training time", "wall time (s)", accuracy_label.lower())
+    fig.update_layout(margin={"l": 70, "r": 70})
+    return fig
+
+
+def repeat_groups_figure(groups: list[dict], metric_label: str) -> go.Figure:
+    """Each repeat group's mean ± std (error bar) with its seeds' values as dots, on an axis zoomed to their spread.
+
+    Each group: {"label", "approach", "mean", "std", "values"}. A 0-1 axis would hide a ±0.0014 bar.
+    """
+    fig = go.Figure()
+    for g in groups:
+        colour = APPROACH_COLOURS.get(g.get("approach"), "#888")
+        fig.add_trace(go.Scatter(x=[g["label"]], y=[g["mean"]], mode="markers", marker=dict(size=14, color=colour, symbol="diamond"),
+                                 error_y=dict(type="data", array=[g["std"]], thickness=2, width=12), name=g["label"],
+                                 hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>", showlegend=False))
+        fig.add_trace(go.Scatter(x=[g["label"]] * len(g["values"]), y=g["values"], mode="markers", name=f"{g['label']} seeds",
+                                 marker=dict(size=7, color=colour, opacity=0.45), hovertemplate="seed value %{y:.4f}<extra></extra>",
+                                 showlegend=False))
+    lows = [min(g["mean"] - g["std"], *g["values"]) for g in groups]
+    highs = [max(g["mean"] + g["std"], *g["values"]) for g in groups]
+    if groups:
+        pad = max((max(highs) - min(lows)) * 0.25, 0.002)
+        fig.update_yaxes(range=[min(lows) - pad, max(highs) + pad], tickformat=".3f")
+    return _layout(fig, "", "", f"{metric_label} (mean ± std)")

@@ -177,9 +177,12 @@ def metrics_problem(metrics: dict) -> str:
             return f"metrics.json: '{split}.confusion_matrix' is not a table of numbers"
         if scored.get("per_class") is not None and not isinstance(scored["per_class"], dict):
             return f"metrics.json: '{split}.per_class' is not an object"
-    cache = metrics.get("feature_cache") or {}
+    cache = dict(metrics.get("feature_cache") or {})
+    reused = cache.pop("reused_splits", [])
     if any(not _is_number(v) for v in cache.values()):
         return "metrics.json: 'feature_cache' holds a value that is not a number"
+    if not (isinstance(reused, list) and all(isinstance(s, str) for s in reused)):
+        return "metrics.json: 'feature_cache.reused_splits' is not a list of split names"
     return ""
 
 

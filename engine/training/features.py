@@ -212,6 +212,7 @@ class FeatureCache:
         self.bytes_read = 0
         self.bytes_written = 0
         self.evicted = 0  # entries removed to stay under the budget
+        self.reused: set[str] = set()  # splits whose arrays came from the cache (meta["split"]): "train" = training inputs
         self.warnings: list[str] = []
         self._memory: dict[str, np.ndarray] = {}  # this run's arrays: a second use costs no disk read
 
@@ -220,7 +221,7 @@ class FeatureCache:
 
     def stats(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "bytes_read": self.bytes_read,
-                "bytes_written": self.bytes_written, "evicted": self.evicted}
+                "bytes_written": self.bytes_written, "evicted": self.evicted, "reused_splits": sorted(self.reused)}
 
     def load(self, key: str, shape: tuple | None = None, mmap: bool = False) -> np.ndarray | None:
         """The stored array (memory-mapped read-only if `mmap`), or None when absent, damaged or of another shape."""
@@ -305,6 +306,7 @@ class FeatureCache:
         others_present = all(self.path(k).exists() for n, k in keys.items() if n != primary)
         if array is not None and others_present:
             self.hits += 1
+            self.reused.add(meta.get("split", "?"))
             self._memory[key] = array
             return {primary: array}
         self.misses += 1
@@ -331,6 +333,7 @@ class FeatureCache:
         array = self.load(key, shapes[primary], mmap=True)
         if array is not None and all(self.path(k).exists() for n, k in keys.items() if n != primary):
             self.hits += 1
+            self.reused.add(meta.get("split", "?"))
             self._memory[key] = array
             return {primary: array}
         self.misses += 1
