@@ -50,3 +50,24 @@ def test_full_model_applies_preprocessing_inside_and_round_trips(tmp_path, base)
     loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
     assert loaded.get_layer("preprocess").get_config()["backbone"] == "mobilenet_v2"
+
+
+@pytest.mark.parametrize("approach", ["feature_extraction", "fine_tuning"])
+def test_counts_from_the_base_once_and_the_head_alone_equal_the_whole_models(approach):
+    import dataclasses
+
+    from engine.config import default_config
+
+    cfg = default_config(approach)
+    cfg.backbone = BackboneConfig(name="mobilenet_v2", weights="none", image_size=32)
+    base_side = modeling.describe_base(cfg)
+    size = 32
+    base = build_base(dataclasses.replace(cfg.backbone), size)
+    base.trainable = False
+    if approach == "fine_tuning":
+        modeling.unfreeze_top(base, modeling.split_base(base, "block_15_add"))
+    for units in (256, 128, 0):
+        cfg.head.dense_units = units
+        head = modeling.build_head(tuple(base.output.shape[1:]), 3, cfg.head)
+        whole = modeling.count_params(modeling.assemble_full_model(base, head, "mobilenet_v2", "backbone", size))
+        assert modeling.describe_model(cfg, 3, base_side) == whole

@@ -81,14 +81,16 @@ def test_form_values_survive_a_page_switch_and_a_refresh():
     goto(at, "pages/feature_extraction.py")
     assert not at.exception, at.exception
     assert at.number_input(key="feature_extraction_lr").value == 0.005
-    assert at.number_input(key="feature_extraction_epochs").value == 0
+    assert at.number_input(key="feature_extraction_epochs").value == 0  # what the user typed, with its range error
 
     fresh = harness("pages/feature_extraction.py")  # a browser refresh: a new session with the same URL
     for k, v in at.query_params.items():
         fresh.query_params[k] = v[0] if isinstance(v, list) else v
     fresh.run()
     assert fresh.number_input(key="feature_extraction_lr").value == 0.005
-    assert fresh.number_input(key="feature_extraction_epochs").value == 0
+    # a remembered value that cannot train is not brought back: the default, with a note saying so
+    assert fresh.number_input(key="feature_extraction_epochs").value == 30
+    assert any(c.value.startswith("⚠️ Epochs: the remembered value 0 ") for c in fresh.caption)
 
 
 def test_the_data_overview_preview_and_the_training_form_share_augmentation():
@@ -181,3 +183,21 @@ def test_a_remembered_value_that_cannot_train_falls_back_to_the_default_with_a_n
     assert any(n.startswith("⚠️ Rotation (°): the remembered value 400") for n in notes)
     assert any(n.startswith("⚠️ Epochs: the remembered value 0") for n in notes)
     assert not any(e.value.startswith("Augmented views (K) must be") for e in at.error)  # Train is not blocked by it
+
+
+def test_parameter_counts_follow_the_form_as_it_changes():
+    at = harness("pages/frozen_training.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    assert not at.exception, at.exception
+
+    def trainable() -> int:
+        return int(next(m.value for m in at.metric if m.label == "Trainable params").replace(",", ""))
+
+    before = trainable()
+    at.select_slider(key="frozen_units").set_value(128).run()  # no Train pressed
+    assert not at.exception, at.exception
+    after = trainable()
+    flat = (before - after - 128 - 128 * 3) // 128  # Flatten -> Dense(units) -> Dense(3 classes): F*u + u + 3u + 3
+    assert flat > 0 and flat % 1280 == 0  # MobileNetV2's 1280 channels times the feature map's cells
+    assert (before, after) == (flat * 256 + 256 + 256 * 3 + 3, flat * 128 + 128 + 128 * 3 + 3)

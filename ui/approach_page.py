@@ -37,7 +37,9 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     preset = preset_choice(approach)  # before the form: choosing one re-primes its fields at once
     cfg = preset_config(approach, preset, base_config(approach))
     blocked = weights_problem()
-    with st.form(f"{approach}_form"):
+    # Not an st.form: each change reruns the page, so the parameter counts and the fields that depend on
+    # others (fine-tuning's phase 1) follow the form as it is edited, not only after Train.
+    with st.container(border=True):
         st.subheader(f"Hyper-parameters ({'preset: ' + preset if preset else 'lecture defaults'})")
         fit_fields(cfg, approach)
         distribution_fields(cfg, approach)  # only when more than one device is visible
@@ -47,9 +49,9 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         tensorboard_fields(cfg, approach)
         seeds = seeds_field(approach)
         b1, b2 = st.columns(2)
-        submitted = b1.form_submit_button("Train", type="primary", disabled=bool(blocked), help=blocked or None)
-        estimate = b2.form_submit_button("Estimate time and memory",
-                                         help="Measures this machine once per backbone and size (tens of seconds), then is instant.")
+        submitted = b1.button("Train", type="primary", disabled=bool(blocked), help=blocked or None, key=f"{approach}_train")
+        estimate = b2.button("Estimate time and memory", key=f"{approach}_estimate",
+                             help="Measures this machine once per backbone and size (tens of seconds), then is instant.")
     if blocked:
         st.error(f"Train is disabled: {blocked}")
     problems = form_problems(cfg)

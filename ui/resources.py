@@ -8,6 +8,8 @@ folder mtime); clearing those only costs a re-scan.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import threading
 
@@ -74,8 +76,20 @@ def sweep_stale_uploads() -> int:
     return len(sweep_stale())
 
 
-@st.cache_data(show_spinner="Counting parameters …")
+@st.cache_data(show_spinner="Building the base once to count its parameters …")
+def base_summary(backbone_json: str, approach: str, unfreeze_blocks: int) -> dict:
+    from engine.models.modeling import describe_base
+
+    cfg = RunConfig(approach=approach)
+    cfg.backbone = RunConfig.from_json(backbone_json).backbone
+    cfg.fine_tune.unfreeze_blocks = unfreeze_blocks
+    return describe_base(cfg)
+
+
 def model_summary(cfg_json: str, num_classes: int) -> dict:
+    """Parameter counts for the form as it stands: the base's part cached, the head's counted at once."""
     from engine.models.modeling import describe_model
 
-    return describe_model(RunConfig.from_json(cfg_json), num_classes)
+    cfg = RunConfig.from_json(cfg_json)
+    base = base_summary(json.dumps({"backbone": dataclasses.asdict(cfg.backbone)}), cfg.approach, cfg.fine_tune.unfreeze_blocks)
+    return describe_model(cfg, num_classes, base)

@@ -130,12 +130,10 @@ def count_params(model: keras.Model) -> dict[str, int]:
     return {"trainable_params": trainable, "non_trainable_params": total - trainable, "total_params": total}
 
 
-def describe_model(cfg, num_classes: int) -> dict[str, int]:
-    """Parameter counts of the model an approach would train (like the lecture's model.summary()).
-
-    Built with random weights (counts do not depend on them, and nothing is downloaded). For
-    fine-tuning, counts are those of phase 2 (top block(s) unfrozen, BatchNorm frozen).
-    """
+def describe_base(cfg) -> dict:
+    """The base's side of the counts (built once per backbone, size and unfrozen blocks; random weights):
+    its output shape and its trainable / non-trainable parameters as the approach trains it (fine-tuning:
+    phase 2, top block(s) unfrozen, BatchNorm frozen)."""
     import dataclasses
 
     size = backbones.image_size_for(cfg.backbone)
@@ -144,5 +142,20 @@ def describe_model(cfg, num_classes: int) -> dict[str, int]:
     if cfg.approach == "fine_tuning":
         cut = backbones.get_spec(cfg.backbone.name).cut_for(cfg.fine_tune.unfreeze_blocks)
         unfreeze_top(base, split_base(base, cut))
-    head = build_head(tuple(base.output.shape[1:]), num_classes, cfg.head)
-    return count_params(assemble_full_model(base, head, cfg.backbone.name, cfg.backbone.preprocessing, size))
+    counts = count_params(base)
+    return {"output_shape": list(base.output.shape[1:]), "trainable_params": counts["trainable_params"],
+            "non_trainable_params": counts["non_trainable_params"]}
+
+
+def describe_model(cfg, num_classes: int, base_side: dict | None = None) -> dict[str, int]:
+    """Parameter counts of the model an approach would train (like the lecture's model.summary()).
+
+    The head is built alone on the base's output shape (milliseconds), so counts follow every
+    change of the head's fields; `base_side` (describe_base) is the slow part, built once.
+    Nothing is downloaded: counts do not depend on the weights.
+    """
+    base_side = base_side or describe_base(cfg)
+    head = count_params(build_head(tuple(base_side["output_shape"]), num_classes, cfg.head))
+    trainable = base_side["trainable_params"] + head["trainable_params"]
+    frozen = base_side["non_trainable_params"] + head["non_trainable_params"]
+    return {"trainable_params": trainable, "non_trainable_params": frozen, "total_params": trainable + frozen}
