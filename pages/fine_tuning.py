@@ -18,6 +18,18 @@ def finished_frozen_runs(cfg, report) -> list:
             if not r.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name, image_size=size)]
 
 
+def _name_unfrozen_layers(cfg) -> None:
+    """Which layers phase 2 trains, for this backbone and size (from the base built once for the counts)."""
+    import dataclasses
+    import json
+
+    side = resources.base_summary(json.dumps({"backbone": dataclasses.asdict(cfg.backbone)}), "fine_tuning",
+                                  cfg.fine_tune.unfreeze_blocks)
+    names = side["unfrozen_layers"]
+    shown = ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])} … {', '.join(names[-2:])}"
+    st.caption(f"Phase 2 trains {len(names)} layers of {cfg.backbone.name}: {shown} (BatchNorm layers stay frozen).")
+
+
 def fine_tune_fields(cfg, key):
     runs = finished_frozen_runs(cfg, current_report())
     labels = {"": "Train phase 1 here (frozen base, head only)"}
@@ -36,6 +48,7 @@ def fine_tune_fields(cfg, key):
     c1, c2, c3 = st.columns(3)
     t.unfreeze_blocks = field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks, ("fine_tune", "unfreeze_blocks"),
                               min_value=1, max_value=int(meta("fine_tune", "unfreeze_blocks")["max"]))
+    _name_unfrozen_layers(cfg)
     t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, ("fine_tune", "learning_rate"), format="%.7f"))
     t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, ("fine_tune", "epochs"), step=1))
 

@@ -201,3 +201,26 @@ def test_parameter_counts_follow_the_form_as_it_changes():
     flat = (before - after - 128 - 128 * 3) // 128  # Flatten -> Dense(units) -> Dense(3 classes): F*u + u + 3u + 3
     assert flat > 0 and flat % 1280 == 0  # MobileNetV2's 1280 channels times the feature map's cells
     assert (before, after) == (flat * 256 + 256 + 256 * 3 + 3, flat * 128 + 128 + 128 * 3 + 3)
+
+
+def test_continuing_a_frozen_run_fixes_the_phase_one_fields_and_names_the_unfrozen_layers(tmp_path):
+    from engine.data.sample import ensure_sample_dataset
+    from tests.test_ui_results import saved_run
+
+    here = str(ensure_sample_dataset())
+    at = harness("pages/fine_tuning.py")
+    at.query_params["weights"] = "none"
+    at.run()
+    assert not at.exception, at.exception
+    size = at.session_state["sb_image_size"]
+    saved_run("20260101-000001-frozen-aaaaaa", here, size=size)  # a finished frozen run of this dataset, backbone and size
+    at.run()
+    assert any(c.value.startswith("Phase 2 trains ") and "block_16" in c.value and "BatchNorm layers stay frozen" in c.value
+               for c in at.caption)
+    assert not at.number_input(key="fine_tuning_epochs").disabled
+    at.selectbox(key="fine_tuning_from_run").set_value("20260101-000001-frozen-aaaaaa").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="fine_tuning_epochs").disabled and at.number_input(key="fine_tuning_lr").disabled
+    assert at.select_slider(key="fine_tuning_units").disabled and at.slider(key="fine_tuning_drop").disabled
+    assert not at.number_input(key="fine_tuning_ftep").disabled  # phase 2 is still the user's
+    assert any(c.value.startswith("Phase 1 comes from frozen run 20260101-000001-frozen-aaaaaa") for c in at.caption)

@@ -41,9 +41,13 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     # others (fine-tuning's phase 1) follow the form as it is edited, not only after Train.
     with st.container(border=True):
         st.subheader(f"Hyper-parameters ({'preset: ' + preset if preset else 'lecture defaults'})")
-        fit_fields(cfg, approach)
+        continuing = approach == "fine_tuning" and bool(st.session_state.get("fine_tuning_from_run"))
+        if continuing:
+            st.caption(f"Phase 1 comes from frozen run {st.session_state['fine_tuning_from_run']}: its epochs, learning "
+                       "rate and head are that run's (choose “Train phase 1 here” below to set them).")
+        fit_fields(cfg, approach, phase_one_fixed=continuing)
         distribution_fields(cfg, approach)  # only when more than one device is visible
-        head_fields(cfg, approach)
+        head_fields(cfg, approach, fixed=continuing)
         if extra_fields:
             extra_fields(cfg, approach)
         tensorboard_fields(cfg, approach)

@@ -105,24 +105,30 @@ def out_of_range(label: str, value, section: str, name: str) -> str:
     return f"{label} must be {allowed}; it is {value:g}."
 
 
-def fit_fields(cfg: RunConfig, key: str) -> None:
+def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
+    """Epochs, batch, learning rate, optimizer, patience. `phase_one_fixed`: fine-tuning continues a finished
+    frozen run, whose epochs and learning rate were phase 1's: shown, not editable."""
     f = cfg.fit
     c1, c2, c3, c4 = st.columns(4)
-    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1))
+    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1, disabled=phase_one_fixed))
     f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, ("fit", "batch_size"), step=1))
-    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"), format="%.6f"))
+    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"),
+                                  format="%.6f", disabled=phase_one_fixed))
     f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
                         options=meta("fit", "optimizer")["choices"])
     hi = meta("fit", "early_stopping_patience")["max"]
     f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", 0, min_value=0, max_value=int(hi))
 
 
-def head_fields(cfg: RunConfig, key: str) -> None:
+def head_fields(cfg: RunConfig, key: str, fixed: bool = False) -> None:
+    """Pooling, dense units, dropout. `fixed`: the head comes from a finished frozen run (fine-tuning continues it)."""
     h = cfg.head
     c1, c2, c3 = st.columns(3)
-    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, ("head", "pooling"), options=meta("head", "pooling")["choices"], horizontal=True)
-    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=[0, 32, 64, 128, 256, 512, 1024])
-    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
+    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, ("head", "pooling"), options=meta("head", "pooling")["choices"],
+                      horizontal=True, disabled=fixed)
+    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=[0, 32, 64, 128, 256, 512, 1024],
+                          disabled=fixed)
+    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), disabled=fixed, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
 
 
 def augmentation_fields(cfg: RunConfig) -> None:
@@ -137,7 +143,9 @@ def augmentation_fields(cfg: RunConfig) -> None:
     a.zoom = field(c4.slider, "Zoom", "aug_zoom", a.zoom, ("augmentation", "zoom"), min_value=0.0, max_value=float(bound("zoom")))
     c5, c6, c7 = st.columns(3)
     a.horizontal_flip = field(c5.checkbox, "Horizontal flip", "aug_hf", a.horizontal_flip, ("augmentation", "horizontal_flip"))
-    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip, ("augmentation", "vertical_flip"))
+    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip, ("augmentation", "vertical_flip"),
+                            help="The lecture flips photos upside down too. Cats and dogs are rarely seen that way: off "
+                                 "usually suits photos of upright things; on suits images with no up (cells, satellites, textures).")
     a.views = int(field(
         c7.number_input, "Augmented views (K)", "aug_views", a.views, ("augmentation", "views"), step=1,
         help="The frozen base runs once per view of the training set (cached for later runs); epochs cycle "

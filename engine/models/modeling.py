@@ -144,7 +144,8 @@ def describe_base(cfg) -> dict:
         unfreeze_top(base, split_base(base, cut))
     counts = count_params(base)
     return {"output_shape": list(base.output.shape[1:]), "trainable_params": counts["trainable_params"],
-            "non_trainable_params": counts["non_trainable_params"]}
+            "non_trainable_params": counts["non_trainable_params"],
+            "unfrozen_layers": [layer.name for layer in base.layers if layer.trainable_weights]}  # fine-tuning's, BatchNorm excluded
 
 
 def describe_model(cfg, num_classes: int, base_side: dict | None = None) -> dict[str, int]:
