@@ -104,7 +104,8 @@ def current_report() -> DatasetReport | None:
     path = st.session_state.get("data_path", "")
     if not path:
         source = st.session_state.get("sb_source")
-        refused = st.session_state.get({"zip": "sb_zip_error", "folder": "sb_path_error"}.get(source, ""), "")
+        error_key = {"zip": "sb_zip_error", "folder": "sb_path_error"}.get(source)
+        refused = st.session_state.get(error_key, "") if error_key else ""
         if refused:
             what = f"the uploaded zip was refused ({refused}). Upload another zip" if source == "zip" else f"{refused}. Type another folder"
             st.warning(f"No dataset is active: {what} or choose another source.")
