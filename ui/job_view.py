@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from engine.insight import charts
-from engine.store.jobs import error_sentence
+from engine.store.job_logs import error_sentence
 from engine.store.runs import FINAL_STATES, RunStoreError
 from ui import resources
 from ui.curves import curve_pair
@@ -27,7 +27,7 @@ except ImportError:  # the export helper's panel (engine/insight/export.py) may 
 
 FINAL = FINAL_STATES
 def one_sentence(text: str) -> str:
-    """The engine's one sentence for an error (jobs.error_sentence), in the dashboard's words."""
+    """The engine's one sentence for an error (job_logs.error_sentence), in the dashboard's words."""
     return error_sentence(text).replace("--weights PATH", "a Local file in the sidebar") or "the job ended unexpectedly"
 
 

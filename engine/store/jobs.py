@@ -20,7 +20,6 @@ instance per server process, e.g. via st.cache_resource).
 from __future__ import annotations
 
 import json
-import re
 import os
 import signal
 import subprocess
@@ -36,30 +35,11 @@ from engine.store import heartbeat
 from engine.config import RunConfig, validate
 from engine.errors import StudioError
 from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
+from engine.store.job_logs import error_sentence, log_dir, prepend_log
 from engine.store.status import elapsed_seconds
 
 ENGINE_ROOT = Path(__file__).resolve().parents[2]
 LOG_LINES = 200  # of stderr kept in progress()["log"], for the page's log expander
-
-
-_NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
-
-
-def error_sentence(text: str, *, from_log: bool = False) -> str:
-    """The one sentence a page shows for a run's error (the rest belongs in the log).
-
-    The CLI's last `error: ...` line, else the last line that is neither TensorFlow's log noise
-    nor a traceback frame. From a whole log (`from_log`) only an `error:` line or the end of a
-    traceback qualifies (a log's last line is usually progress); '' when nothing does.
-    """
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("error: "):
-            return line[len("error: "):]
-    if from_log and not any(line.startswith("Traceback (most recent call last)") for line in lines):
-        return ""
-    human = [line for line in lines if not _NOISE.search(line)]
-    return human[-1] if human else ""
 
 
 class DuplicateJob(StudioError):
@@ -321,7 +301,7 @@ class JobRunner:
     def _spawn_standby(self) -> subprocess.Popen | None:
         """A process that imports TensorFlow now and waits for a job; what it prints before the job
         (or a crash while importing) goes to a log of its own, prepended to its job's log at the end."""
-        log_path = _log_dir() / f"standby-{os.getpid()}-{time.monotonic_ns()}.log"
+        log_path = log_dir() / f"standby-{os.getpid()}-{time.monotonic_ns()}.log"
         try:
             with open(log_path, "w") as log:
                 proc = subprocess.Popen([self.python, "-m", "engine.standby"], cwd=ENGINE_ROOT, stdin=subprocess.PIPE,
@@ -360,7 +340,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         self.store.root.mkdir(parents=True, exist_ok=True)
-        job.log_path = str(_log_dir() / f"{job.id}.log")
+        job.log_path = str(log_dir() / f"{job.id}.log")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(job.config, fh)
             config_path = fh.name
@@ -376,7 +356,7 @@ class JobRunner:
         finally:
             os.unlink(config_path)
             if getattr(proc, "log_path", None):  # a standby's own output came first: keep it in the job's log
-                _prepend_log(proc.log_path, job.log_path)
+                prepend_log(proc.log_path, job.log_path)
             # The next job's standby, started before the job reads as done (so a caller that waited for
             # it finds the spare there) and outside the lock (forking takes a moment).
             spare = self._spawn_standby() if self.warm_start and not self._closed else None
@@ -389,27 +369,9 @@ class JobRunner:
                 _end_standby(spare)
 
 
-def _log_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "tls-jobs"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def _end_standby(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
     if getattr(proc, "log_path", None):
         Path(proc.log_path).unlink(missing_ok=True)
-
-
-def _prepend_log(standby_log: str, job_log: str) -> None:
-    """The job's log, preceded by what its standby printed before the job came (then the standby's log goes)."""
-    try:
-        before = Path(standby_log).read_text(errors="replace")
-        if before:
-            after = Path(job_log).read_text(errors="replace") if Path(job_log).exists() else ""
-            Path(job_log).write_text(before + after)
-        Path(standby_log).unlink(missing_ok=True)
-    except OSError:
-        pass  # the log is for reading; the run's outcome is in the run store
