@@ -61,5 +61,8 @@ for n, photo in enumerate(photos if chosen else []):
         col.metric(f"{approach_title(run)} · {res['seconds'] * 1000:.0f} ms", res["predicted"], help=labels[res["run"]])
         col.caption(labels[res["run"]])
         col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{n}_{res['run']}")
+        if res["caution"]:
+            col.warning(res["caution"][0].upper() + res["caution"][1:] + ".")
+        col.caption(f"This model only knows {', '.join(res['probabilities'])}: it answers with one of them for any photo.")
         if show_cam:  # under each model's prediction: the approaches side by side on the same photo
             show_gradcam(col, cached_run(str(store.root), res["run"]), data, photo.name)

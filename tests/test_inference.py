@@ -93,3 +93,15 @@ def test_broken_files_are_one_line_errors_naming_them(trained, tmp_path):
         with pytest.raises(ImageDecodeError, match=rf"^{tmp_path / name}: {reason}") as err:
             classify_file(run, str(tmp_path / name))
         assert "\n" not in str(err.value)
+
+
+def test_an_unsure_answer_carries_a_caution_a_sure_one_none():
+    import numpy as np
+
+    from engine.insight.inference import confidence_caution
+
+    assert confidence_caution(np.array([0.97, 0.03]), ["cats", "dogs"]) == ""
+    caution = confidence_caution(np.array([0.58, 0.42]), ["cats", "dogs"])
+    assert caution == ("low confidence (58% for the top class, under 75%): the photo may show none of cats, dogs, "
+                       "or look unlike the training images")
+    assert confidence_caution(np.array([0.5, 0.3, 0.2]), ["a", "b", "c"]).startswith("low confidence (50%")

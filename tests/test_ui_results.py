@@ -116,6 +116,8 @@ def test_classify_labels_name_the_dataset_and_classify_several_photos(tmp_path):
     at.file_uploader(key="cls_upload").set_value(photos).run()
     assert not at.exception, at.exception
     assert len(at.metric) == 2  # one prediction per photo
+    knows = [c.value for c in at.caption if c.value.startswith("This model only knows")]
+    assert knows == ["This model only knows circle, square, triangle: it answers with one of them for any photo."] * 2
 
 
 def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):

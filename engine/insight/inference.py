@@ -72,4 +72,22 @@ def _classify(run: LoadedRun, pixels: np.ndarray) -> dict:
         "predicted": run.classes[int(np.argmax(probs))],
         "probabilities": {c: float(p) for c, p in zip(run.classes, probs)},
         "seconds": seconds,
+        "caution": confidence_caution(probs, run.classes),
     }
+
+
+LOW_CONFIDENCE = 0.75  # top-class probability under which an answer is flagged (a guess between classes, or none fits)
+
+
+def confidence_caution(probs: np.ndarray, classes: list[str]) -> str:
+    """'' for a confident answer; else one sentence saying why the answer may be wrong.
+
+    A classifier only knows its classes: shown a photo of something else it still picks one,
+    often without much conviction. A top probability under LOW_CONFIDENCE is that cue (a cheap
+    one: it cannot catch a confident mistake on an unlike photo).
+    """
+    top = float(np.max(probs))
+    if top >= LOW_CONFIDENCE:
+        return ""
+    return (f"low confidence ({top:.0%} for the top class, under {LOW_CONFIDENCE:.0%}): the photo may show none of "
+            f"{', '.join(classes)}, or look unlike the training images")
