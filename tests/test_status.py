@@ -109,3 +109,23 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     final = RunStore.read_status(result.run_dir)
     assert final["stage"] == "finished" and final["finished"] >= final["started"] and final["epoch"] == 3
     assert RunStore.read_status(isolated_store / "nowhere") == {}
+
+
+def test_the_whole_runs_eta_comes_from_its_estimate_and_never_undercuts_the_stage():
+    clock, writes = Clock(), []
+    t = StatusTracker(writes.append, None, started=clock.t, epochs_total=3, clock=clock, run_estimate_s=140.0)
+    t({"type": "status", "message": "caching train features (2000 images) for this and later runs"})
+    clock.t += 10
+    t({"type": "features", "split": "train", "done": 100, "total": 2000})
+    clock.t += 10
+    t({"type": "features", "split": "train", "done": 1920, "total": 2000})
+    s = writes[-1]
+    assert s["eta_s"] == pytest.approx(0.4, abs=0.1) and s["run_eta_s"] == pytest.approx(120.0)  # 140 estimated, 20 gone
+    clock.t += 200  # slower than estimated: never a negative or zero ETA while a stage still has time left
+    t({"type": "features", "split": "train", "done": 1990, "total": 2000})
+    assert writes[-1]["run_eta_s"] == pytest.approx(writes[-1]["eta_s"])
+    t.finish("finished")
+    assert writes[-1]["run_eta_s"] is None
+    plain = tracker()[0]  # no estimate made (no calibration stored): no whole-run ETA claimed
+    assert plain.status["run_eta_s"] is None
+

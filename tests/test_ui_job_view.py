@@ -60,3 +60,11 @@ def test_engine_errors_become_one_sentence_without_tensorflow_noise():
     sentence = one_sentence(log)
     assert "absl" not in sentence and "oneDNN" not in sentence and not sentence.startswith("error:")
     assert sentence.startswith("ImageNet weights for vgg16 could not be downloaded") and "a Local file in the sidebar" in sentence
+
+
+def test_the_panel_gives_the_stage_and_the_whole_runs_eta():
+    job = SimpleNamespace(state="running", started=1000.0, ended=None, config={"approach": "frozen", "fit": {"epochs": 20}})
+    status = {"stage": "caching features", "message": "caching train features 1920/2000", "eta_s": 3.0, "run_eta_s": 140.0,
+              "epochs_total": 20}
+    _, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
+    assert text == "running: caching train features 1920/2000 · elapsed 95s · ETA 3s for this stage, about 2 min 20 s for the whole run"

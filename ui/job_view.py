@@ -42,6 +42,11 @@ def _planned(config: dict) -> int:
         return 0
 
 
+def _minutes(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
 def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str]:
     """(bar fraction, text) for a job: what it does, with counts; elapsed (frozen at the end); a measured ETA."""
     now = time.time() if now is None else now
@@ -65,8 +70,10 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
         fraction = done / total
     doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
     fraction = min(max(fraction, 0.0), 1.0)
-    eta = status.get("eta_s")
+    eta, run_eta = status.get("eta_s"), status.get("run_eta_s")
     tail = f" · ETA {eta:.0f}s" if isinstance(eta, (int, float)) and eta > 0 else " · ETA after the first measured steps"
+    if isinstance(run_eta, (int, float)) and run_eta > 0 and status.get("stage") != "training":
+        tail += f" for this stage, about {_minutes(run_eta)} for the whole run"  # training's ETA already covers the run's epochs
     return fraction, f"running: {doing} · elapsed {elapsed:.0f}s{tail}"
 
 

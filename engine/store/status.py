@@ -7,7 +7,12 @@ listens (the CLI's progress lines), and keeps `status.json` in the run folder up
     {"stage": "caching features" | "caching augmented views" | "training" | "scoring" |
               "saving" | "finished" | "stopped" | "failed", "message": "epoch 3/20",
      "done": 400, "total": 1000, "epoch": 3, "epochs_total": 20, "step": 12, "steps_total": 50,
-     "started": unix time, "updated": unix time, "eta_s": float | null, "finished": unix time | null}
+     "started": unix time, "updated": unix time, "eta_s": float | null, "run_eta_s": float | null,
+     "finished": unix time | null}
+
+`eta_s` is the current stage's; `run_eta_s` the whole run's: the estimate made before the run
+(engine/training/estimate.py, when a calibration was stored) less the time gone, and never
+less than the stage's own ETA (nor than the epochs left while training).
 
 It is separate from metrics.json (the run's recorded state and final results) so a reader
 polling progress never races the final write. Written at most every THROTTLE_S seconds,
@@ -35,12 +40,13 @@ class StatusTracker:
     """A progress sink that writes status.json (via `write`) and forwards every event to `forward`."""
 
     def __init__(self, write: Callable[[dict], None], forward: Progress | None = None, *, started: float | None = None,
-                 epochs_total: int = 0, clock: Callable[[], float] = time.time):
+                 epochs_total: int = 0, clock: Callable[[], float] = time.time, run_estimate_s: float | None = None):
         self._write, self._forward, self._clock = write, forward, clock
+        self._run_estimate_s = run_estimate_s  # the whole run's estimated wall time, if one was made
         now = clock()
         self.status: dict = {"stage": "starting", "message": "building the model", "done": 0, "total": 0, "epoch": 0,
                              "epochs_total": epochs_total, "step": 0, "steps_total": 0, "started": started or now,
-                             "updated": now, "eta_s": None, "finished": None}
+                             "updated": now, "eta_s": None, "run_eta_s": None, "finished": None}
         self._last_write = 0.0
         self._pass_start: tuple[str, float, int] | None = None  # (label, time, done) of the current feature pass
         self._epoch_seconds: dict[int, list[float]] = {}  # phase -> measured epoch durations
@@ -103,6 +109,7 @@ class StatusTracker:
                 self._pass_start = None
                 force = True
             s["message"] = message
+        s["run_eta_s"] = self._run_eta(now)
         if force or now - self._last_write >= THROTTLE_S:
             self.flush(now)
 
@@ -131,6 +138,14 @@ class StatusTracker:
         if elapsed <= 0:
             return None
         return round(max(total - done, 0) * elapsed / (done - self._pass_start[2]), 1)
+
+    def _run_eta(self, now: float) -> float | None:
+        """Seconds left in the whole run: the estimate less the time gone, at least the current stage's ETA."""
+        stage_eta = self.status.get("eta_s")
+        if self._run_estimate_s is None:
+            return None
+        left = self._run_estimate_s - (now - self.status["started"])
+        return round(max(left, stage_eta or 0.0, 0.0), 1)
 
     def epoch_estimate(self) -> float | None:
         """Measured seconds per epoch of the current phase (its first epoch left out when later ones exist)."""
@@ -163,7 +178,7 @@ class StatusTracker:
     def finish(self, state: str, message: str = "") -> None:
         """Records the run's end (finished / stopped / failed): finished time set, ETA cleared."""
         now = self._clock()
-        self.status.update(stage=state, eta_s=None, finished=now)
+        self.status.update(stage=state, eta_s=None, run_eta_s=None, finished=now)
         self.status["message"] = message or state
         self.flush(now)
 

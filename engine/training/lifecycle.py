@@ -146,7 +146,8 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
     epochs_before = len(history)  # phase-1 epochs of a continued frozen run, trained elsewhere
     planned = plan.epochs_total(epochs_before)  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     # status.json: what the run is doing now, with counts and an ETA (engine/store/status.py); events still reach `progress`
-    tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned)
+    tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned,
+                            run_estimate_s=(resolved_extra or {}).get("estimate_s"))
     tensorboard_dir = _open_tensorboard(cfg, dist, store, run_dir, stored, planned, tracker)
     models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
     ctx = RunContext(plan, data, models, store, run_dir, FeatureCache(cache_dir), tracker, should_stop,
