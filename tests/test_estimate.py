@@ -19,7 +19,7 @@ def short_calibration(monkeypatch):
 
 
 @pytest.mark.slow
-def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path, short_calibration):
+def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path, short_calibration, monkeypatch):
     cache = tmp_path / "cache"
     data = prepare_data(str(tiny_dataset))
     cfg = tiny_config("frozen", tiny_dataset)
@@ -29,6 +29,9 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > 200  # TensorFlow and a model at least
     assert [p["view"][:4] for p in before["passes"]] == ["aug0", "aug1", "aug2", "plai", "plai"]  # K = 3 views, validation, test
     table = json.loads((cache / estimate.CALIBRATION_FILE).read_text())
+    decode = {k: v for k, v in table.items() if k.startswith("decode|")}
+    table = {k: v for k, v in table.items() if k not in decode}
+    assert len(decode) == 1 and next(iter(decode.values())) > 0  # the dataset's decode time, measured once
     assert len(table) == 1 and len(next(iter(table.values()))["heads"]) == 1
     entry = next(iter(table.values()))
     assert entry["forward_ips"] > 0 and entry["augmented_ips"] > 0 and entry["save_s"] > 0
@@ -42,7 +45,15 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert ft["reuse"] == "all" and "fit_phase2" in ft["breakdown"]
     other_seed = tiny_config("frozen", tiny_dataset)
     other_seed.fit.seed = 7  # other views, other random init: nothing to reuse
-    assert estimate.estimate_run(other_seed, data, cache, calibrate=False)["reuse"] == "none"
+    from engine.data import pixels
+
+    decodes, real_load = [], pixels.load_images
+    monkeypatch.setattr(pixels, "load_images", lambda *a, **k: (decodes.append(1), real_load(*a, **k))[1])
+    first, second = (estimate.estimate_run(other_seed, data, cache, calibrate=False) for _ in range(2))
+    assert first["reuse"] == "none" and first["breakdown"]["decode"] > 0
+    # the dataset's decode time is measured once and remembered: every estimate of one run agrees
+    # (the page's and the one `run` records), not two timings of the same 16 files
+    assert decodes == [] and first["breakdown"] == second["breakdown"]
 
 
 @pytest.mark.slow
