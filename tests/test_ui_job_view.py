@@ -68,3 +68,9 @@ def test_the_panel_gives_the_stage_and_the_whole_runs_eta():
               "epochs_total": 20}
     _, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
     assert text == "running: caching train features 1920/2000 · elapsed 95s · ETA 3s for this stage, about 2 min 20 s for the whole run"
+
+
+def test_an_ended_run_gives_one_time_the_same_as_its_results_with_start_up_apart():
+    prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 229.4}, "history": {"loss": [1, 2, 3]},
+            "status": {}, "elapsed_s": 237.0}
+    assert progress_line(job(state="done", ended=1237.0), prog, now=2000.0) == (1.0, "finished: epoch 3/3 · took 229s (+8s start-up)")

@@ -59,8 +59,12 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
     if job.state == "cancelled":
         return 0.0, "cancelled: it never started"
     elapsed = max(0.0, float(prog.get("elapsed_s") or 0.0))  # the job runner's (status.elapsed_seconds), frozen at the end
-    if state in FINAL:
-        return min(done / total, 1.0), f"{state}: epoch {done}/{total} · took {elapsed:.0f}s"
+    if state in FINAL:  # the run's own wall time, the figure its results and Compare show; start-up said apart
+        wall = metrics.get("wall_seconds")
+        took = f"took {elapsed:.0f}s"
+        if isinstance(wall, (int, float)) and wall <= elapsed:
+            took = f"took {wall:.0f}s" + (f" (+{elapsed - wall:.0f}s start-up)" if elapsed - wall >= 1 else "")
+        return min(done / total, 1.0), f"{state}: epoch {done}/{total} · {took}"
     epoch, steps = status.get("epoch") or 0, status.get("steps_total") or 0
     if status.get("stage") == "training" and epoch:  # the whole run's share: finished epochs + this epoch's steps
         fraction = (epoch - 1 + (status.get("step") or 0) / steps if steps else epoch) / total
