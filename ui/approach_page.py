@@ -52,21 +52,21 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
             extra_fields(cfg, approach)
         tensorboard_fields(cfg, approach)
         seeds = seeds_field(approach)
+        problems = form_problems(cfg)
+        if not problems:  # beside the fields they follow, above Train
+            _param_counts(cfg, len(report.classes))
         b1, b2 = st.columns(2)
         submitted = b1.button("Train", type="primary", disabled=bool(blocked), help=blocked or None, key=f"{approach}_train")
         estimate = b2.button("Estimate time and memory", key=f"{approach}_estimate",
                              help="Measures this machine once per backbone and size (tens of seconds), then is instant.")
     if blocked:
         st.error(f"Train is disabled: {blocked}")
-    problems = form_problems(cfg)
     for problem in problems:
         st.error(problem)
     if approach == "fine_tuning" and cfg.fine_tune.epochs == 0:
         st.warning("Fine-tuning epochs is 0: only phase 1 (frozen base) will train, and nothing is unfrozen.")
-    if not problems:
-        _param_counts(cfg, len(report.classes))
-        if estimate:
-            estimate_view.show_estimate(cfg, resources.job_runner().cache_dir)
+    if not problems and estimate:
+        estimate_view.show_estimate(cfg, resources.job_runner().cache_dir)
     if submitted and not blocked and not problems:
         try:
             resources.job_runner().submit(validate(cfg), preset=preset, seeds=seeds)
@@ -75,11 +75,11 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
             st.warning(f"Not queued again: {exc}.")
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
-    st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
-              help="Off: only jobs on the dataset chosen in the sidebar.")
 
     @st.fragment(run_every=1.0)
     def live() -> None:
         job_panel(approach)
 
-    live()
+    live()  # right under Train: the progress line is in view after a click, not below the fold
+    st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
+              help="Off: only jobs on the dataset chosen in the sidebar.")
