@@ -118,8 +118,17 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_label("Epochs", exact=True).press("Enter")
     form.get_by_label("Batch size").fill("1")
     form.get_by_label("Batch size").press("Enter")
+    form.get_by_role("spinbutton", name="Repeat with N seeds").fill("2")  # two jobs: the running one on top, the queued one under it
+    form.get_by_role("spinbutton", name="Repeat with N seeds").press("Enter")
     form.get_by_role("button", name="Train").click()
     page.get_by_text(re.compile(r"running: epoch [1-9]\d*/500")).wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"Queued 1/1 \(seed 43, 2 of 2\)")).wait_for()
+    form.get_by_role("button", name="Train").click()  # the same settings again: refused, not queued twice
+    page.get_by_text("Not queued again: the same settings are already running").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text(re.compile(r"cancelled \(seed 43, 2 of 2\): run .* never started")).wait_for()
+    form.get_by_role("spinbutton", name="Repeat with N seeds").fill("1")
+    form.get_by_role("spinbutton", name="Repeat with N seeds").press("Enter")
     goto_page(page, "Compare")
     goto_page(page, "Frozen training")
     page.get_by_text("running: epoch").wait_for()
