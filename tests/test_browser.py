@@ -79,6 +79,18 @@ def test_dashboard_end_to_end(server, browser_page):
     page.get_by_text("Images per class and split").wait_for()
     sidebar = page.locator('[data-testid="stSidebar"]')
 
+    # Values set before the browser drew their widgets survive: the augmentation fields (shown on the Data
+    # overview too) and the split sliders in the sidebar's collapsed expander once came back unchecked / 0 / 5 %.
+    goto_page(page, "Frozen training")  # at once, as a quick user does
+    page.wait_for_timeout(3000)
+    main = page.locator('[data-testid="stMainBlockContainer"]')
+    assert main.get_by_role("checkbox", name="Data augmentation").is_checked()
+    assert main.get_by_role("checkbox", name="Vertical flip (the lecture's)").is_checked()
+    assert main.get_by_role("spinbutton", name="Augmented views (K)").input_value() == "3"
+    sidebar.get_by_text("Split for flat folders").click()
+    sidebar.get_by_text("train 70% · validation 15% · test 15%").wait_for()
+    goto_page(page, "Data overview")
+
     # Sidebar: random weights (no download) and the smallest image size.
     sidebar.get_by_text("Image size (px)").wait_for()  # widgets render lazily on a slow machine
     sidebar.get_by_role("radiogroup", name="Weights").get_by_text("None (random)").click()

@@ -17,6 +17,7 @@ from engine.data.downloads import DownloadUnavailable, download_cats_and_dogs
 from engine.data.paths import confine
 from engine.data.sample import ensure_sample_dataset
 from ui import resources
+from ui.forms import own
 from ui.uploads import UploadFolder
 
 # Stable option keys (kept in the URL) -> what the radio shows.
@@ -66,7 +67,7 @@ def confined(key: str, what: str) -> str:
 def dataset_fields() -> str:
     """The Dataset radio and what each source needs; returns the active dataset's folder ("" = none)."""
     sb = st.sidebar
-    source = sb.radio("Dataset", list(SOURCES), key="sb_source", format_func=SOURCES.get)
+    source = sb.radio("Dataset", list(SOURCES), key="sb_source", format_func=SOURCES.get, **own("sb_source", list(SOURCES)))
     path = ""
     if source == "sample":
         path = str(ensure_sample_dataset())
@@ -83,7 +84,7 @@ def dataset_fields() -> str:
             except DownloadUnavailable as exc:
                 sb.error(str(exc))
     elif source == "folder":
-        sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small")
+        sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small", **own("sb_folder", fallback=""))
         path = confined("sb_folder", "Folder path")  # refused: no scan, the error says which folders are allowed
     else:
         up = sb.file_uploader("Zip of DATA/{train,validation}/<class>/ or DATA/<class>/", type=["zip"], key="sb_zip")

@@ -80,13 +80,37 @@ def keep(key: str, default) -> None:
 
 
 def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = None, **kwargs):
-    """Renders `widget(label, key=key, **kwargs)` with remembered state (checked against `knob`'s limits); returns its value."""
-    value = widget(label, key=remember(key, default, knob), **kwargs)
+    """Renders `widget(label, key=key, **kwargs)` with remembered state (checked against `knob`'s limits); returns its value.
+
+    The value goes to the widget as its own `value=` (`index=` for a choice), never only through
+    `st.session_state`: a browser that has not drawn the widget yet sends the widget's default back
+    on the next rerun, and a default of False / 0 became the form's value (measured in Chromium: the
+    augmentation fields unchecked and 0, the sidebar's split at its minimum). With the remembered
+    value as the default, what comes back is that value. Keyed widgets keep their identity when
+    `value` changes (Streamlit's key_as_main_identity), so the user's edits stand.
+    """
+    if key not in st.session_state:
+        remember(key, default, knob)
+    choices = list(kwargs["options"]) if widget.__name__ in ("selectbox", "radio") else None
+    value = widget(label, key=key, **own(key, choices), **kwargs)
     note = st.session_state.pop(NOTE + key, None)
     if note:
         st.caption(f"⚠️ {label}: {note}.")
     keep(key, default)
     return value
+
+
+def own(key: str, options: list | None = None, fallback=None) -> dict:
+    """Widget `key`'s state handed back as its own default: {"value": v}, or {"index": i} among `options`.
+
+    Not through `st.session_state`: a browser that has not drawn a widget yet (a collapsed
+    expander, a page just opened) sends the widget's default on the next rerun, and the sidebar's
+    split sliders fell to their minimum, 5 % train, as the augmentation fields fell to 0 (`field`).
+    """
+    current = st.session_state.pop(key, fallback)
+    if options is None:
+        return {"value": current}
+    return {"index": options.index(current) if current in options else 0}
 
 
 def out_of_range(label: str, value, section: str, name: str) -> str:

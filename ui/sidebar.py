@@ -14,6 +14,7 @@ from engine.config import BackboneConfig, RunConfig, default_config
 from engine.data.layout import DatasetError
 from engine.data.paths import confine
 from ui import resources
+from ui.forms import own
 from ui.dataset_source import SOURCES, dataset_fields
 
 WEIGHTS = {"imagenet": "ImageNet", "local": "Local file", "none": "None (random)"}
@@ -126,21 +127,23 @@ def render_sidebar() -> None:
     top = sb.container()  # filled last: the blocking problem sits above the fold
     sb.header("Setup")
     dataset_fields()
-    sb.selectbox("Backbone", list(backbones.BACKBONES), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title)
-    choice = sb.radio("Weights", list(WEIGHTS), key="sb_weights", format_func=WEIGHTS.get)
+    sb.selectbox("Backbone", list(backbones.BACKBONES), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title,
+                 **own("sb_backbone", list(backbones.BACKBONES)))
+    choice = sb.radio("Weights", list(WEIGHTS), key="sb_weights", format_func=WEIGHTS.get, **own("sb_weights", list(WEIGHTS)))
     if choice == "local":
-        sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path")
+        sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path", **own("sb_weights_path", fallback=""))
     spec = backbones.get_spec(st.session_state["sb_backbone"])
-    sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px")
+    sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px",
+              **own("sb_image_size"))
     with sb.expander("Split for flat folders (DATA/<class>/*)"):
-        st.slider("Train %", 5, 95, step=5, key="sb_train_pct")
-        st.slider("Validation %", 5, 95, step=5, key="sb_val_pct")
+        st.slider("Train %", 5, 95, step=5, key="sb_train_pct", **own("sb_train_pct"))
+        st.slider("Validation %", 5, 95, step=5, key="sb_val_pct", **own("sb_val_pct"))
         train, val, test = split_fractions()
         if train + val > 1:
             st.error(f"Train % + Validation % is {train + val:.0%}; keep it at most 100 %.")
         else:
             st.caption(f"train {train:.0%} · validation {val:.0%} · test {test:.0%} (a given train/validation/test layout is kept as is)")
-    sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed")
+    sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed", **own("sb_seed"))
     problem = weights_problem()
     if problem:  # offline ImageNet is a warning with a way out; a bad local path is an error
         (top.warning if choice == "imagenet" else top.error)(problem)
