@@ -46,8 +46,12 @@ def fine_tune_fields(cfg, key):
     st.markdown("**Phase 2: fine-tuning**")
     t = cfg.fine_tune
     c1, c2, c3 = st.columns(3)
-    t.unfreeze_blocks = field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks, ("fine_tune", "unfreeze_blocks"),
-                              min_value=1, max_value=int(meta("fine_tune", "unfreeze_blocks")["max"]))
+    from engine.models.backbones import get_spec
+
+    listed = len(get_spec(cfg.backbone.name).top_block_cuts)  # what this backbone supports (VGG16: 3, ...)
+    most = max(2, min(int(meta("fine_tune", "unfreeze_blocks")["max"]), listed))  # a slider needs min < max
+    t.unfreeze_blocks = min(int(field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks,
+                                      ("fine_tune", "unfreeze_blocks"), min_value=1, max_value=most, step=1)), listed)
     _name_unfrozen_layers(cfg)
     t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, ("fine_tune", "learning_rate"), format="%.7f"))
     t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, ("fine_tune", "epochs"), step=1))
