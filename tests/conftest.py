@@ -149,12 +149,12 @@ def require_assets() -> None:
 
 
 def tiny_config(approach: str, data: Path, **overrides):
-    """A fast config: MobileNetV2 at 32 px, random weights, 1 epoch (+1 fine-tune)."""
+    """A fast config: VGG16 at 32 px (few layers: the quickest to build and trace), random weights, 1 epoch (+1 fine-tune), 1 augmented view."""
     from engine.config import default_config
 
     cfg = default_config(approach)
     cfg.data.path = str(data)
-    cfg.backbone.name = overrides.pop("backbone", "mobilenet_v2")
+    cfg.backbone.name = overrides.pop("backbone", "vgg16")
     cfg.backbone.weights = "none"
     cfg.backbone.image_size = overrides.pop("image_size", 32)
     cfg.fit.epochs = overrides.pop("epochs", 1)
@@ -162,6 +162,7 @@ def tiny_config(approach: str, data: Path, **overrides):
     cfg.fit.learning_rate = overrides.pop("learning_rate", 1e-3)
     cfg.fine_tune.epochs = overrides.pop("fine_tune_epochs", 1)
     cfg.head.dense_units = 16
+    cfg.augmentation.views = overrides.pop("views", 1)  # one augmented pass of the base, not three: most tests train 1-2 epochs
     assert not overrides, overrides
     return cfg
 

@@ -95,7 +95,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, str, Path]:
             from engine.training.approaches import RUNNERS, prepare_data
 
             data_dir = make_split_dataset(root / "tiny")
-            result = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data_dir), prepare_data(str(data_dir)),
+            result = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data_dir, backbone="mobilenet_v2"), prepare_data(str(data_dir)),
                                             runs_dir=root / "runs", cache_dir=root / "cache")
             assert result.state == "finished"
             done.write_text(result.id)

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     store = RunStore(root / "runs")
     out = {"data": data, "store": store, "events": {}}
     for approach in APPROACHES:
-        cfg = tiny_config(approach, data_dir)
+        cfg = tiny_config(approach, data_dir, backbone="mobilenet_v2")  # the default backbone, end to end
         if approach == "fine_tuning":
             cfg.fine_tune.from_run = out["frozen"].id
         events = out["events"][approach] = []
@@ -151,7 +151,7 @@ def test_every_backbone_family_fine_tunes(backbone, data):
 @pytest.mark.slow
 def test_same_seed_same_result(trained, tmp_path):
     a, data = trained["frozen"], trained["data"]
-    b = RUNNERS["frozen"](tiny_config("frozen", data.report.root), data, cache_dir=tmp_path / "own-cache")  # its own views
+    b = RUNNERS["frozen"](tiny_config("frozen", data.report.root, backbone="mobilenet_v2"), data, cache_dir=tmp_path / "own-cache")  # its own views
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
     assert b.metrics["validation"]["loss"] == pytest.approx(a.metrics["validation"]["loss"], rel=1e-5)
 

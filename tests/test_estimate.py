@@ -22,7 +22,7 @@ def short_calibration(monkeypatch):
 def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_dataset, tmp_path, short_calibration, monkeypatch):
     cache = tmp_path / "cache"
     data = prepare_data(str(tiny_dataset))
-    cfg = tiny_config("frozen", tiny_dataset)
+    cfg = tiny_config("frozen", tiny_dataset, views=3)
     with pytest.raises(estimate.CalibrationMissing, match="run `python -m engine estimate` once"):
         estimate.estimate_run(cfg, data, cache, calibrate=False)
     before = estimate.estimate_run(cfg, data, cache)
@@ -41,7 +41,7 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     after = estimate.estimate_run(cfg, data, cache, calibrate=False)  # the stored calibration suffices now
     assert after["reuse"] == "all" and "views" not in after["breakdown"] and after["wall_s"] < before["wall_s"]
     # fine-tuning from the same views: phase 1's passes are cached, phase 2 reads the by-products at its cut
-    ft = estimate.estimate_run(tiny_config("fine_tuning", tiny_dataset), data, cache)
+    ft = estimate.estimate_run(tiny_config("fine_tuning", tiny_dataset, views=3), data, cache)
     assert ft["reuse"] == "all" and "fit_phase2" in ft["breakdown"]
     other_seed = tiny_config("frozen", tiny_dataset)
     other_seed.fit.seed = 7  # other views, other random init: nothing to reuse

@@ -20,7 +20,7 @@ def runner(isolated_store):
 
 def test_jobs_run_one_at_a_time_in_fifo_order_land_in_the_store_and_seeds_share_a_group(runner, tiny_dataset):
     # One submission of two seeds (as the Repeat control does) plus a third job, cancelled while queued.
-    cfg = tiny_config("feature_extraction", tiny_dataset, epochs=2)
+    cfg = tiny_config("feature_extraction", tiny_dataset, backbone="mobilenet_v2", epochs=2)
     cfg.fit.learning_rate = 0.5  # not the preset's: the config's values win, the preset only names the runs
     runner.submit(cfg, preset="lecture", seeds=2)
     c = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))

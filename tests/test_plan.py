@@ -17,10 +17,10 @@ def _plan(cfg, data):
 
 def test_each_approach_plans_its_passes_in_the_order_it_makes_them(tiny_dataset):
     data = prepare_data(str(tiny_dataset))
-    fe = _plan(tiny_config("feature_extraction", tiny_dataset), data).passes()
+    fe = _plan(tiny_config("feature_extraction", tiny_dataset, backbone="mobilenet_v2"), data).passes()
     assert [(p.split, p.view) for p in fe] == [("train", "plain"), ("validation", "plain"), ("test", "plain")]
     assert fe[0].cuts == ("",) and fe[1].cuts == ("", "block_15_add")  # validation keeps fine-tuning's cut too
-    ft_cfg = tiny_config("fine_tuning", tiny_dataset)
+    ft_cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2")
     ft = _plan(ft_cfg, data).passes()
     k = ft_cfg.augmentation.views
     # phase 1's views and validation pass also make fine-tuning's cut: phase 2 and scoring read them, only test is new
@@ -37,7 +37,7 @@ def test_each_approach_plans_its_passes_in_the_order_it_makes_them(tiny_dataset)
 @pytest.mark.slow
 def test_the_estimate_plans_exactly_the_cache_keys_and_paths_a_real_run_writes(tiny_dataset, tmp_path, stand_in_calibration):
     data = prepare_data(str(tiny_dataset))
-    cfg = tiny_config("fine_tuning", tiny_dataset)  # both phases: views at two cuts, plain features at two cuts
+    cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2")  # the stand-in calibration's cuts; both phases: views at two cuts, plain features at two cuts
     cfg.compute.in_memory_mb = 0  # every split streamed from disk: the planner decides that too
     cache = tmp_path / "cache"
     est = estimate_run(cfg, data, cache)

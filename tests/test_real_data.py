@@ -60,7 +60,9 @@ def test_classify_labels_real_cat_photos(real_run, assets, photo):
 
 def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_start(subset):
     data = prepare_data(str(subset))
-    frozen = RUNNERS["frozen"](real_config("frozen", subset, epochs=3), data)
+    frozen_cfg = real_config("frozen", subset, epochs=3)
+    frozen_cfg.fine_tune.unfreeze_blocks = 2  # so the frozen run caches the activations this fine-tuning starts from
+    frozen = RUNNERS["frozen"](frozen_cfg, data)
     start = frozen.metrics["validation"]["accuracy"]
     assert start >= 0.85, frozen.history["val_accuracy"]
 
@@ -68,6 +70,7 @@ def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_star
     cfg.fine_tune.from_run, cfg.fine_tune.epochs, cfg.fine_tune.unfreeze_blocks = frozen.id, 3, 2
     tuned = RUNNERS["fine_tuning"](cfg, data)
     assert tuned.state == "finished" and tuned.history["fine_tune_start_epoch"] == 4
+    assert tuned.metrics["feature_cache"]["misses"] == 0, tuned.metrics["feature_cache"]  # the base never ran again
     assert tuned.metrics["validation"]["accuracy"] >= start - 0.02, (start, tuned.history["val_accuracy"])
 
     def base_of(run_id):

@@ -93,7 +93,7 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
         original(self, run_dir, status)
 
     monkeypatch.setattr(RunStore, "write_status", record)
-    cfg = tiny_config("fine_tuning", tiny_dataset, epochs=2, fine_tune_epochs=1)
+    cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2", epochs=2, fine_tune_epochs=1)
     result = RUNNERS["fine_tuning"](cfg, prepare_data(str(tiny_dataset)), runs_dir=isolated_store / "runs",
                                     cache_dir=isolated_store / "cache")
     stages = [s["stage"] for s in seen]
