@@ -60,11 +60,26 @@ def import_or_missing(module: str, reason: str):
         missing(reason)
 
 
-def pytest_collection_modifyitems(config, items):
-    """A test that reads the real assets must carry the `real_data` marker (so `-m "not real_data"` leaves it out).
+# Seconds each heavy file took in a whole run here (pytest --durations=0, summed per file). The
+# suite runs a file per xdist worker (--dist loadfile --no-loadscope-reorder), longest first, so
+# the last files to start are the short ones and both workers finish together (longest-processing-
+# time-first scheduling). Unlisted files count as short; the numbers only need to keep their order.
+HEAVY_FILES = {
+    "test_approaches.py": 125, "test_browser.py": 110, "test_cli.py": 115, "test_export.py": 105, "test_jobs.py": 90,
+    "test_app_pages.py": 75, "test_distribute.py": 70, "test_real_data.py": 45, "test_ui_analysis.py": 35,
+    "test_explain.py": 35, "test_ui_forms.py": 28, "test_runs.py": 25, "test_ui_results.py": 20, "test_features.py": 20,
+    "test_analysis.py": 17, "test_backbones.py": 17, "test_app.py": 15, "test_precision.py": 15, "test_estimate.py": 13,
+    "test_plan.py": 12, "test_tensorboard.py": 12, "test_serving.py": 11, "test_inference.py": 10, "test_status.py": 10,
+}
 
+
+def pytest_collection_modifyitems(config, items):
+    """Orders files longest first (HEAVY_FILES), and checks markers.
+
+    A test that reads the real assets must carry the `real_data` marker (so `-m "not real_data"` leaves it out).
     A test that needs the session's real model is also `slow`: training it takes a quarter of a minute.
     """
+    items.sort(key=lambda item: -HEAVY_FILES.get(item.path.name, 0))  # stable: a file's tests keep their order
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         uses = fixtures & {"assets", "real_run"}

@@ -188,7 +188,7 @@ def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset, capsys):
 @pytest.mark.slow
 def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):
     out_file = tmp_path / "bench.json"
-    assert cli.main(["bench", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--quick", "--raw-seconds", "0.2", "--views", "2",
+    assert cli.main(["bench", "--data", str(tiny_dataset), "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--quick", "--raw-seconds", "0.2", "--views", "2",
                      "--in-memory-mb", "0", "--json", str(out_file)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == json.loads(out_file.read_text())
