@@ -43,6 +43,12 @@ def tiny_setup(at: AppTest) -> AppTest:
 
 
 def wait_for(at: AppTest, done, timeout=240) -> AppTest:
+    """Waits for the queued jobs' processes to end, then re-runs the page until `done` (the job panel's next poll)."""
+    from ui import resources
+
+    runner = resources.job_runner()
+    for job in runner.active():  # blocking here, not re-rendering the page, leaves the CPU to the training process
+        runner.wait(job.id, timeout=timeout)
     end = time.time() + timeout
     while time.time() < end:
         at.run()
