@@ -102,7 +102,7 @@ def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
         for k in range(10):
             make_image(flat / cls / f"{cls}_{k}.png", colour, seed=k)
     runs = tmp_path / "r"
-    assert main(["run", "--data", str(flat), "--approach", "feature_extraction", "--seeds", "2", "--weights", "none",
+    assert main(["run", "--data", str(flat), "--approach", "feature_extraction", "--seeds", "2", "--backbone", "vgg16", "--weights", "none",
                  "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--split", "0.6", "0.2", "0.2",
                  "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 0
     reps = json.loads(capsys.readouterr().out)["runs"]

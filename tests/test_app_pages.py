@@ -91,15 +91,6 @@ def test_training_job_completes_and_appears_on_compare(tmp_path, monkeypatch):
     assert list((tmp_path / "tb" / table["run"][0] / "validation").glob("events.out.tfevents.*"))
 
 
-@pytest.mark.slow
-def test_fine_tuning_page_trains_both_phases():
-    def one_epoch_phase_two(at):
-        at.number_input(key="fine_tuning_ftep").set_value(1)
-
-    at = train("pages/fine_tuning.py", "fine_tuning", one_epoch_phase_two)
-    assert any("finished: epoch 3/3" in str(p.proto.text) for p in at.get("progress"))
-
-
 @pytest.mark.real_data
 def test_classify_a_real_photo(real_run, assets):
     """The session's real cats-vs-dogs model, copied into this test's run store, calls a cat photo a cat."""

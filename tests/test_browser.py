@@ -91,8 +91,11 @@ def test_dashboard_end_to_end(server, browser_page):
     sidebar.get_by_text("train 70% · validation 15% · test 15%").wait_for()
     goto_page(page, "Data overview")
 
-    # Sidebar: random weights (no download) and the smallest image size.
+    # Sidebar: VGG16 (its few layers build and train quickest), random weights (no download), the smallest image size.
     sidebar.get_by_text("Image size (px)").wait_for()  # widgets render lazily on a slow machine
+    sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Backbone").click()
+    page.get_by_role("option", name="VGG16 (the lecture's)").click()
+    assert sidebar.get_by_role("combobox", name="Backbone").input_value() == "VGG16 (the lecture's)"
     sidebar.get_by_role("radiogroup", name="Weights").get_by_text("None (random)").click()
     thumb = sidebar.get_by_role("slider").first
     thumb.focus()
@@ -154,6 +157,7 @@ def test_dashboard_end_to_end(server, browser_page):
     page.locator("h1", has_text="Frozen training").wait_for()
     page.get_by_text("running: epoch").wait_for()
     assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # settings survive a refresh (URL)
+    assert sidebar.get_by_role("combobox", name="Backbone").input_value() == "VGG16 (the lecture's)"
     shot(page, "3_frozen_training")
     page.locator('[data-testid="stMainBlockContainer"]').get_by_role("button", name="Stop", exact=True).click()  # not Streamlit's own status-bar Stop
     page.get_by_text("stopped: epoch").wait_for(timeout=120_000)

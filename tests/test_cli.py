@@ -39,7 +39,7 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys, monk
         return real_write(tmp_path, results) if len(writes) == 1 else real_write(path, results)  # a folder: a real OSError
 
     monkeypatch.setattr(cli.train, "write_report", full_disk_once)
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "none", "--image-size", "32",
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--backbone", "vgg16", "--views", "1", "--weights", "none", "--image-size", "32",
                    "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report)])
     stderr = capsys.readouterr().err
     assert writes == [1, 2, 3]
@@ -72,7 +72,7 @@ def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
     from tests.conftest import make_split_dataset
 
     data = make_split_dataset(tmp_path / "nt", counts={"train": 4, "validation": 2})
-    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"])
+    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["runs"][0]["test_accuracy"] is None
 
@@ -226,7 +226,7 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     from engine.models import modeling  # noqa: F401  (registers the preprocessing layer for loading)
 
     runs_dir = tmp_path / "r"
-    common = ["--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
+    common = ["--data", str(tiny_dataset), "--backbone", "vgg16", "--views", "1", "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
     assert cli.main(["run", "--approach", "feature_extraction", "--epochs", "1", "--run-id", "done", *common]) == 0
     capsys.readouterr()
     proc = _start_long_run(tiny_dataset, runs_dir, "killed")
@@ -304,7 +304,7 @@ def test_a_diverged_run_is_stored_as_failed_and_exits_1(tiny_dataset, tmp_path, 
 
 def _start_long_run(tiny_dataset, runs_dir, run_id):
     """A `python -m engine run` that would take minutes, once it has finished its first epoch."""
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "frozen", "--weights", "none",
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "frozen", "--backbone", "vgg16", "--views", "1", "--weights", "none",
                              "--image-size", "32", "--epochs", "500", "--batch-size", "2", "--run-id", run_id, "--runs-dir", str(runs_dir)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = runs_dir / run_id / "history.json"
@@ -368,7 +368,7 @@ def test_sample_subcommand_and_data_sample(tmp_path, capsys, monkeypatch):
     assert cli.main(["scan", "sample", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["root"] == str(target) and report["classes"] == classes and report["num_images"] == 300
-    rc = cli.main(["run", "--data", "sample", "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+    rc = cli.main(["run", "--data", "sample", "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
                    "--epochs", "1", "--runs-dir", str(tmp_path / "r"), "--quiet"])
     assert rc == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]

@@ -113,7 +113,7 @@ def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: auto resolves by its compute capability (tested above with faked GPUs)")
     report = tmp_path / "report.json"
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
                    "--epochs", "1", "--precision", "auto", "--runs-dir", str(tmp_path / "r"), "--report", str(report), "--quiet"])
     assert rc == 0
     run = json.loads(report.read_text())["runs"][0]

@@ -83,7 +83,7 @@ def logged_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tb-run")
     data = make_split_dataset(root / "tiny")
     report = root / "report.json"
-    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
+    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
                    "--epochs", "2", "--learning-rate", "0.001", "--run-id", "fe-tb", "--tensorboard", str(root / "tb"),
                    "--runs-dir", str(root / "r"), "--report", str(report), "--quiet"])
     assert rc == 0

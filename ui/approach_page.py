@@ -16,6 +16,10 @@ from ui.sidebar import base_config, weights_problem
 from ui.tensorboard_logs import tensorboard_fields
 
 
+BUSY_POLL_S = 1.0  # seconds between job-panel redraws while a job is queued or running
+IDLE_POLL_S = 5.0  # ... and while none is
+
+
 def _param_counts(cfg, num_classes: int) -> None:
     try:
         counts = resources.model_summary(cfg.to_json(), num_classes)
@@ -76,9 +80,16 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
 
-    @st.fragment(run_every=1.0)
+    busy = bool(resources.job_runner().active())
+
+    # Each poll redraws the panel (curves, results) in the server and the browser: every second while a
+    # job is queued or running, every IDLE_POLL_S seconds otherwise (a job queued in another tab still
+    # appears), so an open page leaves the CPU to training.
+    @st.fragment(run_every=BUSY_POLL_S if busy else IDLE_POLL_S)
     def live() -> None:
         job_panel(approach)
+        if busy != bool(resources.job_runner().active()):
+            st.rerun()  # a job started elsewhere or the last one ended: the whole page once more, at the other pace
 
     live()  # right under Train: the progress line is in view after a click, not below the fold
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
