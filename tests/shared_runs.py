@@ -79,7 +79,7 @@ def _train_real(root: Path, runs_dir: Path) -> None:
 
     data = link_subset(root / "data")
     rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "mobilenet_v2",
-                   "--weights", str(WEIGHTS), "--image-size", "160", "--pooling", "avg", "--epochs", "3", "--runs-dir", str(runs_dir),
+                   "--weights", str(WEIGHTS), "--image-size", "160", "--pooling", "avg", "--epochs", "8", "--runs-dir", str(runs_dir),
                    "--cache-dir", str(root / "cache"), "--run-id", RUN_ID, "--report", str(root / "report.json"), "--quiet"])
     assert rc == 0
     report = json.loads((root / "report.json").read_text())["runs"][0]

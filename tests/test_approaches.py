@@ -61,10 +61,10 @@ def test_run_stores_everything_and_reports(approach, trained):
     # throughput per stage this run ran: 16 training images x the 1 epoch trained here (fine-tuning's phase 1 was the frozen run's)
     timings, rates = result.metrics["timings"], result.metrics["images_per_second"]
     fit_s = sum(v for k, v in timings.items() if k.startswith("fit_phase"))
-    assert rates["fit"] == pytest.approx(16 / fit_s, rel=0.01)
-    assert rates["scoring"] == pytest.approx(16 / timings["scoring"], rel=0.01)  # 8 validation + 8 test images
+    assert rates["fit"] == pytest.approx(16 / fit_s, rel=0.01, abs=0.05)  # stored to 0.1 image/s
+    assert rates["scoring"] == pytest.approx(16 / timings["scoring"], rel=0.01, abs=0.05)  # 8 validation + 8 test images
     if approach == "feature_extraction":
-        assert rates["features_train"] == pytest.approx(16 / timings["features_train"], rel=0.01)
+        assert rates["features_train"] == pytest.approx(16 / timings["features_train"], rel=0.01, abs=0.05)
     # the reported accuracies are the scored model's, split by split (not swapped, not the last epoch's)
     assert rep["val_accuracy"] == pytest.approx(scored_accuracy(run_dir, "validation"))
     assert rep["test_accuracy"] == pytest.approx(scored_accuracy(run_dir, "test"))
