@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# One TensorFlow thread per test process: the suite runs on two xdist workers on a 2-core machine,
+# One TensorFlow thread per test process: the suite runs on three xdist workers on a 2-core machine,
 # and tiny models spend more in thread hand-offs than they gain (a 63-test subset: 125 s -> 99 s).
 # Set before anything imports TensorFlow; training processes the tests start inherit it.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, make_split_dataset
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
 # Random VGG16 at 32 px on colour-coded classes: separable enough that every approach scores 1.0.
-FLAGS = ["--approach", "all", "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "3",
+FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "3",
          "--fine-tune-epochs", "2", "--batch-size", "8", "--optimizer", "adam", "--learning-rate", "0.01",
          "--pooling", "avg", "--dense-units", "0", "--fine-tune-learning-rate", "0.0001", "--quiet"]
 TWO_CPUS = """
@@ -71,7 +71,7 @@ def test_one_process_without_tf_config_is_its_own_chief(monkeypatch):
 
 def test_cli_refuses_multi_worker_without_tf_config_before_any_work(tiny_dataset, isolated_store, monkeypatch, capsys):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--distribute", "multi_worker", *FLAGS])
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--distribute", "multi_worker", "--approach", "all", *FLAGS])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: compute.distribute: 'multi_worker' needs TF_CONFIG")
     assert not (isolated_store / "runs").exists()
@@ -82,7 +82,7 @@ def test_mirrored_with_one_cpu_is_a_config_error(tiny_dataset, capsys):
 
     if tf.config.list_logical_devices("GPU") or len(tf.config.list_logical_devices("CPU")) > 1:
         pytest.skip("this process has devices to mirror over")
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--distribute", "mirrored", *FLAGS])
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--distribute", "mirrored", "--approach", "all", *FLAGS])
     assert rc == 2 and "compute.distribute: 'mirrored' found no GPU and a single CPU device" in capsys.readouterr().err
 
 
@@ -111,7 +111,7 @@ def dataset(tmp_path_factory) -> Path:
 def single_device(dataset, tmp_path_factory) -> dict:
     """The reference: --approach all on one device; its feature cache is shared by the distributed runs."""
     out = tmp_path_factory.mktemp("single")
-    rc = cli.main(["run", "--data", str(dataset), *FLAGS, "--runs-dir", str(out / "runs"), "--cache-dir", str(dataset.parent / "cache"),
+    rc = cli.main(["run", "--data", str(dataset), *FLAGS, "--approach", "all", "--runs-dir", str(out / "runs"), "--cache-dir", str(dataset.parent / "cache"),
                    "--report", str(out / "report.json")])
     assert rc == 0
     runs = {r["approach"]: r for r in json.loads((out / "report.json").read_text())["runs"]}
@@ -126,9 +126,9 @@ def _env(**extra) -> dict:
     return env
 
 
-def _assert_matches(runs: dict, reference: dict, kind: str) -> None:
-    assert set(runs) == set(APPROACHES)
-    for a in APPROACHES:
+def _assert_matches(runs: dict, reference: dict, kind: str, approaches=APPROACHES) -> None:
+    assert set(runs) == set(approaches)
+    for a in approaches:
         r, ref = runs[a], reference[a]
         assert r["state"] == "finished" and r["epochs_run"] == ref["epochs_run"]
         assert (r["distribute"], r["replicas"], r["global_batch"]) == (kind, 2, 16)
@@ -141,7 +141,7 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(dataset, single_device,
     assert single_device["frozen"]["distribute"] == "none" and single_device["frozen"]["global_batch"] == 8
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-c", TWO_CPUS, "run", "--data", str(dataset), *FLAGS, "--distribute", "mirrored",
+        [sys.executable, "-c", TWO_CPUS, "run", "--data", str(dataset), *FLAGS, "--approach", "all", "--distribute", "mirrored",
          "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(dataset.parent / "cache"), "--report", str(report)],
         env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -170,7 +170,7 @@ def test_two_workers_on_localhost_match_one_device_and_only_the_chief_stores(dat
         scratch.mkdir()
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", "--data", str(dataset), *FLAGS, "--distribute", "multi_worker",
+            [sys.executable, "-m", "engine", "run", "--data", str(dataset), *FLAGS, "--approach", "fine_tuning", "--distribute", "multi_worker",
              "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(dataset.parent / "cache"), "--report", str(tmp_path / f"w{i}.json")],
             env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
@@ -180,9 +180,10 @@ def test_two_workers_on_localhost_match_one_device_and_only_the_chief_stores(dat
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], [o[1][-3000:] for o in outs]
     chief, other = ({r["approach"]: r for r in json.loads((tmp_path / f"w{i}.json").read_text())["runs"]} for i in range(2))
-    _assert_matches(chief, single_device, "multi_worker")
-    _assert_matches(other, single_device, "multi_worker")
-    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert folders == sorted(chief[a]["id"] for a in APPROACHES)  # one folder per approach, all the chief's
-    assert all(other[a]["run_dir"] == "" for a in APPROACHES)
+    # Fine-tuning alone: its phase 1 trains a head on cached views (the frozen approach's path, and feature
+    # extraction's but for plain features), its phase 2 the unfrozen block; mirrored above runs all three.
+    _assert_matches(chief, single_device, "multi_worker", ("fine_tuning",))
+    _assert_matches(other, single_device, "multi_worker", ("fine_tuning",))
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [chief["fine_tuning"]["id"]]  # one folder, the chief's
+    assert other["fine_tuning"]["run_dir"] == ""
     assert not any((tmp_path / "tmp1").iterdir())  # the other worker's scratch store is gone
