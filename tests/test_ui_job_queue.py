@@ -98,3 +98,22 @@ def test_seeds_double_train_cancel_and_stop_each_show_what_the_runner_has(held_j
     assert not any(b.key and b.key.startswith(("stop_", "cancel_")) for b in at.button)
     next(b for b in at.button if b.label == "Train").click().run()  # nothing queued or running now: trains again
     assert len(runner.jobs()) == 4  # both seeds again
+
+
+@pytest.mark.parametrize("before, after, pace, reruns", [
+    ([], [], 5.0, 0),  # idle: a slow poll
+    (["job"], ["job"], 1.0, 0),  # a job queued or running: every second
+    (["job"], [], 1.0, 1),  # the last job ended during this poll: one whole-page redraw (which slows the poll)
+    ([], ["job"], 5.0, 1),  # a job queued in another tab appeared: one whole-page redraw (which speeds it up)
+])
+def test_the_job_panel_polls_every_second_only_while_jobs_are_active(monkeypatch, before, after, pace, reruns):
+    from ui import approach_page
+
+    active = iter([before, after])
+    monkeypatch.setattr(approach_page.resources, "job_runner", lambda: type("Runner", (), {"active": lambda self: next(active)})())
+    monkeypatch.setattr(approach_page, "job_panel", lambda approach: None)
+    paces, rerun = [], []
+    monkeypatch.setattr(approach_page.st, "fragment", lambda run_every: (paces.append(run_every), lambda fn: fn)[1])
+    monkeypatch.setattr(approach_page.st, "rerun", lambda: rerun.append(1))
+    approach_page.live_job_panel("frozen")
+    assert paces == [pace] and len(rerun) == reruns

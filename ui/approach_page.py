@@ -20,6 +20,23 @@ BUSY_POLL_S = 1.0  # seconds between job-panel redraws while a job is queued or 
 IDLE_POLL_S = 5.0  # ... and while none is
 
 
+def live_job_panel(approach: str) -> None:
+    """The job panel, redrawn by a timer: every BUSY_POLL_S while a job is queued or running, else every IDLE_POLL_S.
+
+    Each poll redraws the panel (curves, results) in the server and the browser, so an idle page
+    polls slowly and leaves the CPU to training; a job queued in another tab still appears.
+    """
+    busy = bool(resources.job_runner().active())
+
+    @st.fragment(run_every=BUSY_POLL_S if busy else IDLE_POLL_S)
+    def live() -> None:
+        job_panel(approach)
+        if busy != bool(resources.job_runner().active()):
+            st.rerun()  # a job started elsewhere or the last one ended: the whole page once more, at the other pace
+
+    live()
+
+
 def _param_counts(cfg, num_classes: int) -> None:
     try:
         counts = resources.model_summary(cfg.to_json(), num_classes)
@@ -80,17 +97,6 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
 
-    busy = bool(resources.job_runner().active())
-
-    # Each poll redraws the panel (curves, results) in the server and the browser: every second while a
-    # job is queued or running, every IDLE_POLL_S seconds otherwise (a job queued in another tab still
-    # appears), so an open page leaves the CPU to training.
-    @st.fragment(run_every=BUSY_POLL_S if busy else IDLE_POLL_S)
-    def live() -> None:
-        job_panel(approach)
-        if busy != bool(resources.job_runner().active()):
-            st.rerun()  # a job started elsewhere or the last one ended: the whole page once more, at the other pace
-
-    live()  # right under Train: the progress line is in view after a click, not below the fold
+    live_job_panel(approach)  # right under Train: the progress line is in view after a click, not below the fold
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
               help="Off: only jobs on the dataset chosen in the sidebar.")
