@@ -62,7 +62,7 @@ def import_or_missing(module: str, reason: str):
 
 # Seconds each heavy file took in a whole run here (pytest --durations=0, summed per file). The
 # suite runs a file per xdist worker (--dist loadfile --no-loadscope-reorder), longest first, so
-# the last files to start are the short ones and both workers finish together (longest-processing-
+# the last files to start are the short ones and the workers finish together (longest-processing-
 # time-first scheduling). Unlisted files count as short; the numbers only need to keep their order.
 HEAVY_FILES = {
     "test_approaches.py": 125, "test_browser.py": 110, "test_cli.py": 115, "test_export.py": 105, "test_jobs.py": 90,
