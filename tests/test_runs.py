@@ -2,6 +2,7 @@ import errno
 import json
 import os
 import socket
+from pathlib import Path
 import time
 
 import numpy as np
@@ -272,8 +273,35 @@ def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset,
     result = RUNNERS["frozen"](tiny_config("frozen", tiny_dataset, epochs=4), prepare_data(str(tiny_dataset)))
     val_loss = result.history["val_loss"]
     improved = [i for i, v in enumerate(val_loss) if v < min(val_loss[:i], default=float("inf"))]
-    # each checkpoint is written before that epoch's history, then the final save
-    assert saves == [*improved, 4] and result.metrics["timings"]["checkpoints"] > 0
+    # each checkpoint is written before that epoch's history; then the final save, unless the last
+    # epoch was the last checkpoint (model.keras already holds those weights)
+    assert saves == improved + ([] if improved[-1] == 3 else [4]) and result.metrics["timings"]["checkpoints"] > 0
+    assert_model_file_gives_the_scored_probabilities(result)
+
+
+def assert_model_file_gives_the_scored_probabilities(result) -> None:
+    """model.keras, run on the validation images, gives the probabilities the run scored (predictions.json)."""
+    from engine.data.pixels import load_images
+
+    scored = json.loads((Path(result.run_dir) / "predictions.json").read_text())["splits"]["validation"]
+    model = RunStore().load_model(result.id)
+    probs = np.asarray(model.predict(load_images(scored["files"], 32), verbose=0)).reshape(-1)
+    assert probs == pytest.approx(np.asarray(scored["probabilities"])[:, 1], abs=1e-4)
+
+
+def test_a_run_that_ends_off_its_last_checkpoint_saves_its_final_weights(tiny_dataset, monkeypatch):
+    from engine.training import context
+    from engine.training.approaches import RUNNERS, prepare_data
+
+    saves = []
+    real_save = RunStore.save_model
+    monkeypatch.setattr(RunStore, "save_model", lambda store, run_dir, model: (saves.append(1), real_save(store, run_dir, model)))
+    real_checkpoint = context.RunContext.checkpoint
+    monkeypatch.setattr(context.RunContext, "checkpoint",  # only epoch 1 is checkpointed: epoch 2 ends elsewhere
+                        lambda ctx, stage, epoch: real_checkpoint(ctx, stage, epoch) if epoch == 1 else None)
+    result = RUNNERS["frozen"](tiny_config("frozen", tiny_dataset, epochs=2), prepare_data(str(tiny_dataset)))
+    assert result.state == "finished" and len(saves) == 2  # epoch 1's checkpoint, then the final weights
+    assert_model_file_gives_the_scored_probabilities(result)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.augmentation import build_augmentation
+from engine.models import modeling
 from engine.store.runs import RunSaveError, RunStore
 from engine.training import distribute
 from engine.training.features import FeatureCache, extract_features
@@ -44,6 +45,7 @@ class RunContext:
     data_path: dict = field(default_factory=dict)  # split -> {"path": "in_memory" | "streamed", "pixel_mb", "held_mb"}, in metrics.json
     best_val_loss: float = math.inf  # of the epochs this run trained; an epoch below it is checkpointed
     checkpoint_epoch: int = 0  # the epoch model.keras holds while training (0 = none yet)
+    checkpoint_digest: tuple = ()  # (id of the saved model object, modeling.weights_digest) of that checkpoint
     save_error: str = ""  # why writing into the run folder failed during training ("" = it did not)
 
     @property
@@ -163,6 +165,10 @@ class RunContext:
             outcome.failed = self.save_error
         return outcome
 
+    def holds_final(self, full) -> bool:
+        """Whether model.keras already holds exactly `full` as it is now (its last checkpoint, untouched since)."""
+        return bool(self.checkpoint_digest) and self.checkpoint_digest == (id(full), modeling.weights_digest(full))
+
     def _persist(self, stage: Stage, history: History, phase: int, total_epochs: int) -> None:
         """After each epoch: the checkpoint if it improved, metrics, then history.json last (once it shows
         epoch k, the model and metrics of epoch k are on disk)."""
@@ -186,9 +192,11 @@ class RunContext:
         save took 0.9-1.3 s against 2.8-8.2 s per epoch; 2/30, 5/20 and 3/30 epochs improved
         (feature extraction / frozen / fine-tuning), an overhead of 2-8 % where saving every
         epoch would cost 16-33 %. The best epoch is also the one worth keeping. The final
-        save replaces it.
+        save replaces it, unless the run ends with these very weights (`holds_final`).
         """
         t = time.perf_counter()
-        self.store.save_model(self.run_dir, self.models.full_model(stage))
+        full = self.models.full_model(stage)
+        self.store.save_model(self.run_dir, full)
         self.best_val_loss, self.checkpoint_epoch = self.history.val_loss[epoch - 1], epoch
+        self.checkpoint_digest = (id(full), modeling.weights_digest(full))
         self.timed("checkpoints", time.perf_counter() - t)

@@ -268,6 +268,10 @@ def _score_and_save(ctx: RunContext, trained: Trained, state: str, message: str,
     full = ctx.models.full_model(trained.stage)
     metrics.update(modeling.count_params(full))
     t = time.perf_counter()
+    if ctx.holds_final(full):  # the run ended on its last checkpoint (usually the best epoch is the last)
+        ctx.progress({"type": "stage", "stage": "saving", "message": f"model.keras already holds epoch {ctx.checkpoint_epoch}"})
+        ctx.timed("saving", time.perf_counter() - t)
+        return state, message
     ctx.progress({"type": "stage", "stage": "saving", "message": "saving model.keras"})
     try:
         ctx.store.save_model(ctx.run_dir, full)
