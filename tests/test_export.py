@@ -157,6 +157,27 @@ def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_the_formats_of_one_run_share_one_saved_model_until_its_model_changes(tiny_run, tmp_path, monkeypatch):
+    from engine.insight import export
+
+    runs_dir, run_id, _ = tiny_run
+    runs_dir = copy_run(runs_dir, run_id, tmp_path / "runs").parent  # its model file is re-saved below
+    store, writes, real_write = RunStore(runs_dir), [], export._write_saved_model
+    monkeypatch.setattr(export, "_write_saved_model", lambda model, path: (writes.append(path), real_write(model, path)))
+    export._SAVED_MODELS.clear()
+    sm = export_run(store, run_id, "saved_model", tmp_path / "sm")
+    tfl = export_run(store, run_id, "tflite", tmp_path / "tfl")
+    assert len(writes) == 1 and (sm.model_path / "saved_model.pb").is_file() and tfl.model_path.stat().st_size > 0
+    model_file = store.load(run_id).model_path
+    os.utime(model_file, ns=(model_file.stat().st_atime_ns, model_file.stat().st_mtime_ns + 10**9))  # as a re-save leaves it
+    export_run(store, run_id, "tflite", tmp_path / "tfl2")
+    assert len(writes) == 2  # written afresh for the changed model
+    kept = writes[-1].parent
+    export._SAVED_MODELS.clear()
+    assert not kept.exists()  # the temporary copy goes (also when the process ends)
+
+
+@pytest.mark.slow
 def test_dashboard_builds_each_format_before_offering_its_download(tiny_run, tmp_path):
     from streamlit.testing.v1 import AppTest
 

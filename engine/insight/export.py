@@ -19,10 +19,12 @@ input and output stay float32, so every format is called the same way.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import StudioError
+from engine.insight.export_docs import FORMAT_TITLES, labels_document, readme_snippet, readme_text
 from engine.models.pipeline import split_pipeline
 
 FORMATS = ("keras", "saved_model", "tflite", "tflite_int8")
-FORMAT_TITLES = {"keras": "Keras (.keras)", "saved_model": "TensorFlow SavedModel", "tflite": "TFLite float32",
-                 "tflite_int8": "TFLite int8"}
 MODEL_FILES = {"keras": "model.keras", "saved_model": "saved_model", "tflite": "model.tflite", "tflite_int8": "model_int8.tflite"}
 REPRESENTATIVE_IMAGES = 100  # calibration sample for int8; TensorFlow's guide suggests ~100-500
 AGREEMENT_ATOL = 1e-4  # rebuilt vs original model outputs (probabilities) on random images
@@ -203,126 +204,66 @@ def _write_saved_model(model, path: Path) -> None:
     model.export(str(path), format="tf_saved_model", verbose=False)
 
 
-def _tflite_bytes(model, calibration: np.ndarray | None) -> bytes:
+class _SavedModelMemo:
+    """The SavedModel this process last wrote for a run's model.keras, reused by the next export of it.
+
+    SavedModel, TFLite and TFLite int8 all start from one (the converters read a SavedModel), and
+    writing it traces the whole network: 5-8 s of an export of MobileNetV2 here. A user building
+    the three formats of one run (the Export panel, one after another) pays it once. Keyed by the
+    model file's path, size and modification time, so a re-saved model is exported afresh; one run
+    at a time, in a temporary folder removed when the process ends.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key: tuple = ()
+        self._dir: Path | None = None
+        atexit.register(self.clear)
+
+    def path(self, model_file: Path, build) -> Path:
+        """The SavedModel of `model_file`, written by `build(path)` unless this process has it already."""
+        try:
+            st = model_file.stat()
+            key = (str(model_file.resolve()), st.st_size, st.st_mtime_ns)
+        except OSError:  # no model file: `build` raises the run store's own error
+            key = ()
+        with self._lock:
+            if not key or key != self._key or self._dir is None or not (self._dir / "saved_model").is_dir():
+                self.clear()
+                folder = Path(tempfile.mkdtemp(prefix="tls-export-"))
+                try:
+                    build(folder / "saved_model")
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
+                self._key, self._dir = key, folder
+            return self._dir / "saved_model"
+
+    def clear(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._key, self._dir = (), None
+
+
+_SAVED_MODELS = _SavedModelMemo()
+
+
+def _tflite_bytes(saved_model: Path, calibration: np.ndarray | None) -> bytes:
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory(prefix="tls-export-") as tmp:
-        _write_saved_model(model, Path(tmp) / "saved_model")
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved_model"))
-        if calibration is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
-            def sample():
-                for img in calibration:
-                    yield [img[None].astype(np.float32)]
+        def sample():
+            for img in calibration:
+                yield [img[None].astype(np.float32)]
 
-            converter.representative_dataset = sample
-            # Integer kernels only (refuses to fall back to float ops); float32 in and out, so
-            # the file is called like the float one and quantises its input itself.
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        return converter.convert()
-
-
-def labels_document(record, fmt: str, model_file: str, calibration_count: int | None = None) -> dict:
-    """What `labels.json` says: classes, input (size, range, preprocessing), output, provenance."""
-    cfg = record.config
-    classes, size = record.classes, int(record.image_size)
-    backbone = record.backbone
-    mode = cfg["backbone"].get("preprocessing", "backbone")
-    how = "x / 255" if mode == "rescale" else f"keras.applications {backbone} preprocess_input"
-    binary = len(classes) == 2
-    doc = {
-        "classes": classes,
-        "image_size": size,
-        "input": {
-            "shape": [1, size, size, 3], "dtype": "float32", "color": "RGB", "range": [0, 255],
-            "resize": f"the whole image to {size} x {size} px (bilinear), no crop",
-            "preprocessing": f"{how}, inside the model: feed raw pixel values 0-255 (uint8 cast to float32)",
-        },
-        "output": ({"shape": [1, 1], "activation": "sigmoid", "meaning": f"probability of {classes[1]!r}; {classes[0]!r} is 1 - p"}
-                   if binary else
-                   {"shape": [1, len(classes)], "activation": "softmax", "meaning": "probability of each class, in the order of 'classes'"}),
-        "format": fmt,
-        "model_file": model_file,
-        "run": record.id,
-        "approach": cfg.get("approach"),
-        "backbone": backbone,
-    }
-    if calibration_count is not None:
-        doc["quantization"] = {"type": "int8 post-training (weights and activations)", "calibration_images": calibration_count,
-                               "io": "float32 (quantised inside the model)"}
-    return doc
-
-
-_LOADERS = {
-    "keras": ('import keras  # pip install keras tensorflow (Keras 3)',
-              'model = keras.saving.load_model(HERE / "model.keras")',
-              'raw = np.asarray(model(x))[0]'),
-    "saved_model": ('import tensorflow as tf',
-                    'model = tf.saved_model.load(str(HERE / "saved_model"))',
-                    'raw = model.serve(tf.constant(x)).numpy()[0]'),
-    "tflite": ('import tensorflow as tf  # or: from ai_edge_litert.interpreter import Interpreter',
-               'interpreter = tf.lite.Interpreter(model_path=str(HERE / "{file}"))\ninterpreter.allocate_tensors()\n'
-               'inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]',
-               'interpreter.set_tensor(inp["index"], x)\n    interpreter.invoke()\n    raw = interpreter.get_tensor(out["index"])[0]'),
-}
-
-
-def readme_snippet(fmt: str, model_file: str) -> str:
-    """A runnable Python script: loads the export next to it and classifies the images given as arguments."""
-    imp, load, call = _LOADERS["tflite" if fmt.startswith("tflite") else fmt]
-    return f'''import json
-import sys
-from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageOps
-{imp}
-
-HERE = Path(__file__).resolve().parent  # the export folder
-meta = json.loads((HERE / "labels.json").read_text())
-classes, size = meta["classes"], meta["image_size"]
-{load.format(file=model_file)}
-
-
-def classify(path):
-    """(predicted class, {{class: probability}}) for one image file."""
-    image = ImageOps.exif_transpose(Image.open(path)).convert("RGB").resize((size, size), Image.BILINEAR)
-    x = np.asarray(image, np.float32)[None]  # RGB 0-255; the model preprocesses itself
-    {call.format(file=model_file)}
-    probs = [1.0 - float(raw[0]), float(raw[0])] if len(classes) == 2 else [float(p) for p in raw]
-    return classes[int(np.argmax(probs))], dict(zip(classes, probs))
-
-
-if __name__ == "__main__":
-    for path in sys.argv[1:]:
-        predicted, probs = classify(path)
-        print(json.dumps({{"image": path, "predicted": predicted, "probabilities": probs}}))
-'''
-
-
-def readme_text(doc: dict, snippet: str) -> str:
-    size, fmt = doc["image_size"], doc["format"]
-    quant = ""
-    if "quantization" in doc:
-        q = doc["quantization"]
-        quant = (f"Weights and activations are int8, calibrated on {q['calibration_images']} of the run's training images; "
-                 "input and output stay float32. Expect probabilities within a few percent of the float model.\n\n")
-    return f"""# {FORMAT_TITLES[fmt]} export of run {doc['run']}
-
-{doc['approach']} on {doc['backbone']}; classes: {', '.join(doc['classes'])}.
-
-Input: one RGB image resized to {size} x {size} px, pixel values 0-255 as float32, shape
-(1, {size}, {size}, 3). Preprocessing: {doc['input']['preprocessing']}; do not scale or
-normalise them yourself. Output: {doc['output']['activation']}, {doc['output']['meaning']}.
-`labels.json` holds the class names and these details.
-
-{quant}Save this as `classify.py` in this folder and run `python classify.py photo.jpg` (it is also
-written there as `classify.py`):
-
-```python
-{snippet}```
-"""
+        converter.representative_dataset = sample
+        # Integer kernels only (refuses to fall back to float ops); float32 in and out, so
+        # the file is called like the float one and quantises its input itself.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
 
 
 def export_run(store, run_id: str, fmt: str, out: str | os.PathLike, *, make_zip: bool = False,
@@ -345,19 +286,26 @@ def export_run(store, run_id: str, fmt: str, out: str | os.PathLike, *, make_zip
             raise ExportError(calibration_problem(record.config))
         progress(f"reading {calibration_count} calibration images from the run's dataset")
         calibration = representative_images(record.config, size, calibration_count)
-    progress("rebuilding the model from plain Keras layers")
-    model = portable_model(store.load_model(run_id), size)
+
+    def rebuilt():
+        progress("rebuilding the model from plain Keras layers")
+        return portable_model(store.load_model(run_id), size)
+
     model_file = MODEL_FILES[fmt]
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        progress(f"writing {FORMAT_TITLES[fmt]}")
         target = staging / model_file
         if fmt == "keras":
+            model = rebuilt()
+            progress(f"writing {FORMAT_TITLES[fmt]}")
             model.save(target)
-        elif fmt == "saved_model":
-            _write_saved_model(model, target)
         else:
-            target.write_bytes(_tflite_bytes(model, calibration))
+            saved = _SAVED_MODELS.path(record.model_path, lambda path: _write_saved_model(rebuilt(), path))
+            progress(f"writing {FORMAT_TITLES[fmt]}")
+            if fmt == "saved_model":
+                shutil.copytree(saved, target)
+            else:
+                target.write_bytes(_tflite_bytes(saved, calibration))
         doc = labels_document(record, fmt, model_file, None if calibration is None else len(calibration))
         snippet = readme_snippet(fmt, model_file)
         (staging / "labels.json").write_text(json.dumps(doc, indent=2) + "\n")
