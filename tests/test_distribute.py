@@ -24,8 +24,8 @@ from tests.conftest import ROOT, make_split_dataset
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
 # Random VGG16 at 32 px on colour-coded classes: separable enough that every approach scores 1.0.
-FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "3",
-         "--fine-tune-epochs", "2", "--batch-size", "8", "--optimizer", "adam", "--learning-rate", "0.01",
+FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "2",
+         "--fine-tune-epochs", "1", "--batch-size", "8", "--optimizer", "adam", "--learning-rate", "0.01",
          "--pooling", "avg", "--dense-units", "0", "--fine-tune-learning-rate", "0.0001", "--quiet"]
 TWO_CPUS = """
 import sys
