@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image
 from engine.models import backbones, modeling
 from engine import cli
 from engine.config import BackboneConfig, HeadConfig
+from engine.insight import export
 from engine.insight.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
 from engine.insight.inference import classify_file, load_run
 from engine.store.runs import RunStore
@@ -156,25 +158,26 @@ def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "n").exists()
 
 
-@pytest.mark.slow
-def test_the_formats_of_one_run_share_one_saved_model_until_its_model_changes(tiny_run, tmp_path, monkeypatch):
-    from engine.insight import export
+def test_the_saved_model_is_written_once_per_model_file_until_it_changes(tmp_path):
+    """The memo behind SavedModel/TFLite/int8 exports (real_exports checks the four formats write one)."""
+    memo, builds = export._SavedModelMemo(), []
 
-    runs_dir, run_id, _ = tiny_run
-    runs_dir = copy_run(runs_dir, run_id, tmp_path / "runs").parent  # its model file is re-saved below
-    store, writes, real_write = RunStore(runs_dir), [], export._write_saved_model
-    monkeypatch.setattr(export, "_write_saved_model", lambda model, path: (writes.append(path), real_write(model, path)))
-    export._SAVED_MODELS.clear()
-    sm = export_run(store, run_id, "saved_model", tmp_path / "sm")
-    tfl = export_run(store, run_id, "tflite", tmp_path / "tfl")
-    assert len(writes) == 1 and (sm.model_path / "saved_model.pb").is_file() and tfl.model_path.stat().st_size > 0
-    model_file = store.load(run_id).model_path
+    def build(path):
+        builds.append(path)
+        path.mkdir()
+        (path / "saved_model.pb").write_text(str(len(builds)))
+
+    model_file = tmp_path / "model.keras"
+    model_file.write_bytes(b"v1")
+    first = memo.path(model_file, build)
+    assert memo.path(model_file, build) == first and len(builds) == 1
     os.utime(model_file, ns=(model_file.stat().st_atime_ns, model_file.stat().st_mtime_ns + 10**9))  # as a re-save leaves it
-    export_run(store, run_id, "tflite", tmp_path / "tfl2")
-    assert len(writes) == 2  # written afresh for the changed model
-    kept = writes[-1].parent
-    export._SAVED_MODELS.clear()
-    assert not kept.exists()  # the temporary copy goes (also when the process ends)
+    second = memo.path(model_file, build)
+    assert len(builds) == 2 and (second / "saved_model.pb").read_text() == "2" and not first.exists()  # one kept at a time
+    memo.clear()
+    assert not second.exists()  # the temporary folder goes (also when the process ends)
+    with pytest.raises(ValueError, match="no model"):  # no model file: the builder's own error (the run store's)
+        memo.path(tmp_path / "gone.keras", lambda path: (_ for _ in ()).throw(ValueError("no model")))
 
 
 @pytest.mark.slow
@@ -215,7 +218,9 @@ def real_exports(tmp_path_factory):
     runs_dir, run_id = trained_run(tmp_path_factory)
     store = RunStore(runs_dir)
     out = tmp_path_factory.mktemp("real-exports")
-    folders = {fmt: export_run(store, run_id, fmt, out / fmt).folder for fmt in FORMATS}
+    with mock.patch.object(export, "_write_saved_model", wraps=export._write_saved_model) as writes:
+        folders = {fmt: export_run(store, run_id, fmt, out / fmt).folder for fmt in FORMATS}
+    assert writes.call_count == 1  # SavedModel, TFLite and TFLite int8 start from one SavedModel
     run = load_run(store, run_id)
     photos = sorted(str(p) for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".bmp", ".png"))
     original = {p: classify_file(run, p) for p in photos}

@@ -121,27 +121,23 @@ def test_warm_start_hands_each_job_to_a_waiting_process_with_its_log_and_its_sto
     try:
         waiting = runner._standby
         assert waiting is not None and waiting.poll() is None  # started with the runner, before any job
-        first = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
-        assert runner.wait(first.id, timeout=300).returncode == 0
-        assert runner.progress(first.id)["metrics"]["state"] == "finished"
+        long = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
+        prog = stop_after_epochs(runner, long.id, 1)  # SIGTERM reaches the handed-over run
+        assert prog["metrics"]["state"] == "stopped" and runner.get(long.id).returncode == 0
         assert waiting.poll() == 0  # the waiting process ran the job and ended: one process per job
         after = runner._standby
         assert after is not None and after is not waiting  # the next one waits while the runner is idle
+        after.kill()  # a standby that died is not used: the next job starts cold
+        after.wait()
         cfg = tiny_config("feature_extraction", tiny_dataset)
         cfg.backbone.weights = str(tmp_path / "missing.weights.h5")
         failed = runner.submit(cfg)
-        assert runner.wait(failed.id, timeout=300).returncode == 2
+        assert runner.wait(failed.id, timeout=300).returncode == 2  # its own answer, not the dead standby's
         prog = runner.progress(failed.id)  # one sentence; the whole stderr kept apart in the job's own log
         assert prog["metrics"]["state"] == "failed"
         assert prog["error"].startswith("weights file not found: ") and "missing.weights.h5" in prog["error"]
         assert "\n" not in prog["error"] and "absl" not in prog["error"] and "oneDNN" not in prog["error"]
         assert prog["error"] in prog["log"]
-        long = runner.submit(tiny_config("frozen", tiny_dataset, epochs=200))
-        assert stop_after_epochs(runner, long.id, 1)["metrics"]["state"] == "stopped"  # SIGTERM reaches the handed-over run
-        runner._standby.kill()  # a standby that died is not used: the next job starts cold
-        runner._standby.wait()
-        cold = runner.submit(tiny_config("feature_extraction", tiny_dataset, epochs=1))
-        assert runner.wait(cold.id, timeout=300).returncode == 0
     finally:
         runner.close()
     assert runner._standby is None
