@@ -62,12 +62,14 @@ def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_star
     data = prepare_data(str(subset))
     frozen_cfg = real_config("frozen", subset, epochs=3)
     frozen_cfg.fine_tune.unfreeze_blocks = 2  # so the frozen run caches the activations this fine-tuning starts from
+    frozen_cfg.augmentation.views = 1  # one augmented pass of the 300 photos (K=3: 600 more base passes, 8 s here)
     frozen = RUNNERS["frozen"](frozen_cfg, data)
     start = frozen.metrics["validation"]["accuracy"]
     assert start >= 0.85, frozen.history["val_accuracy"]
 
     cfg = real_config("fine_tuning", subset)
     cfg.fine_tune.from_run, cfg.fine_tune.epochs, cfg.fine_tune.unfreeze_blocks = frozen.id, 3, 2
+    cfg.augmentation.views = 1  # the frozen run's views
     tuned = RUNNERS["fine_tuning"](cfg, data)
     assert tuned.state == "finished" and tuned.history["fine_tune_start_epoch"] == 4
     assert tuned.metrics["feature_cache"]["misses"] == 0, tuned.metrics["feature_cache"]  # the base never ran again
