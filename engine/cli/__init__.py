@@ -2,7 +2,7 @@
 
 Progress goes to stderr (one line per epoch); results go to stdout or --report as JSON.
 Bad input exits with status 2 and a one-line reason; a failed or diverged run exits with status 1.
-Each subcommand's parser names its handler (`set_defaults(func=...)`): `train` (run, estimate),
+Each subcommand's parser names its handler (`set_defaults(func=...)`): `train` (run, estimate), `finder` (lr-find),
 `commands` (scan, presets, runs, predict, export, sample, import-zip), and the benchmark's own.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import commands, train
+from engine.cli import commands, finder, train
 from engine.cli.train import EXIT_FAILED, StopFlag, write_report
 from engine.errors import StudioError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     commands.add_parsers(sub)
     train.add_parsers(sub)
+    finder.add_parser(sub)
     bench = sub.add_parser("bench", help="measure speed and memory of each stage")
     add_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,202 @@
+"""The learning-rate finder: the loss over an exponential ramp of the learning rate, and a suggested rate.
+
+Leslie Smith's range test, as fastai's `lr_find` runs it: starting from the weights a run of
+these settings would start from, one optimizer step per rate, the rate growing evenly on a log
+scale from `start_lr` to `end_lr`, stopping once the loss blows up. It trains what the approach
+trains, on what the approach's epochs read from the feature cache: the head on the plain
+features (feature extraction), the head on the K augmented views (frozen), the unfrozen top
+block on the views at the cut (fine-tuning, continuing a finished frozen run). So on a warm
+cache the base never runs and the ramp takes seconds; on a cold one it caches exactly what a
+run of these settings would, so the run that follows starts warm.
+
+Written by hand (about 40 lines): Keras has no range test, and KerasTuner/Optuna search by
+training whole runs, which is what the finder exists to avoid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import ConfigError, RunConfig, validate
+from engine.training.fit import Progress, StopCheck, never_stop, no_progress
+
+RULES = {"valley": "fastai's valley rule", "steepest": "steepest descent of the smoothed loss"}
+
+
+@dataclass
+class FinderSettings:
+    start_lr: float = 1e-7  # the ramp's first learning rate
+    end_lr: float = 1.0  # its last (the ramp ends earlier when the loss blows up)
+    steps: int = 100  # optimizer steps, one learning rate each, evenly spaced on a log scale
+    smoothing: float = 0.9  # the loss's moving average (debiased) that is plotted and read; 100 steps suit 0.9, not fastai's 0.98
+    blowup: float = 4.0  # stop once the smoothed loss is this many times its lowest so far
+    rule: str = "valley"  # which rate is suggested: valley (fastai's default since v2.5) or steepest
+
+    def check(self) -> None:
+        if not 0 < self.start_lr < self.end_lr:
+            raise ConfigError(f"--start-lr/--end-lr: need 0 < start < end, got {self.start_lr:g} and {self.end_lr:g}")
+        if not 10 <= self.steps <= 1000:
+            raise ConfigError(f"--steps: between 10 and 1000 (about 100 is usual), got {self.steps}")
+        if self.rule not in RULES:
+            raise ConfigError(f"--rule: one of {', '.join(RULES)}, got {self.rule!r}")
+
+
+@dataclass
+class FinderResult:
+    approach: str
+    learning_rates: list[float]  # one per step taken
+    losses: list[float]  # the training loss of each step's batch
+    smoothed: list[float]  # their debiased moving average
+    suggested: float | None  # by `rule`; None when too few steps ran to read one
+    rule: str
+    steepest: float | None
+    valley: float | None
+    ended: str  # "blew up at ...", "reached end_lr", "stopped by request"
+    seconds: float
+    feature_cache: dict = field(default_factory=dict)  # hits/misses: 0 misses means the base never ran
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ramp(settings: FinderSettings) -> np.ndarray:
+    return np.geomspace(settings.start_lr, settings.end_lr, settings.steps)
+
+
+def smooth(losses, beta: float) -> np.ndarray:
+    """Exponential moving average with bias correction (so the first values are not pulled to 0)."""
+    out, avg = [], 0.0
+    for i, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * float(loss)
+        out.append(avg / (1 - beta**i))
+    return np.asarray(out)
+
+
+def steepest_rate(lrs, smoothed) -> float | None:
+    """The rate where the smoothed loss falls fastest per decade of learning rate."""
+    if len(smoothed) < 5:
+        return None
+    slopes = np.diff(np.asarray(smoothed)) / np.diff(np.log10(np.asarray(lrs)))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def valley_rate(lrs, smoothed) -> float | None:
+    """fastai's `valley`: the longest stretch over which the loss keeps falling; a rate a little past its
+    first third, i.e. well down the slope and still well before the minimum (where training diverges)."""
+    n = len(smoothed)
+    if n < 5:
+        return None
+    longest = [1] * n  # the longest decreasing subsequence ending at i (bumps of noise are stepped over)
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if smoothed[i] < smoothed[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+        if longest[end] < longest[i]:
+            end, start = i, i - longest[i]  # as fastai computes it
+    third = (end - start) / 3
+    return float(lrs[start + int(third) + int(third / 2)])
+
+
+def suggest(lrs, losses, settings: FinderSettings) -> dict:
+    smoothed = smooth(losses, settings.smoothing)
+    rates = {"steepest": steepest_rate(lrs, smoothed), "valley": valley_rate(lrs, smoothed)}
+    return {"smoothed": smoothed, **rates, "suggested": rates[settings.rule]}
+
+
+def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, settings: FinderSettings, seed: int,
+             should_stop: StopCheck = never_stop, progress: Progress = no_progress) -> tuple[list, list, str]:
+    """(rates, losses, how it ended): one `train_on_batch` per rate on seeded random batches of the cached arrays."""
+    rng = np.random.default_rng(seed)
+    rates, losses, best, ended = [], [], math.inf, f"reached end_lr {settings.end_lr:g}"
+    smoothed_avg = 0.0
+    for i, lr in enumerate(ramp(settings), start=1):
+        if should_stop():
+            ended = "stopped by request"
+            break
+        view = arrays[int(rng.integers(len(arrays)))]
+        idx = np.sort(rng.choice(len(labels), size=min(batch, len(labels)), replace=False))  # sorted: memory-mapped reads
+        top.optimizer.learning_rate = float(lr)
+        loss = float(top.train_on_batch(np.asarray(view[idx], np.float32), labels[idx], return_dict=True)["loss"])
+        rates.append(float(lr))
+        losses.append(loss)
+        smoothed_avg = settings.smoothing * smoothed_avg + (1 - settings.smoothing) * loss
+        current = smoothed_avg / (1 - settings.smoothing**i)
+        best = min(best, current)
+        if i % 10 == 0:
+            progress({"type": "status", "message": f"learning-rate finder: step {i}/{settings.steps}, lr {lr:.2g}, loss {current:.4f}"})
+        if not math.isfinite(loss) or (i > settings.steps // 10 and current > settings.blowup * best):
+            ended = f"the loss blew up at lr {lr:.2g}"
+            break
+    return rates, losses, ended
+
+
+def find_learning_rate(cfg: RunConfig, data, settings: FinderSettings | None = None, *, progress: Progress = no_progress,
+                       should_stop: StopCheck = never_stop, runs_dir=None, cache_dir=None) -> FinderResult:
+    """Runs the range test for `cfg.approach` on `data` (a PreparedData). Fine-tuning needs `fine_tune.from_run`:
+    its phase 2 starts from that finished frozen run's head, as the run would.
+
+    Raises:
+        ConfigError: bad settings, or fine-tuning without a frozen run to continue.
+    """
+    from engine.models.precision import dtype_policy, resolve_precision
+
+    settings = settings or FinderSettings()
+    settings.check()
+    validate(cfg)
+    if cfg.approach == "fine_tuning" and not cfg.fine_tune.from_run:
+        raise ConfigError("fine_tune.from_run: the finder ramps fine-tuning's phase 2, which starts from a trained head; "
+                          "give a finished frozen run (--from-run RUN), or find the frozen approach's rate first")
+    resolved = resolve_precision(cfg.compute.precision)
+    with dtype_policy(resolved):
+        return _find(cfg, data, settings, resolved, progress, should_stop, runs_dir, cache_dir)
+
+
+def _find(cfg, data, settings, precision, progress, should_stop, runs_dir, cache_dir) -> FinderResult:
+    import keras
+
+    from engine.models import backbones, modeling
+    from engine.store.runs import RunStore
+    from engine.training import distribute
+    from engine.training.approaches.fine_tuning import phase_one_loader
+    from engine.training.context import RunContext
+    from engine.training.features import FeatureCache
+    from engine.training.plan import RunPlan
+    from engine.training.stages import StageBuilder
+
+    t0 = time.perf_counter()
+    dist = distribute.resolve("none")  # a ramp of a hundred small steps: one device
+    store = RunStore(runs_dir)
+    image_size = backbones.image_size_for(cfg.backbone)
+    keras.utils.set_random_seed(cfg.fit.seed)  # as lifecycle's base build: the run's own initial weights follow
+    holder: dict = {}
+    if cfg.approach == "fine_tuning":
+        base, weights_id, _ = phase_one_loader(cfg, data, backbones.image_size_for, holder)(store)
+    else:
+        base, weights_id = backbones.build_base(cfg.backbone, image_size), backbones.weights_identity(cfg.backbone, cfg.fit.seed)
+    plan = RunPlan.for_data(cfg, data, image_size, weights_id, precision)
+    models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
+    ctx = RunContext(plan, data, models, store, Path(), FeatureCache(cache_dir), progress, should_stop)
+    base.trainable = False
+    if cfg.approach == "feature_extraction":
+        stage = models.new_stage("")
+        arrays = [ctx.features("train", "")]
+    elif cfg.approach == "frozen":
+        stage = models.new_stage("", augmentation=models.augmentation())
+        arrays = ctx.training_features("", extra_cut=plan.fine_tune_cut)  # what the frozen run caches
+    else:
+        stage = models.new_stage(plan.fine_tune_cut, head=holder["head"], augmentation=models.augmentation())
+        modeling.unfreeze_top(base, stage.split)
+        arrays = ctx.training_features(plan.fine_tune_cut)
+    modeling.compile_model(stage.top, len(data.classes), cfg.fit.optimizer, settings.start_lr)
+    progress({"type": "status", "message": f"learning-rate finder: {settings.steps} steps from {settings.start_lr:g} to {settings.end_lr:g}"})
+    rates, losses, ended = run_ramp(stage.top, arrays, ctx.labels("train"), cfg.fit.batch_size, settings, cfg.fit.seed,
+                                    should_stop, progress)
+    s = suggest(rates, losses, settings)
+    return FinderResult(cfg.approach, rates, losses, [float(v) for v in s["smoothed"]], s["suggested"], settings.rule,
+                        s["steepest"], s["valley"], ended, round(time.perf_counter() - t0, 3), ctx.cache.stats())
