@@ -8,6 +8,7 @@ from engine.config import validate
 from engine.store.jobs import DuplicateJob
 from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
+from ui.finder_view import finder_panel
 from ui.distribution import distribution_fields
 from ui.forms import fit_fields, form_problems, head_fields
 from ui.job_view import job_panel
@@ -100,3 +101,4 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     live_job_panel(approach)  # right under Train: the progress line is in view after a click, not below the fold
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
               help="Off: only jobs on the dataset chosen in the sidebar.")
+    finder_panel(approach, cfg, blocked or "; ".join(problems))

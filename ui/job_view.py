@@ -90,10 +90,12 @@ def job_panel(approach: str) -> None:
     (each with Cancel), the last ended job with its results below. Nothing is remembered here."""
     runner = resources.job_runner()
     everything = st.session_state.get(f"{approach}_all_datasets", False)
-    elsewhere = [j for j in runner.active() if j.approach != approach]
+    elsewhere = [j for j in runner.active() if j.approach != approach or j.kind != "run"]
     if elsewhere:
-        st.caption("Also in the queue: " + " → ".join(f"{charts.APPROACH_TITLES.get(j.approach, j.approach)} ({j.state})" for j in elsewhere))
-    mine = [j for j in runner.jobs() if j.approach == approach and (everything or _on_dataset(j))]
+        st.caption("Also in the queue: " + " → ".join(
+            f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{' learning-rate finder' if j.kind != 'run' else ''} ({j.state})"
+            for j in elsewhere))
+    mine = [j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))]  # finder jobs: finder_view
     for job in (j for j in mine if j.state == "running"):
         _live_job(runner, job, approach)
     queued = [j for j in mine if j.state == "queued"]

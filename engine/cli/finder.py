@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from engine.cli.flags import add_run_arguments, build_config, read_config_file
 from engine.cli.train import StopFlag, print_progress
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule,
                    help="which rate to suggest: valley (fastai's default) or steepest (descent of the smoothed loss)")
     p.add_argument("--json", action="store_true", help="print the whole curve and both rules' rates as JSON")
+    p.add_argument("--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_lr_find)
 
@@ -46,8 +48,17 @@ def cmd_lr_find(args) -> int:
     result = find_learning_rate(cfg, data, settings, progress=(lambda e: None) if args.quiet else print_progress("lr-find"),
                                 should_stop=stop, runs_dir=args.runs_dir, cache_dir=args.cache_dir)
     field = "fine_tune.learning_rate (--fine-tune-learning-rate)" if cfg.approach == "fine_tuning" else "fit.learning_rate (--learning-rate)"
+    doc = {**result.to_dict(), "applies_to": field}
+    if args.out:
+        from engine.store.runs import atomic_write_json
+
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(Path(args.out), doc)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
     if args.json:
-        print(json.dumps({**result.to_dict(), "applies_to": field}, indent=2))
+        print(json.dumps(doc, indent=2))
     elif result.suggested is None:
         print(f"no suggestion: only {len(result.losses)} step(s) ran ({result.ended}); widen --start-lr/--end-lr or add --steps")
     else:

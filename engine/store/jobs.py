@@ -62,6 +62,7 @@ class Job:
     repeat_index: int = 0  # with repeat_size > 1: this job trains seed + repeat_index
     repeat_size: int = 1  # how many seeds were queued together (a repeat group)
     adopted_owner: dict | None = None  # heartbeat.json of a run started before this runner (see _adopt_live_runs)
+    kind: str = "run"  # "run" (a run folder, the id is its name) or "lr_find" (finder_result: a JSON file, no run)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
@@ -120,10 +121,27 @@ class JobRunner:
         self._wake.set()
         return jobs[0]
 
+    def submit_lr_find(self, cfg: RunConfig) -> Job:
+        """Queues `python -m engine lr-find` for `cfg` (engine/training/lr_finder.py); its result: finder_result(job id)."""
+        validate(cfg)
+        job = Job(f"lr-find-{new_run_id(cfg.approach)}", cfg.approach, cfg.to_dict(), kind="lr_find")
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job)
+        self._wake.set()
+        return job
+
+    def finder_result(self, job_id: str) -> dict:
+        """What an lr_find job wrote (FinderResult.to_dict() plus `applies_to`), {} before it ends or when it failed."""
+        try:
+            return json.loads((self.store.root / ".lr-find" / f"{job_id}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
         """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
         wanted = cfg.to_dict()
-        return next((j for j in self.active() if j.config == wanted and j.preset == (preset or None) and j.repeat_size == seeds), None)
+        return next((j for j in self.active() if j.kind == "run" and j.config == wanted and j.preset == (preset or None) and j.repeat_size == seeds), None)
 
     def stop(self, job_id: str) -> bool:
         """Cancels a queued job, or asks a running one to stop after its current batch."""
@@ -284,9 +302,11 @@ class JobRunner:
 
     # --- worker -----------------------------------------------------------------------
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
-        """`python -m engine` arguments of the job's run."""
+        """`python -m engine` arguments of the job's run (or finder: its progress lines go to the log, its result to a file)."""
         args = ["run", "--config", config_path, "--data", job.config["data"]["path"],
                 "--approach", job.approach, "--run-id", job.id, "--runs-dir", str(self.store.root), "--quiet"]
+        if job.kind == "lr_find":
+            args = ["lr-find", *args[1:7], "--runs-dir", str(self.store.root), "--out", str(self.store.root / ".lr-find" / f"{job.id}.json")]
         if self.cache_dir:
             args += ["--cache-dir", self.cache_dir]
         return args + list(job.extra_args)
