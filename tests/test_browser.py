@@ -116,6 +116,16 @@ def test_dashboard_end_to_end(server, browser_page):
     assert page.locator(".js-plotly-plot").count() >= 2
     page.get_by_text("Validation accuracy").wait_for()
     shot(page, "2_feature_extraction")
+    # The learning-rate finder on the features that run cached; Use this rate moves the drawn field (AppTest cannot see that).
+    page.get_by_text("Learning-rate finder: which rate to train at").click()
+    page.get_by_role("button", name="Find a learning rate").click()
+    suggested = page.locator('[data-testid="stMetric"]').filter(has_text="Suggested learning rate")
+    suggested.wait_for(timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() >= 3  # the loss against the learning rate, beside the run's curves
+    rate = float(suggested.locator('[data-testid="stMetricValue"]').inner_text())
+    page.get_by_role("button", name="Use this rate").click()
+    page.wait_for_function(f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {rate}) < 1e-9)")
+    shot(page, "2b_learning_rate_finder")
 
     # Frozen training: a short job completes; then a long one survives a page switch, a second tab
     # and a refresh, and Stop keeps its epochs.

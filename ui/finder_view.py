@@ -15,6 +15,7 @@ from engine.config import RunConfig
 from engine.store.job_logs import error_sentence
 from engine.training.lr_finder import RULES
 from ui import resources
+from ui.forms import set_field
 
 # The form field each approach's rate goes to (ui/forms.fit_fields, pages/fine_tuning.py).
 RATE_FIELDS = {"feature_extraction": "feature_extraction_lr", "frozen": "frozen_lr", "fine_tuning": "fine_tuning_ftlr"}
@@ -85,8 +86,8 @@ def _finder_job(approach: str, job_id: str) -> None:
 
 
 def _use_rate(field_key: str, rate: float) -> None:
-    """Sets the form's learning-rate field (before the rerun draws it: ui/forms.field reads it as its value)."""
-    st.session_state[field_key] = rate
+    """Sets the form's learning-rate field (ui/forms.set_field: the browser shows it at the rerun)."""
+    set_field(field_key, rate)
     st.toast(f"Learning rate set to {rate:g}")
 
 

@@ -16,6 +16,7 @@ from engine.config import RunConfig, field_meta, field_problem
 
 KEEP = "_keep_"
 NOTE = "_note_"  # why a remembered value was not used (shown under the field once)
+SET = "_set_"  # a value a button put into a field (set_field), shown by the browser at the next rerun
 
 
 def meta(section: str, name: str) -> dict:
@@ -92,12 +93,22 @@ def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = 
     if key not in st.session_state:
         remember(key, default, knob)
     choices = list(kwargs["options"]) if widget.__name__ in ("selectbox", "radio") else None
-    value = widget(label, key=key, **own(key, choices), **kwargs)
+    if SET + key in st.session_state:  # through session state, the one way Streamlit sends a new value to a drawn widget
+        st.session_state[key] = st.session_state.pop(SET + key)
+        value = widget(label, key=key, **kwargs)
+    else:
+        value = widget(label, key=key, **own(key, choices), **kwargs)
     note = st.session_state.pop(NOTE + key, None)
     if note:
         st.caption(f"⚠️ {label}: {note}.")
     keep(key, default)
     return value
+
+
+def set_field(key: str, value) -> None:
+    """For a button's on_click: field `key` shows `value` from the next rerun on, in the browser too (a value
+    handed back as the widget's own default would not move a widget the browser has drawn)."""
+    st.session_state[SET + key] = value
 
 
 def own(key: str, options: list | None = None, fallback=None) -> dict:
