@@ -19,11 +19,24 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from engine.config import ConfigError, RunConfig, validate
-from engine.training.fit import Progress, StopCheck, never_stop, no_progress
+
+# Imported by the CLI's parser, so nothing here imports Keras at module level (`scan`, `predict` of a
+# broken file answer without TensorFlow); a progress callback and a stop check default to doing nothing.
+Progress = Callable[[dict], None]
+StopCheck = Callable[[], bool]
+
+
+def _no_progress(event: dict) -> None:
+    pass
+
+
+def _never_stop() -> bool:
+    return False
 
 RULES = {"valley": "fastai's valley rule", "steepest": "steepest descent of the smoothed loss"}
 
@@ -112,7 +125,7 @@ def suggest(lrs, losses, settings: FinderSettings) -> dict:
 
 
 def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, settings: FinderSettings, seed: int,
-             should_stop: StopCheck = never_stop, progress: Progress = no_progress) -> tuple[list, list, str]:
+             should_stop: StopCheck = _never_stop, progress: Progress = _no_progress) -> tuple[list, list, str]:
     """(rates, losses, how it ended): one `train_on_batch` per rate on seeded random batches of the cached arrays."""
     rng = np.random.default_rng(seed)
     rates, losses, best, ended = [], [], math.inf, f"reached end_lr {settings.end_lr:g}"
@@ -138,8 +151,8 @@ def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, sett
     return rates, losses, ended
 
 
-def find_learning_rate(cfg: RunConfig, data, settings: FinderSettings | None = None, *, progress: Progress = no_progress,
-                       should_stop: StopCheck = never_stop, runs_dir=None, cache_dir=None) -> FinderResult:
+def find_learning_rate(cfg: RunConfig, data, settings: FinderSettings | None = None, *, progress: Progress = _no_progress,
+                       should_stop: StopCheck = _never_stop, runs_dir=None, cache_dir=None) -> FinderResult:
     """Runs the range test for `cfg.approach` on `data` (a PreparedData). Fine-tuning needs `fine_tune.from_run`:
     its phase 2 starts from that finished frozen run's head, as the run would.
 
