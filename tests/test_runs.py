@@ -289,6 +289,7 @@ def assert_model_file_gives_the_scored_probabilities(result) -> None:
     assert probs == pytest.approx(np.asarray(scored["probabilities"])[:, 1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_run_that_ends_off_its_last_checkpoint_saves_its_final_weights(tiny_dataset, monkeypatch):
     from engine.training import context
     from engine.training.approaches import RUNNERS, prepare_data

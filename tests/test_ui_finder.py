@@ -47,6 +47,7 @@ def test_find_a_rate_then_use_it_on_the_form():
     assert at.number_input(key="feature_extraction_lr").value == pytest.approx(rate)
 
 
+@pytest.mark.slow  # renders the fine-tuning page (a model summary)
 def test_fine_tuning_needs_a_frozen_run_before_the_finder():
     at = tiny_setup(page("pages/fine_tuning.py"))
     assert at.button(key="fine_tuning_find_lr").disabled
