@@ -123,8 +123,7 @@ class JobRunner:
 
     def submit_lr_find(self, cfg: RunConfig) -> Job:
         """Queues `python -m engine lr-find` for `cfg` (engine/training/lr_finder.py); its result: finder_result(job id)."""
-        validate(cfg)
-        job = Job(f"lr-find-{new_run_id(cfg.approach)}", cfg.approach, cfg.to_dict(), kind="lr_find")
+        job = Job(f"lr-find-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind="lr_find")
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -134,9 +133,12 @@ class JobRunner:
     def finder_result(self, job_id: str) -> dict:
         """What an lr_find job wrote (FinderResult.to_dict() plus `applies_to`), {} before it ends or when it failed."""
         try:
-            return json.loads((self.store.root / ".lr-find" / f"{job_id}.json").read_text())
+            return json.loads(self._finder_path(job_id).read_text())
         except (OSError, ValueError):
             return {}
+
+    def _finder_path(self, job_id: str) -> Path:
+        return self.store.root / ".lr-find" / f"{job_id}.json"  # a dot folder: the run listing skips it
 
     def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
         """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
@@ -303,10 +305,9 @@ class JobRunner:
     # --- worker -----------------------------------------------------------------------
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
         """`python -m engine` arguments of the job's run (or finder: its progress lines go to the log, its result to a file)."""
-        args = ["run", "--config", config_path, "--data", job.config["data"]["path"],
-                "--approach", job.approach, "--run-id", job.id, "--runs-dir", str(self.store.root), "--quiet"]
-        if job.kind == "lr_find":
-            args = ["lr-find", *args[1:7], "--runs-dir", str(self.store.root), "--out", str(self.store.root / ".lr-find" / f"{job.id}.json")]
+        common = ["--config", config_path, "--data", job.config["data"]["path"], "--approach", job.approach, "--runs-dir", str(self.store.root)]
+        args = (["lr-find", *common, "--out", str(self._finder_path(job.id))] if job.kind == "lr_find"
+                else ["run", *common, "--run-id", job.id, "--quiet"])
         if self.cache_dir:
             args += ["--cache-dir", self.cache_dir]
         return args + list(job.extra_args)

@@ -129,7 +129,6 @@ def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, sett
     """(rates, losses, how it ended): one `train_on_batch` per rate on seeded random batches of the cached arrays."""
     rng = np.random.default_rng(seed)
     rates, losses, best, ended = [], [], math.inf, f"reached end_lr {settings.end_lr:g}"
-    smoothed_avg = 0.0
     for i, lr in enumerate(ramp(settings), start=1):
         if should_stop():
             ended = "stopped by request"
@@ -140,8 +139,7 @@ def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, sett
         loss = float(top.train_on_batch(np.asarray(view[idx], np.float32), labels[idx], return_dict=True)["loss"])
         rates.append(float(lr))
         losses.append(loss)
-        smoothed_avg = settings.smoothing * smoothed_avg + (1 - settings.smoothing) * loss
-        current = smoothed_avg / (1 - settings.smoothing**i)
+        current = float(smooth(losses, settings.smoothing)[-1])  # a hundred steps: recomputing is cheaper than a twin
         best = min(best, current)
         if i % 10 == 0:
             progress({"type": "status", "message": f"learning-rate finder: step {i}/{settings.steps}, lr {lr:.2g}, loss {current:.4f}"})
@@ -178,6 +176,7 @@ def _find(cfg, data, settings, precision, progress, should_stop, runs_dir, cache
     from engine.models import backbones, modeling
     from engine.store.runs import RunStore
     from engine.training import distribute
+    from engine.training.approaches import feature_extraction, fine_tuning, frozen
     from engine.training.approaches.fine_tuning import phase_one_loader
     from engine.training.context import RunContext
     from engine.training.features import FeatureCache
@@ -197,17 +196,13 @@ def _find(cfg, data, settings, precision, progress, should_stop, runs_dir, cache
     plan = RunPlan.for_data(cfg, data, image_size, weights_id, precision)
     models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
     ctx = RunContext(plan, data, models, store, Path(), FeatureCache(cache_dir), progress, should_stop)
-    base.trainable = False
+    # The approaches' own "what is trained, on what": the finder cannot drift from the runs it advises.
     if cfg.approach == "feature_extraction":
-        stage = models.new_stage("")
-        arrays = [ctx.features("train", "")]
+        stage, arrays = feature_extraction.trained_part(ctx)
     elif cfg.approach == "frozen":
-        stage = models.new_stage("", augmentation=models.augmentation())
-        arrays = ctx.training_features("", extra_cut=plan.fine_tune_cut)  # what the frozen run caches
+        stage, arrays = frozen.trained_part(ctx)
     else:
-        stage = models.new_stage(plan.fine_tune_cut, head=holder["head"], augmentation=models.augmentation())
-        modeling.unfreeze_top(base, stage.split)
-        arrays = ctx.training_features(plan.fine_tune_cut)
+        stage, arrays = fine_tuning.phase_two_part(ctx, holder["head"])
     modeling.compile_model(stage.top, len(data.classes), cfg.fit.optimizer, settings.start_lr)
     progress({"type": "status", "message": f"learning-rate finder: {settings.steps} steps from {settings.start_lr:g} to {settings.end_lr:g}"})
     rates, losses, ended = run_ramp(stage.top, arrays, ctx.labels("train"), cfg.fit.batch_size, settings, cfg.fit.seed,

@@ -11,15 +11,20 @@ from engine.training.fit import no_progress, never_stop
 from engine.training.context import RunContext
 from engine.training.lifecycle import RunResult, Trained, execute
 from engine.training.prepared import PreparedData
+from engine.training.stages import Stage
+
+
+def trained_part(ctx: RunContext) -> tuple[Stage, list]:
+    """What approach 1 trains and on what: a fresh head on the plain training features (also the finder's)."""
+    ctx.models.base.trainable = False
+    return ctx.models.new_stage(""), [ctx.features("train", "")]
 
 
 def _train(ctx: RunContext) -> Trained:
-    ctx.models.base.trainable = False
-    stage = ctx.models.new_stage("")
-    x_train = ctx.features("train", "")
+    stage, features = trained_part(ctx)
     ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
     epochs = ctx.cfg.fit.epochs
-    outcome = ctx.fit(stage, [x_train], epochs=epochs, phase=1, total_epochs=epochs)
+    outcome = ctx.fit(stage, features, epochs=epochs, phase=1, total_epochs=epochs)
     return Trained(stage, outcome)
 
 

@@ -64,14 +64,20 @@ def _train(ctx: RunContext, holder: dict) -> Trained:
             return Trained(stage1, outcome, note=PHASE_2_SKIPPED if ft.epochs == 0 else "")
         head = stage1.head
 
+    stage2, views = phase_two_part(ctx, head)
+    ctx.models.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
+    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {ctx.plan.fine_tune_cut} at lr {ft.learning_rate:g}"})
+    outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
+    return Trained(stage2, outcome)
+
+
+def phase_two_part(ctx: RunContext, head) -> tuple:
+    """What phase 2 trains and on what: the top block above the cut, unfrozen, with phase 1's `head`, on the
+    cached views at the cut (also the finder's). BatchNorm stays in inference mode (modeling.unfreeze_top)."""
     cut = ctx.plan.fine_tune_cut
     stage2 = ctx.models.new_stage(cut, head=head, augmentation=ctx.models.augmentation())
     modeling.unfreeze_top(ctx.models.base, stage2.split)
-    ctx.models.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
-    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {cut} at lr {ft.learning_rate:g}"})
-    views = ctx.training_features(cut)
-    outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
-    return Trained(stage2, outcome)
+    return stage2, ctx.training_features(cut)
 
 
 def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop, **store) -> RunResult:

@@ -25,13 +25,17 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
     With augmentation switched off there is one view: the plain training features. The views
     also keep fine-tuning's cut, made in the same pass, so a fine-tuning run starts from them.
     """
-    ctx.models.base.trainable = False
-    aug = ctx.models.augmentation()
-    stage = ctx.models.new_stage("", augmentation=aug)
+    stage, views = trained_part(ctx)
     ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
-    views = ctx.training_features("", extra_cut=ctx.plan.fine_tune_cut)
     outcome = ctx.fit(stage, views, epochs=epochs, phase=1, total_epochs=total_epochs)
     return stage, outcome
+
+
+def trained_part(ctx: RunContext) -> tuple[Stage, list]:
+    """What approach 2 (and phase 1 of 3) trains and on what: a fresh head on the K cached views (also the finder's)."""
+    ctx.models.base.trainable = False
+    stage = ctx.models.new_stage("", augmentation=ctx.models.augmentation())
+    return stage, ctx.training_features("", extra_cut=ctx.plan.fine_tune_cut)
 
 
 def _train(ctx: RunContext) -> Trained:
