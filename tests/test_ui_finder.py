@@ -11,12 +11,12 @@ from ui.finder_view import finder_figure
 
 def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(tmp_path):
     runner = JobRunner(runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache")
-    job = Job("lr-find-x", "frozen", {"data": {"path": "/data"}}, kind="lr_find")
+    job = Job("lr-find-x", "frozen", {"data": {"path": "/data"}}, kind="lr-find")
     args = runner._cli_args(job, "cfg.json")
     assert args[:7] == ["lr-find", "--config", "cfg.json", "--data", "/data", "--approach", "frozen"]
     assert args[args.index("--out") + 1] == str(tmp_path / "runs" / ".lr-find" / "lr-find-x.json")  # a dot folder: never a run
     assert "--run-id" not in args and args[args.index("--cache-dir") + 1] == str(tmp_path / "cache")
-    assert runner.finder_result("lr-find-x") == {}  # nothing yet
+    assert runner.tool_result("lr-find-x") == {}  # nothing yet
 
 
 def test_the_chart_marks_both_rules_on_a_log_axis_and_keeps_the_blow_up_off_the_scale():
@@ -36,9 +36,9 @@ def test_find_a_rate_then_use_it_on_the_form():
     at.button(key="feature_extraction_find_lr").click().run()
     assert not at.exception, at.exception
     job = resources.job_runner().jobs()[-1]
-    assert job.kind == "lr_find" and job.config["backbone"]["image_size"] == 32
+    assert job.kind == "lr-find" and job.config["backbone"]["image_size"] == 32
     at = wait_for(at, lambda a: any(m.label == "Suggested learning rate" for m in a.metric))
-    result = resources.job_runner().finder_result(job.id)
+    result = resources.job_runner().tool_result(job.id)
     rate = float(f"{result['suggested']:.2g}")
     assert [m.value for m in at.metric if m.label == "Suggested learning rate"] == [f"{rate:g}"]
     assert result["applies_to"].startswith("fit.learning_rate") and len(at.get("plotly_chart")) >= 1

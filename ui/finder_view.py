@@ -1,7 +1,7 @@
 """An approach page's learning-rate finder: queue it as a job, watch it, read the curve, use the rate.
 
 The finder runs as `python -m engine lr-find` through the job runner, like a training job (queued,
-Stop, one at a time); its result file is the only channel back (JobRunner.finder_result).
+Stop, one at a time); its result file is the only channel back (JobRunner.tool_result).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def finder_panel(approach: str, cfg: RunConfig, blocked: str = "") -> None:
         why_not = blocked or ("choose a finished frozen run to continue first: phase 2 starts from its head"
                               if approach == "fine_tuning" and not cfg.fine_tune.from_run else "")
         if st.button("Find a learning rate", key=f"{approach}_find_lr", disabled=bool(why_not), help=why_not or None):
-            st.session_state[key] = resources.job_runner().submit_lr_find(cfg).id
+            st.session_state[key] = resources.job_runner().submit_tool("lr-find", cfg).id
         if why_not:
             st.caption(f"Finder unavailable: {why_not}.")
         if key in st.session_state:
@@ -69,7 +69,7 @@ def _finder_job(approach: str, job_id: str) -> None:
     if job.state == "cancelled":
         st.caption("The finder was cancelled before it started.")
         return
-    result = runner.finder_result(job_id)
+    result = runner.tool_result(job_id)
     if not result:
         st.error(f"The finder failed: {error_sentence(runner.log_text(job_id), from_log=True) or runner.exit_description(job)}")
         return

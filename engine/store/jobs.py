@@ -62,7 +62,7 @@ class Job:
     repeat_index: int = 0  # with repeat_size > 1: this job trains seed + repeat_index
     repeat_size: int = 1  # how many seeds were queued together (a repeat group)
     adopted_owner: dict | None = None  # heartbeat.json of a run started before this runner (see _adopt_live_runs)
-    kind: str = "run"  # "run" (a run folder, the id is its name) or "lr_find" (finder_result: a JSON file, no run)
+    kind: str = "run"  # "run" (a run folder, the id is its name) or a tool command ("lr-find", ...: tool_result, no run)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
@@ -92,13 +92,13 @@ class JobRunner:
             self._standby = self._spawn_standby()
 
     # --- public API -------------------------------------------------------------------
-    def submit(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job:
+    def submit(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1, extra_args: list[str] | tuple = ()) -> Job:
         """Validates and queues a run; returns the Job (its id is the future run id).
 
         `preset` is recorded with the run (`--preset NAME`; the config already holds its values
         and the user's changes). `seeds` > 1 queues one job per seed (seed, seed+1, ...) sharing a
         repeat group, as `run --seeds N` does (which refuses --run-id); each job keeps its own run id, so each has a live
-        panel and a Stop. Returns the first job.
+        panel and a Stop. `extra_args` are more `run` flags every job of the group gets (a sweep's point). Returns the first job.
         """
         validate(cfg)
         if not 1 <= seeds <= 20:
@@ -107,7 +107,7 @@ class JobRunner:
         if twin is not None:  # a double click on Train, or Train again on an unchanged form
             raise DuplicateJob(f"the same settings are already {twin.state} as job {twin.id}; "
                                "change a setting to train another, or Stop that job first")
-        extra = ["--preset", preset] if preset else []
+        extra = (["--preset", preset] if preset else []) + list(extra_args)
         group = f"{new_run_id(cfg.approach)}-x{seeds}" if seeds > 1 else None
         jobs = []
         for i in range(seeds):  # the CLI trains repeat i with seed + i on the split of the base seed
@@ -121,24 +121,27 @@ class JobRunner:
         self._wake.set()
         return jobs[0]
 
-    def submit_lr_find(self, cfg: RunConfig) -> Job:
-        """Queues `python -m engine lr-find` for `cfg` (engine/training/lr_finder.py); its result: finder_result(job id)."""
-        job = Job(f"lr-find-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind="lr_find")
+    def submit_tool(self, command: str, cfg: RunConfig, extra_args: list[str] | tuple = ()) -> Job:
+        """Queues `python -m engine COMMAND` with `cfg`'s run options and `--out` its result file (`lr-find`,
+        engine/training/lr_finder.py, and other commands that answer with one JSON file); read it with tool_result(job id)."""
+        job = Job(f"{command}-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind=command, extra_args=list(extra_args))
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
         self._wake.set()
         return job
 
-    def finder_result(self, job_id: str) -> dict:
-        """What an lr_find job wrote (FinderResult.to_dict() plus `applies_to`), {} before it ends or when it failed."""
+    def tool_result(self, job_id: str) -> dict:
+        """What a tool job wrote (its command's JSON), {} before it ends or when it failed."""
+        job = self.get(job_id)
+        paths = [self._tool_path(job)] if job else list(self.store.root.glob(f".*/{job_id}.json"))  # a job of an earlier runner
         try:
-            return json.loads(self._finder_path(job_id).read_text())
+            return json.loads(paths[0].read_text()) if paths else {}
         except (OSError, ValueError):
             return {}
 
-    def _finder_path(self, job_id: str) -> Path:
-        return self.store.root / ".lr-find" / f"{job_id}.json"  # a dot folder: the run listing skips it
+    def _tool_path(self, job: Job) -> Path:
+        return self.store.root / f".{job.kind}" / f"{job.id}.json"  # a dot folder: the run listing skips it
 
     def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
         """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
@@ -255,8 +258,7 @@ class JobRunner:
         return Path(job.log_path).read_text(errors="replace")
 
     def log_tail(self, job_id: str, lines: int = 5) -> str:
-        text = self.log_text(job_id).strip().splitlines()
-        return "\n".join(l for l in text[-lines:])
+        return "\n".join(self.log_text(job_id).strip().splitlines()[-lines:])
 
     def wait(self, job_id: str, timeout: float = 600) -> Job:
         """Blocks until the job is done or cancelled (for tests and scripts)."""
@@ -306,14 +308,11 @@ class JobRunner:
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
         """`python -m engine` arguments of the job's run (or finder: its progress lines go to the log, its result to a file)."""
         common = ["--config", config_path, "--data", job.config["data"]["path"], "--approach", job.approach, "--runs-dir", str(self.store.root)]
-        args = (["lr-find", *common, "--out", str(self._finder_path(job.id))] if job.kind == "lr_find"
+        args = ([job.kind, *common, "--out", str(self._tool_path(job))] if job.kind != "run"
                 else ["run", *common, "--run-id", job.id, "--quiet"])
         if self.cache_dir:
             args += ["--cache-dir", self.cache_dir]
         return args + list(job.extra_args)
-
-    def _command(self, job: Job, config_path: str) -> list[str]:
-        return [self.python, "-m", "engine", *self._cli_args(job, config_path)]
 
     @staticmethod
     def _env() -> dict:
@@ -345,7 +344,7 @@ class JobRunner:
                 _end_standby(standby)
         elif standby is not None:
             _end_standby(standby)
-        return subprocess.Popen(self._command(job, config_path), cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
+        return subprocess.Popen([self.python, "-m", "engine", *self._cli_args(job, config_path)], cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
 
     def _work(self) -> None:
         while True:
