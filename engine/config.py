@@ -97,6 +97,9 @@ class FitConfig:
     early_stopping_patience: int = knob(0, "epochs without val_loss improvement before stopping; 0 = off", min=0, max=1000, integer=True,
                                         message="must be >= 0 (0 = off), got {value}", flag="early-stopping", metavar="PATIENCE")  # 0 = off
     seed: int = knob(42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True)
+    # a rate that fits the data: fastai's range test on what this run trains, seconds on cached features (training/lr_finder.py)
+    find_learning_rate: bool = knob(False, "find the phase-1 learning rate first (the learning-rate finder's suggestion "
+                                    "replaces learning_rate); off = learning_rate as set", flag="find-learning-rate")
 
 
 @dataclass
@@ -300,6 +303,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(d.train_fraction > 0 and d.val_fraction > 0, "data.train_fraction/val_fraction", "both must be > 0")
     total = d.train_fraction + d.val_fraction + d.test_fraction
     _check(abs(total - 1.0) < 1e-6, "data fractions", f"train + val + test must add up to 1, got {total:g}")
+    _check(not (cfg.fit.find_learning_rate and cfg.compute.distribute != "none"), "fit.find_learning_rate",
+           "the finder ramps on one device; with compute.distribute set, give the learning rate (find one with `lr-find`)")
     b = cfg.backbone
     _check(b.image_size == 0 or b.image_size >= 32, "backbone.image_size", f"must be 0 (default) or >= 32, got {b.image_size}")
     _check(bool(b.weights.strip()), "backbone.weights",

@@ -7,7 +7,8 @@ import pytest
 
 from engine import cli
 from engine.config import ConfigError
-from engine.training.lr_finder import FinderSettings, find_learning_rate, ramp, smooth, steepest_rate, suggest, valley_rate
+from engine.training.lr_finder import find_learning_rate
+from engine.training.lr_range import FinderSettings, ramp, smooth, steepest_rate, suggest, valley_rate
 from tests.conftest import tiny_config
 
 LRS = np.geomspace(1e-7, 1, 100)
@@ -102,3 +103,30 @@ def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, capsys, args, says)
     assert cli.main(["lr-find", "--data", str(tiny_dataset), "--weights", "none", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(says)
+
+
+def test_a_run_that_finds_its_rate_trains_at_the_suggestion_from_its_initial_weights(tiny_dataset, tmp_path, monkeypatch):
+    from engine.training import lr_range
+    from engine.training.approaches import RUNNERS, prepare_data
+    from engine.training.stages import StageBuilder
+
+    real_ramp, seen, rates = lr_range.ramp_stage, {}, []
+
+    def spy_ramp(ctx, stage, arrays, *a, **k):
+        before = [w.copy() for w in stage.top.get_weights()]
+        result = real_ramp(ctx, stage, arrays, *a, **k)
+        seen["restored"] = all(np.array_equal(b, w) for b, w in zip(before, stage.top.get_weights()))
+        return result
+
+    real_compile = StageBuilder.compile
+    monkeypatch.setattr(lr_range, "ramp_stage", spy_ramp)
+    monkeypatch.setattr(StageBuilder, "compile", lambda self, top, lr: (rates.append(lr), real_compile(self, top, lr))[1])
+    cfg = tiny_config("feature_extraction", tiny_dataset, epochs=2)
+    cfg.fit.find_learning_rate = True
+    result = RUNNERS["feature_extraction"](cfg, prepare_data(str(tiny_dataset)), runs_dir=tmp_path / "runs", cache_dir=tmp_path / "c")
+    curve = json.loads((tmp_path / "runs" / result.id / "lr_finder.json").read_text())
+    found = result.metrics["learning_rate_finder"]
+    assert seen["restored"], "the ramp must leave the head at its initial weights"
+    assert found["suggested"] == curve["suggested"] and found["used"] == curve["suggested"] and found["rule"] == "valley"
+    assert len(curve["learning_rates"]) == found["steps"] > 10 and rates == [found["used"]]  # phase 1 compiled at the find
+    assert result.state == "finished" and result.metrics["timings"]["lr_finder"] > 0

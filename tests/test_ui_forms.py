@@ -224,3 +224,18 @@ def test_continuing_a_frozen_run_fixes_the_phase_one_fields_and_names_the_unfroz
     assert at.select_slider(key="fine_tuning_units").disabled and at.slider(key="fine_tuning_drop").disabled
     assert not at.number_input(key="fine_tuning_ftep").disabled  # phase 2 is still the user's
     assert any(c.value.startswith("Phase 1 comes from frozen run 20260101-000001-frozen-aaaaaa") for c in at.caption)
+
+
+def test_best_cpu_finds_its_rate_and_the_page_says_the_budget_in_steps():
+    from tests.test_app_pages import page, tiny_setup
+
+    at = tiny_setup(page("pages/feature_extraction.py"))
+    budget = lambda: next(c.value for c in at.caption if c.value.startswith("Budget on "))  # noqa: E731
+    assert "learning rate 2e-05" in budget() and not at.checkbox(key="feature_extraction_findlr").value
+    at.selectbox(key="feature_extraction_preset").set_value("best_cpu").run()
+    assert at.checkbox(key="feature_extraction_findlr").value and at.number_input(key="feature_extraction_lr").disabled
+    assert at.slider(key="feature_extraction_patience").value == 20  # the preset's patience, not the slider's 0
+    assert "up to 100 epochs × " in budget() and "at the learning-rate finder's rate" in budget()
+    assert "stopping after 20 epochs without a lower validation loss (the best epoch kept)" in budget()
+    at.checkbox(key="feature_extraction_findlr").uncheck().run()
+    assert not at.number_input(key="feature_extraction_lr").disabled and "finder" not in budget()

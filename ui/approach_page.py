@@ -6,9 +6,11 @@ import streamlit as st
 
 from engine.config import validate
 from engine.store.jobs import DuplicateJob
+from engine.training.budget import budget_sentence
 from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
 from ui.finder_view import finder_panel
+from ui.sweep_view import sweep_panel
 from ui.distribution import distribution_fields
 from ui.forms import fit_fields, form_problems, head_fields
 from ui.job_view import job_panel
@@ -77,6 +79,7 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         problems = form_problems(cfg)
         if not problems:  # beside the fields they follow, above Train
             _param_counts(cfg, len(report.classes))
+            st.caption(budget_sentence(cfg, sum(report.counts.get("train", {}).values())))
         b1, b2 = st.columns(2)
         submitted = b1.button("Train", type="primary", disabled=bool(blocked), help=blocked or None, key=f"{approach}_train")
         estimate = b2.button("Estimate time and memory", key=f"{approach}_estimate",
@@ -102,3 +105,4 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
               help="Off: only jobs on the dataset chosen in the sidebar.")
     finder_panel(approach, cfg, blocked or "; ".join(problems))
+    sweep_panel(approach, cfg, preset, blocked or "; ".join(problems))

@@ -13,7 +13,7 @@ import streamlit as st
 
 from engine.config import RunConfig
 from engine.store.job_logs import error_sentence
-from engine.training.lr_finder import RULES
+from engine.training.lr_range import RULES
 from ui import resources
 from ui.forms import set_field
 
@@ -88,6 +88,8 @@ def _finder_job(approach: str, job_id: str) -> None:
 def _use_rate(field_key: str, rate: float) -> None:
     """Sets the form's learning-rate field (ui/forms.set_field: the browser shows it at the rerun)."""
     set_field(field_key, rate)
+    if not field_key.endswith("_ftlr"):  # a rate the user chose: the run trains at it, not at a new finder's
+        set_field(field_key.removesuffix("_lr") + "_findlr", False)
     st.toast(f"Learning rate set to {rate:g}")
 
 

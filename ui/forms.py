@@ -147,12 +147,17 @@ def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
     c1, c2, c3, c4 = st.columns(4)
     f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1, disabled=phase_one_fixed))
     f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, ("fit", "batch_size"), step=1))
+    f.find_learning_rate = bool(field(c3.checkbox, "Learning rate from the finder", f"{key}_findlr", f.find_learning_rate,
+                                      ("fit", "find_learning_rate"), disabled=phase_one_fixed, help=meta("fit", "find_learning_rate")["help"]))
     f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"),
-                                  format="%.6f", disabled=phase_one_fixed))
+                                  format="%.6f", disabled=phase_one_fixed or f.find_learning_rate,
+                                  help="Found before training while “Learning rate from the finder” is on." if f.find_learning_rate else None))
     f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
                         options=meta("fit", "optimizer")["choices"])
     hi = meta("fit", "early_stopping_patience")["max"]
-    f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", 0, min_value=0, max_value=int(hi))
+    f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", f.early_stopping_patience,
+                                      ("fit", "early_stopping_patience"), min_value=0, max_value=int(hi),
+                                      help="Stops after this many epochs without a lower validation loss and keeps the best epoch.")
 
 
 def head_fields(cfg: RunConfig, key: str, fixed: bool = False) -> None:

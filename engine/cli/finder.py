@@ -10,7 +10,7 @@ from engine.cli.flags import add_run_arguments, build_config, read_config_file
 from engine.cli.train import StopFlag, print_progress
 from engine.config import ConfigError
 from engine.data.sample import resolve_data_path
-from engine.training.lr_finder import RULES, FinderSettings
+from engine.training.lr_range import RULES, FinderSettings
 
 DEFAULTS = FinderSettings()
 
@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_lr_find(args) -> int:
+    from engine.models import backbones
     from engine.training.approaches import prepare_data
     from engine.training.features import default_cache_dir
     from engine.training.lr_finder import find_learning_rate
@@ -48,7 +49,9 @@ def cmd_lr_find(args) -> int:
     result = find_learning_rate(cfg, data, settings, progress=(lambda e: None) if args.quiet else print_progress("lr-find"),
                                 should_stop=stop, runs_dir=args.runs_dir, cache_dir=args.cache_dir)
     field = "fine_tune.learning_rate (--fine-tune-learning-rate)" if cfg.approach == "fine_tuning" else "fit.learning_rate (--learning-rate)"
-    doc = {**result.to_dict(), "applies_to": field}
+    # What the rate is for, so Compare can show it beside the runs that trained at it (engine/insight/rates.py).
+    doc = {**result.to_dict(), "applies_to": field, "dataset_root": data.report.root, "backbone": cfg.backbone.name,
+           "image_size": backbones.image_size_for(cfg.backbone), "optimizer": cfg.fit.optimizer}
     if args.out:
         from engine.store.runs import atomic_write_json
 

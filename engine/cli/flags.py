@@ -89,6 +89,8 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
         value = getattr(args, knob_dest(section, name), None)
         if value is not None:
             setattr(getattr(cfg, section), name, value)
+    if getattr(args, "fit.learning_rate", None) is not None and getattr(args, "fit.find_learning_rate", None) is None:
+        cfg.fit.find_learning_rate = False  # a rate the user gives wins over a preset's "find it"
     cfgmod.validate(cfg)
     image_size_for(cfg.backbone)  # the size limit is per backbone
     return cfg

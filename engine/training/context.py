@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.data.augmentation import build_augmentation
 from engine.models import modeling
-from engine.store.runs import RunSaveError, RunStore
+from engine.store.runs import RunSaveError, RunStore, atomic_write_json
 from engine.training import distribute
 from engine.training.features import FeatureCache, extract_features
 from engine.training.fit import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase
@@ -47,6 +47,7 @@ class RunContext:
     checkpoint_epoch: int = 0  # the epoch model.keras holds while training (0 = none yet)
     checkpoint_digest: tuple = ()  # (id of the saved model object, modeling.weights_digest) of that checkpoint
     save_error: str = ""  # why writing into the run folder failed during training ("" = it did not)
+    finder: dict = field(default_factory=dict)  # the learning-rate finder's pick when fit.find_learning_rate (metrics.json)
 
     @property
     def cfg(self):
@@ -145,6 +146,27 @@ class RunContext:
         return self.views(cut, extra_cut) if self.plan.augmented else [self.features("train", cut)]
 
     # --- fitting ------------------------------------------------------------------------
+    def phase_one_rate(self, stage: Stage, views: list[np.ndarray]) -> float:
+        """Phase 1's learning rate: `fit.learning_rate`, or with `fit.find_learning_rate` the finder's suggestion for
+        `stage` on `views` (a ramp of about 100 steps on the cached arrays; the stage keeps its initial weights), kept
+        in `finder` for metrics.json and lr_finder.json. A ramp too short to read (a stop) leaves the rate as set."""
+        rate = self.cfg.fit.learning_rate
+        if not self.cfg.fit.find_learning_rate:
+            return rate
+        from engine.training.lr_range import RULES, ramp_stage
+
+        t0 = time.perf_counter()
+        result = ramp_stage(self, stage, views)
+        self.timed("lr_finder", time.perf_counter() - t0)
+        if self.run_dir.name:  # the curve beside the run, for its page (a finder outside a run has no folder)
+            atomic_write_json(self.run_dir / "lr_finder.json", result.to_dict())
+        found = result.suggested
+        self.finder = {"suggested": found, "rule": result.rule, "used": found or rate, "ended": result.ended,
+                       "steps": len(result.learning_rates), "seconds": result.seconds}
+        how = f"the finder's suggestion ({RULES[result.rule]})" if found else "as set: the finder's ramp was too short to read"
+        self.progress({"type": "status", "message": f"learning rate {found or rate:.2g}: {how}; {result.ended}"})
+        return found or rate
+
     def fit(self, stage: Stage, views: list[np.ndarray], *, epochs: int, phase: int, total_epochs: int) -> FitOutcome:
         """Trains `stage.top` with Keras fit on cached features, persisting history after every epoch."""
         val = feature_dataset(self.features("validation", stage.split.cut), self.labels("validation"))

@@ -24,6 +24,7 @@ from engine.store.record import RunRecord
 from engine.store.runs import RunSaveError, RunStore, atomic_write_json
 from engine.store.status import StatusTracker
 from engine.training import distribute
+from engine.training.budget import budget_sentence
 from engine.training.context import RunContext
 from engine.training.features import FeatureCache
 from engine.training.fit import FitOutcome, History, Progress, StopCheck, TrainingStopped, never_stop, no_progress
@@ -154,6 +155,7 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
                      history=history, tensorboard_dir=tensorboard_dir)
     if data.report.bad_files:
         tracker({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
+    tracker({"type": "status", "message": budget_sentence(cfg, plan.sizes.get("train", 0))})
     t0 = time.perf_counter()
     trained, state, message = _train(ctx, body, tracker, planned, t0)
     metrics: dict = {"state": "running"}
@@ -164,6 +166,8 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
         epochs_total=planned, feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
         images_per_second=_images_per_second(ctx, len(ctx.history) - epochs_before),
     )
+    if ctx.finder:
+        metrics["learning_rate_finder"] = ctx.finder  # the rate phase 1 trained at, and why (Compare shows it)
     if ctx.cache.warnings:
         metrics["warnings"] = list(ctx.cache.warnings)
     store.write_history(run_dir, ctx.history.to_dict())

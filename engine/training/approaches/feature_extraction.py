@@ -22,7 +22,7 @@ def trained_part(ctx: RunContext) -> tuple[Stage, list]:
 
 def _train(ctx: RunContext) -> Trained:
     stage, features = trained_part(ctx)
-    ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
+    ctx.models.compile(stage.top, ctx.phase_one_rate(stage, features))
     epochs = ctx.cfg.fit.epochs
     outcome = ctx.fit(stage, features, epochs=epochs, phase=1, total_epochs=epochs)
     return Trained(stage, outcome)

@@ -26,7 +26,7 @@ def train_frozen_phase(ctx: RunContext, epochs: int, total_epochs: int) -> tuple
     also keep fine-tuning's cut, made in the same pass, so a fine-tuning run starts from them.
     """
     stage, views = trained_part(ctx)
-    ctx.models.compile(stage.top, ctx.cfg.fit.learning_rate)
+    ctx.models.compile(stage.top, ctx.phase_one_rate(stage, views))
     outcome = ctx.fit(stage, views, epochs=epochs, phase=1, total_epochs=total_epochs)
     return stage, outcome
 
