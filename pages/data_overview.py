@@ -7,6 +7,7 @@ from engine.data.images import preview_image
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import current_report, dataset_name
+from ui.feature_map_view import feature_map_panel
 from ui.forms import augmentation_fields
 from ui.sidebar import base_config
 
@@ -59,3 +60,6 @@ if report is not None:
     if first:
         image = read_image_file(first, 160)[0].astype("uint8")
         st.image(list(preview_augmentation(image, cfg.augmentation, count=8, seed=int(cfg.fit.seed))), width=130)
+
+    st.subheader("Feature map")
+    feature_map_panel(base_config("feature_extraction"), key="data_feature_map")  # the sidebar's backbone, weights and size

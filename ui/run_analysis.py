@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.errors import StudioError
 from engine.store.runs import RunStoreError
+from engine.training.feature_map import run_config
 from ui import analysis_view, presets_view, resources
+from ui.feature_map_view import feature_map_panel
 
 
 def show_run_analysis(metrics: dict, run_id: str | None) -> None:
@@ -23,6 +26,12 @@ def show_run_analysis(metrics: dict, run_id: str | None) -> None:
         record = store.load(run_id)
     except RunStoreError:
         return
+    if record.state == "finished":
+        with st.expander("Feature map of this run"):
+            try:
+                feature_map_panel(run_config(store, run_id), key=f"fm_{run_id}", run_id=run_id)
+            except StudioError as exc:  # an old run's config that no longer validates: one sentence, not a traceback
+                st.caption(f"No feature map: {exc}")
     preset = record.resolved.get("preset")
     if preset:
         presets_view.show_published(preset, record.approach or "",
