@@ -32,6 +32,11 @@ def add_parsers(sub) -> None:
     r.add_argument("--repeat-group", help="record the run as repeat --repeat-index of this group (the dashboard queues "
                    "one job per seed; the split still comes from --seed)")
     r.add_argument("--repeat-index", type=int, default=0, help="with --repeat-group: train with seed SEED + this")
+    r.add_argument("--sweep", action="append", metavar="KNOB=V1,V2,...",
+                   help="train one run per value (a knob's flag name or section.field, e.g. learning-rate=1e-4,1e-3); "
+                        "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation")
+    r.add_argument("--sweep-group", help="record the run as a point of this sweep (the dashboard queues one job per point)")
+    r.add_argument("--sweep-point", metavar="JSON", help="with --sweep-group: the point's values, e.g. '{\"fit.learning_rate\": 0.001}'")
     r.set_defaults(func=cmd_run)
     es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
     add_run_arguments(es)
@@ -88,10 +93,10 @@ def check_report_writable(path: str) -> None:
             raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
 
 
-def write_report(path: str, results: list) -> str:
-    """Writes the report after each run; '' or the one-line reason it failed (the runs are stored either way)."""
+def write_report(path: str, results: list, sweep: dict | None = None) -> str:
+    """Writes the report after each run (and a sweep's summary at its end); '' or the one-line reason it failed."""
     try:
-        Path(path).write_text(json.dumps({"runs": results}, indent=2))
+        Path(path).write_text(json.dumps({"runs": results, **({"sweep": sweep} if sweep else {})}, indent=2))
         return ""
     except OSError as exc:
         return f"--report {path}: cannot write there ({exc.strerror or exc}); the runs are stored (see `python -m engine runs`)"
@@ -115,12 +120,14 @@ def print_progress(label: str):
 
 def cmd_run(args) -> int:
     configs = _run_configs(args)
+    plan = sweep_plan(args, configs[0]) if args.sweep or args.sweep_group else \
+        repeat_plan(configs, args.seeds, getattr(args, "preset", None))  # every point checked before any work
     data = _prepare(args, configs)
     stop = StopFlag()
     stop.install()
-    results, status, report_error = [], 0, ""
+    results, records, status, report_error = [], [], 0, ""
     frozen_runs: dict[int, str] = {}  # with --approach all, fine-tuning continues from the frozen run of its repeat
-    for cfg, repeat, extra in repeat_plan(configs, args.seeds, getattr(args, "preset", None)):
+    for cfg, repeat, extra in plan:
         if stop():
             break
         if args.repeat_group:  # one repeat of a group queued job by job (engine/store/jobs.py)
@@ -130,17 +137,72 @@ def cmd_run(args) -> int:
             cfg.fine_tune.from_run = frozen_runs[repeat]
         result, rep = _train_one(args, cfg, data, extra, stop)
         results.append(rep)
+        records.append(result.record)
         if cfg.approach == "frozen" and result.state == "finished":
             frozen_runs[repeat] = result.id
         if args.report:
             report_error = write_report(args.report, results) or report_error  # the other approaches still run
         if result.state == "failed":
             status = EXIT_FAILED
+    doc = {"runs": results}
+    if args.sweep and records:
+        doc["sweep"] = report_sweep(records, results)
+        if args.report:
+            report_error = write_report(args.report, results, doc["sweep"]) or report_error
     if not args.report:
-        print(json.dumps({"runs": results}, indent=2))
+        print(json.dumps(doc, indent=2))
     if report_error:
         raise ConfigError(report_error)
     return status
+
+
+def sweep_plan(args, cfg: RunConfig) -> list[tuple[RunConfig, int, dict]]:
+    """(config, repeat index, resolved extras) per run of a sweep: each point (`--sweep`, a grid) `--seeds` times,
+    or the one point of `--sweep-group G --sweep-point JSON` (the dashboard's job). Each config is checked here,
+    before any work, and a point that would not train names --sweep and the value."""
+    from engine.insight import sweeps
+
+    if args.sweep and args.sweep_group:
+        raise ConfigError("--sweep-group: only without --sweep (it records one point the dashboard queued)")
+    if bool(args.sweep_group) != bool(args.sweep_point):
+        raise ConfigError("--sweep-group and --sweep-point: give both (the group and the point's values) or neither")
+    if args.sweep:
+        points = sweeps.grid([sweeps.parse_sweep(spec, cfg.approach) for spec in args.sweep], args.seeds)
+        group = f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{cfg.approach}"
+    else:
+        points, group = [sweeps.parse_point(args.sweep_point, cfg.approach)], args.sweep_group
+    plan = []
+    for point in points:
+        c = sweeps.apply_point(cfg, point)
+        try:
+            validate_point(c)
+        except ConfigError as exc:
+            raise ConfigError(f"--sweep {sweeps.point_label(point)}: {exc}") from None
+        seeds = 1 if args.sweep_group else args.seeds  # the dashboard queues a point's seeds as a repeat group itself
+        for c2, i, extra in repeat_plan([c], seeds, getattr(args, "preset", None)):
+            plan.append((c2, i, {**extra, "sweep_group": group, "sweep_point": point}))
+    return plan
+
+
+def validate_point(cfg: RunConfig) -> None:
+    from engine.config import validate
+    from engine.models.backbones import image_size_for
+
+    validate(cfg)
+    image_size_for(cfg.backbone)  # the size limit is per backbone
+
+
+def report_sweep(records: list, results: list[dict]) -> dict:
+    """Prints the sweep's table (stderr) and returns it for the JSON report: the best point on validation only."""
+    from engine.insight import sweeps
+
+    summary = sweeps.summarize(records, records[0].sweep_group)
+    for line in sweeps.summary_lines(summary):
+        print(line, file=sys.stderr, flush=True)
+    misses = [(r.get("feature_cache") or {}).get("misses") for r in results]
+    print(f"feature cache misses per run, in order: {misses}", file=sys.stderr, flush=True)
+    summary["feature_cache_misses"] = misses
+    return summary
 
 
 def _run_configs(args) -> list[RunConfig]:
@@ -151,6 +213,8 @@ def _run_configs(args) -> list[RunConfig]:
         raise ConfigError("--run-id: only with a single --approach")
     if not 1 <= args.seeds <= 20:
         raise ConfigError(f"--seeds: must be between 1 and 20, got {args.seeds}")
+    if args.sweep and (len(approaches) > 1 or args.run_id):
+        raise ConfigError("--sweep: one --approach at a time, without --run-id (each point is a run of its own)")
     if args.run_id and args.seeds > 1:
         raise ConfigError("--run-id: only with --seeds 1 (each repeat is a run of its own)")
     if args.report:
@@ -187,20 +251,22 @@ def _train_one(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
     """Trains one approach; (its RunResult, its report row). One line on stderr says how it ended."""
     import keras
 
+    from engine.insight.sweeps import point_label
     from engine.training.approaches import RUNNERS
 
+    label = cfg.approach + (f" {point_label(extra['sweep_point'])}" if extra.get("sweep_point") else "")  # which point
     extra = {**extra, **recorded_estimate(cfg, data, args.cache_dir, args.runs_dir)}
     keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
     t0 = time.perf_counter()
     result = RUNNERS[cfg.approach](
-        cfg, data, progress=(lambda e: None) if args.quiet else print_progress(cfg.approach), should_stop=stop,
+        cfg, data, progress=(lambda e: None) if args.quiet else print_progress(label), should_stop=stop,
         runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id, resolved_extra=extra,
     )
     rep = result.to_report()
-    rep.update({k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s")}, seed=cfg.fit.seed)
+    rep.update({k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s", "sweep_group", "sweep_point")}, seed=cfg.fit.seed)
     acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
-        f"[{cfg.approach}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
+        f"[{label}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
         f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir or 'not stored here: the chief worker stores the run'}"
         + (f"  ({result.message})" if result.message else ""),
         file=sys.stderr, flush=True,

@@ -66,6 +66,21 @@ class RunRecord:
     def repeat_group(self) -> str | None:
         return self.resolved.get("repeat_group")
 
+    @property
+    def sweep_group(self) -> str | None:
+        """The sweep this run is a point of (`run --sweep` or the page's sweep), None otherwise."""
+        group = self.resolved.get("sweep_group")
+        return group if isinstance(group, str) and group else None
+
+    @property
+    def sweep_point(self) -> dict:
+        """The point's values as {dotted field: value} ({} when the run is no sweep's); a hand-edited value that is
+        no number, text or flag is left out, so readers can group and sort points without a crash."""
+        point = self.resolved.get("sweep_point")
+        if not isinstance(point, dict):
+            return {}
+        return {k: v for k, v in point.items() if isinstance(k, str) and isinstance(v, (str, int, float, bool))}
+
     # --- state ----------------------------------------------------------------------------
     @property
     def recorded_state(self) -> str:
