@@ -7,6 +7,7 @@ from engine.store.runs import RunStoreError
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import dataset_name
+from ui.ensemble_view import classify_switches, show_ensemble
 from ui.gradcam import gradcam_toggle, show_gradcam
 from ui.run_labels import approach_title, on_dataset, run_label
 
@@ -47,16 +48,20 @@ uploads = st.file_uploader("Photos (one or several)", type=["jpg", "jpeg", "png"
 camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
 photos = list(uploads or []) + ([camera] if camera is not None else [])
 show_cam = gradcam_toggle()
+tta, together, weighted = classify_switches(len(chosen))
 for n, photo in enumerate(photos if chosen else []):
     data = photo.getvalue()
     try:
-        results = [classify_bytes(cached_run(str(store.root), rid), data, name=photo.name) for rid in chosen]
+        results = [classify_bytes(cached_run(str(store.root), rid), data, name=photo.name, tta=tta) for rid in chosen]
     except (ImageDecodeError, RunStoreError) as exc:  # one line naming the upload, or a truncated model.keras
         st.error(str(exc))
         continue
     left, right = st.columns([1, 2])
     left.image(preview_image(data, 512), caption=photo.name)  # what the model sees: oriented, RGB
-    for col, res in zip(right.columns(len(results)), results):
+    columns = right.columns(len(results) + together)  # the ensemble's answer in a last column
+    if together:
+        show_ensemble(columns[-1], [cached_run(str(store.root), rid) for rid in chosen], results, weighted, key=f"e_{n}")
+    for col, res in zip(columns, results):
         run = next(r for r in runs if r.id == res["run"])
         col.metric(f"{approach_title(run)} · {res['seconds'] * 1000:.0f} ms", res["predicted"], help=labels[res["run"]])
         col.caption(labels[res["run"]])

@@ -2,11 +2,14 @@ import pandas as pd
 import streamlit as st
 
 from engine.insight import charts
+from engine.insight.rates import learning_rate_label, learning_rate_source, stored_finder_results
+from engine.insight.sweeps import point_label
 from ui import resources
 from ui.access import require_token
 from ui.compare_extras import cost_columns, show_disagreements, show_repeats, wall_time
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
+from ui.ensemble_view import ensemble_section
 from ui.run_labels import approach_title, best_per_approach, dataset_of, on_dataset, run_label
 from ui.run_manager import manage_runs
 
@@ -49,6 +52,9 @@ def fmt(value, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
 
 
+finders = stored_finder_results(resources.run_store().root)  # which finder suggested the rate a run used
+
+
 def row(r) -> dict:
     h, m = r.history, r.metrics
     return {
@@ -56,6 +62,8 @@ def row(r) -> dict:
         f"{split.lower()} acc": fmt(r.accuracy(split.lower()), "{:.3f}"), "wall time (s)": wall_time(r, runs),
         "trainable params": fmt(m.get("trainable_params"), "{:,}"), **cost_columns(r),
         "total params": fmt(m.get("total_params"), "{:,}"),
+        "learning rate": learning_rate_label(learning_rate_source(r.config, r.metrics, finders)),
+        "sweep": f"{r.sweep_group} · {point_label(r.sweep_point)}" if r.sweep_group else "",  # which point of which sweep
         "epochs": r.epochs_run, "state": r.state, "backbone": r.backbone, "image size": r.image_size,
         "best val acc": fmt(max(h["val_accuracy"]) if h.get("val_accuracy") else None, "{:.3f}"),
         "train–val gap": fmt(h["accuracy"][-1] - h["val_accuracy"][-1] if h.get("val_accuracy") else None, "{:+.3f}"),
@@ -68,6 +76,7 @@ table = pd.DataFrame([row(r) for r in picked])
 st.dataframe(table, hide_index=True, column_config={  # the long texts whole, not cut at the column's edge
     "estimate vs actual": st.column_config.TextColumn(width="large"), "wall time (s)": st.column_config.TextColumn(width="medium")})
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
+ensemble_section(picked)  # the selected runs averaged, as its own row (one dataset, the same files)
 series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.approach, "history": r.history} for r in picked]
 curve_pair(series, key="cmp")
 points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.wall_seconds or 0,

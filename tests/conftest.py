@@ -69,7 +69,8 @@ HEAVY_FILES = {
     "test_app_pages.py": 75, "test_distribute.py": 70, "test_real_data.py": 45, "test_ui_analysis.py": 35,
     "test_explain.py": 35, "test_ui_forms.py": 28, "test_runs.py": 25, "test_ui_results.py": 20, "test_features.py": 20,
     "test_analysis.py": 17, "test_backbones.py": 17, "test_app.py": 15, "test_precision.py": 15, "test_estimate.py": 13,
-    "test_plan.py": 12, "test_tensorboard.py": 12, "test_lr_finder.py": 14, "test_serving.py": 11, "test_inference.py": 10, "test_status.py": 10,
+    "test_plan.py": 12, "test_tensorboard.py": 12, "test_lr_finder.py": 14, "test_serving.py": 11, "test_inference.py": 30, "test_status.py": 10,
+    "test_ui_sweep.py": 35, "test_ui_feature_map.py": 18, "test_cli_sweep.py": 13, "test_feature_map.py": 12, "test_ui_ensemble.py": 14,
 }
 
 

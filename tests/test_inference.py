@@ -105,3 +105,73 @@ def test_an_unsure_answer_carries_a_caution_a_sure_one_none():
     assert caution == ("low confidence (58% for the top class, under 75%): the photo may show none of cats, dogs, "
                        "or look unlike the training images")
     assert confidence_caution(np.array([0.5, 0.3, 0.2]), ["a", "b", "c"]).startswith("low confidence (50%")
+
+
+class LeftRight:
+    """A stand-in model whose answer depends on left and right: sigmoid of (left half's mean - right half's) / 50."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, x, training=False):
+        self.batches.append(len(x))
+        w = x.shape[2] // 2
+        return 1 / (1 + np.exp(-(x[:, :, :w].mean(axis=(1, 2, 3)) - x[:, :, w:].mean(axis=(1, 2, 3))) / 50))[:, None]
+
+
+def stand_in(run_id="lr", classes=("cats", "dogs"), val_accuracy=None):
+    from engine.insight.inference import LoadedRun
+
+    return LoadedRun(run_id, LeftRight(), list(classes), 8, "frozen", "none", val_accuracy)
+
+
+def test_flip_averaging_is_the_mean_of_the_image_and_its_mirror_in_one_call():
+    from engine.insight.inference import predict_probabilities
+
+    run = stand_in()
+    img = np.zeros((1, 8, 8, 3), np.float32)
+    img[:, :, :4] = 200.0  # bright left half: P(dogs) = sigmoid(4); mirrored: sigmoid(-4)
+    plain, mirrored = predict_probabilities(run, img)[0], predict_probabilities(run, img[:, :, ::-1])[0]
+    assert plain[1] == pytest.approx(1 / (1 + np.exp(-4))) and mirrored[1] == pytest.approx(1 / (1 + np.exp(4)))
+    run.model.batches.clear()
+    both = predict_probabilities(run, np.concatenate([img, img * 0.5]), tta=True)
+    assert run.model.batches == [4]  # the two images and their two flips: one call
+    assert both[0] == pytest.approx((plain + mirrored) / 2) and both[0] == pytest.approx([0.5, 0.5])
+    assert both[1] == pytest.approx([0.5, 0.5])
+
+
+def test_ensemble_answer_averages_the_runs_and_refuses_other_classes():
+    from engine.insight.ensemble import EnsembleError
+    from engine.insight.inference import _answer, ensemble_answer
+
+    a, b = stand_in("a", val_accuracy=0.5), stand_in("b", val_accuracy=1.0)
+    answers = [_answer("a", a.classes, np.array([0.8, 0.2]), 0.1, False), _answer("b", b.classes, np.array([0.3, 0.7]), 0.2, False)]
+    plain = ensemble_answer([a, b], answers)
+    assert plain["probabilities"] == pytest.approx({"cats": 0.55, "dogs": 0.45}) and plain["predicted"] == "cats"
+    assert plain["run"] == "ensemble" and plain["members"] == ["a", "b"] and plain["seconds"] == pytest.approx(0.3)
+    weighted = ensemble_answer([a, b], answers, weighted=True)  # weights 1/3, 2/3 (validation 0.5, 1.0): b's answer wins
+    assert weighted["weights"] == pytest.approx({"a": 1 / 3, "b": 2 / 3})
+    assert weighted["probabilities"] == pytest.approx({"cats": 1.4 / 3, "dogs": 1.6 / 3}) and weighted["predicted"] == "dogs"
+    with pytest.raises(EnsembleError, match=r"^run c: classes dogs, cats differ from run a's \(cats, dogs\); an ensemble needs"):
+        ensemble_answer([a, stand_in("c", ("dogs", "cats"))], answers)
+
+
+def test_stored_run_flip_average_equals_the_mean_of_both_single_predictions(trained):
+    from engine.insight.inference import probabilities_for_files
+
+    store, result, data_dir = trained
+    run = load_run(store, result.id)
+    path = data_dir / "test" / "dogs" / "dogs_2.png"
+    img = pixels(path, 32)
+    single = [float(np.asarray(run.model(x))[0, 0]) for x in (img, img[:, :, ::-1].copy())]
+    assert abs(single[0] - single[1]) > 1e-4  # the model tells left from right: the test can see a wrong average
+    out = classify_file(run, str(path), tta=True)
+    assert out["tta"] and out["probabilities"]["dogs"] == pytest.approx(sum(single) / 2, abs=1e-5)
+    files = [str(p) for p in sorted((data_dir / "test" / "dogs").iterdir())]
+    by_files = probabilities_for_files(run, files, tta=True, batch_size=3)  # batches of 3, 1: the order kept
+    each = [classify_file(run, f, tta=True)["probabilities"]["dogs"] for f in files]
+    assert by_files[:, 1] == pytest.approx(each, abs=1e-5)
+    from engine.insight.analysis import load_predictions
+
+    stored = load_predictions(store.root / result.id, "validation")  # what `ensemble --tta` re-reads: the same images, same answers
+    assert probabilities_for_files(run, stored.files) == pytest.approx(stored.probabilities, abs=1e-4)

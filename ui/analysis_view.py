@@ -6,6 +6,8 @@ runs for disagreements, RunRecords for repeat groups.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -93,4 +95,8 @@ def _image_grid(rows: list[dict], width: int, caption) -> None:
     """Images of `rows` (each with a "path") in up to `width` columns, captioned by caption(row)."""
     cols = st.columns(min(len(rows), width))
     for i, row in enumerate(rows):
-        cols[i % len(cols)].image(row["path"], caption=caption(row), width="stretch")
+        col = cols[i % len(cols)]
+        if Path(row["path"]).is_file():
+            col.image(row["path"], caption=caption(row), width="stretch")
+        else:  # the dataset moved or shrank since the run scored it: its stored predictions still say what they said
+            col.caption(f"{row['path']}: no longer on disk — {caption(row)}")

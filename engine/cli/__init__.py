@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub)
     train.add_parsers(sub)
     finder.add_parser(sub)
+    from engine.cli import feature_map as feature_map_cli  # `feature-map`: the 2-D map of the base's features
+
+    feature_map_cli.add_parser(sub)
+    from engine.cli import ensemble  # `ensemble`: an ensemble of runs and/or flip averaging, scored (engine/cli/ensemble.py)
+
+    ensemble.add_parser(sub)
     bench = sub.add_parser("bench", help="measure speed and memory of each stage")
     add_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)

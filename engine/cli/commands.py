@@ -27,8 +27,11 @@ def add_parsers(sub) -> None:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_runs)
 
-    pr = sub.add_parser("predict", help="classify image files with a stored run")
-    pr.add_argument("--run", required=True, help="run id")
+    pr = sub.add_parser("predict", help="classify image files with a stored run (or an ensemble of runs)")
+    pr.add_argument("--run", required=True, action="append",
+                    help="run id; give it several times for an ensemble (the runs' probabilities averaged)")
+    pr.add_argument("--weighted", action="store_true", help="ensemble: weigh each run by its validation accuracy")
+    pr.add_argument("--tta", action="store_true", help="average each image with its horizontal flip")
     pr.add_argument("--runs-dir")
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
     pr.add_argument("--gradcam", metavar="OUT.png",
@@ -121,13 +124,17 @@ def cmd_runs(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from engine.insight.inference import check_files, classify_file, load_run
+    from engine.insight.inference import check_files, load_run, predict_files
     from engine.store.runs import RunStore
 
     # A file the decoder cannot read (missing, FIFO, truncated, ...) raises ImageDecodeError,
     # a StudioError: exit 2 and one line naming it, before TensorFlow loads and logs.
     check_files(args.images)
     store = RunStore(args.runs_dir)
+    if len(set(args.run)) < len(args.run):
+        raise ConfigError("--run: a run is given twice; give each run of the ensemble once")
+    if args.gradcam and len(args.run) > 1:
+        raise ConfigError("--gradcam: explains one model; give one --run (or leave out --gradcam)")
     if args.gradcam:
         from engine.insight.explain import gradcam_paths
         from engine.store.outputs import check_named, check_target
@@ -135,8 +142,9 @@ def cmd_predict(args) -> int:
         check_named("--gradcam", args.gradcam)
         heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
                     for p in gradcam_paths(args.gradcam, args.images)]
-    run = load_run(store, args.run)
-    out = [{"image": path, **classify_file(run, path)} for path in args.images]
+    runs = [load_run(store, rid) for rid in args.run]
+    out = predict_files(runs, args.images, weighted=args.weighted, tta=args.tta)
+    run = runs[0]
     if args.gradcam:
         from engine.insight.explain import explain_image, save_png
 
@@ -147,9 +155,11 @@ def cmd_predict(args) -> int:
     if args.json:
         print(json.dumps({"predictions": out}, indent=2))
         return 0
+    how = [f"ensemble of {len(runs)} runs" + (", weighted" if args.weighted else "")] if len(runs) > 1 else []
+    how = f"  ({'; '.join(how + ['with flips'] * args.tta)})" if how or args.tta else ""
     for row in out:
         p = row["probabilities"][row["predicted"]]
-        print(f"{row['image']}  {row['predicted']}  {p:.1%}" + (f"  Grad-CAM -> {row['gradcam']}" if args.gradcam else ""))
+        print(f"{row['image']}  {row['predicted']}  {p:.1%}" + how + (f"  Grad-CAM -> {row['gradcam']}" if args.gradcam else ""))
     return 0
 
 

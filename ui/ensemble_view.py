@@ -1,0 +1,88 @@
+"""The three approaches used together: Compare's ensemble row, Classify's flip-averaging and ensemble switches.
+
+The averaging and its weighting rule live in the engine (engine/insight/ensemble.py for stored
+predictions, engine/insight/inference.py for photos); this module only draws them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine.errors import StudioError
+from engine.insight import charts
+from engine.insight.ensemble import ensemble_of_runs, ensemble_problem
+from engine.insight.inference import ensemble_answer
+from ui.run_labels import approach_title
+
+WEIGHT_HELP = "Each run weighs its validation accuracy (weights summing to 1); off: every run weighs the same."
+
+
+def _fmt(value, pattern: str = "{:.3f}") -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def ensemble_rows(result, titles: dict[str, str]) -> list[dict]:
+    """One row per member and the row "Ensemble (N runs)": validation accuracy and loss, test (scored once), weight."""
+    val, test = result.splits["validation"], result.splits.get("test")
+    weights = dict(zip(result.members, result.weights))
+    test_col = "test acc (scored once)"
+
+    def row(name: str, scores_of) -> dict:
+        return {"": name, "validation acc": _fmt(scores_of(val)["accuracy"]), "validation loss": _fmt(scores_of(val)["loss"], "{:.4f}"),
+                test_col: _fmt(scores_of(test)["accuracy"]) if test else "—"}
+
+    rows = [{**row(titles.get(rid, rid), lambda s, rid=rid: s["members"][rid]), "weight": f"{weights[rid]:.3f}", "run": rid}
+            for rid in result.members]
+    total = {**row(f"Ensemble ({len(result.members)} runs)", lambda s: s["ensemble"]), "weight": "1.000", "run": "—"}
+    return rows + [total]
+
+
+def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:
+    """Under Compare's table: the selected runs averaged, as its own row, when they can be (one dataset, same files)."""
+    if len(picked_runs) < 2:
+        return
+    problem = ensemble_problem(picked_runs)
+    if problem:
+        st.caption(f"Ensemble of the selected runs: not offered ({problem}).")
+        return
+    if not st.toggle("Ensemble of the selected runs", key=key,
+                     help="The runs' stored probabilities for every validation (and test) image averaged: no model runs."):
+        return
+    weighted = st.checkbox("Weight by validation accuracy", key=f"{key}_weighted", help=WEIGHT_HELP)
+    try:
+        result = ensemble_of_runs(picked_runs, weighted)
+    except StudioError as exc:  # other files in a split, unreadable predictions: one sentence naming the run
+        st.warning(str(exc))
+        return
+    st.dataframe(pd.DataFrame(ensemble_rows(result, {r.id: approach_title(r) for r in picked_runs})), hide_index=True)
+    st.caption(f"Test: {result.test_note}. Choose runs and weighting on validation; a weighted ensemble's validation "
+               "score is slightly optimistic (its weights were read from validation). "
+               "Flip averaging of these runs: `python -m engine ensemble --run … --tta`.")
+
+
+def classify_switches(chosen: int) -> tuple[bool, bool, bool]:
+    """Classify's switches: (flip averaging, ensemble of the chosen models, weighted by validation accuracy)."""
+    tta = st.toggle("Average with the horizontal flip (TTA)", key="cls_tta",
+                    help="Each photo and its mirror image go through the model together; their probabilities are averaged.")
+    if chosen < 2:
+        return tta, False, False
+    together = st.toggle("Ensemble of the chosen models", key="cls_ens",
+                         help="One more answer: the chosen models' probabilities averaged (they must share their classes).")
+    weighted = together and st.checkbox("Weight by validation accuracy", key="cls_ens_weighted", help=WEIGHT_HELP)
+    return tta, together, bool(weighted)
+
+
+def show_ensemble(container, loaded_runs: list, results: list[dict], weighted: bool, key: str) -> None:
+    """The averaged answer beside each model's (`results[i]` from `loaded_runs[i]`), or one line saying why not."""
+    try:
+        answer = ensemble_answer(loaded_runs, results, weighted)
+    except StudioError as exc:  # other classes or another class order
+        container.warning(str(exc))
+        return
+    how = ", weighted by validation accuracy" if weighted else ""
+    container.metric(f"Ensemble of {len(results)} models{how}", answer["predicted"],
+                     help="The chosen models' probabilities averaged" + (" (each with its flip)" if answer["tta"] else ""))
+    container.plotly_chart(charts.probabilities_figure(answer["probabilities"], answer["predicted"]), key=key)
+    if answer["caution"]:
+        container.warning(answer["caution"][0].upper() + answer["caution"][1:] + ".")
