@@ -63,11 +63,19 @@ def shot(page, name: str) -> None:
 
 def goto_page(page, title: str) -> None:
     """Client-side page switch via the sidebar navigation (same session, like a user)."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.locator("h1", has_text=title).wait_for()
+    for attempt in range(3):  # a click that lands while the page reruns can be dropped; a user clicks again
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+        try:
+            page.locator("h1", has_text=title).wait_for(timeout=30_000 if attempt < 2 else 60_000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
 
 
 def test_dashboard_end_to_end(server, browser_page):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # installed: browser_page checked it
+
     page = browser_page
     # Behind the gate: the login page first, then the app (the rest of the test runs on its cookie).
     page.goto(server)
@@ -109,12 +117,12 @@ def test_dashboard_end_to_end(server, browser_page):
     form = page.locator('[data-testid="stMainBlockContainer"]')
     form.get_by_label("Epochs").fill("2")
     form.get_by_label("Epochs").press("Enter")
-    form.get_by_label("Learning rate").fill("0.001")
-    form.get_by_label("Learning rate").press("Enter")
+    form.get_by_label("Learning rate", exact=True).fill("0.001")
+    form.get_by_label("Learning rate", exact=True).press("Enter")
     form.get_by_role("button", name="Train").click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     assert page.locator(".js-plotly-plot").count() >= 2
-    page.get_by_text("Validation accuracy").wait_for()
+    page.get_by_text("Validation accuracy", exact=True).wait_for()
     shot(page, "2_feature_extraction")
     # The learning-rate finder on the features that run cached; Use this rate moves the drawn field (AppTest cannot see that).
     page.get_by_text("Learning-rate finder: which rate to train at").click()
@@ -126,6 +134,37 @@ def test_dashboard_end_to_end(server, browser_page):
     page.get_by_role("button", name="Use this rate").click()
     page.wait_for_function(f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {rate}) < 1e-9)")
     shot(page, "2b_learning_rate_finder")
+    # A 2 x 2 sweep (learning rate x dropout): four jobs on the features cached above, the heatmap and every trial's
+    # parallel coordinates, then Apply best moves the drawn learning-rate field to the best point's rate.
+    page.get_by_text("Sweep: try several values").click()
+    knobs = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Knobs to vary")
+    for knob in ("learning-rate", "dropout"):
+        option = page.get_by_role("option", name=knob, exact=True)
+        for _ in range(5):  # a rerun of the page (the job panel's poll) can close the list before the click lands
+            knobs.click()
+            try:
+                option.click(timeout=3000)
+                break
+            except PlaywrightTimeout:
+                pass
+            finally:
+                page.keyboard.press("Escape")  # closing the list sends the choice to the server
+        page.get_by_role("textbox", name=f"Values of {knob} (comma-separated)").wait_for()
+    for label, values in (("Values of learning-rate (comma-separated)", "0.001, 0.01"), ("Values of dropout (comma-separated)", "0.2, 0.5")):
+        form.get_by_role("textbox", name=label).fill(values)
+        form.get_by_role("textbox", name=label).press("Enter")
+    page.get_by_text("4 point(s) × 1 seed(s) = 4 job(s).").wait_for()
+    page.get_by_role("button", name="Queue sweep").click()
+    page.wait_for_function("""() => {
+        const plots = [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || [])[0] || {});
+        const grid = plots.some(d => d.type === 'heatmap' && d.z.length === 2 && d.z.every(row => row.length === 2 && row.every(v => v !== null)));
+        return grid && plots.some(d => d.type === 'parcoords' && d.dimensions[0].values.length === 4);  // all four trials (the 3x3 heatmap: the run's confusion matrix)
+    }""", timeout=240_000)
+    best = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=re.compile(r"^learning-rate=")).first.inner_text()
+    best_rate = float(re.search(r"learning-rate=([0-9.e-]+)", best).group(1))
+    page.get_by_role("button", name="Apply best").click()
+    page.wait_for_function(f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {best_rate}) < 1e-9)")
+    shot(page, "2c_sweep")
 
     # Frozen training: a short job completes; then a long one survives a page switch, a second tab
     # and a refresh, and Stop keeps its epochs.
@@ -133,8 +172,8 @@ def test_dashboard_end_to_end(server, browser_page):
     form = page.locator('[data-testid="stMainBlockContainer"]')
     form.get_by_label("Epochs", exact=True).fill("2")
     form.get_by_label("Epochs", exact=True).press("Enter")
-    form.get_by_label("Learning rate").fill("0.001")
-    form.get_by_label("Learning rate").press("Enter")
+    form.get_by_label("Learning rate", exact=True).fill("0.001")
+    form.get_by_label("Learning rate", exact=True).press("Enter")
     form.get_by_role("button", name="Train").click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     # Long enough to still be running minutes later, now that epochs only train the head on
@@ -183,6 +222,12 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_role("button", name="Train").click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     shot(page, "4_fine_tuning")
+    # The run's feature map: the pretrained base and the fine-tuned base side by side, on the same images.
+    page.get_by_text("Feature map of this run").first.click()
+    page.get_by_role("button", name="Draw the feature map").first.click()
+    page.get_by_text("Classes apart in this map").nth(1).wait_for(timeout=120_000)
+    assert page.get_by_text("Classes apart in this map").count() == 2
+    shot(page, "4b_feature_map")
 
     # Compare: the three approaches side by side, with curves.
     goto_page(page, "Compare")
@@ -190,6 +235,9 @@ def test_dashboard_end_to_end(server, browser_page):
     legend = page.locator(".js-plotly-plot").first
     for name in ("Feature extraction", "Frozen + augmentation", "Fine-tuning"):
         legend.get_by_text(name, exact=False).first.wait_for()
+    page.get_by_text("Ensemble of the selected runs", exact=True).click()  # the three approaches averaged, its own row
+    page.get_by_text("Choose runs and weighting on validation").wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
     shot(page, "5_compare")
 
     # Classify: upload a photo, see a prediction with its inference time.

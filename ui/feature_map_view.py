@@ -82,7 +82,7 @@ def show_maps(doc: dict, key: str) -> None:
     maps = doc["maps"]
     selected = None
     for col, i in zip(st.columns(len(maps)), range(len(maps))):
-        event = col.plotly_chart(map_figure(doc, i), use_container_width=True, key=f"{key}_map{i}",
+        event = col.plotly_chart(map_figure(doc, i), width="stretch", key=f"{key}_map{i}",
                                  on_select="rerun", selection_mode="points")
         selected = _picked(event) if _picked(event) is not None else selected
         sep = maps[i]["separation"]

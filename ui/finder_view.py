@@ -76,7 +76,7 @@ def _finder_job(approach: str, job_id: str) -> None:
     if result.get("suggested") is None:
         st.warning(f"No suggestion: only {len(result['losses'])} step(s) ran ({result['ended']}).")
         return
-    st.plotly_chart(finder_figure(result), use_container_width=True, key=f"{job_id}_chart")
+    st.plotly_chart(finder_figure(result), width="stretch", key=f"{job_id}_chart")
     rate = float(f"{result['suggested']:.2g}")
     c1, c2 = st.columns([2, 3])
     c1.metric("Suggested learning rate", f"{rate:g}", help=f"{RULES[result['rule']]}; steepest descent at {result['steepest']:.2g}")

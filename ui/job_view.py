@@ -85,6 +85,9 @@ def _on_dataset(job) -> bool:
     return (job.config.get("data") or {}).get("path") == st.session_state.get("data_path", "")
 
 
+TOOL_LABELS = {"run": "", "lr-find": " learning-rate finder", "feature-map": " feature map"}  # what a queued job does
+
+
 def job_panel(approach: str) -> None:
     """This page's jobs as the job runner has them: running on top (progress, Stop), queued under it
     (each with Cancel), the last ended job with its results below. Nothing is remembered here."""
@@ -93,7 +96,7 @@ def job_panel(approach: str) -> None:
     elsewhere = [j for j in runner.active() if j.approach != approach or j.kind != "run"]
     if elsewhere:
         st.caption("Also in the queue: " + " → ".join(
-            f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{' learning-rate finder' if j.kind != 'run' else ''} ({j.state})"
+            f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{TOOL_LABELS.get(j.kind, ' ' + j.kind)} ({j.state})"
             for j in elsewhere))
     mine = [j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))]  # finder jobs: finder_view
     for job in (j for j in mine if j.state == "running"):

@@ -27,7 +27,8 @@ def show_run_analysis(metrics: dict, run_id: str | None) -> None:
     except RunStoreError:
         return
     if record.state == "finished":
-        with st.expander("Feature map of this run"):
+        # Open again after the rerun that ends the map's job (the page's layout changes then, which would close it).
+        with st.expander("Feature map of this run", expanded=f"fm_{run_id}_job" in st.session_state):
             try:
                 feature_map_panel(run_config(store, run_id), key=f"fm_{run_id}", run_id=run_id)
             except StudioError as exc:  # an old run's config that no longer validates: one sentence, not a traceback
