@@ -6,6 +6,7 @@ from engine.data.pixels import read_image_file
 from engine.data.images import preview_image
 from ui import resources
 from ui.access import require_token
+from ui.dataset_builder import builder_panel
 from ui.dataset_source import current_report, dataset_name
 from ui.feature_map_view import feature_map_panel
 from ui.forms import augmentation_fields
@@ -18,6 +19,8 @@ if not resources.run_store().list().runs:
     st.container(border=True).markdown("**Start here.** 1. Choose a dataset in the sidebar (the built-in sample works offline). "
             "2. Check it below: classes, counts, sizes. 3. Train **Feature extraction** first (fastest), then "
             "**Frozen training** and **Fine-tuning**. 4. See them side by side on **Compare**, and try a photo on **Classify**.")
+if st.session_state.get("sb_source") == "made":
+    builder_panel()  # classes, uploads, camera shots (ui/dataset_builder.py); the report below follows each change
 report = current_report()
 if report is not None:
     d = report.to_dict()

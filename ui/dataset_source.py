@@ -17,11 +17,13 @@ from engine.data.downloads import DownloadUnavailable, download_cats_and_dogs
 from engine.data.paths import confine
 from engine.data.sample import ensure_sample_dataset
 from ui import resources
+from ui.dataset_builder import sidebar_fields
 from ui.forms import own
 from ui.uploads import UploadFolder
 
 # Stable option keys (kept in the URL) -> what the radio shows.
-SOURCES = {"sample": "Built-in sample", "catsdogs": "Cats & dogs (download)", "folder": "Folder path", "zip": "Upload .zip"}
+SOURCES = {"sample": "Built-in sample", "catsdogs": "Cats & dogs (download)", "folder": "Folder path", "zip": "Upload .zip",
+           "made": "Make a dataset"}
 
 
 def _forget_upload() -> None:
@@ -86,6 +88,8 @@ def dataset_fields() -> str:
     elif source == "folder":
         sb.text_input("Folder", key="sb_folder", placeholder="/data/cats_vs_dogs_small", **own("sb_folder", fallback=""))
         path = confined("sb_folder", "Folder path")  # refused: no scan, the error says which folders are allowed
+    elif source == "made":
+        path = sidebar_fields()  # ui/dataset_builder.py: the editor itself is on Data overview
     else:
         up = sb.file_uploader("Zip of DATA/{train,validation}/<class>/ or DATA/<class>/", type=["zip"], key="sb_zip")
         if up is not None:
@@ -111,7 +115,7 @@ def current_report() -> DatasetReport | None:
             what = f"the uploaded zip was refused ({refused}). Upload another zip" if source == "zip" else f"{refused}. Type another folder"
             st.warning(f"No dataset is active: {what} or choose another source.")
         else:
-            st.info("Choose a dataset in the sidebar: the built-in sample, a folder path, or a .zip upload.")
+            st.info("Choose a dataset in the sidebar: the built-in sample, a folder path, a .zip upload, or make one (Make a dataset).")
         return None
     try:
         return resources.scan(path, resources.folder_mtime(path))

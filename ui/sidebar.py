@@ -22,7 +22,7 @@ NO_PATH = "Weights: “Local file” has no path yet. Type the path of a .weight
 
 # key -> (default, type); mirrored into the query string so a refresh or a shared link restores them.
 DEFAULTS = {
-    "sb_source": ("sample", str), "sb_folder": ("", str), "sb_backbone": ("mobilenet_v2", str),
+    "sb_source": ("sample", str), "sb_folder": ("", str), "sb_made": ("", str), "sb_backbone": ("mobilenet_v2", str),
     "sb_weights": ("imagenet", str), "sb_weights_path": ("", str),
     "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int), "sb_seed": (42, int),
     "sb_train_pct": (70, int), "sb_val_pct": (15, int),

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli import ensemble  # `ensemble`: an ensemble of runs and/or flip averaging, scored (engine/cli/ensemble.py)
 
     ensemble.add_parser(sub)
+    from engine.cli import dataset  # `dataset add|list|zip`: datasets made image by image (engine/data/builder.py)
+
+    dataset.add_parser(sub)
     bench = sub.add_parser("bench", help="measure speed and memory of each stage")
     add_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)

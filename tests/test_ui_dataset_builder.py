@@ -1,0 +1,61 @@
+"""ui/dataset_builder.py on Data overview (AppTest): classes added, renamed and removed, counts and warnings, one image
+removed; uploads and the camera are in the browser test (tests/test_browser_dataset.py)."""
+
+import pytest
+
+from engine.data import builder
+from tests.conftest import make_image
+from tests.test_app_pages import page, sample_dir  # noqa: F401 (sample_dir: autouse fixture)
+
+
+@pytest.fixture
+def datasets(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_DATASETS_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def photos(tmp_path, colour, n):
+    out = []
+    for i in range(n):
+        path = tmp_path / "src" / f"{colour[0]}-{i}.png"
+        make_image(path, colour, seed=i)
+        out.append((path.name, path.read_bytes()))
+    return out
+
+
+def overview(name: str):
+    at = page("pages/data_overview.py")
+    at.session_state["sb_source"], at.session_state["sb_made"] = "made", name
+    return at.run()
+
+
+def test_classes_are_added_renamed_and_removed_and_counts_warn(datasets, tmp_path):
+    at = overview("pets")
+    assert not at.exception, at.exception
+    assert any("two or more classes" in c.value for c in at.caption)
+    for cls in ("cats", "dogs"):
+        at.text_input(key="mk_new_class").set_value(cls).run()
+        at.button(key="mk_add_class").click().run()
+    assert builder.class_names(datasets / "pets") == ["cats", "dogs"]
+    builder.add_images(datasets / "pets", "cats", photos(tmp_path, (200, 30, 30), 12))
+    builder.add_images(datasets / "pets", "dogs", photos(tmp_path, (30, 30, 200), 3))
+    at.run()
+    text = [m.value for m in at.markdown]
+    assert "**cats** · 12 image(s)" in text and f"**dogs** · 3 image(s) — add at least {10}" in text
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Classes are imbalanced: cats 12, dogs 3") for w in warnings)
+    assert any(w.startswith("Too few images in dogs") for w in warnings)
+    first = builder.images_of(datasets / "pets", "dogs")[0].name
+    at.button(key=f"mk_del_dogs_{first}").click().run()
+    assert builder.counts(datasets / "pets") == {"cats": 12, "dogs": 2}
+    at.text_input(key="mk_rename_dogs").set_value("puppies").run()
+    assert builder.class_names(datasets / "pets") == ["cats", "puppies"]
+    at.button(key="mk_remove_puppies").click().run()
+    assert builder.counts(datasets / "pets") == {"cats": 12}
+    assert not at.exception, at.exception
+
+
+def test_a_name_that_cannot_be_a_folder_is_refused_with_the_reason(datasets):
+    at = overview("///")
+    assert any("use letters or digits" in e.value for e in at.error), [e.value for e in at.error]
+    assert not datasets.exists()

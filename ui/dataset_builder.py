@@ -1,0 +1,169 @@
+"""“Make a dataset”: classes, uploads and camera shots per class, saved as an ordinary image folder.
+
+The sidebar's Dataset choice "Make a dataset" names the dataset (`sb_made`, kept in the URL so a reload
+keeps it); Data overview draws this editor above the usual report. All file work is the engine's
+(engine/data/builder.py: the decoder's checks, safe names, atomic writes); this module only keeps
+which uploads it has already taken, and the session's bound on how much it saves.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.data import builder
+from engine.data.images import preview_image
+from engine.data.layout import DatasetError
+from engine.data.paths import confine
+from engine.data.report import IMBALANCE_RATIO
+from ui.access_gate import upload_limits
+from ui.forms import own
+
+THUMBS_PER_ROW = 8
+MIN_PER_CLASS = 10  # fewer and the seeded split leaves a class with no validation image worth the name
+
+
+def made_dataset_path(name: str) -> str:
+    """The folder of made dataset `name` ("" when no name yet); a name the datasets folder refuses shows why."""
+    if not name.strip():
+        return ""
+    try:
+        path = builder.dataset_path(name)
+        confine(str(path), f"Datasets folder (${builder.DATASETS_ENV})")
+    except DatasetError as exc:
+        st.sidebar.error(str(exc))
+        return ""
+    return str(path) if path.is_dir() else ""
+
+
+def sidebar_fields() -> str:
+    """The sidebar part: the dataset's name (new or one made before); returns its folder once it exists."""
+    sb = st.sidebar
+    made = builder.list_datasets()
+    sb.text_input("Dataset name", key="sb_made", placeholder="my-photos", **own("sb_made", fallback=""),
+                  help="A new name starts a dataset; the name of one made before opens it to add more.")
+    if made:
+        sb.caption("Made here: " + ", ".join(d["name"] for d in made))
+    sb.caption(f"Saved under {builder.datasets_dir()} as NAME/<class>/ images; the Data overview page edits it.")
+    return made_dataset_path(str(st.session_state.get("sb_made", "")))
+
+
+def builder_panel() -> None:
+    """Data overview's editor of the sidebar's made dataset: classes, their images, uploads, camera, zip."""
+    name = str(st.session_state.get("sb_made", "")).strip()
+    if not name:
+        st.info("Name your dataset in the sidebar (Dataset name), then add two or more classes here.")
+        return
+    try:
+        path = builder.dataset_path(name)
+    except DatasetError as exc:
+        st.error(str(exc))
+        return
+    st.subheader(f"Make a dataset: {path.name}")
+    counts = builder.counts(path)
+    _add_class_field(name, counts)
+    for cls in counts:
+        with st.container(border=True):
+            _class_editor(path, cls, counts[cls])
+    if counts:
+        _summary(path, counts)
+
+
+def _add_class_field(name: str, counts: dict) -> None:
+    c1, c2 = st.columns([3, 1])
+    new = c1.text_input("New class", key="mk_new_class", placeholder="cats")
+    if c2.button("Add class", key="mk_add_class", disabled=not new.strip()):
+        try:
+            builder.create_dataset(name, [new])
+            st.session_state.pop("mk_new_class", None)
+            st.rerun()
+        except DatasetError as exc:
+            st.error(str(exc))
+    if len(counts) < 2:
+        st.caption("A dataset needs two or more classes: add them one by one.")
+
+
+def _class_editor(path, cls: str, count: int) -> None:
+    """One class: its count, rename/remove, uploads and camera shots, then its thumbnails with a remove button each."""
+    head, rename, remove = st.columns([3, 2, 1])
+    head.markdown(f"**{cls}** · {count} image(s)" + (f" — add at least {MIN_PER_CLASS}" if count < MIN_PER_CLASS else ""))
+    new_name = rename.text_input("Rename", value=cls, key=f"mk_rename_{cls}", label_visibility="collapsed")
+    if new_name.strip() and new_name != cls:
+        _act(lambda: builder.rename_class(path, cls, new_name))
+    if remove.button("Remove class", key=f"mk_remove_{cls}"):
+        _act(lambda: builder.remove_class(path, cls))
+    n = st.session_state.setdefault(f"mk_round_{cls}", 0)  # a new key empties the uploader once its files are saved
+    ups = st.file_uploader(f"Photos of {cls}", accept_multiple_files=True, key=f"mk_up_{cls}_{n}",
+                           type=sorted(s.lstrip(".") for s in builder.IMAGE_SUFFIXES))
+    shot = st.camera_input(f"Take a photo of {cls}", key=f"mk_cam_{cls}_{n}") if st.toggle(
+        f"Camera for {cls}", key=f"mk_cam_on_{cls}") else None
+    files = [(u.name, u.getvalue()) for u in list(ups or []) + ([shot] if shot is not None else [])]
+    if files:
+        _save(path, cls, files)
+        st.session_state[f"mk_round_{cls}"] = n + 1
+        st.rerun()
+    for line in st.session_state.get(f"mk_said_{cls}", []):
+        (st.error if line.startswith("Refused") else st.caption)(line)
+    _thumbnails(path, cls)
+
+
+def _save(path, cls: str, files: list[tuple[str, bytes]]) -> None:
+    """Saves the uploads within this session's bound (TLS_UPLOAD_MAX_FILES / _MB); what it did is said under the class."""
+    max_files, max_bytes = upload_limits()
+    done_files, done_bytes = st.session_state.get("mk_saved", (0, 0))
+    take, said = [], []
+    for name, data in files:
+        if done_files + 1 > max_files or done_bytes + len(data) > max_bytes:
+            said.append(f"Refused {name}: this session has saved {done_files} images ({done_bytes / 2**20:.0f} MB), its bound "
+                        f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on")
+            continue
+        take.append((name, data))
+        done_files, done_bytes = done_files + 1, done_bytes + len(data)
+    added = builder.add_images(path, cls, take)
+    st.session_state["mk_saved"] = (done_files - len(added.refused), done_bytes)
+    said += [f"Refused {name}: {reason}" for name, reason in added.refused]
+    if added.saved:
+        said.append(f"Added {len(added.saved)} image(s)" + (f"; {len(added.duplicates)} already here" if added.duplicates else ""))
+    elif added.duplicates:
+        said.append(f"{len(added.duplicates)} image(s) already here, not added twice")
+    st.session_state[f"mk_said_{cls}"] = said
+
+
+def _thumbnails(path, cls: str) -> None:
+    images = builder.images_of(path, cls)
+    for start in range(0, len(images), THUMBS_PER_ROW):
+        cols = st.columns(THUMBS_PER_ROW)
+        for col, img in zip(cols, images[start:start + THUMBS_PER_ROW]):
+            try:
+                col.image(preview_image(str(img), 160), caption=img.name[:18])
+            except Exception:  # a file changed on disk since it was added: it can still be removed
+                col.caption(f"{img.name} (unreadable)")
+            if col.button("Remove", key=f"mk_del_{cls}_{img.name}"):
+                _act(lambda img=img: builder.remove_image(path, cls, img.name))
+
+
+def _act(change) -> None:
+    """Runs one change to the dataset and reruns (the counts and thumbnails follow); a refusal is shown instead."""
+    try:
+        change()
+    except (DatasetError, OSError) as exc:
+        st.error(str(exc))
+        return
+    st.rerun()
+
+
+@st.cache_data(show_spinner="Zipping the dataset …", max_entries=2)
+def _zip(path: str, stamp: tuple) -> bytes:
+    return builder.zip_bytes(path)
+
+
+def _summary(path, counts: dict) -> None:
+    """Counts per class, the warnings a scan would give, and the dataset as a zip."""
+    filled = {c: n for c, n in counts.items() if n}
+    if len(filled) >= 2 and max(filled.values()) / min(filled.values()) > IMBALANCE_RATIO:
+        st.warning("Classes are imbalanced: " + ", ".join(f"{c} {n}" for c, n in counts.items()) + ". Add images to the smaller ones.")
+    few = [c for c, n in counts.items() if n < MIN_PER_CLASS]
+    if few:
+        st.warning(f"Too few images in {', '.join(few)}: add at least {MIN_PER_CLASS} per class before training.")
+    stamp = tuple(sorted((c, tuple(p.name for p in builder.images_of(path, c))) for c in counts))
+    st.download_button("Download as zip", _zip(str(path), stamp), f"{path.name}.zip", "application/zip", key="mk_zip",
+                       help="NAME/<class>/<image>: `python -m engine import-zip` and any image-folder tool read it.")
