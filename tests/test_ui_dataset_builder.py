@@ -58,4 +58,13 @@ def test_classes_are_added_renamed_and_removed_and_counts_warn(datasets, tmp_pat
 def test_a_name_that_cannot_be_a_folder_is_refused_with_the_reason(datasets):
     at = overview("///")
     assert any("use letters or digits" in e.value for e in at.error), [e.value for e in at.error]
-    assert not datasets.exists()
+    assert not datasets.exists() or not any(datasets.iterdir())  # the datasets folder may be made; nothing in it
+
+
+def test_a_datasets_folder_outside_the_allowed_roots_is_refused_when_served(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_DATA_ROOTS", str(tmp_path / "allowed"))
+    monkeypatch.setenv("TLS_DATASETS_DIR", str(tmp_path / "elsewhere"))
+    at = overview("pets")
+    assert any("Datasets folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert not (tmp_path / "elsewhere" / "pets").exists()
+    assert not any(b.key == "mk_add_class" for b in at.button)  # no editor: nothing can be written there

@@ -22,13 +22,27 @@ THUMBS_PER_ROW = 8
 MIN_PER_CLASS = 10  # fewer and the seeded split leaves a class with no validation image worth the name
 
 
+def checked_path(name: str):
+    """The folder of made dataset `name`, inside the allowed roots when served (engine/data/paths.confine).
+
+    The datasets folder is made first: the default ./data joins the allowed roots only once it exists.
+    Raises DatasetError with the reason (a name that cannot be a folder, a folder outside the roots)."""
+    root = builder.datasets_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"datasets folder {root}: cannot create it ({exc.strerror or exc}); set {builder.DATASETS_ENV}") from None
+    path = builder.dataset_path(name)
+    confine(str(path), f"Datasets folder (${builder.DATASETS_ENV})")
+    return path
+
+
 def made_dataset_path(name: str) -> str:
-    """The folder of made dataset `name` ("" when no name yet); a name the datasets folder refuses shows why."""
+    """The folder of made dataset `name` once it exists ("" before, or when refused: the sidebar says why)."""
     if not name.strip():
         return ""
     try:
-        path = builder.dataset_path(name)
-        confine(str(path), f"Datasets folder (${builder.DATASETS_ENV})")
+        path = checked_path(name)
     except DatasetError as exc:
         st.sidebar.error(str(exc))
         return ""
@@ -54,7 +68,7 @@ def builder_panel() -> None:
         st.info("Name your dataset in the sidebar (Dataset name), then add two or more classes here.")
         return
     try:
-        path = builder.dataset_path(name)
+        path = checked_path(name)
     except DatasetError as exc:
         st.error(str(exc))
         return
@@ -73,7 +87,7 @@ def _add_class_field(name: str, counts: dict) -> None:
     new = c1.text_input("New class", key="mk_new_class", placeholder="cats")
     if c2.button("Add class", key="mk_add_class", disabled=not new.strip()):
         try:
-            builder.create_dataset(name, [new])
+            builder.create_dataset(name, [new])  # the name passed checked_path in builder_panel
             st.session_state.pop("mk_new_class", None)
             st.rerun()
         except DatasetError as exc:
