@@ -68,3 +68,23 @@ def test_a_datasets_folder_outside_the_allowed_roots_is_refused_when_served(tmp_
     assert any("Datasets folder" in e.value for e in at.error), [e.value for e in at.error]
     assert not (tmp_path / "elsewhere" / "pets").exists()
     assert not any(b.key == "mk_add_class" for b in at.button)  # no editor: nothing can be written there
+
+
+def test_a_session_saves_at_most_its_upload_bound(datasets, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TLS_UPLOAD_MAX_FILES", "3")
+    files = photos(tmp_path, (200, 30, 30), 5)
+    source = tmp_path / "src"
+    at = AppTest.from_string(f"""
+from pathlib import Path
+from ui.dataset_builder import _save
+files = [(p.name, p.read_bytes()) for p in sorted(Path({str(source)!r}).iterdir())]
+_save(Path({str(datasets / "pets")!r}), "cats", files[:2])
+_save(Path({str(datasets / "pets")!r}), "cats", files[2:])
+""").run()
+    assert not at.exception, at.exception
+    said = at.session_state["mk_said_cats"]
+    assert [s.split(":")[0] for s in said if s.startswith("Refused")] == [f"Refused {n}" for n, _ in files[3:]]
+    assert "TLS_UPLOAD_MAX_FILES=3" in said[0]
+    assert builder.counts(datasets / "pets") == {"cats": 3}
