@@ -58,13 +58,22 @@ def camera_page():
 
 
 def add_photos(page, cls: str, files: list) -> None:
+    from playwright.sync_api import expect  # installed: camera_page checked it
+
     uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=f"Photos of {cls}")
+    expect(uploader).to_have_count(1, timeout=60_000)  # a rerun under load can briefly show a stale copy beside it
     uploader.locator('input[type="file"]').set_input_files([str(f) for f in files])
 
 
 def take_camera_shot(page, cls: str) -> None:
-    page.get_by_text(f"Camera for {cls}", exact=True).click()
-    page.locator('[data-testid="stCameraInput"]').filter(has_text=f"Take a photo of {cls}").get_by_role("button", name="Take Photo").click()
+    from playwright.sync_api import expect
+
+    toggle = page.get_by_text(f"Camera for {cls}", exact=True)
+    expect(toggle).to_have_count(1, timeout=60_000)
+    toggle.click()
+    camera = page.locator('[data-testid="stCameraInput"]').filter(has_text=f"Take a photo of {cls}")
+    expect(camera).to_have_count(1, timeout=60_000)
+    camera.get_by_role("button", name="Take Photo").click()
 
 
 def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path):
