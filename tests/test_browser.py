@@ -140,16 +140,20 @@ def test_dashboard_end_to_end(server, browser_page):
     knobs = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Knobs to vary")
     for knob in ("learning-rate", "dropout"):
         option = page.get_by_role("option", name=knob, exact=True)
-        for _ in range(5):  # a rerun of the page (the job panel's poll) can close the list before the click lands
+        values_field = page.get_by_role("textbox", name=f"Values of {knob} (comma-separated)")
+        for attempt in range(6):  # a rerun (the job panel's poll) can close the list, or drop the choice, under load
             knobs.click()
             try:
-                option.click(timeout=3000)
-                break
+                option.click(timeout=10_000)
             except PlaywrightTimeout:
                 pass
-            finally:
-                page.keyboard.press("Escape")  # closing the list sends the choice to the server
-        page.get_by_role("textbox", name=f"Values of {knob} (comma-separated)").wait_for()
+            page.keyboard.press("Escape")  # closing the list sends the choice to the server
+            try:
+                values_field.wait_for(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 5:
+                    raise
     for label, values in (("Values of learning-rate (comma-separated)", "0.001, 0.01"), ("Values of dropout (comma-separated)", "0.2, 0.5")):
         form.get_by_role("textbox", name=label).fill(values)
         form.get_by_role("textbox", name=label).press("Enter")

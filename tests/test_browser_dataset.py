@@ -73,6 +73,8 @@ def take_camera_shot(page, cls: str) -> None:
     toggle.click()
     camera = page.locator('[data-testid="stCameraInput"]').filter(has_text=f"Take a photo of {cls}")
     expect(camera).to_have_count(1, timeout=60_000)
+    camera.locator("video").wait_for()
+    camera.locator("video").evaluate("v => new Promise(ok => v.readyState >= 2 ? ok() : v.addEventListener('loadeddata', ok))")
     camera.get_by_role("button", name="Take Photo").click()
 
 
@@ -90,7 +92,6 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
     page.get_by_text("Make a dataset: pets").wait_for()
     for cls in ("cats", "dogs"):
         page.get_by_role("textbox", name="New class").fill(cls)
-        page.get_by_role("textbox", name="New class").press("Enter")
         page.get_by_role("button", name="Add class").click()
         page.get_by_text(f"Photos of {cls}").wait_for()
 

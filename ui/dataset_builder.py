@@ -83,15 +83,15 @@ def builder_panel() -> None:
 
 
 def _add_class_field(name: str, counts: dict) -> None:
-    c1, c2 = st.columns([3, 1])
-    new = c1.text_input("New class", key="mk_new_class", placeholder="cats")
-    if c2.button("Add class", key="mk_add_class", disabled=not new.strip()):
-        try:
-            builder.create_dataset(name, [new])  # the name passed checked_path in builder_panel
-            st.session_state.pop("mk_new_class", None)
-            st.rerun()
-        except DatasetError as exc:
-            st.error(str(exc))
+    with st.form("mk_add_class_form", clear_on_submit=True, border=False):  # the field empties once the class exists
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        new = c1.text_input("New class", key="mk_new_class", placeholder="cats")
+        if c2.form_submit_button("Add class") and new.strip():
+            try:
+                builder.create_dataset(name, [new])  # the name passed checked_path in builder_panel
+                st.rerun()
+            except DatasetError as exc:
+                st.error(str(exc))
     if len(counts) < 2:
         st.caption("A dataset needs two or more classes: add them one by one.")
 
