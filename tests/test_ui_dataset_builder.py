@@ -51,6 +51,9 @@ def test_classes_are_added_renamed_and_removed_and_counts_warn(datasets, tmp_pat
     at.text_input(key="mk_rename_dogs").set_value("puppies").run()
     assert builder.class_names(datasets / "pets") == ["cats", "puppies"]
     at.button(key="mk_remove_puppies").click().run()
+    assert builder.counts(datasets / "pets") == {"cats": 12, "puppies": 2}  # asked once more first
+    assert any(w.value == "Remove class puppies and its 2 image(s) from disk?" for w in at.warning)
+    at.button(key="mk_remove_yes_puppies").click().run()
     assert builder.counts(datasets / "pets") == {"cats": 12}
     assert not at.exception, at.exception
 

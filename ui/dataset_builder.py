@@ -104,7 +104,13 @@ def _class_editor(path, cls: str, count: int) -> None:
     if new_name.strip() and new_name != cls:
         _act(lambda: builder.rename_class(path, cls, new_name))
     if remove.button("Remove class", key=f"mk_remove_{cls}"):
-        _act(lambda: builder.remove_class(path, cls))
+        st.session_state[f"mk_confirm_{cls}"] = True  # its photos go from disk: asked once more
+    if st.session_state.get(f"mk_confirm_{cls}"):
+        ask, yes = st.columns([3, 1])
+        ask.warning(f"Remove class {cls} and its {count} image(s) from disk?")
+        if yes.button("Yes, remove", key=f"mk_remove_yes_{cls}"):
+            st.session_state.pop(f"mk_confirm_{cls}")
+            _act(lambda: builder.remove_class(path, cls))
     n = st.session_state.setdefault(f"mk_round_{cls}", 0)  # a new key empties the uploader once its files are saved
     ups = st.file_uploader(f"Photos of {cls}", accept_multiple_files=True, key=f"mk_up_{cls}_{n}",
                            type=sorted(s.lstrip(".") for s in builder.IMAGE_SUFFIXES))
