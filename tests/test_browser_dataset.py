@@ -78,6 +78,7 @@ def take_camera_shot(page, cls: str) -> None:
     camera.get_by_role("button", name="Take Photo").click()
 
 
+@pytest.mark.timeout(480)  # 50 s alone, 125 s under the full suite's load
 def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path):
     require_assets()
     page = camera_page
