@@ -73,7 +73,7 @@ def goto_page(page, title: str) -> None:
                 raise
 
 
-@pytest.mark.timeout(600)  # one long user session (six pages, ten jobs): 260-300 s under the full suite's load
+@pytest.mark.timeout(1200)  # one long user session (six pages, ten jobs): 260-300 s under the full suite's load, 516 s on a slow day
 def test_dashboard_end_to_end(server, browser_page):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # installed: browser_page checked it
 
