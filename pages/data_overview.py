@@ -9,7 +9,7 @@ from ui.access import require_token
 from ui.dataset_builder import builder_panel
 from ui.dataset_source import current_report, dataset_name
 from ui.feature_map_view import feature_map_panel
-from ui.forms import augmentation_fields
+from ui.form_fields import augmentation_fields
 from ui.sidebar import base_config
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py

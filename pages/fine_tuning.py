@@ -4,7 +4,8 @@ from ui import resources
 from ui.access import require_token
 from ui.approach_page import approach_page
 from ui.dataset_source import current_report
-from ui.forms import augmentation_fields, field, meta
+from ui.form_fields import augmentation_fields
+from ui.forms import field, meta
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 

@@ -1,6 +1,6 @@
 from ui.access import require_token
 from ui.approach_page import approach_page
-from ui.forms import augmentation_fields
+from ui.form_fields import augmentation_fields
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 

@@ -12,7 +12,7 @@ from ui.dataset_source import current_report, dataset_name
 from ui.finder_view import finder_panel
 from ui.sweep_view import sweep_panel
 from ui.distribution import distribution_fields
-from ui.forms import fit_fields, form_problems, head_fields
+from ui.form_fields import fit_fields, form_problems, head_fields
 from ui.job_view import job_panel
 from ui.preset_form import preset_choice, preset_config, seeds_field
 from ui.sidebar import base_config, weights_problem

@@ -17,7 +17,7 @@ from engine.training.lr_range import RULES
 from ui import resources
 from ui.forms import set_field
 
-# The form field each approach's rate goes to (ui/forms.fit_fields, pages/fine_tuning.py).
+# The form field each approach's rate goes to (ui/form_fields.fit_fields, pages/fine_tuning.py).
 RATE_FIELDS = {"feature_extraction": "feature_extraction_lr", "frozen": "frozen_lr", "fine_tuning": "fine_tuning_ftlr"}
 
 

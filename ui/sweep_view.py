@@ -16,17 +16,18 @@ from engine.config import ConfigError, RunConfig, validate
 from engine.insight import sweep_charts, sweeps
 from engine.store.jobs import DuplicateJob
 from ui import resources
+from ui.form_fields import DENSE_UNITS
 from ui.forms import set_field
 from ui.run_labels import on_dataset
 
-# The form field each knob lives in (ui/forms.fit_fields/head_fields/augmentation_fields, pages/fine_tuning.py).
+# The form field each knob lives in (ui/form_fields.fit_fields/head_fields/augmentation_fields, pages/fine_tuning.py).
 _FORM_KEYS = {"fit.epochs": "{a}_epochs", "fit.batch_size": "{a}_bs", "fit.learning_rate": "{a}_lr", "fit.optimizer": "{a}_opt",
               "fit.early_stopping_patience": "{a}_patience", "head.pooling": "{a}_pool", "head.dense_units": "{a}_units",
               "head.dropout": "{a}_drop", "augmentation.views": "aug_views", "augmentation.rotation": "aug_rot",
               "augmentation.zoom": "aug_zoom", "augmentation.width_shift": "aug_ws", "augmentation.height_shift": "aug_hs",
               "augmentation.horizontal_flip": "aug_hf", "augmentation.vertical_flip": "aug_vf",
               "fine_tune.unfreeze_blocks": "{a}_blocks", "fine_tune.learning_rate": "{a}_ftlr", "fine_tune.epochs": "{a}_ftep"}
-DENSE_UNITS = (0, 32, 64, 128, 256, 512, 1024)  # the form's select_slider (ui/forms.head_fields)
+
 PICKED_TEST = "test accuracy of the picked point (scored once)"
 
 

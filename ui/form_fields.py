@@ -1,0 +1,94 @@
+"""The approach forms' field groups (training, head, augmentation) and the check of their number boxes.
+
+Each field goes through `ui.forms.field`, so it survives a page switch or a refresh and takes its
+bounds from the engine's knob metadata.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.config import RunConfig
+from ui.forms import field, meta
+
+DENSE_UNITS = (0, 32, 64, 128, 256, 512, 1024)  # the head's choices (a sweep's values are checked against them too)
+
+
+def out_of_range(label: str, value, section: str, name: str) -> str:
+    """'Epochs must be between 1 and 1000; it is 0.' — or '' when the value is allowed."""
+    m = meta(section, name)
+    lo, hi, strict = m["min"], m["max"], m.get("min_exclusive")
+    below = lo is not None and (value <= lo if strict else value < lo)
+    if not below and not (hi is not None and value > hi):
+        return ""
+    if strict:
+        allowed = f"greater than {lo:g}" + (f" and at most {hi:g}" if hi is not None else "")
+    elif lo is not None and hi is not None:
+        allowed = f"between {lo:g} and {hi:g}"
+    else:
+        allowed = f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+    return f"{label} must be {allowed}; it is {value:g}."
+
+
+def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
+    """Epochs, batch, learning rate, optimizer, patience. `phase_one_fixed`: fine-tuning continues a finished
+    frozen run, whose epochs and learning rate were phase 1's: shown, not editable."""
+    f = cfg.fit
+    c1, c2, c3, c4 = st.columns(4)
+    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1, disabled=phase_one_fixed))
+    f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, ("fit", "batch_size"), step=1))
+    f.find_learning_rate = bool(field(c3.checkbox, "Learning rate from the finder", f"{key}_findlr", f.find_learning_rate,
+                                      ("fit", "find_learning_rate"), disabled=phase_one_fixed, help=meta("fit", "find_learning_rate")["help"]))
+    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"),
+                                  format="%.6f", disabled=phase_one_fixed or f.find_learning_rate,
+                                  help="Found before training while “Learning rate from the finder” is on." if f.find_learning_rate else None))
+    f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
+                        options=meta("fit", "optimizer")["choices"])
+    hi = meta("fit", "early_stopping_patience")["max"]
+    f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", f.early_stopping_patience,
+                                      ("fit", "early_stopping_patience"), min_value=0, max_value=int(hi),
+                                      help="Stops after this many epochs without a lower validation loss and keeps the best epoch.")
+
+
+def head_fields(cfg: RunConfig, key: str, fixed: bool = False) -> None:
+    """Pooling, dense units, dropout. `fixed`: the head comes from a finished frozen run (fine-tuning continues it)."""
+    h = cfg.head
+    c1, c2, c3 = st.columns(3)
+    h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, ("head", "pooling"), options=meta("head", "pooling")["choices"],
+                      horizontal=True, disabled=fixed)
+    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=list(DENSE_UNITS),
+                          disabled=fixed)
+    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), disabled=fixed, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
+
+
+def augmentation_fields(cfg: RunConfig) -> None:
+    """The augmentation settings, shared by every page (keys `aug_*`)."""
+    a = cfg.augmentation
+    bound = lambda name: meta("augmentation", name)["max"]  # noqa: E731
+    a.enabled = field(st.checkbox, "Data augmentation", "aug_enabled", a.enabled, ("augmentation", "enabled"))
+    c1, c2, c3, c4 = st.columns(4)
+    a.rotation = float(field(c1.slider, "Rotation (°)", "aug_rot", int(a.rotation), ("augmentation", "rotation"), min_value=0, max_value=int(bound("rotation"))))
+    a.width_shift = field(c2.slider, "Width shift", "aug_ws", a.width_shift, ("augmentation", "width_shift"), min_value=0.0, max_value=float(bound("width_shift")))
+    a.height_shift = field(c3.slider, "Height shift", "aug_hs", a.height_shift, ("augmentation", "height_shift"), min_value=0.0, max_value=float(bound("height_shift")))
+    a.zoom = field(c4.slider, "Zoom", "aug_zoom", a.zoom, ("augmentation", "zoom"), min_value=0.0, max_value=float(bound("zoom")))
+    c5, c6, c7 = st.columns(3)
+    a.horizontal_flip = field(c5.checkbox, "Horizontal flip", "aug_hf", a.horizontal_flip, ("augmentation", "horizontal_flip"))
+    a.vertical_flip = field(c6.checkbox, "Vertical flip (the lecture's)", "aug_vf", a.vertical_flip, ("augmentation", "vertical_flip"),
+                            help="The lecture flips photos upside down too. Cats and dogs are rarely seen that way: off "
+                                 "usually suits photos of upright things; on suits images with no up (cells, satellites, textures).")
+    a.views = int(field(
+        c7.number_input, "Augmented views (K)", "aug_views", a.views, ("augmentation", "views"), step=1,
+        help="The frozen base runs once per view of the training set (cached for later runs); epochs cycle "
+             "through the K views. K = epochs gives every epoch fresh images, as the lecture does, at K times the cost."))
+
+
+def form_problems(cfg: RunConfig) -> list[str]:
+    """Every out-of-range number box, as one sentence each (empty when the form can train)."""
+    checks = [("Epochs", cfg.fit.epochs, "fit", "epochs"), ("Batch size", cfg.fit.batch_size, "fit", "batch_size"),
+              ("Learning rate", cfg.fit.learning_rate, "fit", "learning_rate")]
+    if cfg.approach != "feature_extraction":
+        checks.append(("Augmented views (K)", cfg.augmentation.views, "augmentation", "views"))
+    if cfg.approach == "fine_tuning":
+        checks += [("Fine-tuning learning rate", cfg.fine_tune.learning_rate, "fine_tune", "learning_rate"),
+                   ("Fine-tuning epochs", cfg.fine_tune.epochs, "fine_tune", "epochs")]
+    return [p for p in (out_of_range(*c) for c in checks) if p]
