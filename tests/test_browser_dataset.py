@@ -88,7 +88,6 @@ def add_camera_shot(page, cls: str, before: int) -> None:
     A late first shot can then make two: the test reads the final counts from disk."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    counted = re.compile(rf"{cls} · (\d+) image\(s\)")
     for attempt in range(3):
         take_camera_shot(page, cls)
         try:
@@ -100,7 +99,6 @@ def add_camera_shot(page, cls: str, before: int) -> None:
             print(f"camera shot {attempt + 1} for {cls} not counted after 40 s; taking another")
     else:
         raise AssertionError(f"three camera shots for {cls}, none counted")
-    assert int(counted.search(page.get_by_text(counted).first.inner_text()).group(1)) > before
 
 
 @pytest.mark.timeout(900)  # 50-95 s alone, 125-182 s under the full suite's load
