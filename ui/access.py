@@ -11,11 +11,11 @@ the default bind is localhost, where the local user is the only visitor.
 from __future__ import annotations
 
 import hmac
-import os
 
 import streamlit as st
 
-from ui.access_gate import PASS_HEADER, TOKEN_ENV, pass_mark
+from engine import settings
+from ui.access_gate import PASS_HEADER, pass_mark
 
 UNGATED = ("TLS_ACCESS_TOKEN is set but this server has no access gate in front of it, so it will not "
            "show the dashboard: start it with `bash scripts/app.sh` (or `streamlit run serve.py`), not `streamlit run app.py`.")
@@ -29,7 +29,7 @@ def behind_gate(headers, token: str) -> bool:
 
 def require_token() -> None:
     """Returns when this session may see the app; otherwise shows why not and calls st.stop()."""
-    token = os.environ.get(TOKEN_ENV, "")
+    token = settings.access_token()
     if not token or behind_gate(st.context.headers, token):
         return
     st.error(UNGATED)

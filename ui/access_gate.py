@@ -25,13 +25,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import os
 import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
-TOKEN_ENV = "TLS_ACCESS_TOKEN"
+from engine import settings
+
+TOKEN_ENV = settings.TOKEN
 COOKIE = "tls_access"
 LOGIN_PATH = "/_tls/login"
 PASS_HEADER = "x-tls-gate"
@@ -62,9 +63,7 @@ def _same(given: str, expected: str) -> bool:
 
 def upload_limits() -> tuple[int, int]:
     """(files, bytes) one session may hold in Streamlit's upload store, from the environment."""
-    files = int(os.environ.get("TLS_UPLOAD_MAX_FILES", "300"))
-    mb = float(os.environ.get("TLS_UPLOAD_MAX_MB", "1024"))
-    return files, int(mb * 1024 * 1024)
+    return settings.upload_limits()
 
 
 def streamlit_uploads_held(session_id: str) -> tuple[int, int]:
@@ -101,7 +100,7 @@ class AccessGate:
     def __init__(self, app, token: str | None = None, uploads_held: Callable[[str], tuple[int, int]] | None = None,
                  limits: tuple[int, int] | None = None) -> None:
         self.app = app
-        self.token = os.environ.get(TOKEN_ENV, "") if token is None else token
+        self.token = settings.access_token() if token is None else token
         self.uploads_held = uploads_held or streamlit_uploads_held
         self.limits = limits or upload_limits()
 

@@ -15,6 +15,7 @@ import threading
 
 import streamlit as st
 
+from engine import settings
 from engine.config import RunConfig
 from engine.data.report import DatasetReport
 from engine.data.scan import scan_dataset
@@ -43,12 +44,11 @@ def job_runner() -> JobRunner:
     Warm start (a training process waiting with TensorFlow imported: a try starts ≈3 s
     sooner) unless TLS_WARM_START=0, e.g. where an idle process's 0.58 GB matters.
     """
-    warm = os.environ.get("TLS_WARM_START", "1") != "0"
-    return _job_runner(os.environ.get("TLS_RUNS_DIR"), os.environ.get("TLS_CACHE_DIR"), warm)
+    return _job_runner(settings.runs_dir_override(), settings.cache_dir_override(), settings.warm_start())
 
 
 def run_store() -> RunStore:
-    return RunStore(os.environ.get("TLS_RUNS_DIR"))
+    return RunStore(settings.runs_dir_override())
 
 
 @st.cache_data(ttl=300, show_spinner=False)

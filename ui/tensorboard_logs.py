@@ -7,19 +7,19 @@ logs to <folder>/<run id>, so one `tensorboard --logdir <folder>` shows them all
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
+from engine import settings
 from engine.config import RunConfig
 
-FOLDER_ENV = "TLS_TENSORBOARD_DIR"
+FOLDER_ENV = settings.TENSORBOARD_DIR
 
 
 def tensorboard_folder() -> Path:
     """Where the dashboard's runs write TensorBoard logs (absolute: jobs run in another working directory)."""
-    return Path(os.environ.get(FOLDER_ENV) or "tensorboard").expanduser().resolve()
+    return settings.tensorboard_dir()
 
 
 def tensorboard_fields(cfg: RunConfig, key: str) -> None:

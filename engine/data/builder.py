@@ -21,10 +21,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import settings
 from engine.data.images import check_image
 from engine.data.layout import DatasetError
 
-DATASETS_ENV = "TLS_DATASETS_DIR"
+DATASETS_ENV = settings.DATASETS_DIR
 SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp", "TIFF": ".tif"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MAX_NAME = 64  # characters of a dataset or class name (a folder name on every file system)
@@ -55,7 +56,7 @@ def write_atomically(target: Path, data: bytes) -> None:
 
 def datasets_dir() -> Path:
     """Where made datasets live: $TLS_DATASETS_DIR, else ./data (inside the default allowed roots once it exists)."""
-    return Path(os.environ.get(DATASETS_ENV) or Path.cwd() / "data")
+    return settings.datasets_dir()
 
 
 def safe_name(name: str, what: str) -> str:

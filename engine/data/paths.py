@@ -13,16 +13,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine import settings
 from engine.data.layout import DatasetError
 from engine.data.sample import default_sample_dir
 
-ROOTS_ENV = "TLS_DATA_ROOTS"
-TOKEN_ENV = "TLS_ACCESS_TOKEN"  # set = served to others behind the access gate (ui/access_gate.py)
+ROOTS_ENV = settings.DATA_ROOTS
 
 
 def confined_here() -> bool:
-    """Whether typed paths must stay inside the allowed roots: served with a token, or roots set explicitly."""
-    return bool(os.environ.get(TOKEN_ENV, "").strip() or os.environ.get(ROOTS_ENV, "").strip())
+    """Whether typed paths must stay inside the allowed roots: served with a token (any, even one refused as
+    weak: settings.token_set is the gate's own rule), or roots set explicitly."""
+    return settings.confined()
 
 
 class PathNotAllowed(DatasetError):
@@ -31,13 +32,13 @@ class PathNotAllowed(DatasetError):
 
 def keras_home() -> Path:
     """Keras' own folder ($KERAS_HOME or ~/.keras): its `models/` cache holds downloaded weights."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return settings.keras_home()
 
 
 def _default_roots() -> list[Path]:
     roots = [Path.home(), default_sample_dir().parent, keras_home()]
-    if os.environ.get("TLS_WEIGHTS_DIR"):
-        roots.append(Path(os.environ["TLS_WEIGHTS_DIR"]))
+    if settings.weights_dir():
+        roots.append(settings.weights_dir())
     # ./data and ./weights only when present: a missing folder must not widen the allowance later by accident.
     roots += [p for p in (Path.cwd() / "data", Path.cwd() / "weights") if p.is_dir()]
     return roots
@@ -45,8 +46,7 @@ def _default_roots() -> list[Path]:
 
 def allowed_roots() -> list[Path]:
     """TLS_DATA_ROOTS (os.pathsep-separated) if set, else the defaults; resolved, duplicates removed."""
-    raw = os.environ.get(ROOTS_ENV, "")
-    candidates = [Path(p) for p in raw.split(os.pathsep) if p.strip()] if raw.strip() else _default_roots()
+    candidates = settings.data_roots() or _default_roots()
     out: list[Path] = []
     for p in candidates:
         resolved = p.expanduser().resolve()

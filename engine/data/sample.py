@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine import settings
 from engine.errors import StudioError
 
 CLASSES = ("circle", "square", "triangle")
@@ -21,7 +22,7 @@ SIZE = 64  # pixels; images are drawn at this size and resized by the loader
 
 
 def default_sample_dir() -> Path:
-    return Path(os.environ.get("TLS_SAMPLE_DIR", Path.home() / ".cache" / "transfer-learning-studio" / "sample-shapes"))
+    return settings.sample_dir()
 
 
 def resolve_data_path(value: str) -> str:

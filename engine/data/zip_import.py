@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from engine import settings
 from engine.data.layout import JUNK_DIRS, DatasetError, is_junk
 
-ZIP_LIMIT_ENV = {"max_bytes": "TLS_ZIP_MAX_BYTES", "max_files": "TLS_ZIP_MAX_FILES", "max_ratio": "TLS_ZIP_MAX_RATIO"}
+ZIP_LIMIT_ENV = {"max_bytes": settings.ZIP_MAX_BYTES, "max_files": settings.ZIP_MAX_FILES, "max_ratio": settings.ZIP_MAX_RATIO}
 RATIO_FLOOR = 1 << 20  # entries (and totals) under 1 MiB may compress any amount: small text files do, harmlessly
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -37,19 +38,12 @@ class ZipLimits:
     @classmethod
     def from_env(cls) -> ZipLimits:
         """Defaults, overridden by TLS_ZIP_MAX_BYTES / TLS_ZIP_MAX_FILES / TLS_ZIP_MAX_RATIO."""
-        values = {}
-        for name, var in ZIP_LIMIT_ENV.items():
-            raw = os.environ.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                value = float(raw) if name == "max_ratio" else int(raw)
-            except ValueError:
-                value = 0
-            if not value > 0:  # also refuses nan
-                raise DatasetError(f"{var}={raw!r} is not a positive number; fix or unset it")
-            values[name] = value
-        return cls(**values)
+        defaults = cls()
+        try:
+            return cls(**{name: settings.positive_number(var, getattr(defaults, name), integer=name != "max_ratio")
+                          for name, var in ZIP_LIMIT_ENV.items()})
+        except settings.SettingError as exc:
+            raise DatasetError(str(exc)) from None
 
 
 def _size(n: float) -> str:

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine import settings
 from engine.config import BackboneConfig, ConfigError
 from engine.data.paths import keras_home
 
@@ -28,7 +29,7 @@ class WeightsUnavailable(StudioError, RuntimeError):
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the app's folder: its weights/ is searched for local files
-WEIGHTS_DIR_ENV = "TLS_WEIGHTS_DIR"
+WEIGHTS_DIR_ENV = settings.WEIGHTS_DIR
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)  # where keras.applications downloads ImageNet weights from
 REACHABILITY_TIMEOUT_S = 2.0
 FAMILY_NAMES = {"mobilenet": "mobilenet_v1"}  # our documented file names: <family>_<alpha>_imagenet_no_top.weights.h5
@@ -253,7 +254,7 @@ def local_weights_names(name: str, alpha: float) -> list[str]:
 
 def weights_search_dirs() -> list[Path]:
     """Where local weights files are looked for, in order: $TLS_WEIGHTS_DIR, Keras' cache, ./weights beside the app."""
-    dirs = [Path(os.environ[WEIGHTS_DIR_ENV]).expanduser()] if os.environ.get(WEIGHTS_DIR_ENV) else []
+    dirs = [settings.weights_dir()] if settings.weights_dir() else []
     return dirs + [keras_cache_dir(), PROJECT_ROOT / "weights"]
 
 

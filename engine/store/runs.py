@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from engine import settings
 from engine.store import heartbeat
 from engine.store.record import DamagedRun, RunListing, RunRecord
 from engine.errors import StudioError
@@ -38,7 +39,7 @@ STATUS_FILE = "status.json"  # live progress (engine/store/status.py), rewritten
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get("TLS_RUNS_DIR", "runs"))
+    return settings.runs_dir()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -38,26 +38,21 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from engine import settings
 from engine.errors import StudioError
 from engine.store.runs import atomic_write_bytes
 from engine.store.status import Progress
 FLOAT16_SAFE_MAX = 60000.0  # float16 tops out at 65504; larger activations stay float32
-DEFAULT_BUDGET_GB = 20.0  # default size budget of the cache folder, in GiB
+DEFAULT_BUDGET_GB = settings.DEFAULT_CACHE_GB  # default size budget of the cache folder, in GiB
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file untouched this long belongs to a writer that died
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("TLS_CACHE_DIR", Path.home() / ".cache" / "transfer-learning-studio" / "features"))
+    return settings.cache_dir()
 
 
 def default_budget_bytes() -> int:
-    raw = os.environ.get("TLS_CACHE_MAX_GB", "")
-    try:
-        gb = float(raw) if raw else DEFAULT_BUDGET_GB
-    except ValueError:
-        print(f"warning: TLS_CACHE_MAX_GB={raw!r} is not a number; using {DEFAULT_BUDGET_GB} GB", file=sys.stderr)
-        gb = DEFAULT_BUDGET_GB
-    return int(gb * 1024**3)
+    return settings.cache_budget_bytes()
 
 
 def feature_key(**parts) -> str:
