@@ -3,13 +3,15 @@ the login, and the per-session upload bounds. Driven as ASGI calls; tests/test_s
 real server and tests/test_browser.py logs in through it in Chromium."""
 
 import asyncio
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 
+from engine import settings
 from ui import access_gate
 from ui.access_gate import COOKIE, LOGIN_PATH, PASS_HEADER, AccessGate, cookie_value, pass_mark
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
 GOOD = f"{COOKIE}={cookie_value(TOKEN)}".encode()
 
 
@@ -98,7 +100,7 @@ def test_login_form_checks_the_token_and_only_redirects_on_this_server():
     status, headers, _ = call(gate, LOGIN_PATH, method="POST", body=f"token={TOKEN}&next=/fine_tuning".encode())
     assert status == 303 and headers["location"] == "/fine_tuning" and "set-cookie" in headers
     for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        assert call(gate, LOGIN_PATH, method="POST", body=f"token={TOKEN}&next={evil}".encode())[1]["location"] == "/"
+        assert call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": evil}).encode())[1]["location"] == "/"
     status, headers, body = call(gate, LOGIN_PATH, method="POST", body=b"token=wrong&next=/")
     assert status == 401 and "set-cookie" not in headers and access_gate.WRONG.encode() in body
     assert call(gate, LOGIN_PATH, method="POST", body=b"token=" + b"a" * 5000)[0] == 401
@@ -155,3 +157,168 @@ def test_streamlit_uploads_held_reads_streamlits_own_store(monkeypatch):
     assert access_gate.streamlit_uploads_held("other") == (0, 0)
     mgr.remove_session_files("s1")  # what Streamlit does when the session ends
     assert access_gate.streamlit_uploads_held("s1") == (0, 0)
+
+
+# --- Redirects after a login: built, never copied ---------------------------------------------------
+
+BASE = "http://studio.local:8501/"
+C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
+def browser_goes_to(location: str) -> str:
+    """Where a browser lands on this Location: the WHATWG parser drops tab/CR/LF anywhere, strips
+    controls and spaces at the ends and reads backslashes as slashes in http URLs."""
+    cleaned = location.strip(C0_AND_SPACE).translate({9: None, 10: None, 13: None}).replace("\\", "/")
+    return urljoin(BASE, cleaned)
+
+
+def assert_stays_here(status, headers):
+    assert status == 303, status
+    location = headers["location"]
+    assert location.isascii() and location.isprintable() and " " not in location, location  # a plain header value
+    landed = urlsplit(browser_goes_to(location))
+    assert (landed.scheme, landed.netloc) == ("http", "studio.local:8501"), (location, landed)
+
+
+# (next as the attacker writes it, where the login must send the browser: a path, or None for 400)
+HOSTILE_NEXT = [
+    ("//evil.example/x", "/"),
+    ("///evil.example/x", "/"),
+    ("/\\evil.example", "/"),
+    ("\\\\evil.example", "/"),
+    ("\\/evil.example", "/"),
+    ("/\\/evil.example", "/"),
+    (" //evil.example", "/"),  # a leading space: stripped by the browser, so this is "//evil.example"
+    ("\u3000//evil.example", "/"),  # not a path at all
+    ("https://evil.example/", "/"),
+    ("http:evil.example", "/"),
+    ("http:/\\evil.example", "/"),
+    ("javascript:alert(1)", "/"),
+    ("evil.example", "/"),
+    ("", "/"),
+    ("/%09/evil.example/steal", "/%09/evil.example/steal"),  # escapes stay escapes: a path on this server
+    ("/%0d%0a/evil.example", "/%0d%0a/evil.example"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+    ("/.//evil.example", "/.//evil.example"),
+    ("/@evil.example", "/@evil.example"),
+    ("/ /evil.example", "/%20/evil.example"),
+    ("/caf\u00e9?x=\u00e9", "/caf%C3%A9?x=%C3%A9"),  # non-ASCII leaves as UTF-8 escapes: the header stays ASCII
+    ("/compare#//evil.example", "/compare"),
+    # Control characters are no link a browser sends (it escapes them): 400, nothing copied into a header.
+    ("/\t/evil.example/steal", None),
+    ("/\r\n/evil.example", None),
+    ("/x\r\nSet-Cookie: tls_access=forged", None),
+    ("\t//evil.example", None),
+    ("\x00//evil.example", None),
+    ("/\x0b/evil.example", None),
+    ("/\x7f/evil.example", None),
+]
+
+
+def assert_answer(status, headers, body, expected):
+    if expected is None:
+        assert (status, body) == (400, access_gate.BAD_REQUEST) and "set-cookie" not in headers
+        assert headers["content-type"].startswith("text/plain")
+    else:
+        assert_stays_here(status, headers)
+        assert headers["location"] == expected and "set-cookie" in headers
+
+
+@pytest.mark.parametrize("evil, expected", HOSTILE_NEXT)
+def test_the_login_form_never_redirects_off_this_server(evil, expected):
+    gate, app = gated()
+    assert_answer(*call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": evil}).encode()), expected)
+    assert app.seen == []
+
+
+@pytest.mark.parametrize("evil, expected", [(e, x) for e, x in HOSTILE_NEXT if e.startswith(("/", "\\", " ", "\t"))])
+def test_the_token_link_never_redirects_off_this_server(evil, expected):
+    # The ASGI path is already percent-decoded: "GET //evil.example/x?token=..." arrives as this path.
+    gate, app = gated()
+    expected = expected and expected.split("#")[0]
+    assert_answer(*call(gate, evil, query=urlencode({"token": TOKEN}).encode()), expected)
+    assert app.seen == []
+
+
+@pytest.mark.parametrize("evil", [e for e, _ in HOSTILE_NEXT])
+def test_the_login_page_carries_only_a_built_target(evil):
+    # "GET /%09/evil.example/steal" used to put "/\t/evil.example/steal" into the page's hidden field.
+    gate, _ = gated()
+    status, _, body = call(gate, "/" + evil.lstrip("/") if evil.startswith("/") else evil)
+    if status == 401:
+        hidden = body.decode().split('name="next" value="')[1].split('"')[0]
+        assert hidden == access_gate.safe_target(hidden)  # already built: the login keeps it as it is
+        assert urlsplit(browser_goes_to(hidden)).netloc == "studio.local:8501"
+        assert all(c.isprintable() and c.isascii() for c in hidden)
+
+
+@pytest.mark.parametrize("good, expected", [
+    ("/compare?x=1", "/compare?x=1"),
+    ("/fine_tuning", "/fine_tuning"),
+    ("/classify?run=2024-01-01%2Fa&b=c", "/classify?run=2024-01-01%2Fa&b=c"),
+    ("/compare?run=a b", "/compare?run=a%20b"),
+    ("/", "/"),
+])
+def test_a_path_on_this_server_round_trips(good, expected):
+    gate, _ = gated()
+    status, headers, _ = call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": good}).encode())
+    assert_stays_here(status, headers)
+    assert headers["location"] == expected
+    # The token link keeps the rest of the query, without the token.
+    path, _, query = good.partition("?")
+    status, headers, _ = call(gate, path, query=(query + "&" if query else "").encode() + urlencode({"token": TOKEN}).encode())
+    assert_stays_here(status, headers)
+    assert TOKEN not in headers["location"] and headers["location"].split("?")[0] == expected.split("?")[0]
+
+
+def test_a_token_link_with_crlf_in_its_query_is_escaped_not_copied():
+    gate, _ = gated()
+    status, headers, _ = call(gate, "/compare", query=f"run=%0d%0aSet-Cookie:%20x&token={TOKEN}".encode())
+    assert_stays_here(status, headers)
+    assert headers["location"] == "/compare?run=%0D%0ASet-Cookie%3A+x"
+
+
+def test_crlf_answers_400_without_an_exception_and_a_wrong_token_learns_nothing_more():
+    gate, app = gated()
+    for token in (TOKEN, "wrong"):
+        status, headers, body = call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": token, "next": "/\r\nX: y"}).encode())
+        assert (status, body) == (400, access_gate.BAD_REQUEST) and "set-cookie" not in headers
+        assert call(gate, "/a\r\nX: y", query=f"token={token}".encode())[0] == 400
+    assert app.seen == []
+
+
+def test_a_header_value_with_controls_is_never_emitted():
+    # The last guard, whatever builds a Location: a BadRequest (400), never h11's LocalProtocolError.
+    with pytest.raises(access_gate.BadRequest):
+        access_gate._header_value("/\r\nx")
+    with pytest.raises(access_gate.BadRequest):
+        access_gate._header_value("/caf\u00e9")
+    assert access_gate._header_value("/compare?x=1") == b"/compare?x=1"
+
+
+def test_headers_the_gate_cannot_read_answer_400():
+    gate, app = gated()
+    assert call(gate, "/", headers=[("cookie", "not bytes")])[0] == 400
+    assert call(gate, "/", headers=[(b"cookie",)])[0] == 400
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", None)])[0] == "websocket.close"
+    assert app.seen == []
+
+
+def test_our_cookie_is_found_next_to_malformed_cookies_of_other_apps():
+    # Cookies do not keep ports apart: another app on this host may set cookies SimpleCookie chokes on.
+    gate, app = gated()
+    junk = b'other="a\\"b; \x00weird; =; ' + GOOD + b"; last=1"
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", junk)])[0] == "websocket.accept"
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", b"x=1"), (b"cookie", GOOD)])[0] == "websocket.accept"
+    assert len(app.seen) == 2
+
+
+@pytest.mark.parametrize("weak", [" ", "short", "fifteen-chars-x", "sixteen chars!!!x", "a-long-token-with\ttab", "\u00a0" * 20])
+def test_the_gate_refuses_to_be_built_with_a_weak_token(weak, monkeypatch):
+    with pytest.raises(settings.SettingError):
+        AccessGate(FakeApp(), token=weak, limits=(5, 1000))
+    monkeypatch.setenv("TLS_ACCESS_TOKEN", weak)
+    with pytest.raises(settings.SettingError):
+        AccessGate(FakeApp(), limits=(5, 1000))  # the token from the environment, as serve.py builds it
+    assert len("sixteen-chars-ok") == 16
+    AccessGate(FakeApp(), token="sixteen-chars-ok", limits=(5, 1000))

@@ -12,7 +12,14 @@ through (`/_stcore/health` excepted: it tells a probe "ok" and nothing else). A 
 without it gets a small login page; a websocket or any other request gets 403 before Streamlit
 sees it. Login: `?token=…` on any URL, or the form. The cookie is an HMAC of the token, so it
 dies with the token. Passed requests get the `x-tls-gate` header (any copy the client sent is
-dropped first) so the page script can tell it is behind the gate (`ui/access.py`).
+dropped first) so the page script can tell it is behind the gate (`ui/access.py`). A token shorter
+than 16 characters or holding whitespace is refused: the gate will not be built with one.
+
+Redirects after a login are built, never copied (`safe_target`): the target is cleaned the way a
+browser's URL parser cleans it (tab/CR/LF dropped, leading/trailing controls and spaces stripped,
+backslashes read as slashes), accepted only as a path on this server, and re-emitted percent-encoded,
+so a `Location` header is plain ASCII and never leaves this origin. A login request whose target holds
+control characters, or whose request the gate cannot read, gets a plain 400.
 
 Uploads, token or not: a session holds at most `TLS_UPLOAD_MAX_FILES` files and
 `TLS_UPLOAD_MAX_MB` MB in Streamlit's upload store at once; a PUT over either bound is refused
@@ -27,8 +34,7 @@ import hmac
 import html
 import re
 from collections.abc import Callable
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from engine import settings
 
@@ -40,6 +46,20 @@ OPEN_PATHS = frozenset({"/_stcore/health"})
 UPLOAD_PATH = re.compile(r"^/_stcore/upload_file/(?P<session>[^/]+)/[^/]+$")
 MAX_LOGIN_BODY = 4096  # a token and a path; anything longer is not a login
 WRONG = "That access token is not right; ask whoever runs this dashboard for it."
+BAD_REQUEST = b"Bad request: the address holds characters this server does not take."
+# What a URL parser strips from the ends (C0 controls and space) and drops anywhere (tab, CR, LF):
+# the WHATWG URL standard, which Chromium and Firefox follow.
+_ENDS = "".join(map(chr, range(0x21)))
+_DROPPED = str.maketrans("", "", "\t\r\n")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Kept as they are in a re-emitted path/query: RFC 3986 unreserved and sub-delims, ':@/' and '%'
+# (existing escapes stay escapes); everything else, non-ASCII included, is percent-encoded.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@%"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+class BadRequest(ValueError):
+    """The request cannot be answered without copying control characters or unreadable bytes: 400."""
 
 
 def _mac(token: str, purpose: bytes) -> str:
@@ -89,9 +109,32 @@ input{{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}}button{{ma
 <button type="submit">Open</button></form></body></html>""".encode()
 
 
-def _safe_next(path: str) -> str:
-    # Only a path on this server: "//host" or "http://..." would turn login into an open redirect.
-    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+def safe_target(target: str) -> str:
+    """A redirect target on this server built from `target`, or "/": what a browser would do with it is decided first.
+
+    A browser drops tab/CR/LF anywhere in a URL, strips C0 controls and spaces at its ends and reads
+    backslashes as slashes, so "/\\t/evil", " //evil" and "/\\evil" all mean "//evil", another host. The
+    cleaned target must be a path with no scheme and no host; only its path and query are re-emitted,
+    percent-encoded, so the result is printable ASCII starting with exactly one "/".
+    """
+    cleaned = target.strip(_ENDS).translate(_DROPPED).replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//"):  # "///host" is a host to a browser, too
+        return "/"
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:  # e.g. "//[evil": an unparsable host is no path of ours either
+        return "/"
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return "/"
+    path = quote(parts.path, safe=_PATH_SAFE)
+    query = quote(parts.query, safe=_QUERY_SAFE)
+    return path + ("?" + query if query else "")
+
+
+def _refuse_controls(*texts: str) -> None:
+    """A login target holding control characters is no link a browser sends: 400, nothing copied."""
+    if any(_CONTROL.search(t) for t in texts):
+        raise BadRequest("control characters in the address")
 
 
 class AccessGate:
@@ -101,16 +144,25 @@ class AccessGate:
                  limits: tuple[int, int] | None = None) -> None:
         self.app = app
         self.token = settings.access_token() if token is None else token
+        if self.token and settings.token_problem(self.token):
+            raise settings.SettingError(settings.token_problem(self.token))
         self.uploads_held = uploads_held or streamlit_uploads_held
         self.limits = limits or upload_limits()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)  # lifespan
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.decode("latin-1").lower() != PASS_HEADER]
+        try:
+            headers = _request_headers(scope)
+            logged_in = not self.token or self._has_cookie(headers)
+        except BadRequest:
+            return await _bad_request(scope, send)
         scope = {**scope, "headers": headers}
-        if self.token and not self._has_cookie(headers) and scope["path"] not in OPEN_PATHS:
-            return await self._refuse(scope, receive, send)
+        if not logged_in and scope["path"] not in OPEN_PATHS:
+            try:
+                return await self._refuse(scope, receive, send)
+            except BadRequest:
+                return await _bad_request(scope, send)
         if self.token:
             scope["headers"] = headers + [(PASS_HEADER.encode(), pass_mark(self.token).encode())]
         upload = UPLOAD_PATH.match(scope["path"]) if scope["type"] == "http" and scope.get("method") == "PUT" else None
@@ -121,15 +173,16 @@ class AccessGate:
         return await self.app(scope, receive, send)
 
     def _has_cookie(self, headers) -> bool:
-        jar = SimpleCookie()
+        # Read by hand, not by SimpleCookie: one odd cookie from another app on the same host (cookies
+        # do not keep ports apart) must not hide ours, and a malformed header is simply no login.
+        expected = cookie_value(self.token)
         for k, v in headers:
             if k.lower() == b"cookie":
-                try:
-                    jar.load(v.decode("latin-1"))
-                except Exception:  # a malformed Cookie header is simply no login
-                    continue
-        morsel = jar.get(COOKIE)
-        return morsel is not None and _same(morsel.value, cookie_value(self.token))
+                for pair in v.decode("latin-1").split(";"):
+                    name, _, value = pair.strip().partition("=")
+                    if name == COOKIE and _same(value.strip().strip('"'), expected):
+                        return True
+        return False
 
     def _upload_refusal(self, session_id: str, headers) -> str:
         max_files, max_bytes = self.limits
@@ -148,17 +201,22 @@ class AccessGate:
         if scope["type"] == "websocket":
             # Closing before accept makes the server answer the handshake with 403: no session is made.
             return await send({"type": "websocket.close", "code": 1008})
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        path = scope["path"]
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        query = dict(pairs)
         method = scope.get("method", "GET")
-        if scope["path"] == LOGIN_PATH and method == "POST":
+        if path == LOGIN_PATH and method == "POST":
             form = dict(parse_qsl((await _read_body(receive, MAX_LOGIN_BODY)).decode("utf-8", "replace")))
-            return await self._login(send, form.get("token", ""), _safe_next(form.get("next", "/")))
+            next_path = form.get("next", "/")
+            _refuse_controls(next_path)
+            return await self._login(send, form.get("token", ""), safe_target(next_path))
         if "token" in query and method in ("GET", "HEAD"):
-            rest = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if k != "token"])
+            _refuse_controls(path)
+            rest = urlencode([(k, v) for k, v in pairs if k != "token"])
             # Keep the secret out of the address bar, history and shared links: redirect without it.
-            return await self._login(send, query["token"], scope["path"] + ("?" + rest if rest else ""))
-        if method in ("GET", "HEAD") and not scope["path"].startswith(("/_stcore/", "/static/", "/media/", "/component/")):
-            return await _respond(send, 401, _login_page(scope["path"]), "text/html; charset=utf-8")
+            return await self._login(send, query["token"], safe_target(path + ("?" + rest if rest else "")))
+        if method in ("GET", "HEAD") and not path.startswith(("/_stcore/", "/static/", "/media/", "/component/")):
+            return await _respond(send, 401, _login_page(safe_target(path)), "text/html; charset=utf-8")
         return await _respond(send, 403, b"Access token required: log in at / first.", "text/plain; charset=utf-8")
 
     async def _login(self, send, given: str, next_path: str) -> None:
@@ -166,9 +224,33 @@ class AccessGate:
             return await _respond(send, 401, _login_page(next_path, WRONG), "text/html; charset=utf-8")
         cookie = f"{COOKIE}={cookie_value(self.token)}; Path=/; HttpOnly; SameSite=Strict"
         await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", next_path.encode()), (b"set-cookie", cookie.encode()),
+                    "headers": [(b"location", _header_value(next_path)), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _request_headers(scope) -> list[tuple[bytes, bytes]]:
+    """The request's headers less any client copy of the gate's mark; BadRequest when they are not header pairs."""
+    try:
+        pairs = [(k, v) for k, v in scope.get("headers", [])]
+    except (TypeError, ValueError) as e:
+        raise BadRequest("unreadable headers") from e
+    if not all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in pairs):
+        raise BadRequest("unreadable headers")
+    return [(k, v) for k, v in pairs if k.lower() != PASS_HEADER.encode()]
+
+
+def _header_value(text: str) -> bytes:
+    """A response header value: printable ASCII only, else BadRequest (a 400, never a server traceback)."""
+    if _CONTROL.search(text) or not text.isascii():
+        raise BadRequest("a header value would hold control or non-ASCII characters")
+    return text.encode("ascii")
+
+
+async def _bad_request(scope, send) -> None:
+    if scope["type"] == "websocket":
+        return await send({"type": "websocket.close", "code": 1008})
+    await _respond(send, 400, BAD_REQUEST, "text/plain; charset=utf-8")
 
 
 async def _read_body(receive, limit: int) -> bytes:
