@@ -308,6 +308,8 @@ class JobRunner:
     def _cli_args(self, job: Job, config_path: str) -> list[str]:
         """`python -m engine` arguments of the job's run (or finder: its progress lines go to the log, its result to a file)."""
         common = ["--config", config_path, "--data", job.config["data"]["path"], "--approach", job.approach, "--runs-dir", str(self.store.root)]
+        if job.kind != "run":  # the output gate takes only an existing folder (the store's own `.<command>/`)
+            self._tool_path(job).parent.mkdir(parents=True, exist_ok=True)
         args = ([job.kind, *common, "--out", str(self._tool_path(job))] if job.kind != "run"
                 else ["run", *common, "--run-id", job.id, "--quiet"])
         if self.cache_dir:
