@@ -2,8 +2,19 @@
 # Set-up (venv + pinned packages), then serve the dashboard on http://localhost:8501.
 # Extra arguments go to `streamlit run` (e.g. --server.port 8600). Serving beyond this machine
 # (--server.address 0.0.0.0) needs TLS_ACCESS_TOKEN: the app then asks every visitor for it.
+# A token, wherever served, must be 16+ characters without whitespace (serve.py checks the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+token="${TLS_ACCESS_TOKEN:-}"
+if [ -n "$token" ]; then
+  if [[ "$token" =~ [[:space:]] ]]; then
+    echo "app.sh: refusing to serve: TLS_ACCESS_TOKEN holds whitespace; use a random token of 16+ characters without spaces (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')." >&2
+    exit 2
+  elif [ "${#token}" -lt 16 ]; then
+    echo "app.sh: refusing to serve: TLS_ACCESS_TOKEN is ${#token} characters; use a random token of 16 or more (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')." >&2
+    exit 2
+  fi
+fi
 address="${STREAMLIT_SERVER_ADDRESS:-localhost}"
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
@@ -15,7 +26,7 @@ done
 case "$address" in
   localhost | 127.* | ::1 | "[::1]") ;;
   *)
-    if [ -z "${TLS_ACCESS_TOKEN:-}" ]; then
+    if [ -z "$token" ]; then
       echo "app.sh: refusing to serve on '$address' without an access token; set TLS_ACCESS_TOKEN (see README, Serving on a network)." >&2
       exit 2
     fi

@@ -8,6 +8,7 @@ import sys
 import time
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -18,7 +19,8 @@ from tests.test_app_pages import page
 from ui import access, access_gate
 from ui.access_gate import pass_mark
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
+WEAK = [" ", "short", "fifteen-chars-x", "sixteen chars!!!x", "a-long-token-with\ttab"]
 
 
 def free_port() -> int:
@@ -57,6 +59,32 @@ def test_app_sh_refuses_a_network_address_without_a_token(args):
     proc = subprocess.run(["bash", "scripts/app.sh", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "set TLS_ACCESS_TOKEN" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--server.address", "0.0.0.0"]])
+@pytest.mark.parametrize("token", WEAK)
+def test_app_sh_refuses_a_weak_token_wherever_it_serves(token, args):
+    proc = subprocess.run(["bash", "scripts/app.sh", *args], cwd=ROOT, env={**os.environ, "TLS_ACCESS_TOKEN": token},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("app.sh: refusing to serve: TLS_ACCESS_TOKEN ")
+    assert "16" in proc.stderr and not proc.stdout  # refused before set-up or Streamlit ran
+
+
+def test_serve_py_refuses_a_weak_token_before_serving(tmp_path):
+    """`streamlit run serve.py` for real: Streamlit finds `app` without running serve.py, then uvicorn imports
+    it; the refusal there must end the process (exit 2, one line), not leave a server up."""
+    for token in (" ", "short"):
+        port = free_port()
+        proc = subprocess.run([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
+                              env={**os.environ, "TLS_ACCESS_TOKEN": token, "TLS_RUNS_DIR": str(tmp_path / "runs")},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert proc.stderr.count("\n") == 1, proc.stderr[-3000:]
+        assert proc.stderr.startswith("serve.py: refusing to serve: TLS_ACCESS_TOKEN ")
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
 
 
 def app() -> AppTest:
@@ -134,9 +162,30 @@ def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
         assert status("/_stcore/host-config", cookie=good)[0] == 200
         code, body = status("/_stcore/upload_file/s/f", "PUT", b"x" * 2000, cookie=good)
         assert code == 413 and b"TLS_UPLOAD_MAX_MB" in body  # over the session's bound, refused before Streamlit
+
+        # Hostile login targets through the real server (h11 once raised on a CR/LF in a Location).
+        def raw(request: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request)
+                return sock.recv(65536)
+
+        def post(next_path: str) -> bytes:
+            form = urllib.parse.urlencode({"token": TOKEN, "next": next_path}).encode()
+            return raw(b"POST " + access_gate.LOGIN_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                       + str(len(form)).encode() + b"\r\n\r\n" + form)
+
+        assert post("/\r\nSet-Cookie: x=1").startswith(b"HTTP/1.1 400 ")
+        assert b"\r\nlocation: /\r\n" in post("/\\evil.example/steal").lower()
+        token_link = f"GET //evil.example/x?token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        assert b"\r\nlocation: /\r\n" in raw(token_link).lower()
+        crlf_link = f"GET /%0d%0aX:%20y?token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        assert raw(crlf_link).startswith(b"HTTP/1.1 400 ")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log and "LocalProtocolError" not in log, log[-3000:]
 
 
 def test_folder_path_outside_the_allowed_roots_is_refused_and_not_scanned(monkeypatch, tmp_path):
