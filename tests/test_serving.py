@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine import settings
 from tests.conftest import ROOT
 from tests.test_app_pages import page
 from ui import access, access_gate
@@ -113,6 +114,15 @@ def test_a_page_url_on_a_fresh_server_is_gated_too(monkeypatch):
     at.switch_page(str(ROOT / "pages" / "compare.py")).run()
     assert not at.exception, at.exception
     assert [e.value for e in at.error] == [access.UNGATED] and not at.title
+
+
+@pytest.mark.parametrize("weak", [" ", "short"])
+def test_with_a_weak_token_the_app_says_so_and_renders_nothing(weak, monkeypatch):
+    monkeypatch.setenv("TLS_ACCESS_TOKEN", weak)
+    at = app().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [settings.token_problem(weak) + "; restart the dashboard with a stronger one."]
+    assert not at.title and not at.sidebar.radio
 
 
 def test_the_script_trusts_only_the_gates_own_mark():

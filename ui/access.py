@@ -5,7 +5,8 @@ cookie, 403 for everything else); this check makes sure the app never renders wh
 without that gate (`streamlit run app.py` with TLS_ACCESS_TOKEN set), where the server would
 take messages and uploads from anyone. Behind the gate every request carries its `x-tls-gate`
 header, which a client cannot forge without the token. Without the variable there is no gate:
-the default bind is localhost, where the local user is the only visitor.
+the default bind is localhost, where the local user is the only visitor. A weak token (see
+engine/settings.token_problem) never renders the app either: it says why instead.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def behind_gate(headers, token: str) -> bool:
 def require_token() -> None:
     """Returns when this session may see the app; otherwise shows why not and calls st.stop()."""
     token = settings.access_token()
-    if not token or behind_gate(st.context.headers, token):
+    if not token:
         return
-    st.error(UNGATED)
+    problem = settings.token_problem(token)  # serve.py and the gate refuse it; never render behind one either
+    if not problem and behind_gate(st.context.headers, token):
+        return
+    st.error(f"{problem}; restart the dashboard with a stronger one." if problem else UNGATED)
     st.stop()
