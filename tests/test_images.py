@@ -176,6 +176,27 @@ def test_fifo_is_refused_without_blocking(tmp_path):
     assert result["r"] == "not a regular file"
 
 
+def test_devices_and_folders_are_refused_without_reading_them(tmp_path):
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=check_image("/dev/zero"), d=check_image(tmp_path)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "check_image read /dev/zero"
+    assert result == {"r": "not a regular file", "d": "not a regular file"}
+
+
+def test_files_and_uploads_over_the_byte_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    data = encode(PHOTO, "PNG")
+    (tmp_path / "p.png").write_bytes(data)
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", len(data) - 1)  # the one limit: paths and bytes alike
+    reason = f"is {len(data):,} bytes, over the limit of {len(data) - 1:,} bytes"
+    assert check_image(tmp_path / "p.png") == reason and check_image(data) == reason
+    with pytest.raises(ImageDecodeError, match=rf"^upload.png: {reason}$"):
+        decode_image(data, 8, name="upload.png")
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", len(data))
+    assert check_image(tmp_path / "p.png").size == (24, 16) and check_image(data).size == (24, 16)
+
+
 def test_symlinked_file_is_followed_and_missing_file_named(tmp_path):
     target = tmp_path / "real.png"
     PHOTO.save(target)

@@ -60,8 +60,23 @@ def test_classes_are_added_renamed_and_removed_and_counts_warn(datasets, tmp_pat
 
 def test_a_name_that_cannot_be_a_folder_is_refused_with_the_reason(datasets):
     at = overview("///")
-    assert any("use letters or digits" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("dataset name '///': holds a path separator" in e.value for e in at.error), [e.value for e in at.error]
     assert not datasets.exists() or not any(datasets.iterdir())  # the datasets folder may be made; nothing in it
+
+
+def test_add_class_keeps_names_as_typed_and_refuses_with_the_reason(datasets):
+    """`café` once became `caf` and merged with an existing class `caf`."""
+    at = overview("pets")
+    for cls in ("caf", "café", "a/b", "CON", "café"):
+        at.text_input(key="mk_new_class").set_value(cls)
+        at.button[[b.label for b in at.button].index("Add class")].click().run()
+        assert not at.exception, at.exception
+    assert builder.class_names(datasets / "pets") == ["caf", "café"]
+    errors = [e.value for e in at.error]
+    assert errors == ["class 'café' is already here"], errors  # the last one; each refusal shows on its own run
+    at.text_input(key="mk_new_class").set_value("a/b")
+    at.button[[b.label for b in at.button].index("Add class")].click().run()
+    assert [e.value for e in at.error] == ["class name 'a/b': holds a path separator (/ or \\); a name is one folder, e.g. 'cats'"]
 
 
 def test_a_datasets_folder_outside_the_allowed_roots_is_refused_when_served(tmp_path, monkeypatch):
@@ -90,4 +105,24 @@ _save(Path({str(datasets / "pets")!r}), "cats", files[2:])
     said = at.session_state["mk_said_cats"]
     assert [s.split(":")[0] for s in said if s.startswith("Refused")] == [f"Refused {n}" for n, _ in files[3:]]
     assert "TLS_UPLOAD_MAX_FILES=3" in said[0]
+    assert builder.counts(datasets / "pets") == {"cats": 3}
+
+
+def test_uploads_the_bound_turns_away_are_named_on_screen_and_duplicates_do_not_count(datasets, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLS_UPLOAD_MAX_FILES", "3")
+    builder.create_dataset("pets", ["cats"], datasets)
+    files = photos(tmp_path, (200, 30, 30), 5)
+    at = overview("pets")
+    upload = [(n, d, "image/png") for n, d in files[:2] + files[:2]]  # two photos, each twice: 2 saved, 2 duplicates
+    at.file_uploader(key="mk_up_cats_0").set_value(upload).run()
+    assert not at.exception, at.exception
+    assert "Added 2 image(s); 2 already here" in [c.value for c in at.caption] and at.session_state["mk_saved"][0] == 2
+    at.file_uploader(key="mk_up_cats_1").set_value([("notes.png", b"not an image", "image/png")]
+                                                   + [(n, d, "image/png") for n, d in files[2:]]).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error if e.value.startswith("Refused")]  # (the report below says its own)
+    assert errors[0].startswith("Refused notes.png: not a readable image")  # refused by the decoder: no room taken
+    assert [e.split(":")[0] for e in errors[1:]] == [f"Refused {n}" for n, _ in files[3:]]
+    assert all("this session has saved 3 images" in e and "TLS_UPLOAD_MAX_FILES=3" in e for e in errors[1:])
+    assert "Added 1 image(s)" in [c.value for c in at.caption]
     assert builder.counts(datasets / "pets") == {"cats": 3}

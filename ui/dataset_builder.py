@@ -2,7 +2,7 @@
 
 The sidebar's Dataset choice "Make a dataset" names the dataset (`sb_made`, kept in the URL so a reload
 keeps it); Data overview draws this editor above the usual report. All file work is the engine's
-(engine/data/builder.py: the decoder's checks, safe names, atomic writes); this module only keeps
+(engine/data/builder.py: the decoder's checks, names kept or refused, atomic writes); this module only keeps
 which uploads it has already taken, and the session's bound on how much it saves.
 """
 
@@ -27,12 +27,8 @@ def checked_path(name: str):
 
     The datasets folder is made first: the default ./data joins the allowed roots only once it exists.
     Raises DatasetError with the reason (a name that cannot be a folder, a folder outside the roots)."""
-    root = builder.datasets_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"datasets folder {root}: cannot create it ({exc.strerror or exc}); set {builder.DATASETS_ENV}") from None
-    path = builder.dataset_path(name)
+    path = builder.dataset_path(name)  # the name first: a refused one makes nothing
+    builder.make_datasets_dir()
     confine(str(path), f"Datasets folder (${builder.DATASETS_ENV})")
     return path
 
@@ -52,7 +48,8 @@ def made_dataset_path(name: str) -> str:
 def sidebar_fields() -> str:
     """The sidebar part: the dataset's name (new or one made before); returns its folder once it exists."""
     sb = st.sidebar
-    made = builder.list_datasets()
+    root = builder.datasets_dir()  # a file in its place: made_dataset_path says so once a name is typed
+    made = builder.list_datasets() if root.is_dir() or not root.exists() else []
     sb.text_input("Dataset name", key="sb_made", placeholder="my-photos", **own("sb_made", fallback=""),
                   help="A new name starts a dataset; the name of one made before opens it to add more.")
     if made:
@@ -87,7 +84,9 @@ def _add_class_field(name: str, counts: dict) -> None:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         new = c1.text_input("New class", key="mk_new_class", placeholder="cats")
         if c2.form_submit_button("Add class") and new.strip():
-            try:
+            try:  # a name is kept as typed or refused with the reason (builder.check_name), never merged with another
+                if (kept := builder.check_name(new, "class name")) in counts:
+                    raise DatasetError(f"class {kept!r} is already here")
                 builder.create_dataset(name, [new])  # the name passed checked_path in builder_panel
                 st.rerun()
             except DatasetError as exc:
@@ -101,7 +100,7 @@ def _class_editor(path, cls: str, count: int) -> None:
     head, rename, remove = st.columns([3, 2, 1])
     head.markdown(f"**{cls}** · {count} image(s)" + (f" — add at least {MIN_PER_CLASS}" if count < MIN_PER_CLASS else ""))
     new_name = rename.text_input("Rename", value=cls, key=f"mk_rename_{cls}", label_visibility="collapsed")
-    if new_name.strip() and new_name != cls:
+    if new_name.strip() and new_name.strip() != cls:  # an unchanged name (spaces aside) is no rename: no rerun loop
         _act(lambda: builder.rename_class(path, cls, new_name))
     if remove.button("Remove class", key=f"mk_remove_{cls}"):
         st.session_state[f"mk_confirm_{cls}"] = True  # its photos go from disk: asked once more
@@ -127,24 +126,35 @@ def _class_editor(path, cls: str, count: int) -> None:
 
 
 def _save(path, cls: str, files: list[tuple[str, bytes]]) -> None:
-    """Saves the uploads within this session's bound (TLS_UPLOAD_MAX_FILES / _MB); what it did is said under the class."""
+    """Saves the uploads within this session's bound (TLS_UPLOAD_MAX_FILES / _MB), said under the class: only saved
+    images count (not duplicates or refused files), and each upload the bound turns away is named with the reason."""
     max_files, max_bytes = upload_limits()
     done_files, done_bytes = st.session_state.get("mk_saved", (0, 0))
-    take, said = [], []
-    for name, data in files:
-        if done_files + 1 > max_files or done_bytes + len(data) > max_bytes:
-            said.append(f"Refused {name}: this session has saved {done_files} images ({done_bytes / 2**20:.0f} MB), its bound "
-                        f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on")
-            continue
-        take.append((name, data))
-        done_files, done_bytes = done_files + 1, done_bytes + len(data)
-    added = builder.add_images(path, cls, take)
-    st.session_state["mk_saved"] = (done_files - len(added.refused), done_bytes)
-    said += [f"Refused {name}: {reason}" for name, reason in added.refused]
-    if added.saved:
-        said.append(f"Added {len(added.saved)} image(s)" + (f"; {len(added.duplicates)} already here" if added.duplicates else ""))
-    elif added.duplicates:
-        said.append(f"{len(added.duplicates)} image(s) already here, not added twice")
+    pending, said, saved, duplicates = list(files), [], 0, 0
+    while pending:
+        take, rest, size = [], [], 0
+        for name, data in pending:
+            fits = len(take) < max_files - done_files and done_bytes + size + len(data) <= max_bytes
+            (take if fits else rest).append((name, data))
+            size += len(data) if fits else 0
+        if not take:
+            break
+        try:
+            added = builder.add_images(path, cls, take)
+        except DatasetError as exc:  # a full disk: what was saved before it stays, the rest is to add again
+            said, pending = said + [f"Refused the rest: {exc}"], []
+            break
+        done_files, done_bytes = done_files + len(added.saved), done_bytes + sum((path / cls / n).stat().st_size for n in added.saved)
+        saved, duplicates, pending = saved + len(added.saved), duplicates + len(added.duplicates), rest
+        said += [f"Refused {name}: {reason}" for name, reason in added.refused]
+    st.session_state["mk_saved"] = (done_files, done_bytes)
+    said += [f"Refused {name}: this session has saved {done_files} images ({done_bytes / 2**20:.0f} MB), its bound "
+             f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on"
+             for name, _ in pending]
+    if saved:
+        said.append(f"Added {saved} image(s)" + (f"; {duplicates} already here" if duplicates else ""))
+    elif duplicates:
+        said.append(f"{duplicates} image(s) already here, not added twice")
     st.session_state[f"mk_said_{cls}"] = said
 
 

@@ -1,8 +1,10 @@
 """`python -m engine dataset add|list|zip`: datasets made image by image (engine/data/builder.py), for scripts.
 
-The same checks as the dashboard's "Make a dataset": each file through the one decoder before it is written,
-names made safe, duplicates (same content in the class) skipped. A refused file is named with its reason on
-stderr; the readable ones are still added, and the exit status is 2 so a script notices.
+The same checks as the dashboard's "Make a dataset": each file read through the one read gate (a regular file
+within the decoder's byte limit: a FIFO or /dev/zero is refused, never waited on or read), then through the one
+decoder before it is written; names kept as typed or refused with the reason; duplicates (same content in the
+class) skipped. A refused file is named with its reason on stderr; the readable ones are still added, and the
+exit status is 2 so a script notices.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from engine.data import builder
 from engine.data.layout import DatasetError
+from engine.data.reads import MAX_IMAGE_BYTES, FileRefused, read_regular_file
 
 EXIT_REFUSED = 2
 
@@ -39,19 +42,22 @@ def _root(args) -> Path:
     return Path(args.datasets_dir) if args.datasets_dir else builder.datasets_dir()
 
 
+def _read_each(paths: list[str], refused: list[tuple[str, str]]):
+    """(file name, bytes) of each path through the read gate, one at a time; a refused file is noted and skipped."""
+    for f in paths:
+        try:
+            yield Path(f).name, read_regular_file(f, MAX_IMAGE_BYTES)
+        except FileRefused as exc:  # a pipe, a device, a folder, too big, missing: named, the others still added
+            refused.append((f, exc.reason))
+
+
 def cmd_add(args) -> int:
     path = builder.create_dataset(args.name, [args.cls], _root(args))
-    files = []
-    refused = []
-    for f in args.files:
-        try:
-            files.append((Path(f).name, Path(f).read_bytes()))
-        except OSError as exc:
-            refused.append((f, f"cannot read it ({exc.strerror or exc})"))
-    added = builder.add_images(path, args.cls, files)
+    cls = builder.check_name(args.cls, "class name")
+    refused: list[tuple[str, str]] = []
+    added = builder.add_images(path, cls, _read_each(args.files, refused))
     for name, reason in refused + added.refused:
         print(f"refused {name}: {reason}", file=sys.stderr)
-    cls = builder.safe_name(args.cls, "class name")
     print(f"{path}: {len(added.saved)} added to {cls!r}" + (f", {len(added.duplicates)} already there" if added.duplicates else "")
           + (f", {len(refused) + len(added.refused)} refused" if refused or added.refused else "")
           + f"; {cls!r} now holds {len(builder.images_of(path, cls))}")

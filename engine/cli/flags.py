@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from engine import config as cfgmod
 from engine.config import APPROACHES, ConfigError, RunConfig, default_config
+from engine.data.reads import FileRefused, read_regular_file
 from engine.models.backbones import BACKBONES, image_size_for
 
 TYPES = {"int": int, "float": float, "str": str}
@@ -97,11 +97,18 @@ def build_config(approach: str, args: argparse.Namespace, base: RunConfig | None
 
 
 def read_config_file(path: str) -> RunConfig:
-    """--config FILE as a RunConfig; unreadable or malformed files are one-line ConfigErrors."""
+    """--config FILE as a RunConfig; unreadable or malformed files are one-line ConfigErrors.
+
+    Read through the one read gate (engine/data/reads.py): a FIFO, device or folder is refused without
+    waiting on it, and a file over the config's size bound before it is read."""
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+        raw = read_regular_file(path, cfgmod.MAX_CONFIG_CHARS, f"--config {path}")
+    except FileRefused as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.start:,}); a config is a JSON file") from None
     try:
         return RunConfig.from_json(text)
     except json.JSONDecodeError as exc:

@@ -5,7 +5,9 @@ augmentation preview, the Classify page and `predict` all decode through this mo
 they can never disagree about which files are images or what their pixels are.
 
 What it does, in order (Pillow throughout):
-  * refuses what is not a regular file (FIFOs, sockets, devices) without blocking on it;
+  * reads a path through the one read gate (engine/data/reads.py): what is not a regular file
+    (FIFOs, sockets, devices) is refused without blocking on it, and a file (or encoded bytes)
+    over `MAX_IMAGE_BYTES` is refused before it is read;
   * opens only common photo formats (JPEG, MPO, PNG/APNG, GIF, BMP, WebP, TIFF): Pillow's
     exotic plugins (EPS runs Ghostscript, ...) are never tried on untrusted files;
   * refuses images above Pillow's pixel limit (`PIL.Image.MAX_IMAGE_PIXELS`, 89,478,485 by
@@ -28,13 +30,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.data.reads import MAX_IMAGE_BYTES, FileRefused, NotRegularFile, read_regular_file
 from engine.errors import StudioError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")  # Pillow's JPEG opener also reads MPO
@@ -42,6 +44,7 @@ FORMAT_HINT = "use a JPEG, PNG, BMP, GIF, WebP or TIFF file"
 BACKGROUND = (255, 255, 255)  # transparent pixels become white
 _HIGH_DEPTH = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _MAX_REASON = 200  # characters of a library's message kept in a reason
+NOT_REGULAR = "not a regular file"  # a FIFO, device, socket or folder: the scan's and predict's reason
 
 # Pillow only *warns* between the pixel limit and twice it; we refuse at the limit itself
 # with our own message (below), so its warning would just be noise on stderr.
@@ -78,7 +81,7 @@ def decode_image(source: str | os.PathLike | bytes, image_size: int, name: str |
         name: how messages name `source` (default: the path; nothing for bytes).
 
     Raises:
-        ImageDecodeError: not a regular file, unreadable, unsupported format, over the pixel limit.
+        ImageDecodeError: not a regular file, over the byte limit, unreadable, unsupported format, over the pixel limit.
     """
     im = open_rgb(source, name)
     if im.size != (image_size, image_size):
@@ -118,11 +121,13 @@ class _Opened:
 
     def __enter__(self) -> _Opened:
         if isinstance(self.source, (bytes, bytearray, memoryview)):
+            if len(self.source) > MAX_IMAGE_BYTES:  # uploads are bounded as files are
+                raise ImageDecodeError(_too_many_bytes(len(self.source)), self.name)
             self.fh = io.BytesIO(self.source)
         else:
             path = os.fspath(self.source)
             self.name = self.name or str(path)
-            self.fh = _open_regular_file(path, self.name)
+            self.fh = io.BytesIO(_read_regular_file(path, self.name))
         try:
             self.image = Image.open(self.fh, formats=ALLOWED_FORMATS)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types; all mean "cannot use this file"
@@ -135,22 +140,19 @@ class _Opened:
         self.fh.close()  # only the file: Image.close() would also drop the decoded pixels we return
 
 
-def _open_regular_file(path: str, name: str):
-    """A binary file object for `path`, refusing (without blocking) anything but a regular file.
-
-    Checked with stat first, so a FIFO or device is never opened; then opened non-blocking
-    and checked again on the descriptor, so a file swapped for a FIFO in between cannot hang us.
-    """
+def _read_regular_file(path: str, name: str) -> bytes:
+    """The bytes of `path` through the one read gate (engine/data/reads.py): a regular file of at most
+    MAX_IMAGE_BYTES, read without blocking on a FIFO. Any refusal becomes the decoder's one-line reason."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise ImageDecodeError("not a regular file", name)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise ImageDecodeError(f"cannot read ({exc.strerror or exc})", name) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ImageDecodeError("not a regular file", name)
-    return os.fdopen(fd, "rb")
+        return read_regular_file(path, MAX_IMAGE_BYTES, name)
+    except NotRegularFile:
+        raise ImageDecodeError(NOT_REGULAR, name) from None
+    except FileRefused as exc:
+        raise ImageDecodeError(exc.reason, name) from None
+
+
+def _too_many_bytes(size: int) -> str:
+    return f"is {size:,} bytes, over the limit of {MAX_IMAGE_BYTES:,} bytes"
 
 
 def _open_failure(exc: Exception, fh) -> str:
