@@ -6,6 +6,7 @@ import math
 import pytest
 
 from engine.config import ConfigError, default_config
+from engine.errors import StudioError
 from engine.insight import sweep_charts, sweeps
 from engine.store.record import RunRecord
 
@@ -144,3 +145,101 @@ def test_parallel_coordinates_show_every_finished_trial():
     assert list(dims["learning-rate (log)"].values) == [-4.0] * 4 + [-3.0] * 4  # the failed trial left out
     assert list(dims["validation accuracy"].values) == [0.80, 0.82, 0.90, 0.94, 0.70, 0.70, 0.88, 0.86]
     assert "best point on validation: learning-rate=0.0001, dropout=0.5" in fig.layout.title.text
+
+
+def test_two_sweeps_started_in_the_same_second_get_different_groups(monkeypatch):
+    monkeypatch.setattr(sweeps.time, "strftime", lambda fmt: "20260101-120000")  # one second for both
+    a, b = sweeps.new_group_id("frozen"), sweeps.new_group_id("frozen")
+    assert a != b and a.startswith("20260101-120000-") and a.endswith("-sweep-frozen")
+
+
+def test_a_diverged_point_scores_no_nan():
+    runs = [record("r1", {"head.dropout": 0.2}, 0.8, 0.7), record("r2", {"head.dropout": 0.5}, float("nan"), None)]
+    summary = sweeps.summarize(runs, "G")
+    assert [p["mean"] for p in summary["points"]] == [0.8, None] and summary["best"] == 0
+    json.dumps(summary, allow_nan=False)  # the report never holds NaN
+
+
+def weights_file(path, kernels: dict) -> str:
+    """An HDF5 file holding arrays of these shapes (what a weights file's shapes look like to the check)."""
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        for name, shape in kernels.items():
+            fh.create_dataset(name, shape=shape, dtype="float32")
+    return str(path)
+
+
+MOBILENET_V2_ALPHA_1 = {"layers/conv2d/vars/0": (3, 3, 3, 32), "layers/conv2d_1/vars/0": (1, 1, 32, 16),
+                        "layers/conv2d_33/vars/0": (1, 1, 960, 320), "layers/depthwise_conv2d/vars/0": (3, 3, 32, 1)}
+
+
+def point(name="mobilenet_v2", alpha=1.0, weights="none", size=32):
+    cfg = default_config("feature_extraction")
+    cfg.data.path = "/d"
+    cfg.backbone.name, cfg.backbone.alpha, cfg.backbone.weights, cfg.backbone.image_size = name, alpha, weights, size
+    return cfg
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """The checks read files and settings only: building a base (seconds) fails the test."""
+    from engine.models import backbones
+
+    def built(*a, **k):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(backbones, "_build", built)
+    monkeypatch.setattr(backbones, "build_base", built)
+
+
+def test_a_weights_file_of_another_width_is_refused_from_its_shapes(tmp_path, no_model):
+    path = weights_file(tmp_path / "v2.weights.h5", MOBILENET_V2_ALPHA_1)
+    sweeps.check_point(point(alpha=1.0, weights=path))  # its own width: fine
+    sweeps.check_point(point(name="vgg16", weights=path))  # no width to judge by: left to Keras
+    with pytest.raises(StudioError) as exc:
+        sweeps.check_point(point(alpha=0.35, weights=path))
+    assert str(exc.value) == (f"weights file {path} does not fit MobileNetV2 with alpha 0.35: it holds MobileNetV2 weights "
+                              f"of alpha 1; give a file saved from MobileNetV2 at alpha 0.35 without its top, 'imagenet' or 'none'")
+    odd = weights_file(tmp_path / "other.h5", {"dense/kernel": (10, 2)})  # shapes it cannot place: not refused
+    sweeps.check_point(point(alpha=0.35, weights=odd))
+    text = tmp_path / "notes.weights.h5"
+    text.write_text("not a weights file")
+    with pytest.raises(StudioError, match="it is not a Keras weights file"):
+        sweeps.check_point(point(weights=str(text)))
+    with pytest.raises(StudioError, match="weights file not found: "):
+        sweeps.check_point(point(weights=str(tmp_path / "missing.weights.h5")))
+
+
+@pytest.mark.real_data
+def test_the_real_mobilenet_files_fit_their_own_width_only(assets, no_model):
+    v2 = str(assets / "weights" / "mobilenet_v2_1.0_imagenet_no_top.weights.h5")
+    v1 = str(assets / "weights" / "mobilenet_v1_0.75_imagenet_no_top.weights.h5")
+    sweeps.check_point(point(alpha=1.0, weights=v2))
+    sweeps.check_point(point(name="mobilenet", alpha=0.75, weights=v1))
+    for cfg in (point(alpha=0.5, weights=v2), point(alpha=1.3, weights=v2), point(name="mobilenet", alpha=1.0, weights=v1),
+                point(name="mobilenet", alpha=0.75, weights=v2)):
+        with pytest.raises(StudioError, match="does not fit"):
+            sweeps.check_point(cfg)
+
+
+def test_imagenet_weights_must_exist_for_the_width_and_be_cached_or_downloadable(monkeypatch, no_model):
+    from engine.models import backbones
+
+    with pytest.raises(ConfigError, match=r"backbone.alpha: ImageNet weights of MobileNetV2 \(fast on CPU\) exist for alpha "
+                                          r"0.35, 0.5, 0.75, 1, 1.3, 1.4 only, not 0.6"):
+        sweeps.check_point(point(alpha=0.6, weights="imagenet"))
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
+    with pytest.raises(backbones.WeightsUnavailable, match="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_96_no_top.h5"):
+        sweeps.check_point(point(alpha=0.5, weights="imagenet", size=96))
+    cached = backbones.keras_cache_dir() / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_96_no_top.h5"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"")
+    sweeps.check_point(point(alpha=0.5, weights="imagenet", size=96))  # in Keras' cache: no download needed
+    monkeypatch.setattr(backbones, "download_host_reachable", lambda: True)
+    sweeps.check_point(point(alpha=0.5, weights="imagenet", size=128))
+
+
+def test_the_size_limit_is_per_backbone(no_model):
+    with pytest.raises(ConfigError, match="above vgg16's limit of 512 px"):
+        sweeps.check_point(point(name="vgg16", size=600))

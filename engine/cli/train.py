@@ -2,14 +2,23 @@
 
 SIGINT/SIGTERM stop training cooperatively: the finished epochs are kept and saved. A failed
 or diverged run exits with status 1; bad input with status 2 and one line (engine/cli/__init__.py).
+
+A sweep (`--sweep`) checks every point before the first trains (bad input: status 2, nothing
+trained). A point that then fails or diverges is recorded as failed and the sweep goes on; its
+summary (the table on stderr, `sweep` in the JSON on stdout or --report) is written all the
+same, and the exit status is 1. Keras' and TensorFlow's Python warnings stay off stderr during
+a sweep: it prints the studio's progress lines and results only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 from engine.cli.flags import add_run_arguments, build_config, read_config_file
@@ -34,7 +43,9 @@ def add_parsers(sub) -> None:
     r.add_argument("--repeat-index", type=int, default=0, help="with --repeat-group: train with seed SEED + this")
     r.add_argument("--sweep", action="append", metavar="KNOB=V1,V2,...",
                    help="train one run per value (a knob's flag name or section.field, e.g. learning-rate=1e-4,1e-3); "
-                        "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation")
+                        "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation. "
+                        "Every point is checked before the first trains; a point that fails or diverges is recorded "
+                        "and the sweep goes on: its summary is still written, and the exit status is 1")
     r.add_argument("--sweep-group", help="record the run as a point of this sweep (the dashboard queues one job per point)")
     r.add_argument("--sweep-point", metavar="JSON", help="with --sweep-group: the point's values, e.g. '{\"fit.learning_rate\": 0.001}'")
     r.set_defaults(func=cmd_run)
@@ -135,7 +146,7 @@ def cmd_run(args) -> int:
             extra = {**extra, "repeat_group": args.repeat_group, "repeat_index": args.repeat_index}
         if cfg.approach == "fine_tuning" and repeat in frozen_runs and not cfg.fine_tune.from_run:
             cfg.fine_tune.from_run = frozen_runs[repeat]
-        result, rep = _train_one(args, cfg, data, extra, stop)
+        result, rep = (_sweep_point if args.sweep else _train_one)(args, cfg, data, extra, stop)
         results.append(rep)
         records.append(result.record)
         if cfg.approach == "frozen" and result.state == "finished":
@@ -159,7 +170,8 @@ def cmd_run(args) -> int:
 def sweep_plan(args, cfg: RunConfig) -> list[tuple[RunConfig, int, dict]]:
     """(config, repeat index, resolved extras) per run of a sweep: each point (`--sweep`, a grid) `--seeds` times,
     or the one point of `--sweep-group G --sweep-point JSON` (the dashboard's job). Each config is checked here,
-    before any work, and a point that would not train names --sweep and the value."""
+    before any work (validate_point: whatever it would fail on without training), and a point that would not
+    train names --sweep and the value."""
     from engine.insight import sweeps
 
     if args.sweep and args.sweep_group:
@@ -168,7 +180,7 @@ def sweep_plan(args, cfg: RunConfig) -> list[tuple[RunConfig, int, dict]]:
         raise ConfigError("--sweep-group and --sweep-point: give both (the group and the point's values) or neither")
     if args.sweep:
         points = sweeps.grid([sweeps.parse_sweep(spec, cfg.approach) for spec in args.sweep], args.seeds)
-        group = f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{cfg.approach}"
+        group = sweeps.new_group_id(cfg.approach)
     else:
         points, group = [sweeps.parse_point(args.sweep_point, cfg.approach)], args.sweep_group
     plan = []
@@ -176,7 +188,7 @@ def sweep_plan(args, cfg: RunConfig) -> list[tuple[RunConfig, int, dict]]:
         c = sweeps.apply_point(cfg, point)
         try:
             validate_point(c)
-        except ConfigError as exc:
+        except StudioError as exc:
             raise ConfigError(f"--sweep {sweeps.point_label(point)}: {exc}") from None
         seeds = 1 if args.sweep_group else args.seeds  # the dashboard queues a point's seeds as a repeat group itself
         for c2, i, extra in repeat_plan([c], seeds, getattr(args, "preset", None)):
@@ -185,11 +197,46 @@ def sweep_plan(args, cfg: RunConfig) -> list[tuple[RunConfig, int, dict]]:
 
 
 def validate_point(cfg: RunConfig) -> None:
-    from engine.config import validate
-    from engine.models.backbones import image_size_for
+    """Raises what the point's run would fail on before training: its config, the backbone's size limit, its
+    weights for this backbone, width and size (engine/insight/sweeps.check_point; no model built)."""
+    from engine.insight.sweeps import check_point
 
-    validate(cfg)
-    image_size_for(cfg.backbone)  # the size limit is per backbone
+    check_point(cfg)
+
+
+def _sweep_point(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
+    """`_train_one` for a point of `run --sweep`: Keras' and TensorFlow's Python warnings and log lines kept off
+    stderr (the engine's own warnings still shown); a point that raises is recorded as failed (a StudioError
+    in one line, anything else with its traceback) and the sweep goes on to its summary."""
+    from types import SimpleNamespace
+
+    from engine.insight.sweeps import point_label
+    from engine.store.record import RunRecord
+
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "h5py")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", module=r"engine\.")  # e.g. engine/models/optimizers' fallback notice
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            return _train_one(args, cfg, data, extra, stop)
+        except StudioError as exc:
+            message = str(exc)
+        except Exception as exc:  # a bug: its traceback, then the other points
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+    print(f"[{cfg.approach} {point_label(extra['sweep_point'])}] failed: {message}", file=sys.stderr, flush=True)
+    config = {**cfg.to_dict(), "resolved": {"seed": cfg.fit.seed, **extra}}
+    record = RunRecord("", None, config, {}, {"state": "failed", "message": message})
+    rep = {"id": None, "approach": cfg.approach, "state": "failed", "message": message, "val_accuracy": None,
+           "test_accuracy": None, "feature_cache": None, "run_dir": "", "seed": cfg.fit.seed,
+           **{k: v for k, v in extra.items() if k in ("repeat_group", "preset", "sweep_group", "sweep_point")}}
+    return SimpleNamespace(id="", state="failed", record=record), rep
 
 
 def report_sweep(records: list, results: list[dict]) -> dict:
@@ -227,10 +274,9 @@ def _prepare(args, configs: list[RunConfig]):
     """Checks the stores and the strategy, then scans and splits the dataset (once for every approach)."""
     from engine.store.outputs import check_writable_folder
     from engine.store.runs import RunStore, RunStoreError, check_run_id
-    from engine.training.approaches import prepare_data
     from engine.training.features import default_cache_dir
 
-    check_writable_folder("--runs-dir", RunStore(args.runs_dir).root)
+    check_writable_folder("--runs-dir", RunStore(args.runs_dir).root)  # before TensorFlow is imported (seconds)
     if configs[0].compute.tensorboard:
         check_writable_folder("--tensorboard", configs[0].compute.tensorboard)
     # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs
@@ -239,6 +285,8 @@ def _prepare(args, configs: list[RunConfig]):
     if args.run_id and dist.chief:  # other workers store nothing (and may see the chief's new folder)
         if (RunStore(args.runs_dir).root / check_run_id(args.run_id)).exists():
             raise RunStoreError(f"--run-id {args.run_id}: a run with that id already exists; choose another")
+    from engine.training.approaches import prepare_data  # imports TensorFlow
+
     d = configs[0].data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
                         checks_dir=args.cache_dir or default_cache_dir())

@@ -11,10 +11,13 @@ so the test split stays a score of one choice, not a second validation set.
 from __future__ import annotations
 
 import itertools
+import math
+import secrets
+import time
 
 import numpy as np
 
-from engine.config import ConfigError, RunConfig, field_problem, knobs
+from engine.config import BackboneConfig, ConfigError, RunConfig, field_problem, knobs
 
 MAX_KNOBS = 2  # a heatmap has two axes; more knobs want a search, not a grid
 MAX_VALUES = 12  # per knob
@@ -142,6 +145,89 @@ def apply_point(cfg: RunConfig, point: dict) -> RunConfig:
     return out
 
 
+def new_group_id(approach: str) -> str:
+    """A sweep's group id: the second it started and a random suffix (two sweeps started in one second stay apart)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}-sweep-{approach}"
+
+
+# --- what a point would fail on, known before any point trains ------------------------------------
+def check_point(cfg: RunConfig) -> None:
+    """Raises the StudioError a point's run would fail on before training, checked without training or building a
+    model: the config's own checks, the backbone's image-size limit, and the weights for this backbone, width and
+    size (engine/models/backbones.py): a local file that exists, is a weights file and fits the width (its shapes
+    read from the file), or ImageNet weights that exist for this width and are in Keras' cache or downloadable."""
+    from engine.config import validate
+    from engine.models import backbones
+
+    validate(cfg)
+    size = backbones.image_size_for(cfg.backbone)  # the size limit is per backbone
+    weights = backbones.resolve_weights(cfg.backbone)  # an empty path, a missing file
+    if weights == "imagenet":
+        _check_imagenet(cfg.backbone, size)
+    elif weights is not None:
+        problem = weights_file_problem(cfg.backbone, weights)
+        if problem:
+            raise backbones.WeightsUnavailable(problem)
+
+
+def _check_imagenet(b: BackboneConfig, size: int) -> None:
+    from engine.models import backbones
+
+    spec = backbones.get_spec(b.name)
+    published = backbones.IDENTIFY_ALPHAS.get(b.name, ()) if spec.has_alpha else ()  # the widths Keras has ImageNet files for
+    if published and not any(math.isclose(b.alpha, a) for a in published):
+        shown = ", ".join(f"{a:g}" for a in sorted(published))
+        raise ConfigError(f"backbone.alpha: ImageNet weights of {spec.title} exist for alpha {shown} only, not {b.alpha:g}; "
+                          "choose one of those, a weights file or 'none'")
+    if backbones.cached_imagenet_weights(b, size) is None and not backbones.download_host_reachable():
+        offline = OSError(f"{backbones.DOWNLOAD_HOST[0]} does not answer and the file is not in Keras' cache")
+        raise backbones.WeightsUnavailable(backbones._offline_message(b, size, offline))
+
+
+def _width_signature(name: str, alpha: float) -> tuple[tuple, tuple] | None:
+    """Two kernel shapes a MobileNet's conv base has at width `alpha`, as keras.applications builds it (its stem
+    conv, and a late 1x1 conv whose shape no other width shares); None for a backbone without a width multiplier."""
+    if name == "mobilenet_v2":
+        def divisible(v: float) -> int:  # keras.applications.mobilenet_v2._make_divisible(v, 8)
+            new = max(8, int(v + 4) // 8 * 8)
+            return new + 8 if new < 0.9 * v else new
+
+        return (3, 3, 3, divisible(32 * alpha)), (1, 1, 6 * divisible(int(160 * alpha)), divisible(int(320 * alpha)))  # block 16's projection
+    if name == "mobilenet":
+        return (3, 3, 3, int(32 * alpha)), (1, 1, int(1024 * alpha), int(1024 * alpha))  # conv_pw_13
+    return None
+
+
+def weights_file_problem(b: BackboneConfig, path: str) -> str:
+    """Why Keras would not load the weights file `path` into backbone `b` ('' when it may): not an HDF5 file, or
+    (MobileNets) the shapes of another width. Reads only the file's array shapes; builds no model. A file whose
+    shapes it cannot place is left to Keras (a wrong refusal would be worse than a late one)."""
+    from engine.models import backbones
+
+    import h5py
+
+    spec = backbones.get_spec(b.name)
+    if not h5py.is_hdf5(path):
+        return (f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
+                f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'")
+    wanted = _width_signature(b.name, b.alpha)
+    if wanted is None:
+        return ""
+    kernels: set[tuple] = set()
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visititems(lambda _, obj: kernels.add(tuple(int(n) for n in obj.shape)) if getattr(obj, "ndim", 0) == 4 else None)
+    except (OSError, RuntimeError, ValueError):
+        return ""  # Keras' own load says what is wrong
+    if not any(k[:3] == (3, 3, 3) for k in kernels) or set(wanted) <= kernels:
+        return ""  # no conv stem to judge by, or both shapes of this width are there
+    fits = [a for a in backbones.IDENTIFY_ALPHAS.get(b.name, ()) if set(_width_signature(b.name, a)) <= kernels]
+    net = spec.title.split(" (")[0]
+    holds = f"it holds {net} weights of alpha {fits[0]:g}" if fits else "its shapes are of another network or width"
+    return (f"weights file {path} does not fit {net} with alpha {b.alpha:g}: {holds}; "
+            f"give a file saved from {net} at alpha {b.alpha:g} without its top, 'imagenet' or 'none'")
+
+
 def parse_point(text: str, approach: str) -> dict:
     """--sweep-point's JSON object {dotted or flag: value}, typed and checked, with dotted keys."""
     import json
@@ -250,6 +336,7 @@ def summarize(records, group: str) -> dict:
     for r in sorted(runs, key=lambda r: r.id):
         point = {d: r.sweep_point.get(d) for d in knobs_}
         val = r.accuracy("validation") if r.state == "finished" else None
+        val = val if isinstance(val, (int, float)) and math.isfinite(val) else None  # the JSON stays finite
         trials.append({"run_id": r.id, "seed": r.seed, "state": r.state, "point": point, "val_accuracy": val})
         p = points.setdefault(tuple(point.items()), {"point": point, "label": point_label(point), "run_ids": [], "values": []})
         p["run_ids"].append(r.id)
