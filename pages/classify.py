@@ -1,13 +1,12 @@
 import streamlit as st
 
+from engine.errors import StudioError
 from engine.insight import charts
-from engine.data.images import ImageDecodeError, preview_image
-from engine.insight.inference import classify_bytes, load_run
-from engine.store.runs import RunStoreError
+from engine.insight.inference import Photo, load_run
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import dataset_name
-from ui.ensemble_view import classify_switches, show_ensemble
+from ui.ensemble_view import classify_answers, classify_switches, show_ensemble
 from ui.gradcam import gradcam_toggle, show_gradcam
 from ui.run_labels import approach_title, on_dataset, run_label
 
@@ -49,25 +48,30 @@ camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use c
 photos = list(uploads or []) + ([camera] if camera is not None else [])
 show_cam = gradcam_toggle()
 tta, together, weighted = classify_switches(len(chosen))
-for n, photo in enumerate(photos if chosen else []):
-    data = photo.getvalue()
-    try:
-        results = [classify_bytes(cached_run(str(store.root), rid), data, name=photo.name, tta=tta) for rid in chosen]
-    except (ImageDecodeError, RunStoreError) as exc:  # one line naming the upload, or a truncated model.keras
+for n, upload in enumerate(photos if chosen else []):
+    try:  # the photo decoded once: its preview, every model's answer and Grad-CAM
+        photo = Photo(upload.getvalue(), name=upload.name)
+        loaded = [cached_run(str(store.root), rid) for rid in chosen]
+        each, together_answer, problem = classify_answers(loaded, photo, tta=tta, together=together, weighted=weighted,
+                                                          gradcam=show_cam)
+    except StudioError as exc:  # one line naming the upload, or a truncated model.keras
         st.error(str(exc))
         continue
     left, right = st.columns([1, 2])
-    left.image(preview_image(data, 512), caption=photo.name)  # what the model sees: oriented, RGB
-    columns = right.columns(len(results) + together)  # the ensemble's answer in a last column
+    left.image(photo.preview(512), caption=upload.name)  # what the model sees: oriented, RGB
+    columns = right.columns(len(each) + together)  # the ensemble's answer in a last column
     if together:
-        show_ensemble(columns[-1], [cached_run(str(store.root), rid) for rid in chosen], results, weighted, key=f"e_{n}")
-    for col, res in zip(columns, results):
-        run = next(r for r in runs if r.id == res["run"])
-        col.metric(f"{approach_title(run)} · {res['seconds'] * 1000:.0f} ms", res["predicted"], help=labels[res["run"]])
-        col.caption(labels[res["run"]])
-        col.plotly_chart(charts.probabilities_figure(res["probabilities"], res["predicted"]), key=f"p_{n}_{res['run']}")
-        if res["caution"]:
-            col.warning(res["caution"][0].upper() + res["caution"][1:] + ".")
-        col.caption(f"This model only knows {', '.join(res['probabilities'])}: it answers with one of them for any photo.")
-        if show_cam:  # under each model's prediction: the approaches side by side on the same photo
-            show_gradcam(col, cached_run(str(store.root), res["run"]), data, photo.name)
+        show_ensemble(columns[-1], together_answer, problem, key=f"e_{n}")
+        if show_cam and together_answer is not None:
+            show_gradcam(columns[-1], together_answer)
+    for col, ans in zip(columns, each):
+        rid = ans.runs[0]
+        run = next(r for r in runs if r.id == rid)
+        col.metric(f"{approach_title(run)} · {ans.ms:.0f} ms", ans.label, help=labels[rid])
+        col.caption(labels[rid])
+        col.plotly_chart(charts.probabilities_figure(ans.probabilities, ans.label), key=f"p_{n}_{rid}")
+        if ans.caution:
+            col.warning(ans.caution[0].upper() + ans.caution[1:] + ".")
+        col.caption(f"This model only knows {', '.join(ans.probabilities)}: it answers with one of them for any photo.")
+        if show_cam:  # under each model's answer: the approaches side by side, each explaining the class it shows
+            show_gradcam(col, ans)

@@ -131,6 +131,37 @@ def test_classify_rejects_a_broken_image_with_a_clear_message(name, data, tiny_f
     assert at.error[0].value.startswith(f"{name}: not a readable image")
 
 
+def test_classify_explains_the_class_each_answer_shows():
+    """With flips the model's plain argmax (dogs) is not the answer (cats): the Grad-CAM is of cats; the ensemble's
+    column explains the ensemble's class."""
+    from pathlib import Path
+
+    from tests.test_explain import bright_left_png, write_left_right_cam_runs
+
+    write_left_right_cam_runs(Path(os.environ["TLS_RUNS_DIR"]))
+    at = page("pages/classify.py").run()
+    at.multiselect(key="cls_runs").set_value(["a"]).run()
+    at.toggle(key="cls_gradcam").set_value(True).run()
+    at.file_uploader(key="cls_upload").set_value([("half.png", bright_left_png(), "image/png")]).run()
+    assert not at.exception, at.exception
+
+    assert [m.value for m in at.metric] == ["dogs"] and cam_captions(at) == ["Grad-CAM for dogs (light_dark)"]
+    at.toggle(key="cls_tta").set_value(True).run()
+    assert [m.value for m in at.metric] == ["cats"] and cam_captions(at) == ["Grad-CAM for cats (light_dark)"]
+    at.toggle(key="cls_tta").set_value(False).run()
+    at.multiselect(key="cls_runs").set_value(["a", "b"]).run()
+    at.toggle(key="cls_ens").set_value(True).run()
+    assert not at.exception, at.exception
+    # a: dogs, b: cats, the ensemble (its own last column, explained through a): cats
+    assert [m.value for m in at.metric] == ["dogs", "cats", "cats"]
+    assert sorted(cam_captions(at)) == ["Grad-CAM for cats (light_dark)"] * 2 + ["Grad-CAM for dogs (light_dark)"]
+
+
+def cam_captions(at: AppTest) -> list[str]:
+    """The Grad-CAM captions on the page."""
+    return re.findall(r'caption: "(Grad-CAM for [^"]+)"', "\n".join(str(e.proto) for e in at.get("image")))
+
+
 def test_offline_imagenet_is_explained_at_the_top_of_the_sidebar_and_blocks_train(monkeypatch):
     from ui import resources, sidebar
 

@@ -1,5 +1,8 @@
-"""engine/insight/inference.py: classify an upload or a file with a stored run, as the run's own model sees it."""
+"""engine/insight/inference.py: classify an upload or a file with a stored run, as the run's own model sees it;
+`answer`, the one answer per photo (decoded once, flips and runs averaged)."""
 
+import io
+import json
 import os
 
 import numpy as np
@@ -140,20 +143,99 @@ def test_flip_averaging_is_the_mean_of_the_image_and_its_mirror_in_one_call():
     assert both[1] == pytest.approx([0.5, 0.5])
 
 
-def test_ensemble_answer_averages_the_runs_and_refuses_other_classes():
-    from engine.insight.ensemble import EnsembleError
-    from engine.insight.inference import _answer, ensemble_answer
+class Fixed:
+    """A stand-in model that answers P(dogs) = p for every image (whatever its size)."""
 
-    a, b = stand_in("a", val_accuracy=0.5), stand_in("b", val_accuracy=1.0)
-    answers = [_answer("a", a.classes, np.array([0.8, 0.2]), 0.1, False), _answer("b", b.classes, np.array([0.3, 0.7]), 0.2, False)]
-    plain = ensemble_answer([a, b], answers)
-    assert plain["probabilities"] == pytest.approx({"cats": 0.55, "dogs": 0.45}) and plain["predicted"] == "cats"
-    assert plain["run"] == "ensemble" and plain["members"] == ["a", "b"] and plain["seconds"] == pytest.approx(0.3)
-    weighted = ensemble_answer([a, b], answers, weighted=True)  # weights 1/3, 2/3 (validation 0.5, 1.0): b's answer wins
-    assert weighted["weights"] == pytest.approx({"a": 1 / 3, "b": 2 / 3})
-    assert weighted["probabilities"] == pytest.approx({"cats": 1.4 / 3, "dogs": 1.6 / 3}) and weighted["predicted"] == "dogs"
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, x, training=False):
+        return np.full((len(x), 1), self.p)
+
+
+def fixed_run(run_id: str, p: float, size: int = 8, val_accuracy=None, classes=("cats", "dogs")):
+    from engine.insight.inference import LoadedRun
+
+    return LoadedRun(run_id, Fixed(p), list(classes), size, "frozen", "none", val_accuracy)
+
+
+def png_bytes(size=(12, 10), left=(200, 200, 200), right=(0, 0, 0)) -> bytes:
+    """A PNG whose left half is `left` and right half `right`."""
+    img = Image.new("RGB", size, right)
+    img.paste(left, (0, 0, size[0] // 2, size[1]))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_an_ensemble_answer_averages_the_runs_and_refuses_other_classes():
+    from engine.insight.ensemble import EnsembleError
+    from engine.insight.inference import answer
+
+    a, b = fixed_run("a", 0.2, val_accuracy=0.5), fixed_run("b", 0.7, size=16, val_accuracy=1.0)
+    data = png_bytes()
+    plain = answer([a, b], data)
+    assert plain.probabilities == pytest.approx({"cats": 0.55, "dogs": 0.45}) and plain.label == "cats"
+    assert plain.runs == ["a", "b"] and plain.weights == {"a": 0.5, "b": 0.5} and not plain.weighted
+    assert [(m.runs, m.label) for m in plain.members] == [(["a"], "cats"), (["b"], "dogs")]  # each run's own answer too
+    weighted = answer([a, b], data, weighted=True)  # weights 1/3, 2/3 (validation 0.5, 1.0): b's answer wins
+    assert weighted.weights == pytest.approx({"a": 1 / 3, "b": 2 / 3}) and weighted.weighted
+    assert weighted.probabilities == pytest.approx({"cats": 1.4 / 3, "dogs": 1.6 / 3}) and weighted.label == "dogs"
+    row = weighted.row()  # predict's row, as before answer()
+    assert row["run"] == "ensemble" and row["predicted"] == "dogs" and row["members"] == ["a", "b"]
+    assert [r["probabilities"]["dogs"] for r in row["runs"]] == pytest.approx([0.2, 0.7]) and row["seconds"] > 0
+    out = json.loads(json.dumps(weighted.to_dict(), allow_nan=False))  # JSON-safe, plain numbers
+    assert out["label"] == "dogs" and out["runs"] == ["a", "b"] and out["gradcam"] is None and out["ms"] > 0
+    assert all(type(p) is float for p in weighted.probabilities.values())
     with pytest.raises(EnsembleError, match=r"^run c: classes dogs, cats differ from run a's \(cats, dogs\); an ensemble needs"):
-        ensemble_answer([a, stand_in("c", ("dogs", "cats"))], answers)
+        answer([a, fixed_run("c", 0.5, classes=("dogs", "cats"))], data)
+    with pytest.raises(EnsembleError, match="^run d: no recorded validation accuracy"):
+        answer([a, fixed_run("d", 0.5)], data, weighted=True)
+
+
+def test_a_model_answering_nan_is_one_line_naming_the_run():
+    from engine.insight.inference import InferenceError, answer
+
+    with pytest.raises(InferenceError, match=r"^run broken: its model answered \[nan, nan\] for this photo"):
+        answer(fixed_run("broken", float("nan")), png_bytes())
+
+
+def test_the_photo_is_decoded_once_per_answer_at_every_size(monkeypatch, tmp_path):
+    """Two runs at 8 and 16 px, with flips: one decode; each size's pixels are the decoder's own."""
+    from engine.data import images
+    from engine.insight.inference import Photo, answer
+
+    data = png_bytes((37, 23))
+    (tmp_path / "p.png").write_bytes(data)
+    want = {s: images.decode_image(data, s) for s in (8, 16)}
+    preview = images.preview_image(data, 20)
+    calls = []
+    real = images.open_rgb
+    monkeypatch.setattr(images, "open_rgb", lambda *a, **k: calls.append(a) or real(*a, **k))
+    runs = [fixed_run("a", 0.3, size=8), fixed_run("b", 0.6, size=16)]
+    for source in (data, str(tmp_path / "p.png")):
+        calls.clear()
+        answer(runs, source, tta=True)
+        assert len(calls) == 1, calls
+    calls.clear()
+    photo = Photo(data)
+    for s in (8, 16):
+        np.testing.assert_array_equal(photo.pixels(s), want[s])
+    np.testing.assert_array_equal(photo.preview(20), preview)
+    answer(runs, photo)  # a photo already decoded is not decoded again
+    assert len(calls) == 1
+
+
+def test_a_file_and_its_bytes_get_the_same_answer(tmp_path):
+    from engine.insight.inference import answer
+
+    data = png_bytes((30, 20), left=(40, 200, 90))
+    (tmp_path / "x.png").write_bytes(data)
+    run = stand_in()
+    by_file, by_bytes = answer(run, str(tmp_path / "x.png"), tta=True), answer(run, data, tta=True)
+    assert by_file.label == by_bytes.label and by_file.probabilities == by_bytes.probabilities
+    with pytest.raises(ImageDecodeError, match="^up.png: not a readable image"):
+        answer(run, b"no image", name="up.png")
 
 
 def test_stored_run_flip_average_equals_the_mean_of_both_single_predictions(trained):

@@ -1,7 +1,7 @@
 """The three approaches used together: Compare's ensemble row, Classify's flip-averaging and ensemble switches.
 
 The averaging and its weighting rule live in the engine (engine/insight/ensemble.py for stored
-predictions, engine/insight/inference.py for photos); this module only draws them.
+predictions, engine/insight/inference.py's `answer` for photos); this module only draws them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import streamlit as st
 
 from engine.errors import StudioError
 from engine.insight import charts
-from engine.insight.ensemble import ensemble_of_runs, ensemble_problem
-from engine.insight.inference import ensemble_answer
+from engine.insight.ensemble import EnsembleError, ensemble_of_runs, ensemble_problem
+from engine.insight.inference import answer
 from ui.run_labels import approach_title
 
 WEIGHT_HELP = "Each run weighs its validation accuracy (weights summing to 1); off: every run weighs the same."
@@ -73,16 +73,30 @@ def classify_switches(chosen: int) -> tuple[bool, bool, bool]:
     return tta, together, bool(weighted)
 
 
-def show_ensemble(container, loaded_runs: list, results: list[dict], weighted: bool, key: str) -> None:
-    """The averaged answer beside each model's (`results[i]` from `loaded_runs[i]`), or one line saying why not."""
-    try:
-        answer = ensemble_answer(loaded_runs, results, weighted)
-    except StudioError as exc:  # other classes or another class order
-        container.warning(str(exc))
+def classify_answers(loaded_runs: list, photo, *, tta: bool, together: bool, weighted: bool, gradcam: bool):
+    """(each chosen model's answer, the ensemble's answer or None, why none) for one decoded photo.
+
+    Together: one `answer` over the runs, each run's own answer coming with it as a member;
+    apart, or when the runs cannot be averaged (other classes), one `answer` per run.
+    """
+    problem = ""
+    if together:
+        try:
+            both = answer(loaded_runs, photo, weighted=weighted, tta=tta, gradcam=gradcam, max_side=512)
+            return list(both.members), both, ""
+        except EnsembleError as exc:  # other classes or another class order; no validation accuracy to weigh by
+            problem = str(exc)
+    return [answer(run, photo, tta=tta, gradcam=gradcam, max_side=512) for run in loaded_runs], None, problem
+
+
+def show_ensemble(container, together, problem: str, key: str) -> None:
+    """The averaged answer (an `inference.Answer`) beside each model's, or one line saying why there is none."""
+    if together is None:
+        container.warning(problem)
         return
-    how = ", weighted by validation accuracy" if weighted else ""
-    container.metric(f"Ensemble of {len(results)} models{how}", answer["predicted"],
-                     help="The chosen models' probabilities averaged" + (" (each with its flip)" if answer["tta"] else ""))
-    container.plotly_chart(charts.probabilities_figure(answer["probabilities"], answer["predicted"]), key=key)
-    if answer["caution"]:
-        container.warning(answer["caution"][0].upper() + answer["caution"][1:] + ".")
+    how = ", weighted by validation accuracy" if together.weighted else ""
+    container.metric(f"Ensemble of {len(together.runs)} models{how}", together.label,
+                     help="The chosen models' probabilities averaged" + (" (each with its flip)" if together.tta else ""))
+    container.plotly_chart(charts.probabilities_figure(together.probabilities, together.label), key=key)
+    if together.caution:
+        container.warning(together.caution[0].upper() + together.caution[1:] + ".")

@@ -143,15 +143,21 @@ def cmd_predict(args) -> int:
         heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
                     for p in gradcam_paths(args.gradcam, args.images)]
     runs = [load_run(store, rid) for rid in args.run]
-    out = predict_files(runs, args.images, weighted=args.weighted, tta=args.tta)
-    run = runs[0]
-    if args.gradcam:
-        from engine.insight.explain import explain_image, save_png
+    # One answer per image (engine/insight/inference.answer), as Classify's: the photo decoded once,
+    # Grad-CAM of the class printed; each overlay written before the next image is read.
+    from engine.insight.explain import save_png
+    from engine.models.pipeline import PipelineError
 
-        for row, target in zip(out, heatmaps):
-            explained = explain_image(run, row["image"])
-            row["gradcam"] = str(save_png(explained.overlay, target))
-            row["gradcam_layer"] = explained.layer
+    out = []
+    answers = predict_files(runs, args.images, weighted=args.weighted, tta=args.tta, gradcam=bool(args.gradcam))
+    for i, (path, answer) in enumerate(zip(args.images, answers)):
+        row = {"image": path, **answer.row()}
+        if args.gradcam:
+            if answer.gradcam is None:  # a model this studio did not save: one line, as before
+                raise PipelineError(answer.gradcam_problem)
+            row["gradcam"] = str(save_png(answer.gradcam.overlay, heatmaps[i]))
+            row["gradcam_layer"] = answer.gradcam.layer
+        out.append(row)
     if args.json:
         print(json.dumps({"predictions": out}, indent=2))
         return 0

@@ -9,6 +9,10 @@ runs are explained with their fine-tuned base.
 
 The class score is the logit (before sigmoid/softmax): a confident prediction saturates
 the probability, and its gradient vanishes in float32 while the logit's does not.
+
+The class to explain is always given (`class_index`): the caller's answer decides it
+(`inference.answer`: the label shown, which with flip averaging or an ensemble need not be
+this model's own argmax on the plain image).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.data import images
 from engine.insight.evaluation import class_probabilities
 from engine.models.pipeline import PipelineError, last_conv_layer, split_pipeline
 
@@ -32,7 +35,7 @@ class GradCam:
     """A heatmap at the model's input size and what it explains."""
 
     heatmap: np.ndarray  # float32 (S, S) in [0, 1]; 1 = where the class score gains most
-    class_index: int  # the class explained (the predicted one unless asked otherwise)
+    class_index: int  # the class explained, as asked
     probabilities: np.ndarray  # (num_classes,) as the model outputs them (sigmoid p -> [1 - p, p])
     layer: str  # the convolutional layer whose maps were weighed
 
@@ -41,11 +44,10 @@ class GradCam:
 class Explanation:
     """A Grad-CAM ready to show: the heatmap at the photo's size and the overlay on it."""
 
-    run: str
-    predicted: str
+    run: str  # the run whose model was explained
     explained: str  # the class the heatmap is for
-    probabilities: dict[str, float]
-    layer: str
+    class_index: int  # its index in the run's classes
+    layer: str  # the convolutional layer whose maps were weighed
     heatmap: np.ndarray  # float32 (H, W) in [0, 1], the photo's size
     overlay: np.ndarray  # uint8 (H, W, 3) RGB: the colour-mapped heatmap over the photo
 
@@ -81,7 +83,7 @@ class _GradCamModel:
             self.features = keras.Model(parts.base.inputs, [conv.output, parts.base.output], name="gradcam_features")
             self.head_body = keras.Model(top_model.inputs, body_out, name="gradcam_head")
 
-    def scores(self, pixels, class_index: int | None):
+    def scores(self, pixels, class_index: int):
         """(conv maps, class score, probabilities) under a tape the caller opened."""
         import tensorflow as tf
 
@@ -99,12 +101,14 @@ class _GradCamModel:
             logits = probs = h
         units = int(probs.shape[-1])
         full = class_probabilities(probs.numpy(), 2 if units == 1 else units)[0]
-        index = int(np.argmax(full)) if class_index is None else int(class_index)
+        index = int(class_index)
+        if not 0 <= index < len(full):
+            raise IndexError(f"class index {index} out of range for {len(full)} classes")
         if logits.shape[-1] == 1:  # one sigmoid unit: its logit speaks for class 1, its negative for class 0
             score = logits[:, 0] if index == 1 else -logits[:, 0]
         else:
             score = logits[:, index]
-        return conv, score, full, index
+        return conv, score, full
 
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -118,13 +122,13 @@ def _gradcam_model(model) -> _GradCamModel:
         return built
 
 
-def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> GradCam:
-    """The Grad-CAM heatmap of one image through a saved pipeline model.
+def gradcam(model, pixels: np.ndarray, class_index: int) -> GradCam:
+    """The Grad-CAM heatmap of one image through a saved pipeline model, for the class asked for.
 
     Args:
         model: a run's full model (pixels in [0, 255] -> probabilities), nested base or flat.
         pixels: float or uint8 (1, S, S, 3) or (S, S, 3) RGB in [0, 255], as `images.decode_image` gives.
-        class_index: the class to explain; default the predicted one.
+        class_index: the class to explain (the caller's answer; never this function's own argmax).
 
     Raises:
         pipeline.PipelineError: the model is not a pixels -> base -> head chain.
@@ -136,7 +140,7 @@ def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> GradCa
         arr = arr[None]
     gm = _gradcam_model(model)
     with tf.GradientTape() as tape:
-        conv, score, probs, index = gm.scores(arr, class_index)
+        conv, score, probs = gm.scores(arr, class_index)
     grads = tape.gradient(score, conv)
     conv = tf.cast(conv, tf.float32)
     if grads is None:  # the score does not depend on the maps (should not happen with a chain)
@@ -145,7 +149,7 @@ def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> GradCa
     cam = tf.nn.relu(tf.reduce_sum(conv * weights[:, None, None, :], axis=-1))[0].numpy()
     peak = float(cam.max())
     cam = cam / peak if peak > 0 else np.zeros_like(cam)
-    return GradCam(resize_heatmap(cam, (arr.shape[2], arr.shape[1])), index, probs, gm.layer)
+    return GradCam(resize_heatmap(cam, (arr.shape[2], arr.shape[1])), int(class_index), probs, gm.layer)
 
 
 def resize_heatmap(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -181,28 +185,22 @@ def overlay(photo: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
-def explain_image(run, source: str | Path | bytes, name: str | None = None, max_side: int = 1024,
-                  class_index: int | None = None) -> Explanation:
-    """Grad-CAM of one image file or encoded image with a loaded run (`inference.LoadedRun`).
+def explain(run, pixels: np.ndarray, photo: np.ndarray, class_index: int) -> Explanation:
+    """Grad-CAM of a loaded run (`inference.LoadedRun`) for `class_index`, laid over the photo.
 
-    The model sees the image as Classify and training do (`images.decode_image` at the run's
-    size); the heatmap is then stretched back onto the photo (aspect kept, longest side at
-    most `max_side`), which the square resize had squeezed.
+    Args:
+        pixels: the image as the model sees it: (S, S, 3) at the run's size, from the one decoder.
+        photo: uint8 (H, W, 3) RGB of the same image to draw on (aspect kept): the heatmap is
+            stretched back onto it, which the square resize had squeezed.
+        class_index: the class to explain: the one the caller shows.
 
     Raises:
-        images.ImageDecodeError: not a readable image (the message names it).
+        pipeline.PipelineError: the model is not a pixels -> base -> head chain.
     """
-    source = bytes(source) if isinstance(source, (bytearray, memoryview)) else source
-    pixels = images.decode_image(source, run.image_size, name=name)
     cam = gradcam(run.model, pixels, class_index)
-    photo = images.preview_image(source, max_side)
     heat = resize_heatmap(cam.heatmap, (photo.shape[1], photo.shape[0]))
-    classes = run.classes
-    return Explanation(
-        run=run.id, predicted=classes[int(np.argmax(cam.probabilities))], explained=classes[cam.class_index],
-        probabilities={c: float(p) for c, p in zip(classes, cam.probabilities)}, layer=cam.layer,
-        heatmap=heat, overlay=overlay(photo, heat),
-    )
+    return Explanation(run=run.id, explained=run.classes[cam.class_index], class_index=cam.class_index,
+                       layer=cam.layer, heatmap=heat, overlay=overlay(photo, heat))
 
 
 def save_png(rgb: np.ndarray, path: str | Path) -> Path:
