@@ -157,3 +157,88 @@ def test_what_a_standby_printed_before_its_job_reaches_the_job_log(isolated_stor
     finally:
         runner.close()
     assert not list((Path(tempfile.gettempdir()) / "tls-jobs").glob(f"standby-{os.getpid()}-*.log"))  # none left behind
+
+
+def fake_python(tmp_path) -> Path:
+    """A `python` (no TensorFlow) whose lr-find jobs run until signalled and whose runs end at once."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$*" in *lr-find*) exec sleep 120;; esac\nexit 0\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def until(check, timeout: float = 30.0) -> None:
+    end = time.time() + timeout
+    while not check():
+        assert time.time() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_restarted_dashboard_adopts_a_live_tool_job_waits_for_it_and_can_stop_it(isolated_store, tiny_dataset, tmp_path):
+    import json
+    import signal
+
+    fake, runs = fake_python(tmp_path), isolated_store / "runs"
+    first = JobRunner(runs_dir=runs, python=str(fake))
+    tool = first.submit_tool("lr-find", tiny_config("frozen", tiny_dataset))
+    owner_file, config_file = runs / ".jobs" / f"{tool.id}.owner.json", runs / ".jobs" / f"{tool.id}.config.json"
+    until(owner_file.exists)
+    assert json.loads(config_file.read_text()) == tool.config  # the job's config lives in the store, not in /tmp
+    owner = json.loads(owner_file.read_text())
+    assert owner["kind"] == "lr-find" and owner["config"] == tool.config and first._current[1].pid == owner["pid"]
+
+    restarted = JobRunner(runs_dir=runs, python=str(fake))  # a new server process's runner
+    adopted = restarted.get(tool.id)
+    assert (adopted.state, adopted.kind, adopted.approach) == ("running", "lr-find", "frozen")
+    assert adopted.adopted_owner["pid"] == owner["pid"] and adopted.log_path == first.get(tool.id).log_path
+    nxt = restarted.submit(tiny_config("feature_extraction", tiny_dataset))
+    time.sleep(2.5)
+    assert restarted.get(nxt.id).state == "queued"  # never a run beside a running finder
+    assert restarted.stop(tool.id)
+    assert first.wait(tool.id, timeout=30).returncode == -signal.SIGTERM  # the Stop reached the finder's process
+    assert restarted.wait(nxt.id, timeout=60).state == "done"
+    assert restarted.get(nxt.id).started >= restarted.get(tool.id).ended
+    assert not list((runs / ".jobs").iterdir())  # each job's files went with it
+
+
+def test_a_new_runner_sweeps_the_job_files_of_jobs_that_no_longer_live(isolated_store, tiny_dataset):
+    import os
+    import subprocess
+
+    from engine.store import job_logs
+    from tests.conftest import dead_pid
+
+    runs = isolated_store / "runs"
+    folder = runs / ".jobs"
+    folder.mkdir(parents=True)
+    cfg = tiny_config("frozen", tiny_dataset).to_dict()
+    old = time.time() - 3600
+    for name in ("gone-run.config.json", "live-tool.config.json"):  # a killed dashboard's, an hour old
+        (folder / name).write_text("{}")
+        os.utime(folder / name, (old, old))
+    (folder / "starting.config.json").write_text("{}")  # another runner may be starting this job right now
+    job_logs.write_owner(runs, "dead-tool", dead_pid(), kind="lr-find", approach="frozen", config=cfg, started=old, log="")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        assert job_logs.write_owner(runs, "live-tool", sleeper.pid, kind="feature-map", approach="frozen", config=cfg,
+                                    started=old, log="") == folder / "live-tool.owner.json"
+        runner = JobRunner(runs_dir=runs)
+        assert sorted(p.name for p in folder.iterdir()) == ["live-tool.config.json", "live-tool.owner.json", "starting.config.json"]
+        assert runner.get("live-tool").state == "running" and runner.get("live-tool").kind == "feature-map"
+        assert runner.get("dead-tool") is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    until(lambda: runner.get("live-tool").state == "done")
+    assert not (folder / "live-tool.owner.json").exists()
+
+
+def test_a_job_whose_config_cannot_be_written_fails_with_one_sentence(isolated_store, tiny_dataset, tmp_path):
+    runs = isolated_store / "runs"
+    runs.mkdir()
+    (runs / ".jobs").write_text("a file where the folder should be")
+    runner = JobRunner(runs_dir=runs, python=str(fake_python(tmp_path)))
+    job = runner.submit(tiny_config("frozen", tiny_dataset))
+    assert runner.wait(job.id, timeout=30).returncode is None
+    prog = runner.progress(job.id)
+    assert prog["metrics"]["state"] == "failed" and prog["error"].startswith(f"cannot write the job's files into {runs / '.jobs'} (")

@@ -117,3 +117,26 @@ def test_the_job_panel_polls_every_second_only_while_jobs_are_active(monkeypatch
     monkeypatch.setattr(approach_page.st, "rerun", lambda: rerun.append(1))
     approach_page.live_job_panel("frozen")
     assert paces == [pace] and len(rerun) == reruns
+
+
+def test_a_finder_job_started_before_a_restart_is_shown_running_with_its_stop(isolated_store, tiny_dataset):
+    import subprocess
+
+    from engine.store import job_logs
+    from tests.conftest import tiny_config
+
+    finder = subprocess.Popen(["sleep", "60"])  # the finder's process, left running by a dashboard that was killed
+    try:
+        job_id = "lr-find-20260101-000000-feature_extraction-abcdef"
+        job_logs.write_owner(isolated_store / "runs", job_id, finder.pid, kind="lr-find", approach="feature_extraction",
+                             config=tiny_config("feature_extraction", tiny_dataset).to_dict(), started=time.time(), log="")
+        at = page().run()  # the new server's runner adopts it
+        assert not at.exception, at.exception
+        assert any("Also in the queue: Feature extraction learning-rate finder (running)" in c for c in captions(at))
+        stop = at.button(key=f"stop_{job_id}")
+        assert stop.label == f"Stop the learning-rate finder job {job_id} (started before the dashboard restarted)"
+        stop.click().run()
+        assert finder.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        finder.kill()
+        finder.wait()

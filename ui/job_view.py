@@ -98,6 +98,9 @@ def job_panel(approach: str) -> None:
         st.caption("Also in the queue: " + " → ".join(
             f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{TOOL_LABELS.get(j.kind, ' ' + j.kind)} ({j.state})"
             for j in elsewhere))
+    for j in (j for j in elsewhere if j.kind != "run" and j.adopted_owner is not None and j.state == "running"):
+        st.button(f"Stop the{TOOL_LABELS.get(j.kind, ' ' + j.kind)} job {j.id} (started before the dashboard restarted)",
+                  key=f"stop_{j.id}", on_click=runner.stop, args=(j.id,))  # its page lost it with the old session
     mine = [j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))]  # finder jobs: finder_view
     for job in (j for j in mine if j.state == "running"):
         _live_job(runner, job, approach)

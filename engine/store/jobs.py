@@ -9,6 +9,14 @@ batch, keep the finished epochs, save the run as stopped". A job whose process d
 recording its end (SIGKILL, out of memory) reads `interrupted`, with the epochs it finished
 and the model checkpointed so far, as it does everywhere else (RunRecord.summary()).
 
+What the runner keeps beside the run store, in its hidden `.jobs` folder: a job's config
+(`JOB.config.json`, what its process reads at start; removed when the job ends) and, for a
+tool job (which has no run folder and so no heartbeat.json), `JOB.owner.json`: the process's
+pid, host, boot and start time, as engine/store/heartbeat.py records for runs, with the job's
+command and config. So a new runner (the dashboard restarted mid-job) adopts a live tool job
+as it adopts a live run: shown running, waited for, stoppable. Files a killed dashboard left
+behind are swept when the next runner starts, unless their job still lives.
+
 With `warm_start` (the dashboard's runner) the process of the next job is started while the
 runner is idle and waits with TensorFlow already imported (engine/standby.py): a try then
 starts ≈3 s sooner. It is the same CLI run in the same kind of process, only started early.
@@ -24,7 +32,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -35,6 +42,7 @@ from engine.store import heartbeat
 from engine.config import RunConfig, validate
 from engine.errors import StudioError
 from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
+from engine.store import job_logs
 from engine.store.job_logs import error_sentence, log_dir, prepend_log
 from engine.store.status import elapsed_seconds
 
@@ -282,7 +290,8 @@ class JobRunner:
         """Runs of this store whose training process still lives on this machine, though no runner of
         this process started them (the dashboard was restarted mid-job), become running jobs: shown
         with their progress and a Stop (a signal to their pid), and the queue waits for them, so one
-        job at a time holds across a restart."""
+        job at a time holds across a restart. Tool jobs likewise, by their owner files; then the
+        job files of jobs that no longer live are swept."""
         for rec in self.store.list().runs:
             if rec.recorded_state != "running" or heartbeat.live_local_pid(rec.owner) is None:
                 continue
@@ -290,6 +299,12 @@ class JobRunner:
             self._jobs[rec.id] = Job(rec.id, str(rec.config.get("approach")), rec.config, state="running",
                                      started=started if isinstance(started, (int, float)) else time.time(),
                                      adopted_owner=rec.owner)
+        for job_id, owner in job_logs.live_owners(self.store.root):
+            started = owner.get("started")
+            self._jobs[job_id] = Job(job_id, str(owner.get("approach")), owner["config"], state="running",
+                                     started=started if isinstance(started, (int, float)) else time.time(),
+                                     log_path=str(owner.get("log") or ""), adopted_owner=owner, kind=str(owner.get("kind") or "tool"))
+        job_logs.sweep(self.store.root, keep=set(self._jobs))
 
     def _adopted_running(self) -> bool:
         """True while an adopted job's process lives; those that ended are marked done."""
@@ -300,6 +315,8 @@ class JobRunner:
                     continue
                 if heartbeat.live_local_pid(job.adopted_owner) is None:
                     job.state, job.ended = "done", time.time()
+                    if job.kind != "run":
+                        job_logs.remove(job_logs.path(self.store.root, job.id, "owner"))
                 else:
                     alive = True
         return alive
@@ -361,22 +378,26 @@ class JobRunner:
                 self._run(job)
 
     def _run(self, job: Job) -> None:
-        self.store.root.mkdir(parents=True, exist_ok=True)
         job.log_path = str(log_dir() / f"{job.id}.log")
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-            json.dump(job.config, fh)
-            config_path = fh.name
+        config_path, owner_path = job_logs.path(self.store.root, job.id, "config"), None  # a killed server's: swept later
         rc, proc = None, None
         try:
             with open(job.log_path, "w") as log:
-                proc = self._start(job, config_path, log)
+                problem = job_logs.write(config_path, job.config)
+                if problem:  # the job's one sentence (progress() reads the log's `error:` line)
+                    log.write(f"error: {problem}\n")
+                    return
+                proc = self._start(job, str(config_path), log)
+                if job.kind != "run":  # a run's own heartbeat.json says whether it lives
+                    owner_path = job_logs.write_owner(self.store.root, job.id, getattr(proc, "pid", None), kind=job.kind,
+                                                       approach=job.approach, config=job.config, started=job.started, log=job.log_path)
                 with self._lock:
                     self._current = (job, proc)
                     if job.id in self._stop_requested:  # stop clicked between pop and start
                         proc.send_signal(signal.SIGTERM)
                 rc = proc.wait()
         finally:
-            os.unlink(config_path)
+            job_logs.remove(config_path, owner_path)
             if getattr(proc, "log_path", None):  # a standby's own output came first: keep it in the job's log
                 prepend_log(proc.log_path, job.log_path)
             # The next job's standby, started before the job reads as done (so a caller that waited for
