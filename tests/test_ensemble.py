@@ -263,3 +263,36 @@ def test_ensemble_tta_rescores_each_runs_images_with_flips(left_right_runs, caps
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["validation"] * 3 + ["test"] * 3
     assert all(line.startswith("test (scored once)  ") for line in lines[3:])
+
+
+def test_a_run_stopped_before_it_was_scored_says_so(tmp_path):
+    make_run(tmp_path, "A", P_A, val_acc=0.6)
+    make_run(tmp_path, "S", P_B, val_acc=0.6, state="stopped")
+    (tmp_path / "S" / "predictions.json").unlink()
+    metrics = json.loads((tmp_path / "S" / "metrics.json").read_text())
+    (tmp_path / "S" / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "validation"}))
+    assert ensemble_problem(records(tmp_path, "A", "S")) == (
+        "run S was stopped before it was scored, so it has no stored predictions; "
+        "train it again (a run stopped now is scored on the epochs it kept)")
+    with pytest.raises(EnsembleError, match="run S was stopped before it was scored"):
+        ensemble_of_runs(records(tmp_path, "A", "S"))
+
+
+@pytest.mark.slow  # trains one tiny run
+def test_a_stopped_run_is_scored_on_the_epochs_it_kept_and_can_be_a_member(tiny_dataset, tmp_path):
+    """Stop (SIGTERM's flag) after epoch 1 of 5, the test split's features not yet cached: scored all the same."""
+    from engine.insight.ensemble import load_member
+    from engine.training.approaches import RUNNERS, prepare_data
+    from tests.conftest import tiny_config
+
+    data = prepare_data(str(tiny_dataset), (0.7, 0.15, 0.15), 42)
+    epochs = []
+    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_dataset, epochs=5), data,
+                                        progress=lambda e: epochs.append(e) if e["type"] == "epoch" else None,
+                                        should_stop=lambda: len(epochs) >= 1, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "c")
+    assert res.state == "stopped" and len(res.history["loss"]) == 1
+    assert res.metrics["validation"]["accuracy"] is not None and res.metrics["test"]["num_images"] == 8
+    record = RunStore(tmp_path / "runs").load(res.id)
+    member = load_member(record)
+    assert set(member.splits) == {"validation", "test"} and len(member.splits["test"].files) == 8
+    assert ensemble_problem([record, record]) == ""

@@ -70,6 +70,9 @@ def run_problem(record) -> str:
     if record.state not in ("finished", "stopped"):
         return f"run {record.id} is {record.state}; an ensemble takes runs that ended and were scored (finished or stopped)"
     if not (record.path / PREDICTIONS_FILE).is_file():
+        if record.state == "stopped" and record.accuracy("validation") is None:
+            return (f"run {record.id} was stopped before it was scored, so it has no stored predictions; "
+                    "train it again (a run stopped now is scored on the epochs it kept)")
         return f"run {record.id} has no stored predictions (trained by an older version); train it again"
     return ""
 

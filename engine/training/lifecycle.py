@@ -262,12 +262,16 @@ def _score_and_save(ctx: RunContext, trained: Trained, state: str, message: str,
     """Scores the trained stage into `metrics`, counts its parameters and saves model.keras; (state, message)
     after saving (a failed save fails the run, saying which epoch model.keras still holds)."""
     t = time.perf_counter()
+    # A stop (SIGTERM, the dashboard's Stop) ends training, not the run: the epochs it kept are scored, and their
+    # predictions.json stored, like a finished run's (Compare, the error analysis and ensembles read them). So
+    # scoring does not check the stop request, though it may first have to run the base over the test split.
+    should_stop, ctx.should_stop = ctx.should_stop, never_stop
     try:
         scored = "validation and test" if "test" in ctx.data.splits else "validation (no test split)"
         ctx.progress({"type": "stage", "stage": "scoring", "message": f"scoring the model on {scored}"})
         metrics.update(_score(ctx, trained.stage))
-    except TrainingStopped:
-        pass
+    finally:
+        ctx.should_stop = should_stop
     ctx.timed("scoring", time.perf_counter() - t)
     full = ctx.models.full_model(trained.stage)
     metrics.update(modeling.count_params(full))
