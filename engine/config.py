@@ -179,6 +179,26 @@ MAX_CONFIG_CHARS = 1_000_000  # a full config is about 1.5 kB; anything near thi
 MAX_CONFIG_DEPTH = 8  # section -> setting -> value (a list at most) is 3
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or Infinity (also inside lists, dicts and NumPy values) turned into None.
+
+    Why: json writes them as bare `NaN`/`Infinity`, which is not JSON; a diverged loss is "no number"."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # NumPy scalars and arrays, without importing NumPy
+        return finite(value.tolist())
+    return value
+
+
+def dumps(value: Any, **kw) -> str:
+    """The engine's one JSON writer (files and stdout): never NaN or Infinity, NumPy values as plain numbers."""
+    return json.dumps(finite(value), allow_nan=False, **kw)
+
+
 def _no_constant(name: str):
     # json accepts NaN, Infinity and -Infinity; no setting may be one, and the field is not known yet here.
     raise ConfigError(f"holds {name}, which is not a number any setting takes")

@@ -44,7 +44,7 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys, monk
     stderr = capsys.readouterr().err
     assert writes == [1, 2, 3]
     assert rc == 2 and stderr.strip().splitlines()[-1] == (
-        f"error: --report {tmp_path}: cannot write there (Is a directory); the runs are stored (see `python -m engine runs`)")
+        f"error: --report {tmp_path}: could not write it (Is a directory); nothing was written; the runs are stored (see `python -m engine runs`)")
     runs = json.loads(report.read_text())["runs"]
     assert [r["approach"] for r in runs] == ["feature_extraction", "frozen", "fine_tuning"]
     keys = {"id", "approach", "backbone", "image_size", "epochs_run", "history", "val_accuracy", "test_accuracy",
@@ -79,7 +79,7 @@ def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--data", "/nonexistent/data"], "error: /nonexistent/data: folder not found"),
-    (["--epochs", "0"], "error: fit.epochs: must be >= 1, got 0"),
+    (["--epochs", "0"], "error: argument --epochs: must be >= 1, got 0"),
     (["--weights", "/nope/w.h5"], "error: weights file not found: /nope/w.h5"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_dataset, capsys, args, message):
@@ -102,10 +102,10 @@ def _bad_config(tmp_path):
     (lambda t: ["--run-id", "../x"], "run id '../x': use 1-100 letters"),
     (lambda t: ["--run-id", "/tmp/abs"], "run id '/tmp/abs': use 1-100 letters"),
     (lambda t: ["--run-id", "taken"], "--run-id taken: a run with that id already exists"),
-    (lambda t: ["--report", str(t / "no-such-dir" / "r.json")], "--report {t}/no-such-dir/r.json: cannot write there"),
+    (lambda t: ["--report", str(t / "no-such-dir" / "r.json")], "--report {t}/no-such-dir/r.json: folder {t}/no-such-dir does not exist"),
     (lambda t: ["--image-size", "5000"], "backbone.image_size: 5000 px is above mobilenet_v2's limit of 512 px"),
-    (lambda t: ["--report", "/dev/full"], "--report /dev/full: cannot write there (No space left on device); choose a writable file"),
-    (lambda t: os.mkfifo(t / "fifo") or ["--report", str(t / "fifo")], "--report {t}/fifo: is a pipe; give a file to write the report to"),
+    (lambda t: ["--report", "/dev/full"], "--report /dev/full: is a device; give the name of a new file"),
+    (lambda t: os.mkfifo(t / "fifo") or ["--report", str(t / "fifo")], "--report {t}/fifo: is a pipe; give the name of a new file"),
     (lambda t: (t / "afile").write_text("x") and ["--runs-dir", str(t / "afile")],
      "--runs-dir {t}/afile: is a file, not a folder; choose a folder you can write to"),
     (lambda t: ["--runs-dir", "/proc/tls-runs"], "--runs-dir /proc/tls-runs: cannot write there (No such file or directory)"),

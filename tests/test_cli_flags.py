@@ -80,4 +80,4 @@ def test_a_flag_out_of_its_knobs_range_is_refused_naming_the_field(tiny_dataset,
     from engine.cli import main
 
     assert main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--rotation", "400", "--weights", "none"]) == 2
-    assert "augmentation.rotation: degrees must be in [0, 180], got 400.0" in capsys.readouterr().err
+    assert "argument --rotation: degrees must be in [0, 180], got 400.0" in capsys.readouterr().err

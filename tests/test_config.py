@@ -117,7 +117,7 @@ def test_non_finite_numbers_are_refused_at_input_naming_the_field(tiny_dataset, 
 
     args = ["run", "--data", str(tiny_dataset), "--approach", "fine_tuning", "--weights", "none", "--runs-dir", str(tmp_path / "r")]
     assert cli.main([*args, f"{flag}={value}"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: {field}: must be a finite number, got {float(value)}"]
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: argument {flag}: must be a finite number, got {float(value)} (see python -m engine run --help)"]
     assert not (tmp_path / "r").exists()  # refused before any run folder
 
 
@@ -129,7 +129,7 @@ def test_non_finite_numbers_are_refused_at_input_naming_the_field(tiny_dataset, 
     ("[]", "must hold one JSON object of settings"),
     ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be a config"),
     ('{"fit": {"epochs": [[[[[[[[[[1]]]]]]]]]]}}', "is nested deeper than a config (8 levels)"),
-    ('{"x": "' + "a" * 1_000_001 + '"}', "characters; a config is a few hundred (at most 1,000,000)"),
+    ('{"x": "' + "a" * 1_000_001 + '"}', "is 1,000,010 bytes, over the limit of 1,000,000 bytes"),
 ])
 def test_a_config_file_must_be_one_bounded_json_object_of_finite_numbers(tiny_dataset, tmp_path, capsys, text, says):
     from engine import cli

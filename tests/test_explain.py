@@ -279,7 +279,7 @@ def test_predict_gradcam_into_a_missing_folder_is_one_line(tiny_runs, tmp_path, 
     runs_dir, run_id, data_dir = tiny_runs
     img = str(data_dir / "test" / "cats" / "cats_0.png")
     assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "no" / "cam.png"), img]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist"
+    assert capsys.readouterr().err.strip() == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist; create it first or choose another place"
 
 
 @pytest.mark.parametrize("case", ["input", "input-other-spelling", "folder", "device", "run-folder", "existing"])
@@ -290,11 +290,11 @@ def test_predict_gradcam_never_overwrites_what_was_not_named_as_output(tiny_runs
     before = photo.read_bytes()
     (tmp_path / "old.png").write_bytes(b"keep me")
     target, why = {
-        "input": (photo, "is one of the input images; give a new file name"),
-        "input-other-spelling": (tmp_path / "." / "photo.png", "is one of the input images; give a new file name"),
-        "folder": (tmp_path, "is a folder; give the name of a new .png file"),
-        "device": ("/dev/full", "is a device; give the name of a new .png file"),
-        "run-folder": (runs_dir / run_id / "model.png", f"is inside the run store {runs_dir}; write it somewhere else"),
+        "input": (photo, "is one of this command's inputs; give a new file name"),
+        "input-other-spelling": (tmp_path / "." / "photo.png", "is one of this command's inputs; give a new file name"),
+        "folder": (tmp_path, "is a folder; give the name of a new file"),
+        "device": ("/dev/full", "is a device; give the name of a new file"),
+        "run-folder": (runs_dir / run_id / "model.png", f"is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else"),
         "existing": (tmp_path / "old.png", "already exists; choose a new name, or add --force to replace it"),
     }[case]
     listing = sorted(p.name for p in tmp_path.parent.iterdir()), sorted(p.name for p in (runs_dir / run_id).iterdir())

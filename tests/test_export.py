@@ -120,9 +120,9 @@ def test_a_three_class_model_exports_with_softmax_labels_and_the_same_answers(ti
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--format", "keras", "--out", "{full}"], "error: --out {full}: already exists and is not an empty folder; choose a new folder"),
-    (["--format", "keras", "--out", "{tmp}/a/b"], "error: --out {tmp}/a/b: its parent folder {tmp}/a does not exist"),
-    (["--format", "tflite_int8", "--calibration-images", "0", "--out", "{tmp}/q"], "error: --calibration-images 0: give at least 1"),
+    (["--format", "keras", "--out", "{full}"], "error: --out {full}: is a folder that is not empty; give a new (or empty) folder"),
+    (["--format", "keras", "--out", "{tmp}/a/b"], "error: --out {tmp}/a/b: folder {tmp}/a does not exist"),
+    (["--format", "tflite_int8", "--calibration-images", "0", "--out", "{tmp}/q"], "error: argument --calibration-images: must be >= 1, got 0"),
 ])
 def test_bad_export_requests_exit_2_with_one_line(tiny_run, tmp_path, capsys, args, message):
     runs_dir, run_id, _ = tiny_run
@@ -144,7 +144,7 @@ def test_export_never_replaces_a_zip_or_writes_into_the_run_store_unless_told(ti
     assert (tmp_path / "exp.zip").read_bytes() == b"an earlier export" and not (tmp_path / "exp").exists()
     inside = runs_dir / run_id / "exp"
     assert cli.main([*base, "--out", str(inside)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {inside}: is inside the run store {runs_dir}; write it somewhere else"]
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {inside}: is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else"]
     assert not inside.exists()
     assert cli.main([*base, "--out", str(tmp_path / "exp"), "--zip", "--force"]) == 0
     with zipfile.ZipFile(tmp_path / "exp.zip") as zf:

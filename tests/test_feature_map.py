@@ -116,7 +116,7 @@ def test_cli_writes_the_map_of_a_run_as_json(fine_tuned, capsys):
 
 @pytest.mark.parametrize("args, says", [
     (["--approach", "all"], "error: --approach: a feature map follows one config"),
-    (["--approach", "frozen", "--limit", "5"], "error: --limit: at least 10 points"),
+    (["--approach", "frozen", "--limit", "5"], "error: argument --limit: must be between 10 (a map of fewer shows nothing)"),
     (["--approach", "frozen", "--run", "nope"], "error: --run nope: no run 'nope'"),
 ])
 def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, tmp_path, capsys, args, says):

@@ -40,9 +40,9 @@ def test_suggest_reads_the_chosen_rule_on_the_smoothed_loss_and_needs_five_steps
 
 
 @pytest.mark.parametrize("settings, says", [
-    (FinderSettings(start_lr=1.0, end_lr=1e-3), "need 0 < start < end"),
-    (FinderSettings(steps=3), "--steps: between 10 and 1000"),
-    (FinderSettings(rule="middle"), "--rule: one of valley, steepest"),
+    (FinderSettings(start_lr=1.0, end_lr=1e-3), "--start-lr/--end-lr: need start < end"),
+    (FinderSettings(steps=3), "--steps: must be between 10 and 1000"),
+    (FinderSettings(rule="middle"), "--rule: must be one of valley, steepest"),
 ])
 def test_bad_settings_are_one_line_naming_the_flag(settings, says):
     with pytest.raises(ConfigError, match=says):
@@ -97,7 +97,7 @@ def test_cli_prints_the_suggestion_or_the_curve_as_json(tiny_dataset, capsys):
 @pytest.mark.parametrize("args, says", [
     (["--approach", "all"], "error: --approach: the finder ramps one approach"),
     (["--approach", "fine_tuning"], "error: fine_tune.from_run: the finder ramps fine-tuning's phase 2"),
-    (["--approach", "frozen", "--steps", "5"], "error: --steps: between 10 and 1000"),
+    (["--approach", "frozen", "--steps", "5"], "error: argument --steps: must be between 10 and 1000"),
 ])
 def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, capsys, args, says):
     assert cli.main(["lr-find", "--data", str(tiny_dataset), "--weights", "none", *args]) == 2

@@ -2,16 +2,20 @@
 
 Progress goes to stderr (one line per epoch); results go to stdout or --report as JSON.
 Bad input exits with status 2 and a one-line reason; a failed or diverged run exits with status 1.
+Before any command runs, every output it declared (`engine/store/outputs.add_output`) is claimed by the
+output gate, and every number was read through its knob's metadata (`engine/cli/flags.Parser`, `number_type`).
+A disk that fills up or turns read-only mid-command is one line too (exit 2), never a traceback.
 Each subcommand's parser names its handler (`set_defaults(func=...)`): `train` (run, estimate), `finder` (lr-find),
 `commands` (scan, presets, runs, predict, export, sample, import-zip), and the benchmark's own.
 """
 
 from __future__ import annotations
 
-import argparse
+import errno
 import sys
 
 from engine.cli import commands, finder, train
+from engine.cli.flags import Parser
 from engine.cli.train import EXIT_FAILED, StopFlag, write_report
 from engine.errors import StudioError
 
@@ -20,10 +24,15 @@ EXIT_BAD_INPUT = 2
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "StopFlag", "build_parser", "main", "write_report"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from engine.training.bench import add_bench_arguments, cmd_bench
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # the machine's state, not a bug of ours
 
-    p = argparse.ArgumentParser(prog="python -m engine", description="Transfer Learning Studio engine")
+
+def build_parser() -> Parser:
+    from engine.cli.flags import add_settings_flags
+    from engine.store.outputs import add_output
+    from engine.training.bench import BenchSettings, add_bench_arguments, cmd_bench
+
+    p = Parser(prog="python -m engine", description="Transfer Learning Studio engine")
     sub = p.add_subparsers(dest="command", required=True)
     commands.add_parsers(sub)
     train.add_parsers(sub)
@@ -39,14 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_parser(sub)
     bench = sub.add_parser("bench", help="measure speed and memory of each stage")
     add_bench_arguments(bench)
+    add_settings_flags(bench, BenchSettings)
+    add_output(bench, "--json", "--report", dest="json_path", metavar="FILE", help="also write the JSON here")
     bench.set_defaults(func=cmd_bench)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from engine.store.outputs import claim_outputs
+
     try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a refused flag (one line, flags.Parser) or --help: the exit status, not an exception
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        claim_outputs(args)  # the output gate: before any work, for every command
         return args.func(args)
     except StudioError as exc:  # bad input: one line. Anything else is a bug and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", file=sys.stderr)
         return EXIT_BAD_INPUT

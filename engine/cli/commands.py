@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from engine.config import ConfigError
+from engine.config import ConfigError, dumps
 from engine.data.layout import DatasetError
 from engine.data.sample import resolve_data_path
 from engine.data.scan import scan_dataset
+from engine.store.outputs import add_output, output_of, outputs_of
 
 
 def add_parsers(sub) -> None:
@@ -34,9 +35,8 @@ def add_parsers(sub) -> None:
     pr.add_argument("--tta", action="store_true", help="average each image with its horizontal flip")
     pr.add_argument("--runs-dir")
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
-    pr.add_argument("--gradcam", metavar="OUT.png",
-                    help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
-    pr.add_argument("--force", action="store_true", help="--gradcam may replace existing files (never an input image)")
+    add_output(pr, "--gradcam", metavar="OUT.png", targets=_gradcam_targets,
+               help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
     pr.add_argument("images", nargs="+")
     pr.set_defaults(func=cmd_predict)
 
@@ -52,18 +52,25 @@ def add_parsers(sub) -> None:
     iz.set_defaults(func=cmd_import_zip)
 
 
+def _gradcam_targets(args, out: str) -> list[str]:
+    """Every file `predict --gradcam OUT.png` will write, claimed by the output gate before the model loads."""
+    from engine.insight.explain import gradcam_paths
+
+    return [str(p) for p in gradcam_paths(out, args.images)]
+
+
 def _add_export_parser(sub) -> None:
-    from engine.insight.export import FORMATS
+    from engine.cli.flags import add_settings_flags
+    from engine.insight.export import FORMATS, ExportSettings
 
     ex = sub.add_parser("export", help="export a stored run's model: .keras, SavedModel, TFLite float32 or int8")
     ex.add_argument("run", help="run id")
     ex.add_argument("--format", required=True, choices=FORMATS)
-    ex.add_argument("--out", required=True, metavar="FOLDER",
-                    help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
+    add_output(ex, "--out", kind="folder", required=True, metavar="FOLDER",
+               help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
     ex.add_argument("--zip", action="store_true", help="also write FOLDER.zip (what the dashboard's download holds)")
-    ex.add_argument("--force", action="store_true", help="--zip may replace an existing FOLDER.zip")
-    ex.add_argument("--calibration-images", type=int, default=100, metavar="N",
-                    help="tflite_int8: training images used to calibrate the quantisation (default 100)")
+    add_output(ex, flag="--zip", dest="out", targets=lambda args, out: [str(Path(out)) + ".zip"] if args.zip else [])
+    add_settings_flags(ex, ExportSettings)  # --calibration-images
     ex.add_argument("--runs-dir")
     ex.set_defaults(func=cmd_export)
 
@@ -71,7 +78,7 @@ def _add_export_parser(sub) -> None:
 def cmd_scan(args) -> int:
     report = scan_dataset(resolve_data_path(args.data))
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(dumps(report.to_dict(), indent=2))
         return 0
     d = report.to_dict()
     print(f"{d['root']}  ({d['layout']} layout, {len(d['classes'])} classes, {d['num_images']} usable images)")
@@ -92,7 +99,7 @@ def cmd_presets(args) -> int:
     from engine.insight.presets import PRESETS
 
     if args.json:
-        print(json.dumps({"presets": [p.to_dict() for p in PRESETS.values()]}, indent=2))
+        print(dumps({"presets": [p.to_dict() for p in PRESETS.values()]}, indent=2))
         return 0
     for p in PRESETS.values():
         pub = "  ".join(f"{a}: {', '.join(f'{k} {v:.3f}' for k, v in m.items())}" for a, m in p.published.items())
@@ -110,7 +117,7 @@ def cmd_runs(args) -> int:
     rows = listing.summaries()  # damaged folders too, with state "damaged" and the reason as message
     if args.json:
         damaged = [{"id": d.id, "reason": d.reason} for d in listing.damaged]
-        print(json.dumps({"runs": rows, "damaged": damaged}, indent=2))
+        print(dumps({"runs": rows, "damaged": damaged}, indent=2))
         return 0
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     for row in rows:
@@ -135,13 +142,7 @@ def cmd_predict(args) -> int:
         raise ConfigError("--run: a run is given twice; give each run of the ensemble once")
     if args.gradcam and len(args.run) > 1:
         raise ConfigError("--gradcam: explains one model; give one --run (or leave out --gradcam)")
-    if args.gradcam:
-        from engine.insight.explain import gradcam_paths
-        from engine.store.outputs import check_named, check_target
-
-        check_named("--gradcam", args.gradcam)
-        heatmaps = [check_target("--gradcam", p, inputs=args.images, run_store=store.root, force=args.force)
-                    for p in gradcam_paths(args.gradcam, args.images)]
+    heatmaps = outputs_of(args, "--gradcam")  # claimed before any work by the output gate (cli.main)
     runs = [load_run(store, rid) for rid in args.run]
     # One answer per image (engine/insight/inference.answer), as Classify's: the photo decoded once,
     # Grad-CAM of the class printed; each overlay written before the next image is read.
@@ -155,7 +156,9 @@ def cmd_predict(args) -> int:
         if args.gradcam:
             if answer.gradcam is None:  # a model this studio did not save: one line, as before
                 raise PipelineError(answer.gradcam_problem)
-            row["gradcam"] = str(save_png(answer.gradcam.overlay, heatmaps[i]))
+            with heatmaps[i].writing() as tmp:  # the output gate's temp file, renamed when whole
+                save_png(answer.gradcam.overlay, tmp)
+            row["gradcam"] = str(heatmaps[i].path)
             row["gradcam_layer"] = answer.gradcam.layer
         out.append(row)
     if args.json:
@@ -176,16 +179,16 @@ def cmd_export(args) -> int:
     def progress(message: str) -> None:
         print(f"[export] {message}", file=sys.stderr, flush=True)
 
-    from engine.store.outputs import check_outside_store, check_target
+    from engine.insight.export import zip_folder
 
     store = RunStore(args.runs_dir)
-    check_outside_store("--out", args.out, store.root)
-    if args.zip:
-        out = Path(args.out)
-        check_target("--zip", out.with_name(out.name + ".zip"), run_store=store.root, force=args.force)
-    result = export_run(store, args.run, args.format, args.out, make_zip=args.zip,
-                        calibration_count=args.calibration_images, progress=progress)
-    print(json.dumps(result.to_dict(), indent=2))
+    folder, zipped = output_of(args, "--out"), output_of(args, "--zip")  # claimed before any work (cli.main)
+    result = export_run(store, args.run, args.format, folder.path, calibration_count=args.calibration_images, progress=progress)
+    if zipped:
+        with zipped.writing() as tmp:
+            zip_folder(result.folder, tmp)
+        result.zip_path = zipped.path
+    print(dumps(result.to_dict(), indent=2))
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.data import builder
 from engine.data.layout import DatasetError
+from engine.store.outputs import add_output, output_of
 from engine.data.reads import MAX_IMAGE_BYTES, FileRefused, read_regular_file
 
 EXIT_REFUSED = 2
@@ -34,7 +35,7 @@ def add_parser(sub) -> None:
     ls.set_defaults(func=cmd_list)
     z = verbs.add_parser("zip", help="write dataset NAME as a zip of NAME/<class>/<image> (import-zip reads it)")
     z.add_argument("name")
-    z.add_argument("out", help="the .zip file to write")
+    add_output(z, "out", metavar="OUT", help="the .zip file to write (never inside a dataset, the run store or the cache)")
     z.set_defaults(func=cmd_zip)
 
 
@@ -80,6 +81,5 @@ def cmd_zip(args) -> int:
     path = builder.dataset_path(args.name, _root(args))
     if not path.is_dir():
         raise DatasetError(f"dataset {args.name!r}: not found in {_root(args)}; see `python -m engine dataset list`")
-    Path(args.out).write_bytes(builder.zip_bytes(path))
-    print(args.out)
+    print(output_of(args, "OUT").write_bytes(builder.zip_bytes(path)))  # claimed before any work (cli.main)
     return 0

@@ -9,9 +9,10 @@ on it). Nothing here imports Keras at module level: the parser imports this modu
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
+
+from engine.config import dumps
 
 
 def add_parser(sub) -> None:
@@ -53,7 +54,7 @@ def cmd_ensemble(args) -> int:
         members = [flip_averaged(store, m, progress) for m in members]
     result = score_ensemble(members, args.weighted, args.tta)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(dumps(result.to_dict(), indent=2))
         return 0
     for line in score_lines(result):
         print(line)

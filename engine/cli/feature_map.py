@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-from engine.cli.flags import add_run_arguments, build_config, read_config_file
+from engine.cli.flags import add_run_arguments, add_settings_flags, build_config, read_config_file
 from engine.cli.train import StopFlag, print_progress
-from engine.config import ConfigError
+from engine.config import ConfigError, dumps
 from engine.data.sample import resolve_data_path
-from engine.insight.projection import METHODS
-from engine.training.feature_map import DEFAULT_LIMIT
+from engine.store.outputs import add_output, output_of
+from engine.training.feature_map import MapSettings
 
 
 def add_parser(sub) -> None:
@@ -19,11 +17,9 @@ def add_parser(sub) -> None:
     add_run_arguments(p)
     p.add_argument("--run", metavar="RUN_ID", help="map this finished run: its config's base, its misclassified validation "
                    "images, and for fine-tuning the fine-tuned base beside the pretrained one (its config replaces the run options)")
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"map at most this many images, a stratified seeded subsample (default {DEFAULT_LIMIT})")
-    p.add_argument("--method", choices=METHODS, default="pca", help="pca (NumPy, default: distances and axes mean something) or "
-                   "tsne (scikit-learn: neighbourhoods only; seconds to a minute for 2000 points)")
+    add_settings_flags(p, MapSettings)  # --limit, --method
     p.add_argument("--json", action="store_true", help="print the whole map (points, projections) as JSON")
-    p.add_argument("--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
+    add_output(p, "--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_feature_map)
 
@@ -54,10 +50,7 @@ def cmd_feature_map(args) -> int:
 
     if args.approach == "all":
         raise ConfigError("--approach: a feature map follows one config (feature_extraction, frozen or fine_tuning)")
-    if args.out:
-        from engine.store.outputs import check_named
-
-        check_named("--out", args.out)  # a folder or a device named by mistake: said before any work
+    out = output_of(args, "--out")  # claimed before any work by the output gate (cli.main)
     if args.run:
         cfg = run_config(RunStore(args.runs_dir), args.run)  # the run's own settings, not the flags'
     else:
@@ -74,10 +67,10 @@ def cmd_feature_map(args) -> int:
     except TrainingStopped:
         print("[feature-map] stopped by request", file=sys.stderr)
         return 1
-    if args.out:
-        _write(args.out, doc)
+    if out:
+        out.write_json(doc)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dumps(doc, indent=2))
     else:
         for m in doc["maps"]:
             sep = m["separation"]
@@ -88,12 +81,3 @@ def cmd_feature_map(args) -> int:
     print(f"[feature-map] {doc['note']}", file=sys.stderr)
     return 0
 
-
-def _write(out: str, doc: dict) -> None:
-    from engine.store.runs import atomic_write_json
-
-    try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(out), doc)
-    except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable file") from None

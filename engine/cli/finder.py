@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-from engine.cli.flags import add_run_arguments, build_config, read_config_file
+from engine.cli.flags import add_run_arguments, add_settings_flags, build_config, read_config_file, settings_from
 from engine.cli.train import StopFlag, print_progress
-from engine.config import ConfigError
+from engine.config import ConfigError, dumps
 from engine.data.sample import resolve_data_path
+from engine.store.outputs import add_output, output_of
 from engine.training.lr_range import RULES, FinderSettings
 
-DEFAULTS = FinderSettings()
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("lr-find", help="suggest a learning rate: the loss over a learning-rate ramp, on cached features")
     add_run_arguments(p)
-    p.add_argument("--start-lr", type=float, default=DEFAULTS.start_lr, help=f"first rate of the ramp (default {DEFAULTS.start_lr:g})")
-    p.add_argument("--end-lr", type=float, default=DEFAULTS.end_lr, help=f"last rate (default {DEFAULTS.end_lr:g})")
-    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"one optimizer step per rate (default {DEFAULTS.steps})")
-    p.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule,
-                   help="which rate to suggest: valley (fastai's default) or steepest (descent of the smoothed loss)")
+    add_settings_flags(p, FinderSettings)  # --start-lr, --end-lr, --steps, --rule: ranges from the knobs
     p.add_argument("--json", action="store_true", help="print the whole curve and both rules' rates as JSON")
-    p.add_argument("--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
+    add_output(p, "--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_lr_find)
 
@@ -37,8 +31,8 @@ def cmd_lr_find(args) -> int:
 
     if args.approach == "all":
         raise ConfigError("--approach: the finder ramps one approach (feature_extraction, frozen or fine_tuning)")
-    settings = FinderSettings(start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, rule=args.rule)
-    settings.check()  # before the dataset is read
+    settings = settings_from(args, FinderSettings)
+    settings.check()  # start < end: before the dataset is read
     args.data = resolve_data_path(args.data)
     cfg = build_config(args.approach, args, read_config_file(args.config) if args.config else None)
     d = cfg.data
@@ -52,16 +46,11 @@ def cmd_lr_find(args) -> int:
     # What the rate is for, so Compare can show it beside the runs that trained at it (engine/insight/rates.py).
     doc = {**result.to_dict(), "applies_to": field, "dataset_root": data.report.root, "backbone": cfg.backbone.name,
            "image_size": backbones.image_size_for(cfg.backbone), "optimizer": cfg.fit.optimizer}
-    if args.out:
-        from engine.store.runs import atomic_write_json
-
-        try:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(Path(args.out), doc)
-        except OSError as exc:
-            raise ConfigError(f"--out {args.out}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
+    out = output_of(args, "--out")  # claimed before any work by the output gate
+    if out:
+        out.write_json(doc)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dumps(doc, indent=2))
     elif result.suggested is None:
         print(f"no suggestion: only {len(result.losses)} step(s) ran ({result.ended}); widen --start-lr/--end-lr or add --steps")
     else:

@@ -1,8 +1,12 @@
-"""The flags of `run` and `estimate`, generated from the config's own metadata, and the config they build.
+"""Every command's flags from `knob()` metadata, the parser that says a refusal in one line, and the run config.
 
-Every RunConfig knob (engine/config.py, `knob()`) becomes one flag: its name (the field's, or
-the knob's `flag`), type, range, choices and help all come from the field, so a new knob needs
-no edit here (tests/test_cli_flags.py checks every knob has its flag).
+Every RunConfig knob (engine/config.py, `knob()`) becomes one flag of `run`/`estimate`/`lr-find`/`feature-map`:
+its name (the field's, or the knob's `flag`), type, range, choices and help all come from the field, so a
+new knob needs no edit here (tests/test_cli_flags.py checks every knob has its flag). The other commands'
+numbers (the finder's ramp, the map's limit, export's calibration, repeats, the benchmark's) are knobs of
+small settings dataclasses, made flags by `add_settings_flags`. Either way a number is parsed by
+`number_type`: finite, in range, checked by the knob's own `field_problem` when argparse reads it, before
+any work. `Parser` turns every argparse refusal into one line and exit 2.
 """
 
 from __future__ import annotations
@@ -16,6 +20,62 @@ from engine.data.reads import FileRefused, read_regular_file
 from engine.models.backbones import BACKBONES, image_size_for
 
 TYPES = {"int": int, "float": float, "str": str}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its refusals in one line (`error: argument --epochs: must be >= 1, got 0 (see ... --help)`), exit 2.
+
+    Its subcommands' parsers are of this class too (add_subparsers passes the parser's own class on)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def number_type(type_name: str, meta: dict):
+    """argparse's `type` for a numeric knob: a finite number of the knob's type within its range."""
+    cast = TYPES[type_name]
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if cast is int else 'a number'}, got {text!r}") from None
+        problem = cfgmod.field_problem(value, meta)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = type_name  # argparse names the type in some messages
+    return parse
+
+
+def add_settings_flags(p: argparse.ArgumentParser, settings_class, prefix: str = "") -> None:
+    """One flag per knob of a small settings dataclass (default, type, range, choices and help from its metadata)."""
+    import dataclasses
+
+    for f in dataclasses.fields(settings_class):
+        meta = dict(f.metadata)
+        if not meta.get("help"):
+            continue  # not a flag (an internal setting without a knob)
+        flag = "--" + prefix + (meta.get("flag") or f.name.replace("_", "-"))
+        type_name = str(f.type).replace(" | None", "")  # an optional knob: None = unset
+        kw: dict = {"dest": f.name, "default": f.default, "help": _help(meta) + ("" if f.default is None else f" (default {f.default:g})"
+                                                                                   if isinstance(f.default, float) else f" (default {f.default})")}
+        if type_name == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif meta.get("choices"):
+            kw["choices"] = meta["choices"]
+        else:
+            kw["type"] = number_type(type_name, meta) if type_name in ("int", "float") else TYPES[type_name]
+            kw["metavar"] = meta.get("metavar") or f.name.upper()
+        p.add_argument(flag, **kw)
+
+
+def settings_from(args: argparse.Namespace, settings_class):
+    """The settings dataclass from parsed flags (its fields' defaults where a flag is absent)."""
+    import dataclasses
+
+    return settings_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)})
 REGISTRY_CHOICES = {("backbone", "name"): lambda: tuple(sorted(BACKBONES))}  # choices that live in a registry, not the config
 
 
@@ -44,7 +104,7 @@ def add_knob_flags(p: argparse.ArgumentParser) -> None:
         if type_name == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = TYPES[type_name]
+            kw["type"] = number_type(type_name, meta) if type_name in ("int", "float") else TYPES[type_name]
             choices = REGISTRY_CHOICES[(section, name)]() if (section, name) in REGISTRY_CHOICES else meta.get("choices")
             if choices:
                 kw["choices"] = choices
@@ -61,7 +121,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file with a RunConfig (flags override it)")
     p.add_argument("--preset", help="start from a published setup (see `python -m engine presets`); flags override it")
     add_knob_flags(p)
-    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+    p.add_argument("--split", type=number_type("float", cfgmod.field_meta("data", "train_fraction")), nargs=3, metavar=("TRAIN", "VAL", "TEST"),
                    help="flat layout fractions at once (--train-fraction, --val-fraction, --test-fraction)")
     p.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
     p.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")

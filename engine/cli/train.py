@@ -12,19 +12,20 @@ a sweep: it prints the studio's progress lines and results only.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.cli.flags import add_run_arguments, build_config, read_config_file
-from engine.config import APPROACHES, ConfigError, RunConfig
+from engine.cli.flags import add_run_arguments, add_settings_flags, build_config, read_config_file
+from engine.config import APPROACHES, ConfigError, RunConfig, dumps, knob
 from engine.data.sample import resolve_data_path
 from engine.errors import StudioError
+from engine.store.outputs import Output, OutputFailed, add_output, output_of
 from engine.training import distribute
 
 EXIT_FAILED = 1
@@ -34,13 +35,11 @@ def add_parsers(sub) -> None:
     r = sub.add_parser("run", help="train one approach or all three and store the runs")
     add_run_arguments(r)
     r.add_argument("--run-id", help="folder name for the run (single approach only)")
-    r.add_argument("--report", help="write {'runs': [...]} JSON here")
+    add_output(r, "--report", metavar="FILE", help="write {'runs': [...]} JSON here (after each run, whole or not at all)")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    r.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs")
+    add_settings_flags(r, RepeatSettings)
     r.add_argument("--repeat-group", help="record the run as repeat --repeat-index of this group (the dashboard queues "
                    "one job per seed; the split still comes from --seed)")
-    r.add_argument("--repeat-index", type=int, default=0, help="with --repeat-group: train with seed SEED + this")
     r.add_argument("--sweep", action="append", metavar="KNOB=V1,V2,...",
                    help="train one run per value (a knob's flag name or section.field, e.g. learning-rate=1e-4,1e-3); "
                         "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation. "
@@ -53,6 +52,15 @@ def add_parsers(sub) -> None:
     add_run_arguments(es)
     es.add_argument("--no-calibrate", action="store_true", help="only use a stored calibration; never measure one")
     es.set_defaults(func=cmd_estimate)
+
+
+@dataclass
+class RepeatSettings:
+    """`run`'s repeats: flags from these knobs (engine/cli/flags.add_settings_flags)."""
+
+    seeds: int = knob(1, "repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs",
+                      min=1, max=20, integer=True, metavar="N")  # 1-20
+    repeat_index: int = knob(0, "with --repeat-group: train with seed SEED + this", min=0, max=19, integer=True)  # 0-19
 
 
 class StopFlag:
@@ -81,36 +89,15 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
-def check_report_writable(path: str) -> None:
-    """Fails before training, not after the run was stored, when --report cannot be written."""
-    import stat
-
-    target = Path(path)
-    existed = target.exists()
-    if existed and stat.S_ISFIFO(target.stat().st_mode):  # opening a pipe for writing waits for a reader: a hang
-        raise ConfigError(f"--report {path}: is a pipe; give a file to write the report to")
+def write_report(target: Output | str, results: list, sweep: dict | None = None) -> str:
+    """Writes the report (claimed by the output gate) after each run and a sweep's summary at its end;
+    '' or the one-line reason it failed: a report that cannot be written must not cost the other runs."""
+    target = target if isinstance(target, Output) else Output("--report", Path(target))
     try:
-        with open(target, "a"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
-    if not existed:
-        target.unlink(missing_ok=True)
-    elif not target.is_file():  # a device or pipe opens fine; /dev/full fails only on writing
-        try:
-            with open(target, "w") as fh:
-                fh.write("\n")
-        except OSError as exc:
-            raise ConfigError(f"--report {path}: cannot write there ({exc.strerror or exc}); choose a writable file") from None
-
-
-def write_report(path: str, results: list, sweep: dict | None = None) -> str:
-    """Writes the report after each run (and a sweep's summary at its end); '' or the one-line reason it failed."""
-    try:
-        Path(path).write_text(json.dumps({"runs": results, **({"sweep": sweep} if sweep else {})}, indent=2))
+        target.write_json({"runs": results, **({"sweep": sweep} if sweep else {})})
         return ""
-    except OSError as exc:
-        return f"--report {path}: cannot write there ({exc.strerror or exc}); the runs are stored (see `python -m engine runs`)"
+    except OutputFailed as exc:
+        return f"{exc}; the runs are stored (see `python -m engine runs`)"
 
 
 def print_progress(label: str):
@@ -137,6 +124,7 @@ def cmd_run(args) -> int:
     stop = StopFlag()
     stop.install()
     results, records, status, report_error = [], [], 0, ""
+    report = output_of(args, "--report")  # claimed before any work (engine/store/outputs.py)
     frozen_runs: dict[int, str] = {}  # with --approach all, fine-tuning continues from the frozen run of its repeat
     for cfg, repeat, extra in plan:
         if stop():
@@ -151,17 +139,17 @@ def cmd_run(args) -> int:
         records.append(result.record)
         if cfg.approach == "frozen" and result.state == "finished":
             frozen_runs[repeat] = result.id
-        if args.report:
-            report_error = write_report(args.report, results) or report_error  # the other approaches still run
+        if report:
+            report_error = write_report(report, results) or report_error  # the other approaches still run
         if result.state == "failed":
             status = EXIT_FAILED
     doc = {"runs": results}
     if args.sweep and records:
         doc["sweep"] = report_sweep(records, results)
-        if args.report:
-            report_error = write_report(args.report, results, doc["sweep"]) or report_error
-    if not args.report:
-        print(json.dumps(doc, indent=2))
+        if report:
+            report_error = write_report(report, results, doc["sweep"]) or report_error
+    if not report:
+        print(dumps(doc, indent=2))
     if report_error:
         raise ConfigError(report_error)
     return status
@@ -258,14 +246,10 @@ def _run_configs(args) -> list[RunConfig]:
     approaches = list(APPROACHES) if args.approach == "all" else [args.approach]
     if args.run_id and len(approaches) > 1:
         raise ConfigError("--run-id: only with a single --approach")
-    if not 1 <= args.seeds <= 20:
-        raise ConfigError(f"--seeds: must be between 1 and 20, got {args.seeds}")
     if args.sweep and (len(approaches) > 1 or args.run_id):
         raise ConfigError("--sweep: one --approach at a time, without --run-id (each point is a run of its own)")
     if args.run_id and args.seeds > 1:
         raise ConfigError("--run-id: only with --seeds 1 (each repeat is a run of its own)")
-    if args.report:
-        check_report_writable(args.report)
     args.data = resolve_data_path(args.data)
     return [build_config(a, args, base_cfg) for a in approaches]
 
@@ -366,5 +350,5 @@ def cmd_estimate(args) -> int:
     cfg = build_config(args.approach, args, base_cfg)
     d = cfg.data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed)
-    print(json.dumps(estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir), indent=2))
+    print(dumps(estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir), indent=2))
     return 0

@@ -20,7 +20,6 @@ input and output stay float32, so every format is called the same way.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import dumps, knob
 from engine.errors import StudioError
 from engine.insight.export_docs import FORMAT_TITLES, labels_document, readme_snippet, readme_text
 from engine.models.pipeline import split_pipeline
@@ -38,6 +38,14 @@ from engine.models.pipeline import split_pipeline
 FORMATS = ("keras", "saved_model", "tflite", "tflite_int8")
 MODEL_FILES = {"keras": "model.keras", "saved_model": "saved_model", "tflite": "model.tflite", "tflite_int8": "model_int8.tflite"}
 REPRESENTATIVE_IMAGES = 100  # calibration sample for int8; TensorFlow's guide suggests ~100-500
+
+
+@dataclass
+class ExportSettings:
+    """`export`'s numbers; its flags are made from these knobs (engine/cli/flags.add_settings_flags)."""
+
+    calibration_images: int = knob(REPRESENTATIVE_IMAGES, "tflite_int8: training images used to calibrate the quantisation",
+                                   min=1, max=10_000, integer=True, metavar="N")  # 1-10,000
 AGREEMENT_ATOL = 1e-4  # rebuilt vs original model outputs (probabilities) on random images
 
 
@@ -308,7 +316,7 @@ def export_run(store, run_id: str, fmt: str, out: str | os.PathLike, *, make_zip
                 target.write_bytes(_tflite_bytes(saved, calibration))
         doc = labels_document(record, fmt, model_file, None if calibration is None else len(calibration))
         snippet = readme_snippet(fmt, model_file)
-        (staging / "labels.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (staging / "labels.json").write_text(dumps(doc, indent=2) + "\n")
         (staging / "classify.py").write_text(snippet)
         (staging / "README.md").write_text(readme_text(doc, snippet))
         if folder.exists():

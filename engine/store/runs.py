@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import settings
+from engine.config import dumps
 from engine.store import heartbeat
 from engine.store.record import DamagedRun, RunListing, RunRecord
 from engine.errors import StudioError
@@ -58,19 +59,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, allow_nan: bool = True) -> None:
-    """`allow_nan=False` for files other tools read (config.json): a bare NaN is not valid JSON."""
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=allow_nan).encode())
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Never a bare NaN or Infinity (not JSON; other tools read these files): a diverged loss is written as null."""
+    atomic_write_bytes(path, dumps(obj, indent=2, sort_keys=True).encode())
 
 
 class RunStoreError(StudioError, ValueError):
@@ -227,7 +218,7 @@ class RunStore:
         staging = self.root / f".{run_id}.{secrets.token_hex(4)}.creating"
         staging.mkdir()
         try:
-            atomic_write_json(staging / "config.json", config, allow_nan=False)  # validate() let no NaN through
+            atomic_write_json(staging / "config.json", config)
             atomic_write_json(staging / "history.json", {})
             atomic_write_json(staging / "metrics.json", {"state": "running", "started": time.time()})
             os.rename(staging, path)  # fails if a folder of that name appeared meanwhile (and is not empty)

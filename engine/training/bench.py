@@ -26,30 +26,39 @@ larger than memory").
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import sys
 import tempfile
 import time
 
+from dataclasses import dataclass
+
+from engine.config import dumps, knob
+
 LECTURE_EPOCHS = {"feature_extraction": 30, "frozen": 20, "fine_tuning_phase1": 30, "fine_tuning_phase2": 30}
 MEASURED_EPOCHS = 5  # ours, per phase: the first traces, the median of the other 4 is the epoch time
 HEAD_EPOCH_IMAGES = (2000, 1000)  # train, validation: the most the lecture's head epoch is timed on (then scaled)
 
 
+@dataclass
+class BenchSettings:
+    """The benchmark's numbers; its flags are made from these knobs (engine/cli/flags.add_settings_flags)."""
+
+    image_size: int = knob(0, "square input side; 0 = the backbone's default", min=0, max=1024, integer=True, metavar="PX")
+    views: int = knob(0, "K augmented views for ours; 0 = the product's default", min=0, max=100, integer=True, metavar="K")
+    raw_seconds: float | None = knob(None, "how long the raw forward pass is timed (6 with --quick, else 20; at least 64 images "
+                                     "either way)", min=0.5, max=3600.0, metavar="S")
+    in_memory_mb: int | None = knob(None, "ours: hold a split's decoded pixels in RAM up to MB, stream larger ones "
+                                    "(unset: the product's)", min=0, max=10_000_000, integer=True, metavar="MB")
+
+
 def add_bench_arguments(p) -> None:
+    """The benchmark's own flags; its numbers (`BenchSettings`) and `--json FILE` are added by the CLI's parser."""
     p.add_argument("--data", default="sample", help="dataset folder (split layout: train/ and validation/), or 'sample'")
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="none", help="imagenet | none | PATH (speed does not depend on the values)")
-    p.add_argument("--image-size", type=int, default=0, help="default: the backbone's")
-    p.add_argument("--views", type=int, default=0, help="K augmented views for ours (default: the product's default)")
     p.add_argument("--quick", action="store_true", help="time a few batches of each stage and extrapolate (< 5 min)")
-    p.add_argument("--raw-seconds", type=float, default=None, metavar="S",
-                   help="how long the raw forward pass is timed (default 6 with --quick, else 20; at least 64 images either way)")
-    p.add_argument("--in-memory-mb", type=int, default=None, metavar="MB",
-                   help="ours: hold a split's decoded pixels in RAM up to MB, stream larger ones (default: the product's)")
-    p.add_argument("--json", "--report", dest="json_path", metavar="FILE", help="also write the JSON here")
 
 
 def _peak_rss_mb() -> float:
@@ -224,11 +233,13 @@ def cmd_bench(args) -> int:
     out["peak_rss_mb"] = max(peak_before_ours, _peak_rss_mb())  # the whole process
     out["bench_seconds"] = time.perf_counter() - started
     out["load_average"] = {"start": load_before[0], "end": os.getloadavg()[0]}  # > cores: something else was running
-    text = json.dumps(_rounded(out), indent=2)
+    text = dumps(_rounded(out), indent=2)
     print(text)
-    if args.json_path:
-        with open(args.json_path, "w") as fh:
-            fh.write(text)
+    from engine.store.outputs import output_of
+
+    report = output_of(args, "--json")  # claimed before any work by the output gate (cli.main)
+    if report:
+        report.write_bytes(text.encode())
     return 0
 
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from engine.config import RunConfig, validate
+from engine.config import RunConfig, knob, validate
 from engine.errors import StudioError
 from engine.insight.projection import METHODS, align_signs, pca_2d, pool, separation, subsample, tsne_2d
 from engine.store.runs import RunStore, RunStoreError, atomic_write_bytes
@@ -43,6 +44,16 @@ def never_stop() -> bool:
 
 
 DEFAULT_LIMIT = 2000  # points drawn at most: PCA of 2000 vectors takes well under a second; a scatter of more hides itself
+
+
+@dataclass
+class MapSettings:
+    """`feature-map`'s own knobs; its flags are made from their metadata (engine/cli/flags.add_settings_flags)."""
+
+    limit: int = knob(DEFAULT_LIMIT, "map at most this many images, a stratified seeded subsample", min=10, max=100_000, integer=True,
+                      message="must be between {min:g} (a map of fewer shows nothing) and {max:g}, got {value}", metavar="N")
+    method: str = knob("pca", "pca (NumPy, default: distances and axes mean something) or tsne (scikit-learn: "
+                       "neighbourhoods only; seconds to a minute for 2000 points)", choices=METHODS)
 MAP_SPLITS = ("train", "validation")
 AFTER_FILE = "feature_map.npz"  # the fine-tuned base's pooled features, beside the run
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 
-from engine.config import ConfigError
+from engine.config import ConfigError, field_problem, knob
 
 # Imported by the CLI's parser, so nothing here imports Keras at module level (`scan`, `predict` of a
 # broken file answer without TensorFlow); a progress callback and a stop check default to doing nothing.
@@ -40,20 +40,25 @@ RULES = {"valley": "fastai's valley rule", "steepest": "steepest descent of the 
 
 @dataclass
 class FinderSettings:
-    start_lr: float = 1e-7  # the ramp's first learning rate
-    end_lr: float = 1.0  # its last (the ramp ends earlier when the loss blows up)
-    steps: int = 100  # optimizer steps, one learning rate each, evenly spaced on a log scale
-    smoothing: float = 0.9  # the loss's moving average (debiased) that is plotted and read; 100 steps suit 0.9, not fastai's 0.98
-    blowup: float = 4.0  # stop once the smoothed loss is this many times its lowest so far
-    rule: str = "valley"  # which rate is suggested: valley (fastai's default since v2.5) or steepest
+    """The ramp's knobs; `lr-find`'s flags are made from their metadata (engine/cli/flags.add_settings_flags)."""
+
+    start_lr: float = knob(1e-7, "first learning rate of the ramp", min=1e-12, max=10.0)  # [1e-12, 10]
+    end_lr: float = knob(1.0, "last learning rate (the ramp ends earlier when the loss blows up)", min=1e-12, max=10.0)  # [1e-12, 10]
+    steps: int = knob(100, "optimizer steps, one learning rate each, evenly spaced on a log scale", min=10, max=1000, integer=True,
+                      message="must be between {min:g} and {max:g} (about 100 is usual), got {value}")  # 10-1000
+    # the loss's moving average (debiased) that is plotted and read; 100 steps suit 0.9, not fastai's 0.98
+    smoothing: float = field(default=0.9)
+    blowup: float = field(default=4.0)  # stop once the smoothed loss is this many times its lowest so far
+    rule: str = knob("valley", "which rate to suggest: valley (fastai's default) or steepest (descent of the smoothed loss)",
+                     choices=tuple(RULES))
 
     def check(self) -> None:
-        if not 0 < self.start_lr < self.end_lr:
-            raise ConfigError(f"--start-lr/--end-lr: need 0 < start < end, got {self.start_lr:g} and {self.end_lr:g}")
-        if not 10 <= self.steps <= 1000:
-            raise ConfigError(f"--steps: between 10 and 1000 (about 100 is usual), got {self.steps}")
-        if self.rule not in RULES:
-            raise ConfigError(f"--rule: one of {', '.join(RULES)}, got {self.rule!r}")
+        for f in fields(self):
+            problem = field_problem(getattr(self, f.name), f.metadata) if f.metadata else ""
+            if problem:
+                raise ConfigError(f"--{f.name.replace('_', '-')}: {problem}")
+        if not self.start_lr < self.end_lr:
+            raise ConfigError(f"--start-lr/--end-lr: need start < end, got {self.start_lr:g} and {self.end_lr:g}")
 
 
 @dataclass
