@@ -91,7 +91,7 @@ def _typed(k: dict, raw):
         return words[str(raw).strip().lower()] if str(raw).strip().lower() in words else int("not a bool")
     if k["type"] == "int":
         number = float(raw) if not isinstance(raw, bool) else float("nan")
-        if not number.is_integer():
+        if not number.is_integer() or abs(number) > 2**53:  # 1e300 is no count of anything: refused as typed
             raise ValueError(raw)
         return int(number)
     if k["type"] == "float":
