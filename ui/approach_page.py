@@ -83,7 +83,7 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         b1, b2 = st.columns(2)
         submitted = b1.button("Train", type="primary", disabled=bool(blocked), help=blocked or None, key=f"{approach}_train")
         estimate = b2.button("Estimate time and memory", key=f"{approach}_estimate",
-                             help="Measures this machine once per backbone and size (tens of seconds), then is instant.")
+                             help="Measures this machine once per backbone and size (a job of tens of seconds), then is instant.")
     if blocked:
         st.error(f"Train is disabled: {blocked}")
     for problem in problems:
@@ -91,7 +91,9 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     if approach == "fine_tuning" and cfg.fine_tune.epochs == 0:
         st.warning("Fine-tuning epochs is 0: only phase 1 (frozen base) will train, and nothing is unfrozen.")
     if not problems and estimate:
-        estimate_view.show_estimate(cfg, resources.job_runner().cache_dir)
+        estimate_view.show_estimate(cfg, resources.job_runner(), f"{approach}_estimate_job")
+    else:
+        estimate_view.show_measured_estimate(resources.job_runner(), f"{approach}_estimate_job")
     if submitted and not blocked and not problems:
         try:
             resources.job_runner().submit(validate(cfg), preset=preset, seeds=seeds)

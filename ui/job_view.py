@@ -85,7 +85,8 @@ def _on_dataset(job) -> bool:
     return (job.config.get("data") or {}).get("path") == st.session_state.get("data_path", "")
 
 
-TOOL_LABELS = {"run": "", "lr-find": " learning-rate finder", "feature-map": " feature map"}  # what a queued job does
+TOOL_LABELS = {"run": "", "lr-find": " learning-rate finder", "feature-map": " feature map", "estimate": " estimate (measuring this machine)",
+               "export": " export"}  # what a queued job does
 
 
 def job_panel(approach: str) -> None:

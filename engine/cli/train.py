@@ -51,6 +51,7 @@ def add_parsers(sub) -> None:
     es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
     add_run_arguments(es)
     es.add_argument("--no-calibrate", action="store_true", help="only use a stored calibration; never measure one")
+    add_output(es, "--out", metavar="FILE", help="also write that JSON to FILE (the dashboard's estimate job reads it)")
     es.set_defaults(func=cmd_estimate)
 
 
@@ -350,5 +351,9 @@ def cmd_estimate(args) -> int:
     cfg = build_config(args.approach, args, base_cfg)
     d = cfg.data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed)
-    print(dumps(estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir), indent=2))
+    est = estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir)
+    out = output_of(args, "--out")  # claimed before any work (cli.main)
+    if out:
+        out.write_json(est)
+    print(dumps(est, indent=2))
     return 0

@@ -57,6 +57,14 @@ def _calibration_path(cache_dir) -> Path:
     return FeatureCache(cache_dir).root / CALIBRATION_FILE
 
 
+def calibration_stamp(cache_dir) -> float:
+    """When this machine's calibrations last changed (0 when none): a cache key for readers of `estimate_run`."""
+    try:
+        return _calibration_path(cache_dir).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _read_calibrations(cache_dir) -> dict:
     try:
         return json.loads(_calibration_path(cache_dir).read_text())
