@@ -53,8 +53,8 @@ def test_a_sweep_trains_each_point_once_on_one_feature_cache_and_records_it(tiny
     # The dashboard's job: one point of a group, its value applied and recorded, the cache still warm.
     group = doc["runs"][0]["sweep_group"]
     rc = cli.main(["run", "--data", str(tiny_dataset), *TINY, "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "c"),
-                   "--report", str(report), "--sweep-group", group, "--sweep-point", '{"dropout": 0.6, "learning-rate": 0.001}'])
-    (one,) = json.loads(report.read_text())["runs"]
+                   "--report", str(tmp_path / "point.json"), "--sweep-group", group, "--sweep-point", '{"dropout": 0.6, "learning-rate": 0.001}'])
+    (one,) = json.loads((tmp_path / "point.json").read_text())["runs"]  # a new report: an existing one is never overwritten
     assert rc == 0 and one["sweep_group"] == group and one["sweep_point"] == {"head.dropout": 0.6, "fit.learning_rate": 0.001}
     assert RunStore(runs).load(one["id"]).config["head"]["dropout"] == 0.6 and one["feature_cache"]["misses"] == 0
 
