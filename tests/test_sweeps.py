@@ -207,6 +207,11 @@ def test_a_weights_file_of_another_width_is_refused_from_its_shapes(tmp_path, no
     text.write_text("not a weights file")
     with pytest.raises(StudioError, match="it is not a Keras weights file"):
         sweeps.check_point(point(weights=str(text)))
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "base.keras", "w") as zf:  # a whole saved model: Keras reads its weights itself
+        zf.writestr("model.weights.h5", b"")
+    sweeps.check_point(point(alpha=0.35, weights=str(tmp_path / "base.keras")))
     with pytest.raises(StudioError, match="weights file not found: "):
         sweeps.check_point(point(weights=str(tmp_path / "missing.weights.h5")))
 

@@ -14,6 +14,7 @@ import itertools
 import math
 import secrets
 import time
+import zipfile
 
 import numpy as np
 
@@ -207,6 +208,8 @@ def weights_file_problem(b: BackboneConfig, path: str) -> str:
     import h5py
 
     spec = backbones.get_spec(b.name)
+    if zipfile.is_zipfile(path):
+        return ""  # a whole `.keras` file: Keras loads its weights too, and says itself when they do not fit
     if not h5py.is_hdf5(path):
         return (f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
                 f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'")
