@@ -24,7 +24,7 @@ from tests.conftest import make_image
 # the gate answers before a command reads anything).
 PLACEHOLDERS = {"data": "no-such-dataset", "approach": "frozen", "run": ["no-such-run"], "format": "keras",
                 "images": ["IMAGE"], "files": ["IMAGE"], "name": "d1", "cls": "cats", "zip": "missing.zip", "dest": "new-folder",
-                "out": "new-output"}
+                "out": "new-output", "spec": "no-such-spec.json"}
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, path=()):

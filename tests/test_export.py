@@ -181,16 +181,20 @@ def test_the_saved_model_is_written_once_per_model_file_until_it_changes(tmp_pat
 
 
 @pytest.mark.slow
-def test_dashboard_builds_each_format_before_offering_its_download(tiny_run, tmp_path):
+def test_dashboard_builds_each_format_through_the_job_runner_before_offering_its_download(tiny_run, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from ui import resources
+
     runs_dir, run_id, _ = tiny_run
+    monkeypatch.setenv("TLS_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("TLS_WARM_START", "0")
     record = RunStore(runs_dir).load(run_id)
     gone = {**record.config, "data": {"path": str(tmp_path / "moved")}, "resolved": {}}
     at = AppTest.from_string(f"""
 from ui.export_panel import export_downloads
-export_downloads({str(runs_dir)!r}, {run_id!r}, {record.config!r}, key="a")
-export_downloads({str(runs_dir)!r}, {run_id!r}, {gone!r}, key="b")
+export_downloads({run_id!r}, {record.config!r}, key="a")
+export_downloads({run_id!r}, {gone!r}, key="b")
 """, default_timeout=120).run()
     assert not at.exception, at.exception
     builds = [b for b in at.button if b.key.startswith(("a_build_", "b_build_"))]
@@ -199,6 +203,12 @@ export_downloads({str(runs_dir)!r}, {run_id!r}, {gone!r}, key="b")
     assert "is gone" in builds[-1].help
     assert not at.get("download_button")  # nothing offered before it exists
     at.button(key="a_build_keras").click().run()
+    assert not at.exception, at.exception
+    (job,) = [j for j in resources.job_runner().jobs() if j.kind == "export"]  # one job, queued like training
+    assert job.options == {"run": run_id, "format": "keras", "zip": True}
+    resources.job_runner().wait(job.id, timeout=300)
+    for _ in range(3):  # the fragment's tick takes the zip, then the page reruns once
+        at.run()
     assert not at.exception, at.exception
     downloads = at.get("download_button")  # built: the button holds the zip, so the first click downloads
     assert [d.proto.label for d in downloads] == ["Download Keras (.keras)"] * 2  # the run's panels share what was built

@@ -114,7 +114,7 @@ def test_preset_changes_the_form_and_the_job_carries_it():
     from ui import resources
 
     job = resources.job_runner().jobs()[-1]
-    assert job.extra_args == ["--preset", "lecture"] and job.config["fit"]["epochs"] == 1
+    assert job.options == {"preset": "lecture"} and job.config["fit"]["epochs"] == 1
     at = wait_for(at, lambda a: any(m.label == "Validation accuracy" for m in a.metric))
     config = json.load(open(os.path.join(os.environ["TLS_RUNS_DIR"], job.id, "config.json")))
     assert config["resolved"]["preset"] == "lecture" and config["fit"]["learning_rate"] == pytest.approx(2e-5)

@@ -77,12 +77,12 @@ def test_a_finished_run_offers_its_map_as_a_feature_map_job_of_that_run(tmp_path
     assert not at.exception, at.exception
     assert [e.label for e in at.expander] == ["Feature map of this run"] and at.button(key="fm_frozen-1_draw").label == "Draw the feature map"
     runner = JobRunner(runs_dir=tmp_path / "runs")
-    args = runner._cli_args(Job("feature-map-x", "frozen", {"data": {"path": "/d"}}, kind="feature-map", extra_args=["--run", "frozen-1"]), "c.json")
-    assert args[0] == "feature-map" and args[-2:] == ["--run", "frozen-1"]
+    spec = runner.spec(Job("feature-map-x", "frozen", {"data": {"path": "/d"}}, kind="feature-map", options={"run": "frozen-1"}), "c.json")
+    assert spec["command"] == "feature-map" and spec["options"]["run"] == "frozen-1"
     at.radio(key="fm_frozen-1_method").set_value("tsne").run()
     at.button(key="fm_frozen-1_draw").click().run()  # queues (its process fails at once: this run has no model)
     from ui import resources
     job = resources.job_runner().jobs()[-1]
-    assert job.kind == "feature-map" and job.extra_args == ["--method", "tsne", "--run", "frozen-1"]
+    assert job.kind == "feature-map" and job.options == {"method": "tsne", "run": "frozen-1"}
     resources.job_runner().stop(job.id)
-    assert args[args.index("--out") + 1] == str(tmp_path / "runs" / ".feature-map" / "feature-map-x.json")
+    assert spec["options"]["out"] == str(tmp_path / "runs" / ".feature-map" / "feature-map-x.json")

@@ -12,10 +12,15 @@ from ui.finder_view import finder_figure
 def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(tmp_path):
     runner = JobRunner(runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache")
     job = Job("lr-find-x", "frozen", {"data": {"path": "/data"}}, kind="lr-find")
-    args = runner._cli_args(job, "cfg.json")
-    assert args[:7] == ["lr-find", "--config", "cfg.json", "--data", "/data", "--approach", "frozen"]
-    assert args[args.index("--out") + 1] == str(tmp_path / "runs" / ".lr-find" / "lr-find-x.json")  # a dot folder: never a run
-    assert "--run-id" not in args and args[args.index("--cache-dir") + 1] == str(tmp_path / "cache")
+    spec = runner.spec(job, "cfg.json")
+    assert spec["command"] == "lr-find" and {k: spec["options"][k] for k in ("config", "data", "approach")} == {
+        "config": "cfg.json", "data": "/data", "approach": "frozen"}
+    assert spec["options"]["out"] == str(tmp_path / "runs" / ".lr-find" / "lr-find-x.json")  # a dot folder: never a run
+    assert "run_id" not in spec["options"] and spec["options"]["cache_dir"] == str(tmp_path / "cache")
+    from engine.cli.job import argv_for  # the CLI makes them flags from its own parser
+
+    argv = argv_for(spec["command"], spec["options"])
+    assert argv[:3] == ["lr-find", "--config", "cfg.json"] and argv[argv.index("--out") + 1] == spec["options"]["out"]
     assert runner.tool_result("lr-find-x") == {}  # nothing yet
 
 

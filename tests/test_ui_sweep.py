@@ -26,7 +26,7 @@ def stored_sweep(runs_dir, dataset: str) -> None:
 @pytest.mark.slow  # renders the page eight times (a model summary each): about 12 CPU-seconds
 def test_queue_a_sweep_then_read_its_results_and_apply_the_best(tmp_path, monkeypatch):
     queued = []
-    monkeypatch.setattr(JobRunner, "submit", lambda self, cfg, preset=None, seeds=1, extra_args=(): queued.append((cfg, seeds, list(extra_args))))
+    monkeypatch.setattr(JobRunner, "submit", lambda self, cfg, preset=None, seeds=1, options=None: queued.append((cfg, seeds, dict(options))))
     at = tiny_setup(page("pages/feature_extraction.py"))
     at.multiselect(key="feature_extraction_sweep_knobs").set_value(["fit.learning_rate", "head.dropout"]).run()
     assert at.text_input(key="feature_extraction_sweep_values_fit.learning_rate").value == "2e-06, 2e-05, 0.0002"  # from 2e-5
@@ -38,9 +38,9 @@ def test_queue_a_sweep_then_read_its_results_and_apply_the_best(tmp_path, monkey
     assert not at.exception, at.exception
     assert [(c.fit.learning_rate, c.head.dropout, s) for c, s, _ in queued] == [
         (lr, d, 2) for lr in (2e-6, 2e-5, 2e-4) for d in (0.2, 0.5)]
-    groups = {a[a.index("--sweep-group") + 1] for _, _, a in queued}
+    groups = {a["sweep_group"] for _, _, a in queued}
     assert len(groups) == 1 and groups.pop().endswith("-sweep-feature_extraction")
-    assert [json.loads(a[a.index("--sweep-point") + 1]) for _, _, a in queued][-1] == {"fit.learning_rate": 2e-4, "head.dropout": 0.5}
+    assert [json.loads(a["sweep_point"]) for _, _, a in queued][-1] == {"fit.learning_rate": 2e-4, "head.dropout": 0.5}
 
     stored_sweep(tmp_path / "runs", at.session_state["data_path"])
     at.run()

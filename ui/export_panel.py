@@ -1,48 +1,23 @@
-"""Exports of a run's model in each format (engine/insight/export.py): build, then download.
+"""Exports of a run's model in each format (engine/insight/export.py): build through the job runner, then download.
 
-A format's zip is built when its Build button is clicked, with a status line while it builds,
-by `python -m engine export` in a child process (the TFLite converter's graphs and memory stay
-out of the server, as training jobs do). Only then is its download button offered, holding the
-bytes: the first click downloads. (A deferred `data` callable was built on the click, and the
-job panel's once-a-second rerun dropped its file meanwhile: "Failed to generate file".)
+A format's zip is built when its Build button is clicked, by an export job (`JobRunner.submit_export`: `python -m engine
+export` in its own process, queued like training, with a Stop; the TFLite converter's graphs and memory stay out of the
+server). A fragment shows the job's line while it is queued or running; when it ends the zip's bytes are taken from the
+store and its download button is offered, holding them: the first click downloads. (A deferred `data` callable was
+built on the click, and the job panel's once-a-second rerun dropped its file meanwhile: "Failed to generate file".)
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import streamlit as st
 
+from engine.errors import StudioError
 from engine.insight.export import FORMAT_TITLES, FORMATS, calibration_problem
-
-EXPORT_TIMEOUT_S = 900  # an int8 conversion of VGG16 at 224 px takes minutes on 2 cores
-ROOT = Path(__file__).resolve().parents[1]  # the engine package's folder, for `python -m engine`
+from ui import resources
 
 
-def export_zip_bytes(runs_dir: str, run_id: str, fmt: str) -> bytes:
-    """The zipped export folder of one run and format, built by the CLI in a child process.
-
-    Raises:
-        RuntimeError: the export failed; the message is the CLI's last line (e.g. `error: ...`).
-    """
-    with tempfile.TemporaryDirectory(prefix="tls-export-") as tmp:
-        out = Path(tmp) / f"{run_id}-{fmt}"
-        proc = subprocess.run(
-            [sys.executable, "-m", "engine", "export", run_id, "--format", fmt, "--out", str(out), "--zip",
-             "--runs-dir", str(Path(runs_dir).resolve())],  # absolute: the child runs in the project folder
-            cwd=ROOT, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
-        )
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines()
-            raise RuntimeError(lines[-1] if lines else f"export exited with status {proc.returncode}")
-        return out.with_name(out.name + ".zip").read_bytes()
-
-
-def export_downloads(runs_dir: str, run_id: str, config: dict, key: str) -> None:
-    """Per format: Build (then a status line while it builds), then its download button."""
+def export_downloads(run_id: str, config: dict, key: str) -> None:
+    """Per format: Build (an export job), its line while it builds, then its download button."""
     st.caption("Download the model: each zip holds it with labels.json, a README and classify.py. Input: RGB "
                "pixels 0-255 at the run's size, preprocessing inside the model. Build a format first "
                "(seconds; TFLite int8 calibrates on training images: a minute or more), then download it.")
@@ -52,14 +27,36 @@ def export_downloads(runs_dir: str, run_id: str, config: dict, key: str) -> None
         refused = int8_problem if fmt == "tflite_int8" else ""
         if built_key not in st.session_state and col.button(
                 f"Build {FORMAT_TITLES[fmt]}", key=f"{key}_build_{fmt}", disabled=bool(refused), help=refused or None):
-            with col.status(f"Building {FORMAT_TITLES[fmt]} …") as status:
-                try:
-                    st.session_state[built_key] = export_zip_bytes(runs_dir, run_id, fmt)
-                    status.update(label=f"{FORMAT_TITLES[fmt]} built", state="complete")
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    status.update(label=f"{FORMAT_TITLES[fmt]} failed", state="error")
-                    col.error(str(exc).removeprefix("error: "))
+            try:
+                st.session_state[built_key] = resources.job_runner().submit_export(run_id, fmt).id
+            except StudioError as exc:
+                col.error(str(exc))
+        built = st.session_state.get(built_key)
+        if isinstance(built, str):
+            with col:
+                _building(built_key, fmt)
         built = st.session_state.get(built_key)
         if isinstance(built, bytes):
             col.download_button(f"Download {FORMAT_TITLES[fmt]}", data=built, file_name=f"{run_id}-{fmt}.zip",
                                 mime="application/zip", key=f"{key}_export_{fmt}", on_click="ignore")
+
+
+@st.fragment(run_every=1.0)
+def _building(built_key: str, fmt: str) -> None:
+    """The export job's line, once a second; when it ends, its zip (or its error) and one rerun of the page."""
+    runner, job_id = resources.job_runner(), st.session_state.get(built_key)
+    job = runner.get(job_id) if isinstance(job_id, str) else None
+    if job is None:
+        st.session_state.pop(built_key, None)
+        return
+    if job.state in ("queued", "running"):
+        st.caption(f"Building {FORMAT_TITLES[fmt]} … ({'waiting for the job before it' if job.state == 'queued' else 'running'})")
+        return
+    data = runner.take_export(job_id)
+    if data is None:
+        st.session_state.pop(built_key, None)
+        why = runner.job_error(job_id) or ("stopped" if job.state == "cancelled" else runner.exit_description(job))
+        st.error(f"{FORMAT_TITLES[fmt]} failed: {why}")
+        return
+    st.session_state[built_key] = data
+    st.rerun()

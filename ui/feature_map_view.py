@@ -15,7 +15,6 @@ import streamlit as st
 
 from engine.config import RunConfig
 from engine.data.images import preview_image
-from engine.store.job_logs import error_sentence
 from ui import resources
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -32,8 +31,8 @@ def feature_map_panel(cfg: RunConfig, key: str, run_id: str | None = None) -> No
                "misclassified by the run. Click a point to see its image and probabilities.")
     method = st.radio("Projection", list(METHOD_LABELS), format_func=METHOD_LABELS.get, horizontal=True, key=f"{key}_method")
     if st.button("Draw the feature map", key=f"{key}_draw"):
-        extra = ["--method", method] + (["--run", run_id] if run_id else [])
-        st.session_state[state_key] = resources.job_runner().submit_tool("feature-map", cfg, extra_args=extra).id
+        options = {"method": method, **({"run": run_id} if run_id else {})}
+        st.session_state[state_key] = resources.job_runner().submit_tool("feature-map", cfg, options=options).id
     if state_key in st.session_state:
         _live(key, st.session_state[state_key])
 
@@ -72,7 +71,7 @@ def _show(key: str, job_id: str) -> None:
         return
     doc = runner.tool_result(job_id)
     if not doc:
-        st.error(f"The feature map failed: {error_sentence(runner.log_text(job_id), from_log=True) or runner.exit_description(job)}")
+        st.error(f"The feature map failed: {runner.job_error(job_id) or runner.exit_description(job)}")
         return
     show_maps(doc, key)
 

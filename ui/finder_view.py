@@ -12,7 +12,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.config import RunConfig
-from engine.store.job_logs import error_sentence
 from engine.training.lr_range import RULES
 from ui import resources
 from ui.forms import set_field
@@ -71,7 +70,7 @@ def _finder_job(approach: str, job_id: str) -> None:
         return
     result = runner.tool_result(job_id)
     if not result:
-        st.error(f"The finder failed: {error_sentence(runner.log_text(job_id), from_log=True) or runner.exit_description(job)}")
+        st.error(f"The finder failed: {runner.job_error(job_id) or runner.exit_description(job)}")
         return
     if result.get("suggested") is None:
         st.warning(f"No suggestion: only {len(result['losses'])} step(s) ran ({result['ended']}).")

@@ -178,7 +178,7 @@ def render_results(metrics: dict, state: str, run_id: str | None = None, error: 
     show_run_analysis(metrics, run_id)  # per-class report, highest-loss errors both ways, published numbers
     record = _saved_run(run_id) if run_id else None
     if record is not None and export_downloads is not None:
-        export_downloads(str(resources.run_store().root), record.id, record.config, key=record.id)
+        export_downloads(record.id, record.config, key=record.id)
 
 
 def _saved_run(run_id: str):

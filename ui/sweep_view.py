@@ -8,7 +8,6 @@ Every point after the first reads the feature cache the first one wrote. Selecti
 from __future__ import annotations
 
 import json
-import time
 
 import streamlit as st
 
@@ -76,12 +75,12 @@ def _knob_fields(approach: str, cfg: RunConfig) -> tuple[list, list[str]]:
 
 def _queue(approach: str, cfg: RunConfig, preset: str | None, points: list[dict], seeds: int) -> None:
     """One job per point (its seeds a repeat group), all recorded under one new sweep group."""
-    group = f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{approach}"
+    group = sweeps.new_group_id(approach)  # a random suffix: two sweeps started in one second stay apart
     runner, queued, refused = resources.job_runner(), 0, []
     for point in points:
         try:
             runner.submit(validate(sweeps.apply_point(cfg, point)), preset=preset, seeds=seeds,
-                          extra_args=["--sweep-group", group, "--sweep-point", json.dumps(point)])
+                          options={"sweep_group": group, "sweep_point": json.dumps(point)})
             queued += 1
         except (DuplicateJob, ConfigError) as exc:  # the same settings already queued, or a value the backbone refuses
             refused.append(f"{sweeps.point_label(point)}: {exc}")

@@ -46,6 +46,9 @@ def build_parser() -> Parser:
     from engine.cli import dataset  # `dataset add|list|zip`: datasets made image by image (engine/data/builder.py)
 
     dataset.add_parser(sub)
+    from engine.cli import job  # `job SPEC.json`: what the job runner starts (engine/store/jobs.py)
+
+    job.add_parser(sub)
     bench = sub.add_parser("bench", help="measure speed and memory of each stage")
     add_bench_arguments(bench)
     add_settings_flags(bench, BenchSettings)
@@ -54,22 +57,33 @@ def build_parser() -> Parser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, error_file: str | None = None) -> int:
+    """Runs one command; its exit status. A refusal is one line on stderr and, for a job (`error_file`, engine/cli/job.py),
+    the same sentence in that file: the job runner reads it there instead of scraping the log."""
     from engine.store.outputs import claim_outputs
 
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # a refused flag (one line, flags.Parser) or --help: the exit status, not an exception
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    try:
         claim_outputs(args)  # the output gate: before any work, for every command
         return args.func(args)
+    except SystemExit as exc:  # --help (a refused flag is a FlagRefused, below)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except StudioError as exc:  # bad input: one line. Anything else is a bug and keeps its traceback.
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _refuse(str(exc), error_file)
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _refuse(f"{where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", error_file)
+
+
+def _refuse(sentence: str, error_file: str | None) -> int:
+    print(f"error: {sentence}", file=sys.stderr)
+    if error_file:
+        from engine.store.runs import atomic_write_json
+
+        try:
+            atomic_write_json(error_file, {"error": sentence})
+        except OSError:
+            pass  # the log still holds the line
+    return EXIT_BAD_INPUT

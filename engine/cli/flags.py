@@ -22,13 +22,17 @@ from engine.models.backbones import BACKBONES, image_size_for
 TYPES = {"int": int, "float": float, "str": str}
 
 
+class FlagRefused(ConfigError):
+    """argparse refused a flag or its value; the message is argparse's, in one line, with where to read --help."""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with its refusals in one line (`error: argument --epochs: must be >= 1, got 0 (see ... --help)`), exit 2.
+    """argparse whose refusals are a `FlagRefused` (cli.main: one line, exit 2), like every other bad input.
 
     Its subcommands' parsers are of this class too (add_subparsers passes the parser's own class on)."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        raise FlagRefused(f"{' '.join(message.split())} (see {self.prog} --help)")
 
 
 def number_type(type_name: str, meta: dict):

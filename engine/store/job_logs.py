@@ -57,7 +57,8 @@ def prepend_log(standby_log: str, job_log: str) -> None:
 
 # --- the runner's files in the run store ------------------------------------------------------
 def path(runs_root: Path, job_id: str, what: str) -> Path:
-    """`RUNS/.jobs/JOB.<what>.json`: what is `config` (what the job's process reads at start) or `owner`."""
+    """`RUNS/.jobs/JOB.<what>.json`: what is `config` (the RunConfig the job's process reads), `spec` (its command and
+    options, engine/cli/job.py), `error` (the sentence its process refused with) or `owner` (a tool job's liveness)."""
     return Path(runs_root) / JOBS_FOLDER / f"{job_id}.{what}.json"
 
 
@@ -71,6 +72,12 @@ def write(target: Path, doc: dict) -> str:
         return ""
     except (OSError, ValueError) as exc:
         return f"cannot write the job's files into {target.parent} ({getattr(exc, 'strerror', None) or exc}); make the run store writable"
+
+
+def read_error(target: Path) -> str:
+    """The sentence a job's process refused with (`cli.main` writes it for a job), '' when it wrote none."""
+    doc = _read_json(target)
+    return doc.get("error", "") if isinstance(doc.get("error"), str) else ""
 
 
 def remove(*paths: Path | None) -> None:

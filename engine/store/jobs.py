@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,12 +66,13 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     log_path: str = ""
-    extra_args: list = field(default_factory=list)  # --preset NAME, --repeat-group ID (JobRunner.submit)
+    options: dict = field(default_factory=dict)  # more of the command's options by argparse dest: preset, repeat_group, sweep_point, ...
     preset: str | None = None  # the preset named at submit
     repeat_index: int = 0  # with repeat_size > 1: this job trains seed + repeat_index
     repeat_size: int = 1  # how many seeds were queued together (a repeat group)
     adopted_owner: dict | None = None  # heartbeat.json of a run started before this runner (see _adopt_live_runs)
-    kind: str = "run"  # "run" (a run folder, the id is its name) or a tool command ("lr-find", ...: tool_result, no run)
+    kind: str = "run"  # "run" (a run folder, the id is its name), a tool command ("lr-find", ...: tool_result) or "export"
+    error: str = ""  # the one sentence the job's process refused with (its spec's error file), '' if none
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
@@ -100,13 +102,14 @@ class JobRunner:
             self._standby = self._spawn_standby()
 
     # --- public API -------------------------------------------------------------------
-    def submit(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1, extra_args: list[str] | tuple = ()) -> Job:
+    def submit(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1, options: dict | None = None) -> Job:
         """Validates and queues a run; returns the Job (its id is the future run id).
 
         `preset` is recorded with the run (`--preset NAME`; the config already holds its values
         and the user's changes). `seeds` > 1 queues one job per seed (seed, seed+1, ...) sharing a
         repeat group, as `run --seeds N` does (which refuses --run-id); each job keeps its own run id, so each has a live
-        panel and a Stop. `extra_args` are more `run` flags every job of the group gets (a sweep's point). Returns the first job.
+        panel and a Stop. `options` are more of `run`'s options (by argparse dest) every job of the group gets (a sweep's
+        point: sweep_group, sweep_point). Returns the first job.
         """
         validate(cfg)
         if not 1 <= seeds <= 20:
@@ -115,12 +118,12 @@ class JobRunner:
         if twin is not None:  # a double click on Train, or Train again on an unchanged form
             raise DuplicateJob(f"the same settings are already {twin.state} as job {twin.id}; "
                                "change a setting to train another, or Stop that job first")
-        extra = (["--preset", preset] if preset else []) + list(extra_args)
+        extra = {**({"preset": preset} if preset else {}), **(options or {})}
         group = f"{new_run_id(cfg.approach)}-x{seeds}" if seeds > 1 else None
         jobs = []
         for i in range(seeds):  # the CLI trains repeat i with seed + i on the split of the base seed
-            args = extra + (["--repeat-group", group, "--repeat-index", str(i)] if group else [])
-            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), extra_args=args, preset=preset or None,
+            repeat = {"repeat_group": group, "repeat_index": i} if group else {}
+            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), options={**extra, **repeat}, preset=preset or None,
                             repeat_index=i, repeat_size=seeds))
         with self._lock:
             for job in jobs:
@@ -129,10 +132,35 @@ class JobRunner:
         self._wake.set()
         return jobs[0]
 
-    def submit_tool(self, command: str, cfg: RunConfig, extra_args: list[str] | tuple = ()) -> Job:
-        """Queues `python -m engine COMMAND` with `cfg`'s run options and `--out` its result file (`lr-find`,
-        engine/training/lr_finder.py, and other commands that answer with one JSON file); read it with tool_result(job id)."""
-        job = Job(f"{command}-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind=command, extra_args=list(extra_args))
+    def submit_tool(self, command: str, cfg: RunConfig, options: dict | None = None) -> Job:
+        """Queues `python -m engine COMMAND` with `cfg`'s run options, `options` (by argparse dest) and `--out` its result
+        file (`lr-find`, `feature-map`, `estimate`: commands that answer with one JSON file); read it with tool_result(job id)."""
+        job = Job(f"{command}-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind=command, options=dict(options or {}))
+        return self._enqueue(job)
+
+    def submit_export(self, run_id: str, fmt: str) -> Job:
+        """Queues `python -m engine export RUN --format FMT --zip` into the store's `.export/` (the TFLite converter's graphs
+        and memory stay out of the server, as training does); take the zip with take_export(job id) once it has ended."""
+        record = self.store.load(run_id)  # an unknown or damaged run: one line now, not a failed job later
+        job = Job(f"export-{fmt}-{new_run_id(str(record.approach))}", str(record.approach), {}, kind="export",
+                  options={"run": run_id, "format": fmt, "zip": True})
+        return self._enqueue(job)
+
+    def take_export(self, job_id: str) -> bytes | None:
+        """The zip an export job wrote (its folder and zip then removed from the store), None while it runs or if it failed."""
+        job = self.get(job_id)
+        if job is None or job.state != "done":
+            return None
+        folder = self._export_folder(job)
+        zipped = folder.with_name(folder.name + ".zip")
+        try:
+            data = zipped.read_bytes()
+        except OSError:
+            return None
+        shutil.rmtree(folder.parent, ignore_errors=True)  # the job's own folder: the export and its zip
+        return data
+
+    def _enqueue(self, job: Job) -> Job:
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -150,6 +178,10 @@ class JobRunner:
 
     def _tool_path(self, job: Job) -> Path:
         return self.store.root / f".{job.kind}" / f"{job.id}.json"  # a dot folder: the run listing skips it
+
+    def _export_folder(self, job: Job) -> Path:
+        """`.export/JOB/<run>-<format>`: the folder name is what the zip holds, the job's folder keeps jobs apart."""
+        return self.store.root / ".export" / job.id / f"{job.options['run']}-{job.options['format']}"
 
     def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
         """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
@@ -220,7 +252,7 @@ class JobRunner:
             if state is None and job_id in self._stop_requested:
                 out["metrics"] = {"state": "stopped", "message": "stopped before training started"}
             elif state is None:
-                reason = error_sentence(self.log_text(job_id), from_log=True)
+                reason = self.job_error(job_id)
                 how = self.exit_description(job)
                 out["metrics"] = {"state": "failed",
                                   "message": reason or f"the job ended unexpectedly ({how or 'no exit status'}); see its log"}
@@ -233,6 +265,12 @@ class JobRunner:
         out["log"] = self.log_tail(job_id, lines=LOG_LINES)
         out["elapsed_s"] = self.elapsed(job, out["status"])
         return out
+
+    def job_error(self, job_id: str) -> str:
+        """Why an ended job failed, in one sentence: what its process refused with (the spec's error file), else the end
+        of a traceback in its log (a bug), else ''."""
+        job = self.get(job_id)
+        return (job.error if job else "") or error_sentence(self.log_text(job_id), from_log=True)
 
     @staticmethod
     def elapsed(job: Job | None, status: dict, now: float | None = None) -> float | None:
@@ -322,16 +360,17 @@ class JobRunner:
         return alive
 
     # --- worker -----------------------------------------------------------------------
-    def _cli_args(self, job: Job, config_path: str) -> list[str]:
-        """`python -m engine` arguments of the job's run (or finder: its progress lines go to the log, its result to a file)."""
-        common = ["--config", config_path, "--data", job.config["data"]["path"], "--approach", job.approach, "--runs-dir", str(self.store.root)]
-        if job.kind != "run":  # the output gate takes only an existing folder (the store's own `.<command>/`)
-            self._tool_path(job).parent.mkdir(parents=True, exist_ok=True)
-        args = ([job.kind, *common, "--out", str(self._tool_path(job))] if job.kind != "run"
-                else ["run", *common, "--run-id", job.id, "--quiet"])
-        if self.cache_dir:
-            args += ["--cache-dir", self.cache_dir]
-        return args + list(job.extra_args)
+    def spec(self, job: Job, config_path: str | os.PathLike) -> dict:
+        """The job as a typed spec: its command and options by argparse dest (engine/cli/job.py makes them the command's
+        flags from its own parser), and where its process writes the sentence it refuses with."""
+        store = str(self.store.root)
+        if job.kind == "export":  # into the store's own `.export/`: the output gate opens only that folder to `export`
+            options = {**job.options, "out": str(self._export_folder(job)), "runs_dir": store}
+        else:
+            options = {"config": str(config_path), "data": job.config["data"]["path"], "approach": job.approach, "runs_dir": store,
+                       **({"cache_dir": self.cache_dir} if self.cache_dir else {}),
+                       **({"run_id": job.id, "quiet": True} if job.kind == "run" else {"out": str(self._tool_path(job))}), **job.options}
+        return {"command": job.kind, "options": options, "error_file": str(job_logs.path(self.store.root, job.id, "error"))}
 
     @staticmethod
     def _env() -> dict:
@@ -350,20 +389,21 @@ class JobRunner:
         proc.log_path = str(log_path)  # type: ignore[attr-defined]
         return proc
 
-    def _start(self, job: Job, config_path: str, log) -> subprocess.Popen:
-        """The job's process: the waiting standby given the job, else a fresh CLI process."""
+    def _start(self, job: Job, spec_path: str, log) -> subprocess.Popen:
+        """The job's process, `python -m engine job SPEC`: the waiting standby given the job, else a fresh CLI process."""
+        argv = ["job", spec_path]
         with self._lock:
             standby, self._standby = self._standby, None
         if standby is not None and standby.poll() is None:
             try:
-                standby.stdin.write(json.dumps({"argv": self._cli_args(job, config_path), "log": job.log_path}) + "\n")
+                standby.stdin.write(json.dumps({"argv": argv, "log": job.log_path}) + "\n")
                 standby.stdin.close()
                 return standby
             except OSError:  # it died meanwhile (broken pipe): start cold
                 _end_standby(standby)
         elif standby is not None:
             _end_standby(standby)
-        return subprocess.Popen([self.python, "-m", "engine", *self._cli_args(job, config_path)], cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
+        return subprocess.Popen([self.python, "-m", "engine", *argv], cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
 
     def _work(self) -> None:
         while True:
@@ -379,15 +419,21 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         job.log_path = str(log_dir() / f"{job.id}.log")
-        config_path, owner_path = job_logs.path(self.store.root, job.id, "config"), None  # a killed server's: swept later
+        files = {what: job_logs.path(self.store.root, job.id, what) for what in ("config", "spec", "error")}  # a killed server's: swept later
+        owner_path = None
         rc, proc = None, None
         try:
             with open(job.log_path, "w") as log:
-                problem = job_logs.write(config_path, job.config)
-                if problem:  # the job's one sentence (progress() reads the log's `error:` line)
+                if job.kind not in ("run", "export"):  # the output gate takes only an existing folder (the store's `.<command>/`)
+                    self._tool_path(job).parent.mkdir(parents=True, exist_ok=True)
+                elif job.kind == "export":
+                    self._export_folder(job).parent.mkdir(parents=True, exist_ok=True)  # the job's own folder in `.export/`
+                problem = job_logs.write(files["config"], job.config) or job_logs.write(files["spec"], self.spec(job, files["config"]))
+                if problem:  # the job's one sentence, where progress() reads it
+                    job.error = problem
                     log.write(f"error: {problem}\n")
                     return
-                proc = self._start(job, str(config_path), log)
+                proc = self._start(job, str(files["spec"]), log)
                 if job.kind != "run":  # a run's own heartbeat.json says whether it lives
                     owner_path = job_logs.write_owner(self.store.root, job.id, getattr(proc, "pid", None), kind=job.kind,
                                                        approach=job.approach, config=job.config, started=job.started, log=job.log_path)
@@ -396,8 +442,9 @@ class JobRunner:
                     if job.id in self._stop_requested:  # stop clicked between pop and start
                         proc.send_signal(signal.SIGTERM)
                 rc = proc.wait()
+                job.error = job_logs.read_error(files["error"])
         finally:
-            job_logs.remove(config_path, owner_path)
+            job_logs.remove(*files.values(), owner_path)
             if getattr(proc, "log_path", None):  # a standby's own output came first: keep it in the job's log
                 prepend_log(proc.log_path, job.log_path)
             # The next job's standby, started before the job reads as done (so a caller that waited for

@@ -11,8 +11,8 @@ A target is refused, in one line (`OutputRefused`, exit 2), when it:
   command's --data, or any folder holding train/ and validation/) — readers trust those files;
 - is one of the command's own input files (even with --force), or exists (unless --force);
 - has no parent folder, or a parent nobody can write in.
-Only the run store's own tool-result folder of the command (`RUNS/.<command>/`, where the job runner asks a
-tool job to answer) is open inside the store.
+Only the run store's own folder of the command (`RUNS/.<command>/`, where the job runner asks a tool job to
+answer and an export job to build) is open inside the store, to that command alone.
 
 Writes go to a temp file beside the target and are renamed over it, so readers see the old file or the whole
 new one; any OSError (a full disk, a read-only file system) removes the temp file and says one line
@@ -157,8 +157,8 @@ class Protected:
         """What protected place `target` (resolved) lies in, or ''."""
         parent = target.parent
         for store in self.stores:
-            if parent == store / f".{self.command}" and self.command:
-                return ""  # the job runner's result file for this very command
+            if self.command and target.is_relative_to(store / f".{self.command}") and target != store / f".{self.command}":
+                return ""  # the job runner's result for this very command (a tool's JSON, an export's folder and zip)
             if target.is_relative_to(store):
                 return f"is inside the run store {store}, whose folders readers trust"
         for cache in self.caches:
