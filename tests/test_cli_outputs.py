@@ -72,7 +72,8 @@ def test_every_required_argument_has_a_placeholder():
 def test_commands_with_outputs_are_found():
     declared = {(" ".join(w), o.flag) for w, p in COMMANDS for o in p.get_default(OUTPUTS_KEY) or ()}
     assert {("run", "--report"), ("lr-find", "--out"), ("feature-map", "--out"), ("predict", "--gradcam"), ("export", "--out"),
-            ("export", "--zip"), ("dataset zip", "OUT"), ("bench", "--json")} <= declared
+            ("export", "--zip"), ("dataset zip", "OUT"), ("bench", "--json"), ("estimate", "--out"), ("sample", "DIR"),
+            ("import-zip", "DEST")} <= declared
 
 
 def _snapshot(p: Path):
@@ -124,7 +125,8 @@ def test_every_output_refuses_what_it_must_not_write(words, out, case, tmp_path,
     own = next(a for a in parser._actions if a.dest == out.dest)
     argv += ([own.option_strings[0]] if own.option_strings else []) + [str(value)]
     argv += [out.flag] if derived else []  # the switch that asks for the derived file
-    argv += ["--force"] if case in ("run_folder", "dataset") else []  # only the place may refuse these: new files, forced
+    forceable = any("--force" in a.option_strings for a in parser._actions)
+    argv += ["--force"] if case in ("run_folder", "dataset") and forceable else []  # only the place may refuse these
     ns = parser.parse_args(argv[len(words):])
     target = Path(out.targets(ns, str(value))[0]) if out.targets else value
     if case not in ("missing_parent", "run_folder", "dataset"):
@@ -218,3 +220,14 @@ def test_json_the_engine_writes_holds_no_nan_or_infinity(tmp_path):
     assert json.loads(text) == {"loss": [0.5, None], "rate": None, "n": 1} and "NaN" not in text
     path = claim("--out", str(tmp_path / "d.json")).write_json({"x": float("-inf")})
     assert json.loads(path.read_text()) == {"x": None}
+
+
+def test_a_folder_output_may_be_reused_only_when_it_holds_what_the_command_makes(tmp_path, capsys):
+    """`sample DIR` twice answers the same folder (its `.complete` mark); a folder of something else is refused."""
+    assert cli.main(["sample", str(tmp_path / "s")]) == 0 and cli.main(["sample", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "s")] * 2
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert cli.main(["sample", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == f"error: DIR {tmp_path / 'other'}: is a folder that is not empty; give a new (or empty) folder\n"
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]

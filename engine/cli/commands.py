@@ -43,12 +43,13 @@ def add_parsers(sub) -> None:
     _add_export_parser(sub)
 
     sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
-    sp.add_argument("dir", nargs="?", help="where to create it (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
+    add_output(sp, "dir", kind="folder", nargs="?", metavar="DIR", reuse=lambda folder: (folder / ".complete").is_file(),
+               help="a new (or empty) folder to create it in, or one holding it already (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
     sp.set_defaults(func=cmd_sample)
 
     iz = sub.add_parser("import-zip", help="unpack a dataset zip safely (bounded, no path tricks) and print the dataset root")
     iz.add_argument("zip", help="the .zip file")
-    iz.add_argument("dest", help="a new or empty folder to unpack into")
+    add_output(iz, "dest", kind="folder", metavar="DEST", help="a new or empty folder to unpack into")
     iz.set_defaults(func=cmd_import_zip)
 
 

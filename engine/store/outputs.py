@@ -55,19 +55,22 @@ class OutputFlag:
     kind: str = "file"  # "file", or "folder" (a new or empty folder the command fills: export --out)
     # several targets from one value (predict --gradcam OUT.png -> OUT-<image>.png), or none (export --zip unset)
     targets: Callable[[argparse.Namespace, str], list[str]] | None = None
+    # a folder output that may already hold what the command makes (`sample DIR` reuses a finished sample)
+    reuse: Callable[[Path], bool] | None = None
 
 
 def add_output(parser: argparse.ArgumentParser, *names: str, kind: str = "file",
-               targets: Callable[[argparse.Namespace, str], list[str]] | None = None, **kw) -> None:
+               targets: Callable[[argparse.Namespace, str], list[str]] | None = None,
+               reuse: Callable[[Path], bool] | None = None, **kw) -> None:
     """Adds an output argument (or, with no names, declares one derived from another flag's value through
-    `targets`; kw["dest"] names that flag's dest) and a `--force` flag when the parser has none."""
+    `targets`; kw["dest"] names that flag's dest) and, for a file, a `--force` flag when the parser has none."""
     if names:
         action = parser.add_argument(*names, **kw)
         flag, dest = (names[0] if names[0].startswith("-") else (action.metavar or action.dest)), action.dest
     else:
         flag, dest = kw["flag"], kw["dest"]
-    parser.set_defaults(**{OUTPUTS_KEY: (*(parser.get_default(OUTPUTS_KEY) or ()), OutputFlag(flag, dest, kind, targets))})
-    if not any("--force" in a.option_strings for a in parser._actions):
+    parser.set_defaults(**{OUTPUTS_KEY: (*(parser.get_default(OUTPUTS_KEY) or ()), OutputFlag(flag, dest, kind, targets, reuse))})
+    if kind == "file" and not any("--force" in a.option_strings for a in parser._actions):
         parser.add_argument("--force", action="store_true", help="outputs may replace existing files (never an input, a folder or a device)")
 
 
@@ -190,7 +193,7 @@ def _inputs(args: argparse.Namespace, skip: set[str]) -> set[Path]:
 
 
 def claim(flag: str, value: str, *, kind: str = "file", force: bool = False, protected: Protected | None = None,
-          inputs: set[Path] = frozenset()) -> Output:
+          inputs: set[Path] = frozenset(), reuse: Callable[[Path], bool] | None = None) -> Output:
     """Checks one target; returns it claimed, or raises OutputRefused with one line. Creates nothing."""
     shown = f"{flag} {value}"
     if kind == "name":  # only what the typed path is now (predict --gradcam DIR would write DIR.png beside it)
@@ -209,7 +212,7 @@ def claim(flag: str, value: str, *, kind: str = "file", force: bool = False, pro
         raise OutputRefused(f"{shown}: cannot be used ({exc.strerror or exc}); choose another name") from None
     what = _kind(mode) if mode is not None else ""
     if kind == "folder":
-        if mode is not None and not (what == "a folder" and not any(path.iterdir())):
+        if mode is not None and not (what == "a folder" and (not any(path.iterdir()) or (reuse is not None and reuse(path)))):
             raise OutputRefused(f"{shown}: {'is a folder that is not empty' if what == 'a folder' else f'is {what}'}; "
                                 "give a new (or empty) folder")
     elif mode is not None and what != "a file":
@@ -259,7 +262,8 @@ def claim_outputs(args: argparse.Namespace) -> dict[str, list[Output]]:
             claim(out.flag, value, kind="name", protected=protected)
             values = out.targets(args, value)
         for v in values:
-            o = claim(out.flag, v, kind=out.kind, force=bool(getattr(args, "force", False)), protected=protected, inputs=inputs)
+            o = claim(out.flag, v, kind=out.kind, force=bool(getattr(args, "force", False)), protected=protected, inputs=inputs,
+                      reuse=out.reuse)
             if o.path in seen:
                 raise OutputRefused(f"{out.flag} {v}: two outputs of this command would be the same file; give each its own name")
             seen.add(o.path)
