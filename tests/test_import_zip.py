@@ -141,11 +141,12 @@ def test_cli_import_zip(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"error: {bad}: zip entry '../evil' climbs out of the folder with '..'; refusing to unpack the zip"
     assert cli.main(["import-zip", str(tmp_path / "missing.zip"), str(tmp_path / "out3")]) == 2
-    assert "cannot read the zip" in capsys.readouterr().err
+    assert "missing.zip: cannot read (No such file or directory)" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
 
 
-@pytest.mark.parametrize("where,reason", [("{file}/sub", "Not a directory"), ("/proc/tls-x", "No such file or directory")])
+@pytest.mark.parametrize("where,reason", [("{file}/sub", "cannot be used (Not a directory); choose another name"),
+                                          ("/proc/tls-x", "cannot write there (No such file or directory); choose a folder you can write to")])
 def test_a_destination_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, where, reason):
     good = tmp_path / "good.zip"
     good.write_bytes(dataset_zip(tmp_path))
@@ -153,7 +154,7 @@ def test_a_destination_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, whe
     target = where.format(file=tmp_path / "file")
     assert cli.main(["import-zip", str(good), target]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {good}: {target}: cannot create that folder ({reason}); give a new or empty folder you can write to"]
+        f"error: DEST {target}: {reason}"]  # the output gate, before the zip is read
 
 
 def test_entries_that_clash_or_repeat_are_refused_and_nothing_is_left(dest):
@@ -163,3 +164,20 @@ def test_entries_that_clash_or_repeat_are_refused_and_nothing_is_left(dest):
     with pytest.raises(DatasetError, match="zip entry 'd/cats/a.png' is in the zip twice; re-create the zip with one copy"):
         import_zip(make_zip([("d/cats/a.png", b"first"), ("d/dogs/b.png", b"z"), ("d/cats/a.png", b"second")]), dest)
     assert not any(dest.iterdir())
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "folder"])
+def test_a_zip_path_that_is_no_regular_file_is_refused_before_it_is_read(tmp_path, capsys, source):
+    """A FIFO used to hang import-zip forever and /dev/zero to read until memory ran out: the read gate refuses both."""
+    import os
+
+    from engine import cli
+
+    if source == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    path = source if source.startswith("/") else str(tmp_path / source)
+    assert cli.main(["import-zip", path, str(tmp_path / "dest")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: is a ") and "not a regular file" in err
+    assert not (tmp_path / "dest").exists()

@@ -52,6 +52,36 @@ def _check(st: os.stat_result, limit: int, name: str) -> None:
         raise FileRefused(f"is {st.st_size:,} bytes, over the limit of {limit:,} bytes", name)
 
 
+def _open_checked(path, limit: int, name: str, follow_links: bool = True) -> int:
+    """A descriptor of `path`, opened only when it is a regular file within `limit` (checked before and after opening)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        before = os.stat(path, follow_symlinks=follow_links)
+        if not follow_links and stat.S_ISLNK(before.st_mode):
+            raise FileRefused("is a link; only the files themselves are read", name)
+        _check(before, limit, name)  # a FIFO or device is refused before it is opened at all
+        fd = os.open(path, flags | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0)))
+    except FileRefused:
+        raise
+    except OSError as exc:
+        raise FileRefused(f"cannot read ({exc.strerror or exc})", name) from None
+    try:
+        _check(os.fstat(fd), limit, name)  # the descriptor itself: swapped files cannot slip through
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular_file(path: str | os.PathLike, limit: int, name: str | None = None):
+    """`path` opened for reading (binary), only when it is a regular file of at most `limit` bytes: for a reader that
+    seeks (a zip), where `read_regular_file` would hold the whole file. Raises as `read_regular_file`."""
+    name = name or os.fspath(path)
+    fd = _open_checked(path, limit, name)
+    os.set_blocking(fd, True)  # a regular file: blocking reads from here on, as `open` gives
+    return os.fdopen(fd, "rb")
+
+
 def read_regular_file(path: str | os.PathLike, limit: int, name: str | None = None, follow_links: bool = True) -> bytes:
     """The bytes of `path`, read only when it is a regular file of at most `limit` bytes.
 
@@ -66,19 +96,8 @@ def read_regular_file(path: str | os.PathLike, limit: int, name: str | None = No
         FileRefused: missing or unreadable (the system's reason), over `limit`, a link when not followed.
     """
     name = name or os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = _open_checked(path, limit, name, follow_links)
     try:
-        before = os.stat(path, follow_symlinks=follow_links)
-        if not follow_links and stat.S_ISLNK(before.st_mode):
-            raise FileRefused("is a link; only the files themselves are read", name)
-        _check(before, limit, name)  # a FIFO or device is refused before it is opened at all
-        fd = os.open(path, flags | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0)))
-    except FileRefused:
-        raise
-    except OSError as exc:
-        raise FileRefused(f"cannot read ({exc.strerror or exc})", name) from None
-    try:
-        _check(os.fstat(fd), limit, name)  # the descriptor itself: swapped files cannot slip through
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(_CHUNK, limit + 1 - size))

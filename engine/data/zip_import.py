@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine import settings
+from engine.data.reads import open_regular_file
 from engine.data.layout import JUNK_DIRS, DatasetError, is_junk
 
 ZIP_LIMIT_ENV = {"max_bytes": settings.ZIP_MAX_BYTES, "max_files": settings.ZIP_MAX_FILES, "max_ratio": settings.ZIP_MAX_RATIO}
@@ -162,6 +163,9 @@ def import_zip(zip_source: str | os.PathLike | bytes | BinaryIO, dest: str | os.
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise DatasetError(f"{dest}: not an empty folder; give a new or empty folder to unpack the zip into")
+    if isinstance(zip_source, (str, os.PathLike)):  # through the read gate: a FIFO or /dev/zero is refused, never read
+        with open_regular_file(zip_source, limits.max_bytes) as fh:
+            return import_zip(fh, dest, limits)
     if isinstance(zip_source, (bytes, bytearray)):
         zip_source = io.BytesIO(zip_source)
     try:
