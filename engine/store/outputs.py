@@ -32,6 +32,7 @@ from pathlib import Path
 
 from engine import settings
 from engine.config import dumps
+from engine.data.reads import kind_of
 from engine.errors import StudioError
 
 OUTPUTS_KEY = "_outputs"  # the argparse default under which a parser keeps its OutputFlags
@@ -115,17 +116,8 @@ class Output:
 
 
 def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISFIFO(mode):
-        return "a pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISLNK(mode):
-        return "a link"
-    return "a file" if stat.S_ISREG(mode) else "not a regular file"
+    """What an lstat mode names: "a file", "a link", or the read gate's words ("a folder", "a device", "a pipe", ...)."""
+    return "a link" if stat.S_ISLNK(mode) else kind_of(mode) or "a file"
 
 
 def _resolved(value) -> Path | None:
