@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None, error_file: str | None = None) -> int:
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{exc.filename}: " if exc.filename else "writing the run store, the feature cache or an output: "
         return _refuse(f"{where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", error_file)
 
 

@@ -92,6 +92,7 @@ class Output:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            os.fchmod(fd, 0o666 & ~_umask())  # what `open` would have made (mkstemp's are private: 0600)
             os.close(fd)
             yield Path(tmp)
             os.replace(tmp, self.path)
@@ -113,6 +114,12 @@ class Output:
     def write_json(self, obj) -> Path:
         """JSON with no NaN or Infinity (engine.config.dumps): other tools read these files."""
         return self.write_bytes((dumps(obj, indent=2) + "\n").encode())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it; set back at once (the CLI is one thread here)
+    os.umask(mask)
+    return mask
 
 
 def _kind(mode: int) -> str:
