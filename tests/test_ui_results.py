@@ -173,7 +173,13 @@ def test_compare_shows_the_estimate_against_the_actual_time():
     assert table.loc["20260101-000002-frozen-bbbbbb", "estimate vs actual"] == "—"
 
 
-def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in_calibration):
+def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in_calibration, tmp_path):
+    import json
+
+    from engine import cli
+    from engine.cli.job import argv_for
+    from ui import resources
+
     at = page("pages/feature_extraction.py")
     at.query_params["weights"] = "none"
     at.run()
@@ -181,12 +187,19 @@ def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in
     assert not any(c.value.startswith("Estimate on this machine") for c in at.caption)  # only when asked
     next(b for b in at.button if b.label == "Estimate time and memory").click().run()
     assert not at.exception, at.exception
+    runner = resources.job_runner()
+    (job,) = runner.jobs()  # not measured yet: a measuring job, never a measurement in the server
+    assert job.kind == "estimate" and any("measuring it in the job queue" in c.value for c in at.caption)
+    runner.stop(job.id)  # measured here instead, with the stand-in calibration, by the job's own command
+    (tmp_path / "cfg.json").write_text(json.dumps(job.config))
+    options = {k: v for k, v in runner.spec(job, tmp_path / "cfg.json")["options"].items() if k != "out"}
+    assert cli.main(argv_for("estimate", options)) == 0
+    next(b for b in at.button if b.label == "Estimate time and memory").click().run()
+    assert not at.exception, at.exception
     line = next(c.value for c in at.caption if c.value.startswith("Estimate on this machine"))
     assert re.fullmatch(r"Estimate on this machine: about (\d+ min )?\d+ s \(\+\d+ s to build the base\), peak memory about "
                         r"\d+\.\d GB; nothing cached yet: the base runs over every image\.", line), line
-    from ui import resources
-
-    assert resources.job_runner().jobs() == []  # estimating trains nothing
+    assert [j.kind for j in runner.jobs()] == ["estimate"]  # estimating trains nothing
 
 
 def test_compare_counts_a_continued_fine_tuning_with_its_phase_1():

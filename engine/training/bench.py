@@ -48,7 +48,7 @@ class BenchSettings:
     image_size: int = knob(0, "square input side; 0 = the backbone's default", min=0, max=1024, integer=True, metavar="PX")
     views: int = knob(0, "K augmented views for ours; 0 = the product's default", min=0, max=100, integer=True, metavar="K")
     raw_seconds: float | None = knob(None, "how long the raw forward pass is timed (6 with --quick, else 20; at least 64 images "
-                                     "either way)", min=0.5, max=3600.0, metavar="S")
+                                     "either way)", min=0.05, max=3600.0, metavar="S")
     in_memory_mb: int | None = knob(None, "ours: hold a split's decoded pixels in RAM up to MB, stream larger ones "
                                     "(unset: the product's)", min=0, max=10_000_000, integer=True, metavar="MB")
 
