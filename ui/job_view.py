@@ -86,7 +86,7 @@ def _on_dataset(job) -> bool:
 
 
 TOOL_LABELS = {"run": "", "lr-find": " learning-rate finder", "feature-map": " feature map", "estimate": " estimate (measuring this machine)",
-               "export": " export"}  # what a queued job does
+               "export": " export", "data-health": " data health"}  # what a queued job does
 
 
 def job_panel(approach: str) -> None:

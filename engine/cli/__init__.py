@@ -40,6 +40,9 @@ def build_parser() -> Parser:
     from engine.cli import feature_map as feature_map_cli  # `feature-map`: the 2-D map of the base's features
 
     feature_map_cli.add_parser(sub)
+    from engine.cli import data_health  # `data-health`: label issues, duplicates/leaks, outliers (engine/cli/data_health.py)
+
+    data_health.add_parser(sub)
     from engine.cli import ensemble  # `ensemble`: an ensemble of runs and/or flip averaging, scored (engine/cli/ensemble.py)
 
     ensemble.add_parser(sub)
