@@ -7,6 +7,7 @@ from engine.data.images import preview_image
 from ui import resources
 from ui.access import require_token
 from ui.dataset_builder import builder_panel
+from ui.data_health_view import data_health_panel
 from ui.dataset_source import current_report, dataset_name
 from ui.feature_map_view import feature_map_panel
 from ui.form_fields import augmentation_fields
@@ -66,3 +67,6 @@ if report is not None:
 
     st.subheader("Feature map")
     feature_map_panel(base_config("feature_extraction"), key="data_feature_map")  # the sidebar's backbone, weights and size
+
+    st.subheader("Data health")
+    data_health_panel(base_config("feature_extraction"), st.session_state.get("data_path", ""), report.classes)  # leaks, labels, copies
