@@ -11,11 +11,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from engine.data.images import preview_image
 from engine.insight import analysis
+from engine.insight.charts import confusion_figure
+from ui import photo_actions
 
 
-def show_errors(run_dir, key: str, k: int = 12) -> None:
-    """Highest-loss images of a run's test (else validation) split, filterable by true/predicted class."""
+def show_errors(run_dir, key: str, k: int = 12, root: str | None = None) -> None:
+    """Highest-loss images of a run's test (else validation) split, filterable by true/predicted class;
+    each photo of the dataset at `root` with its actions (ui/photo_actions)."""
     try:
         preds = analysis.load_predictions(run_dir)
     except analysis.AnalysisError as exc:
@@ -31,8 +35,57 @@ def show_errors(run_dir, key: str, k: int = 12) -> None:
     if not rows:
         st.write("No image matches.")
         return
-    _image_grid(rows, 6, lambda row: f"{row['true']} → {row['predicted']} ("
-                + ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items()) + ")")
+    gallery(rows, preds.classes, key, root)
+
+
+def gallery(rows: list[dict], classes: list[str], key: str, root: str | None) -> None:
+    """Rows of highest_loss as photos with their actions; photos acted on since the run scored them left out."""
+    problem = photo_actions.notice(root, key)
+    acted = photo_actions.acted_on(root)
+    left = [r for r in rows if str(Path(r["path"])) not in acted]
+    if len(left) < len(rows):
+        st.caption(f"{len(rows) - len(left)} photo(s) acted on since this run scored them are left out: train again to score the change.")
+    photo_actions.undo_button(root, key, problem)
+    _image_grid(left, 3, lambda row: f"{row['true']} → {row['predicted']} ("
+                + ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items()) + ")", (root, classes, key, problem))
+
+
+def confusion_cells(scored: dict, run_dir, key: str, root: str | None) -> None:
+    """The confusion matrix; a clicked cell shows its photos (true row, predicted column), each with its actions."""
+    classes = list(scored["per_class"])
+    event = st.plotly_chart(clickable_confusion(scored["confusion_matrix"], classes), key=key, on_select="rerun",
+                            selection_mode="points")
+    cell = picked_cell(event)
+    if cell is None:
+        st.caption("Click a cell to see its photos.")
+        return
+    true, pred = classes[cell[0]], classes[cell[1]]
+    try:
+        preds = analysis.load_predictions(run_dir)
+        rows = analysis.highest_loss(preds, 12, true, pred, errors_only=False)
+    except analysis.AnalysisError as exc:
+        st.info(str(exc))
+        return
+    st.markdown(f"**True {true}, predicted {pred}**: {len(rows)} photo(s)" + (" (the 12 with the highest loss)" if len(rows) == 12 else ""))
+    if rows:
+        gallery(rows, preds.classes, f"{key}_cell", root)
+
+
+def clickable_confusion(matrix: list[list[int]], classes: list[str]):
+    """charts.confusion_figure with an invisible point on each cell (a heatmap cannot be selected; a point can)."""
+    fig = confusion_figure(matrix, classes)
+    cells = [(i, j) for i in range(len(classes)) for j in range(len(classes))]
+    fig.add_scatter(x=[classes[j] for _, j in cells], y=[classes[i] for i, _ in cells], customdata=[[i, j] for i, j in cells],
+                    mode="markers", marker={"size": 40, "opacity": 0, "symbol": "square"}, showlegend=False,
+                    hovertemplate="true %{y}, predicted %{x}: click for its photos<extra></extra>")
+    return fig
+
+
+def picked_cell(event) -> tuple[int, int] | None:
+    """(true index, predicted index) of the clicked cell, None when none is."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    data = points[0].get("customdata") if points else None
+    return (int(data[0]), int(data[1])) if isinstance(data, (list, tuple)) and len(data) == 2 else None
 
 
 def show_class_report(metrics_split: dict, classes: list[str]) -> None:
@@ -91,12 +144,22 @@ def _title(group: dict) -> str:
     return APPROACH_TITLES.get(group["approach"], str(group["approach"]))
 
 
-def _image_grid(rows: list[dict], width: int, caption) -> None:
-    """Images of `rows` (each with a "path") in up to `width` columns, captioned by caption(row)."""
+def _image_grid(rows: list[dict], width: int, caption, actions: tuple | None = None) -> None:
+    """Images of `rows` (each with a "path") in up to `width` columns, captioned by caption(row);
+    with `actions` (root, classes, place key, problem) each photo's action row under it."""
+    if not rows:
+        return
     cols = st.columns(min(len(rows), width))
     for i, row in enumerate(rows):
         col = cols[i % len(cols)]
         if Path(row["path"]).is_file():
-            col.image(row["path"], caption=caption(row), width="stretch")
+            try:
+                col.image(preview_image(row["path"], 320), caption=caption(row), width="stretch")  # the one decoder
+            except Exception:  # changed since the run: its caption still says what the run said
+                col.caption(f"{Path(row['path']).name}: no longer readable — {caption(row)}")
+                continue
+            if actions:
+                with col:
+                    photo_actions.action_row(row["path"], actions[0], actions[1], actions[2], actions[3])
         else:  # the dataset moved or shrank since the run scored it: its stored predictions still say what they said
             col.caption(f"{row['path']}: no longer on disk — {caption(row)}")

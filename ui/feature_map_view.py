@@ -15,7 +15,7 @@ import streamlit as st
 
 from engine.config import RunConfig
 from engine.data.images import preview_image
-from ui import resources
+from ui import photo_actions, resources
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 SYMBOLS = {"train": "circle", "validation": "diamond"}
@@ -73,11 +73,12 @@ def _show(key: str, job_id: str) -> None:
     if not doc:
         st.error(f"The feature map failed: {runner.job_error(job_id) or runner.exit_description(job)}")
         return
-    show_maps(doc, key)
+    show_maps(doc, key, root=(job.config.get("data") or {}).get("path"))
 
 
-def show_maps(doc: dict, key: str) -> None:
-    """The map (before and after side by side for a fine-tuning run), then the selected point's image."""
+def show_maps(doc: dict, key: str, root: str | None = None) -> None:
+    """The map (before and after side by side for a fine-tuning run), then the selected point's image (a photo of
+    the dataset at `root`, with its actions)."""
     maps = doc["maps"]
     selected = None
     for col, i in zip(st.columns(len(maps)), range(len(maps))):
@@ -88,7 +89,7 @@ def show_maps(doc: dict, key: str) -> None:
         col.caption(f"Classes apart in this map: {_pct(sep['nearest_centroid_accuracy'])} of points nearest their own class's "
                     f"mean, {_pct(sep['one_nn_accuracy'])} with a neighbour of their class (chance {_pct(sep['chance'])}).")
     if selected is not None:
-        show_point(doc, selected)
+        show_point(doc, selected, key, root)
 
 
 def _picked(event) -> int | None:
@@ -101,8 +102,9 @@ def _pct(v) -> str:
     return "–" if v is None else f"{v:.0%}"
 
 
-def show_point(doc: dict, i: int) -> None:
-    """The selected image: thumbnail, name, split, true class and, for a scored validation image, its probabilities."""
+def show_point(doc: dict, i: int, key: str = "fm", root: str | None = None) -> None:
+    """The selected image: thumbnail, name, split, true class and, for a scored validation image, its probabilities;
+    then its actions (ui/photo_actions: Relabel to …, Remove, Keep, Undo)."""
     p = doc["points"][i]
     c1, c2 = st.columns([1, 3])
     try:
@@ -114,6 +116,11 @@ def show_point(doc: dict, i: int) -> None:
         probs = ", ".join(f"{c} {v:.1%}" for c, v in zip(doc["classes"], p["probabilities"]))
         lines.append(f"{'Misclassified' if p['misclassified'] else 'Correct'}: {probs}")
     c2.markdown("  \n".join(lines))
+    with c2:
+        problem = photo_actions.notice(root, f"{key}_point")
+        if Path(p["file"]).is_file() and str(Path(p["file"])) not in photo_actions.acted_on(root):
+            photo_actions.action_row(p["file"], root, doc["classes"], f"{key}_point", problem)
+        photo_actions.undo_button(root, f"{key}_point", problem)
 
 
 def map_figure(doc: dict, index: int = 0) -> go.Figure:

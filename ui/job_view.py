@@ -18,7 +18,7 @@ from engine.store.runs import FINAL_STATES, RunStoreError
 from ui import resources
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
-from ui.run_analysis import show_run_analysis
+from ui.run_analysis import show_run_analysis, train_again_button
 
 try:
     from ui.export_panel import export_downloads
@@ -170,12 +170,9 @@ def render_results(metrics: dict, state: str, run_id: str | None = None, error: 
     c[1].metric("Test accuracy", f"{test['accuracy']:.3f}" if test else "—", help=None if test else "this dataset has no test split")
     c[2].metric("Trainable params", f"{metrics.get('trainable_params', 0):,}")
     c[3].metric("Wall time", f"{metrics.get('wall_seconds', 0):.0f}s")
-    scored = test or val
-    if scored:
-        classes = list(scored["per_class"])
-        st.plotly_chart(charts.confusion_figure(scored["confusion_matrix"], classes), key=f"cm_{run_id}")
-        st.caption("Confusion matrix on the " + ("test split." if test else "validation split (there is no test split)."))
-    show_run_analysis(metrics, run_id)  # per-class report, highest-loss errors both ways, published numbers
+    if run_id and state == "finished":
+        train_again_button(run_id)  # e.g. after acting on photos below
+    show_run_analysis(metrics, run_id)  # confusion matrix (its cells' photos), per-class report, errors, published numbers
     record = _saved_run(run_id) if run_id else None
     if record is not None and export_downloads is not None:
         export_downloads(record.id, record.config, key=record.id)
