@@ -6,7 +6,7 @@ from engine.insight.rates import learning_rate_label, learning_rate_source, stor
 from engine.insight.sweeps import point_label
 from ui import resources
 from ui.access import require_token
-from ui.compare_extras import cost_columns, show_disagreements, show_repeats, wall_time
+from ui.compare_extras import cost_columns, show_disagreements, show_photo_changes, show_repeats, wall_time
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
 from ui.ensemble_view import ensemble_section
@@ -46,6 +46,7 @@ if not with_test:
 sizes = sorted({r.image_size for r in picked})
 if len(sizes) > 1:
     st.warning(f"These runs used different image sizes ({', '.join(f'{s} px' for s in sizes)}): accuracy and time are not directly comparable.")
+show_photo_changes(picked)  # runs of one dataset before and after photos were relabelled or removed
 
 
 def fmt(value, pattern: str) -> str:

@@ -8,8 +8,6 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import make_split_dataset
 from tests.test_app_pages import page, sample_dir  # noqa: F401  (sample_dir: autouse fixture, the allowed roots)
 
-pytest.importorskip("engine.data.curation")
-
 
 def health_doc(root) -> dict:
     """What a data-health job answers (engine/training/data_health.py), about photos of `root`."""

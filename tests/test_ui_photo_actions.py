@@ -13,8 +13,6 @@ from tests.conftest import make_split_dataset, tiny_config, write_run
 from tests.test_app_pages import sample_dir  # noqa: F401  (autouse: the allowed roots)
 from ui.analysis_view import clickable_confusion, picked_cell
 
-pytest.importorskip("engine.data.curation")
-
 
 def scored_run(root: Path, run_id: str = "frozen-1", split: str = "test") -> Path:
     """A finished run of `root` (no model) whose predictions.json holds `split`'s photos, every cat taken for a dog."""
@@ -129,3 +127,30 @@ def test_train_again_queues_the_runs_config_without_what_it_resolved(tmp_path, m
     assert cfg.to_dict() == RunConfig.from_dict({k: v for k, v in stored.items() if k != "resolved"}).to_dict() and preset is None
     assert cfg.data.path == str(root)
     assert [s.value for s in at.success] == ["Queued as run frozen-2: its progress shows above when it starts."]
+
+
+def test_compare_says_when_two_runs_of_a_dataset_saw_different_photos(tmp_path):
+    import time
+
+    from engine.data import curation
+    from ui.compare_extras import split_changes
+
+    root = make_split_dataset(tmp_path / "tiny")
+    runs = Path(os.environ["TLS_RUNS_DIR"])
+    scored_run(root, "frozen-a", split="validation")
+    curation.relabel(root, [str(root / "validation" / "cats" / "cats_1.png")], "dogs")
+    curation.remove(root, [str(root / "validation" / "dogs" / "dogs_0.png"), str(root / "validation" / "dogs" / "dogs_1.png")])
+    curation.relabel(root, [str(root / "train" / "cats" / "cats_0.png")], "dogs")  # train: not in predictions, in the history
+    scored_run(root, "frozen-b", split="validation")
+    assert split_changes(runs, "frozen-a", "frozen-a") == []
+    assert split_changes(runs, "frozen-a", "frozen-b") == ["validation changed: 3 photos differ, so their scores are not on the same photos"]
+    now = time.time()
+    for run_id, start in (("frozen-a", now - 60), ("frozen-b", now + 60)):
+        (runs / run_id / "heartbeat.json").write_text(json.dumps({"started": start, "heartbeat": start}))
+    at = AppTest.from_string("from ui import resources\nfrom ui.compare_extras import show_photo_changes\n"
+                             "show_photo_changes(resources.run_store().list().runs)").run()
+    assert not at.exception, at.exception
+    (note,) = [w.value for w in at.warning]
+    assert note == ("Frozen + augmentation (…ozen-a) and Frozen + augmentation (…ozen-b) saw different photos: validation "
+                    "changed: 3 photos differ, so their scores are not on the same photos. Between their starts: relabelled "
+                    "cats_1.png to dogs, removed 2 photos, relabelled cats_0.png to dogs.")

@@ -1,10 +1,18 @@
-"""Compare's honest parts: cost beside accuracy, repeats as mean ± std, where the runs disagree."""
+"""Compare's honest parts: cost beside accuracy, repeats as mean ± std, where the runs disagree, runs that saw other photos."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
+
 import streamlit as st
 
+from engine.data import curation
+from engine.errors import StudioError
+from engine.insight import analysis
 from ui import analysis_view, estimate_view, resources
+from ui.photo_actions import describe
 from ui.run_labels import approach_title
 
 
@@ -65,3 +73,74 @@ def show_disagreements(picked: list) -> None:
         root = resources.run_store().root
         labels = {f"{approach_title(r)} ({r.id[-6:]})": root / r.id for r in picked}
         analysis_view.show_disagreements(labels)
+
+
+def show_photo_changes(picked: list) -> None:
+    """A note for runs of one dataset that scored different photos (their predictions' files per split), with the
+    curation actions between their starts: their scores are then not on the same photos."""
+    by_root: dict[str, list] = {}
+    for r in picked:
+        if r.dataset_root:
+            by_root.setdefault(r.dataset_root, []).append(r)
+    for root, runs in by_root.items():
+        runs = sorted(runs, key=started)
+        for a, b in zip(runs, runs[1:]):
+            changed = split_changes(resources.run_store().root, a.id, b.id)
+            if changed:
+                actions = actions_between(root, started(a), started(b))
+                st.warning(f"{approach_title(a)} (…{a.id[-6:]}) and {approach_title(b)} (…{b.id[-6:]}) saw different photos: "
+                           + "; ".join(changed) + "." + (f" Between their starts: {actions}." if actions else ""))
+
+
+def split_changes(runs_root: Path, a: str, b: str) -> list[str]:
+    """'validation changed: 3 photos differ, so their scores are not on the same photos' per stored split that differs.
+
+    A photo moved to another class (relabelled) counts once: gone under one name's folder, back under another."""
+    out = []
+    for split in ("validation", "test"):
+        try:
+            fa = set(analysis.load_predictions(runs_root / a, split).files)
+            fb = set(analysis.load_predictions(runs_root / b, split).files)
+        except analysis.AnalysisError:  # a run without stored predictions of this split: nothing to compare
+            continue
+        gone, new = fa - fb, fb - fa
+        moved = {Path(f).name for f in gone} & {Path(f).name for f in new}
+        n = len(gone) + len(new) - len(moved)
+        if n:
+            out.append(f"{split} changed: {n} photo{'s' if n > 1 else ''} differ{'' if n > 1 else 's'}, "
+                       "so their scores are not on the same photos")
+    return out
+
+
+def actions_between(root: str, start: float, end: float, shown: int = 5) -> str:
+    """The dataset's curation actions (and undos) made between two times, in words; '' when none or no history."""
+    try:
+        history = curation.history(root)
+    except (StudioError, OSError):
+        return ""
+    done = [describe(e) for e in history if start <= _unix(e.get("time")) <= end]
+    more = f" and {len(done) - shown} more" if len(done) > shown else ""
+    return ", ".join(done[:shown]) + more
+
+
+def started(r) -> float:
+    """When a run began (its heartbeat's start, else status.json's, else its config's write time)."""
+    value = r.owner.get("started")
+    if not isinstance(value, (int, float)):
+        try:
+            value = json.loads((r.path / "status.json").read_text()).get("started")
+        except (OSError, ValueError, AttributeError):
+            value = None
+    if not isinstance(value, (int, float)):
+        try:
+            value = (r.path / "config.json").stat().st_mtime
+        except OSError:
+            value = 0.0
+    return float(value)
+
+
+def _unix(stamp) -> float:
+    try:
+        return datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return -1.0

@@ -14,13 +14,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.data import curation
 from engine.errors import StudioError
 from ui import resources
-
-try:
-    from engine.data import curation
-except ImportError:  # the curation module lands beside this one
-    curation = None
 
 NOTE_KEY = "photo_actions_note"  # (place key, "done" | "error", sentence) of the last action
 CHANGED = "the dataset changed: train again to see the effect"
@@ -31,8 +27,6 @@ def editable_problem(root: str | None) -> str:
     """'' when photos of the dataset at `root` may be moved, else why not (one sentence)."""
     if not root:
         return "no dataset folder is known for these photos"
-    if curation is None:
-        return "this version has no curation module"
     try:
         curation.check_editable(root)
     except StudioError as exc:
@@ -42,7 +36,7 @@ def editable_problem(root: str | None) -> str:
 
 def acted_on(root: str | None) -> set[str]:
     """Photos an action took out of the lists: kept ones and the files of every action in the history."""
-    if not root or curation is None:
+    if not root:
         return set()
     try:
         done = set(curation.kept(root))
@@ -90,7 +84,7 @@ def action_row(path: str, root: str | None, classes: list[str], key: str, proble
 
 def undo_button(root: str | None, key: str, problem: str = "") -> None:
     """One Undo per place: the dataset's last action, named on the button."""
-    if problem or curation is None:
+    if problem:
         return
     try:
         history = curation.history(root)
@@ -111,6 +105,9 @@ def describe(entry: dict) -> str:
     files = _files_of(entry)
     what = Path(files[0]).name if len(files) == 1 else f"{len(files)} photos"
     kind = str(entry.get("kind", ""))
+    if kind == "undo":  # its files go the other way: name where they went back to
+        names = [Path(str(m.get("to"))).name for m in entry.get("files") or [] if isinstance(m, dict)]
+        return f"undid a {entry.get('undid', 'change')}" + (f" of {names[0]}" if len(names) == 1 else "")
     target = f" to {entry['class']}" if kind == "relabel" and entry.get("class") else ""
     return f"{VERBS.get(kind, kind or 'changed')} {what}{target}"
 
