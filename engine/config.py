@@ -22,6 +22,7 @@ POOLINGS = ("flatten", "avg")
 PREPROCESSINGS = ("backbone", "rescale")
 DISTRIBUTES = ("none", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 class ConfigError(StudioError, ValueError):
@@ -100,6 +101,9 @@ class FitConfig:
     # a rate that fits the data: fastai's range test on what this run trains, seconds on cached features (training/lr_finder.py)
     find_learning_rate: bool = knob(False, "find the phase-1 learning rate first (the learning-rate finder's suggestion "
                                     "replaces learning_rate); off = learning_rate as set", flag="find-learning-rate")
+    # "balanced": each class's loss weighted n_samples / (n_classes * count_c) of the training split (scikit-learn's rule)
+    class_weight: str = knob("none", "'none', or 'balanced': weight each class's loss by n / (classes x its training "
+                             "images), so a rare class counts as much as a common one", choices=CLASS_WEIGHTS)
 
 
 @dataclass

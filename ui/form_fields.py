@@ -31,7 +31,7 @@ def out_of_range(label: str, value, section: str, name: str) -> str:
 
 
 def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
-    """Epochs, batch, learning rate, optimizer, patience. `phase_one_fixed`: fine-tuning continues a finished
+    """Epochs, batch, learning rate, optimizer, class weights, patience. `phase_one_fixed`: fine-tuning continues a finished
     frozen run, whose epochs and learning rate were phase 1's: shown, not editable."""
     f = cfg.fit
     c1, c2, c3, c4 = st.columns(4)
@@ -44,6 +44,9 @@ def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
                                   help="Found before training while “Learning rate from the finder” is on." if f.find_learning_rate else None))
     f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
                         options=meta("fit", "optimizer")["choices"])
+    f.class_weight = field(c4.selectbox, "Class weights", f"{key}_cw", f.class_weight, ("fit", "class_weight"),
+                           options=meta("fit", "class_weight")["choices"],
+                           help="balanced: a rare class's mistakes cost as much as a common one's (scikit-learn's rule, from the training split)")
     hi = meta("fit", "early_stopping_patience")["max"]
     f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", f.early_stopping_patience,
                                       ("fit", "early_stopping_patience"), min_value=0, max_value=int(hi),

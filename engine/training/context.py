@@ -20,7 +20,7 @@ from engine.models import modeling
 from engine.store.runs import RunSaveError, RunStore, atomic_write_json
 from engine.training import distribute
 from engine.training.features import FeatureCache, extract_features
-from engine.training.fit import FitOutcome, History, Progress, StopCheck, TrainingStopped, fit_phase
+from engine.training.fit import FitOutcome, History, Progress, StopCheck, TrainingStopped, balanced_class_weight, fit_phase
 from engine.training.plan import Pass, RunPlan
 from engine.training.prepared import PreparedData
 from engine.training.stages import Stage, StageBuilder
@@ -180,12 +180,18 @@ class RunContext:
             stage.top, train, val, steps_per_epoch=steps, epochs=epochs,
             history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
             progress=self.progress, should_stop=self.should_stop, on_epoch_end=lambda h: self._persist(stage, h, phase, total_epochs),
-            num_classes=self.num_classes, tensorboard_dir=self.tensorboard_dir or None,
+            num_classes=self.num_classes, tensorboard_dir=self.tensorboard_dir or None, class_weight=self.class_weight(),
         )
         self.timed(f"fit_phase{phase}", time.perf_counter() - t0)
         if self.save_error and not outcome.failed:
             outcome.failed = self.save_error
         return outcome
+
+    def class_weight(self) -> dict[int, float] | None:
+        """Keras' class_weight for this run's fit.class_weight: None, or "balanced" from the training split's labels."""
+        if self.cfg.fit.class_weight != "balanced":
+            return None
+        return balanced_class_weight(self.labels("train"), self.num_classes)
 
     def holds_final(self, full) -> bool:
         """Whether model.keras already holds exactly `full` as it is now (its last checkpoint, untouched since)."""

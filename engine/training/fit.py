@@ -150,6 +150,18 @@ class RunCallback(keras.callbacks.Callback):
             self.model.set_weights(self._last_good)
 
 
+def balanced_class_weight(labels, num_classes: int) -> dict[int, float]:
+    """scikit-learn's "balanced" weights of a training split: n_samples / (n_classes * count_c) per class present.
+
+    `n_classes` counts the classes the labels hold (as `compute_class_weight("balanced", classes=np.unique(y), y)`);
+    a class of `num_classes` with no training image gets 1.0 (it never occurs in a batch, Keras still wants a key)."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    present = int((counts > 0).sum())
+    return {c: float(len(labels) / (present * n)) if n else 1.0 for c, n in enumerate(counts.tolist())}
+
+
 def fit_phase(
     model,
     train_ds,
@@ -166,6 +178,7 @@ def fit_phase(
     on_epoch_end: Callable[[History], None] | None = None,
     num_classes: int | None = None,
     tensorboard_dir: str | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> FitOutcome:
     """Trains a compiled model for `epochs` more epochs with `Model.fit`, appending to `history`.
 
@@ -182,6 +195,8 @@ def fit_phase(
             divergence: a finite but exploding loss, which NaN checks alone miss.
         tensorboard_dir: when given, Keras' TensorBoard callback writes the epoch scalars
             there (train/ and validation/), numbered across phases like the history.
+        class_weight: {class index: weight} for Keras' `fit(class_weight=...)` (fit.class_weight "balanced":
+            `balanced_class_weight`); None = every class weighs 1.
 
     Returns:
         FitOutcome. On a stop request or a NaN loss the model keeps the weights of the
@@ -205,7 +220,7 @@ def fit_phase(
         # After ours: by its on_epoch_end, ours has judged the epoch (stopped, NaN) and the log follows.
         callbacks.append(KeptEpochsTensorBoard(tensorboard_dir, lambda: outcome.stopped or bool(outcome.failed)))
     model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps_per_epoch, initial_epoch=initial,
-              epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0)  # the stream is shuffled per epoch already
+              epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0, class_weight=class_weight)  # the stream is shuffled per epoch already
     _note_early_stopping(early, outcome, initial)
     return outcome
 
