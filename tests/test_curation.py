@@ -331,3 +331,15 @@ def test_an_edit_misses_only_its_splits_cache_entries(ds):
     curation.remove(ds, [str(ds / "validation" / "dogs" / "dogs_1.png")])
     again = train()
     assert _hits_misses(again) == (2, 1) and again.metrics["feature_cache"]["reused_splits"] == ["test", "train"]
+
+
+@pytest.mark.parametrize("swapped", ["train/cats", "train"])
+def test_undo_never_follows_a_folder_swapped_for_a_link(ds, tmp_path, swapped):
+    curation.remove(ds, [str(ds / "train" / "cats" / "cats_0.png")])
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "cats").mkdir(parents=True)
+    (ds / swapped).rename(tmp_path / "old")
+    (ds / swapped).symlink_to(elsewhere / "cats" if swapped == "train/cats" else elsewhere)
+    with pytest.raises(DatasetError, match="is a link or not a folder|leads outside the dataset"):
+        curation.undo(ds)
+    assert list((elsewhere / "cats").iterdir()) == []

@@ -392,8 +392,11 @@ def undo(root: str | os.PathLike) -> dict:
             if os.path.lexists(root / dst):
                 raise CurationRefused(f"{root / dst}: a file of that name is there now; move it away to undo the "
                                       f"{last['kind']} of {last['time']}")
+        real_root = Path(os.path.realpath(root))
         for folder in sorted({(root / dst).parent for _, dst in moves}):
             _make_dir(folder, "class folder")
+            if not Path(os.path.realpath(folder)).is_relative_to(real_root):  # a folder swapped for a link since
+                raise CurationRefused(f"{folder}: leads outside the dataset now; cannot undo the {last['kind']} of {last['time']}")
         entry = {"id": _next_id(entries), "time": _now(), "kind": "undo", "of": last["id"], "undid": last["kind"],
                  "files": [{"from": s, "to": d} for s, d in moves]}
         _log_moves(root, entry, moves)
