@@ -91,20 +91,20 @@ def show_health(doc: dict, root: str, classes: list[str], key: str) -> None:
                    f"duplicate groups ({s.get('leaks', 0)} leaks), {s.get('outliers', 0)} outliers. Still open below.")
     ctx = (root, classes, key, problem)
     _groups("Leaks: the same photo in more than one split", [g for g in groups if g.get("leak")], ctx,
-            "a validation or test score counts these photos the model trained on: remove one copy")
+            "a validation or test score counts these photos the model trained on: remove one copy", "_leak")
     st.markdown(f"**Likely wrong labels ({len(issues)})**")
     for i in issues[:SHOWN]:
         _photo(i["path"], f"{i['split']} · labelled **{i['given']}** → probably **{i['suggested']}** "
-                          f"(probability of its label {i['score']:.2f})", ctx, suggest=i["suggested"])
+                          f"(probability of its label {i['score']:.2f})", ctx, "_label", suggest=i["suggested"])
     _more(len(issues))
-    _groups("Duplicates", [g for g in groups if not g.get("leak")], ctx, "copies within one split weigh a photo twice")
+    _groups("Duplicates", [g for g in groups if not g.get("leak")], ctx, "copies within one split weigh a photo twice", "_copy")
     st.markdown(f"**Outliers ({len(outliers)})**")
     for o in outliers[:SHOWN]:
-        _photo(o["path"], f"{o['split']} · far from every class (score {o['score']:.2f}): another kind of photo?", ctx)
+        _photo(o["path"], f"{o['split']} · far from every class (score {o['score']:.2f}): another kind of photo?", ctx, "_outlier")
     _more(len(outliers))
 
 
-def _groups(title: str, groups: list[dict], ctx: tuple, why: str) -> None:
+def _groups(title: str, groups: list[dict], ctx: tuple, why: str, slot: str) -> None:
     """Each group's photos side by side, each with its actions."""
     root, classes, key, problem = ctx
     st.markdown(f"**{title} ({len(groups)})**" + (f"  \n{why}" if groups else ""))
@@ -115,18 +115,18 @@ def _groups(title: str, groups: list[dict], ctx: tuple, why: str) -> None:
             with col:
                 _thumb(path)
                 st.caption(f"{split} · {Path(path).parent.name} · {Path(path).name}")
-                photo_actions.action_row(path, root, classes, key, problem)
+                photo_actions.action_row(path, root, classes, key, problem, slot=slot)
     _more(len(groups))
 
 
-def _photo(path: str, text: str, ctx: tuple, suggest: str | None = None) -> None:
+def _photo(path: str, text: str, ctx: tuple, slot: str, suggest: str | None = None) -> None:
     root, classes, key, problem = ctx
     left, right = st.columns([1, 4])
     with left:
         _thumb(path)
     with right:
         st.markdown(f"{Path(path).name}  \n{text}")
-        photo_actions.action_row(path, root, classes, key, problem, suggest=suggest)
+        photo_actions.action_row(path, root, classes, key, problem, suggest=suggest, slot=slot)
 
 
 def _thumb(path: str) -> None:

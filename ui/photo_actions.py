@@ -63,11 +63,13 @@ def notice(root: str | None, key: str) -> str:
     return problem
 
 
-def action_row(path: str, root: str | None, classes: list[str], key: str, problem: str = "", suggest: str | None = None) -> None:
+def action_row(path: str, root: str | None, classes: list[str], key: str, problem: str = "", suggest: str | None = None,
+               slot: str = "") -> None:
     """Relabel to … (the other classes, `suggest` first chosen) + Relabel, Remove, Keep (not an issue) for the photo at `path`.
 
-    `key` names the place (its notice shows the outcome); `problem` (from notice) disables the row."""
-    k = f"{key}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+    `key` names the place (its notice shows the outcome); `problem` (from notice) disables the row; `slot` tells
+    apart two lists of one place that may show the same photo (a leak that is also an outlier)."""
+    k = f"{key}{slot}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
     given = Path(path).parent.name  # a photo's class is its folder, in either layout
     others = [c for c in classes if c != given] or list(classes)
     off = bool(problem)
