@@ -59,7 +59,7 @@ def notice(root: str | None, key: str) -> str:
         (st.success if note[1] == "done" else st.error)(note[2])
     problem = editable_problem(root)
     if problem:
-        st.caption(f"Relabel, Remove and Keep are off here: {problem}.")
+        st.caption(f"Relabel, Remove and Keep are off here: {problem.rstrip('.')}.")
     return problem
 
 
