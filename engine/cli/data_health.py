@@ -101,7 +101,7 @@ def text_report(doc: dict) -> str:
         kind = "leak, " if d["leak"] else ""
         kind += "exact" if d["exact"] else f"similarity {d['similarity']:.3f}"
         lines.append(f"  [{kind}] " + "  ".join(f"{sp}:{p}" for sp, p in zip(d["splits"], d["paths"])))
-    lines.append(f"Outliers: {s['outliers']} (cosine distance to the nearest class mean above {s['outlier_cut']:.3f})")
+    lines.append(f"Outliers: {s['outliers']} (mean cosine distance to the {s['outlier_neighbours']} nearest photos above {s['outlier_cut']:.3f})")
     lines += [f"  {o['score']:.3f}  {o['split']}  {o['path']}" for o in doc["outliers"][:SHOWN]]
     lines.append(f"{s['seconds']:.1f} s, feature cache hits {s['feature_cache'].get('hits', 0)}, "
                  f"misses {s['feature_cache'].get('misses', 0)}; {s['backbone']} at {s['image_size']} px")

@@ -10,6 +10,7 @@ outliers) is engine/insight/data_health.py. Imported by the CLI's parser: no Ker
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def data_health(cfg: RunConfig, data, *, folds: int = DEFAULT_FOLDS, similarity:
         ctx = _context(cfg, data, resolved, RunStore(runs_dir), cache_dir, progress, should_stop)
         splits = [s for s in HEALTH_SPLITS if s in data.splits]
         features = np.concatenate([pool(ctx.features(s, "")) for s in splits])
-    files = [f for s in splits for f in data.splits[s].files]
+    files = [os.path.abspath(f) for s in splits for f in data.splits[s].files]  # as curation.kept names them
     split_of = [s for s in splits for _ in data.splits[s].files]
     labels = np.concatenate([data.splits[s].labels for s in splits]).astype(int)
     hashes = file_hashes(files, progress)
@@ -65,7 +66,7 @@ def data_health(cfg: RunConfig, data, *, folds: int = DEFAULT_FOLDS, similarity:
     doc = health_report(features, labels, split_of, files, hashes, list(data.classes), folds=folds,
                         similarity=similarity, seed=cfg.fit.seed, exclude=set(exclude))
     doc["summary"].update({"seconds": round(time.perf_counter() - t0, 3), "feature_cache": ctx.cache.stats(),
-                           "dataset_root": data.report.root, "backbone": cfg.backbone.name,
+                           "dataset_root": os.path.abspath(data.report.root), "backbone": cfg.backbone.name,
                            "weights": cfg.backbone.weights, "image_size": ctx.plan.image_size,
                            "classes": list(data.classes), "splits": splits})
     return doc
