@@ -35,7 +35,7 @@ def test_each_confusion_cell_is_a_point_that_names_its_cell():
     cells = fig.data[1]
     assert [list(c) for c in cells.customdata] == [[0, 0], [0, 1], [1, 0], [1, 1]]
     assert (list(cells.x), list(cells.y)) == (["cats", "dogs", "cats", "dogs"], ["cats", "cats", "dogs", "dogs"])
-    assert cells.marker.opacity == 0
+    assert cells.marker.opacity == 0 and fig.layout.hoverdistance == -1  # a click anywhere in a cell (tried in Chromium)
     assert picked_cell({"selection": {"points": [{"customdata": [1, 0]}]}}) == (1, 0)
     assert picked_cell({"selection": {"points": []}}) is None and picked_cell(None) is None
 

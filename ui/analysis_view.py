@@ -78,6 +78,7 @@ def clickable_confusion(matrix: list[list[int]], classes: list[str]):
     fig.add_scatter(x=[classes[j] for _, j in cells], y=[classes[i] for i, _ in cells], customdata=[[i, j] for i, j in cells],
                     mode="markers", marker={"size": 40, "opacity": 0, "symbol": "square"}, showlegend=False,
                     hovertemplate="true %{y}, predicted %{x}: click for its photos<extra></extra>")
+    fig.update_layout(hoverdistance=-1)  # a click anywhere in a cell selects its point (Chromium: else only near its centre)
     return fig
 
 
