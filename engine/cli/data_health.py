@@ -95,7 +95,7 @@ def text_report(doc: dict) -> str:
     lines = [f"Label issues: {s['label_issues']} of {s['labelled_photos']} training and validation photos "
              f"({s['folds']}-fold heads, lowest probability of the given label first)"]
     lines += [f"  {i['score']:.3f}  {i['split']}/{i['given']} -> {i['suggested']}?  {i['path']}" for i in doc["label_issues"][:SHOWN]]
-    lines.append(f"Duplicates: {s['duplicate_groups']} groups, {s['leaks']} across train and validation/test (leaks), "
+    lines.append(f"Duplicates: {s['duplicate_groups']} groups, {s['leaks']} across splits (leaks), "
                  f"{s['exact_groups']} exact (near-copy threshold {s['similarity_threshold']:g})")
     for d in doc["duplicates"][:SHOWN]:
         kind = "leak, " if d["leak"] else ""
