@@ -415,7 +415,7 @@ def test_photos_kept_in_curation_are_not_proposed(tiny_dataset, monkeypatch):
 def test_flipped_labels_copies_and_leaks_are_found_in_real_photos(tmp_path):
     """300 + 300 training and 100 + 100 validation photos of cats_vs_dogs_small (seeded), MobileNetV2 at 160 px:
     5 % of the training labels flipped (30), 10 exact copies in train, 20 validation photos that are training photos
-    resized to 90 % and saved again as JPEG at quality 75. About a minute on two CPU cores."""
+    resized to 90 % and saved again as JPEG at quality 75. About 20 s on two CPU cores."""
     from engine.training.approaches import prepare_data
     from engine.training.data_health import data_health
     from tests.conftest import require_assets
