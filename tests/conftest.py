@@ -71,6 +71,8 @@ HEAVY_FILES = {
     "test_analysis.py": 17, "test_backbones.py": 17, "test_app.py": 15, "test_precision.py": 15, "test_estimate.py": 13,
     "test_plan.py": 12, "test_tensorboard.py": 12, "test_lr_finder.py": 14, "test_serving.py": 11, "test_inference.py": 30, "test_status.py": 10,
     "test_ui_sweep.py": 35, "test_ui_feature_map.py": 18, "test_cli_sweep.py": 13, "test_feature_map.py": 12, "test_ui_ensemble.py": 14,
+    "test_browser_health.py": 90, "test_data_health.py": 40, "test_ui_data_health.py": 25, "test_curation.py": 15, "test_ui_estimate.py": 30,
+    "test_cli_outputs.py": 15,
 }
 
 

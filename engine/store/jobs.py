@@ -134,7 +134,8 @@ class JobRunner:
 
     def submit_tool(self, command: str, cfg: RunConfig, options: dict | None = None) -> Job:
         """Queues `python -m engine COMMAND` with `cfg`'s run options, `options` (by argparse dest) and `--out` its result
-        file (`lr-find`, `feature-map`, `estimate`: commands that answer with one JSON file); read it with tool_result(job id)."""
+        file (`lr-find`, `feature-map`, `estimate`, `data-health`: commands that answer with one JSON file); read it with
+        tool_result(job id)."""
         job = Job(f"{command}-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind=command, options=dict(options or {}))
         return self._enqueue(job)
 
