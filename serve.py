@@ -1,6 +1,6 @@
-"""The server entry point: `streamlit run serve.py` (what scripts/app.sh runs) serves app.py behind
-the access gate and upload bounds of ui/access_gate.py, which must sit in front of Streamlit's server,
-where a page script cannot reach (see that module).
+"""The server entry point: `streamlit run serve.py` (what scripts/app.sh runs) serves app.py and the
+web API (ui/api.py, /api/v1/…) behind the access gate and upload bounds of ui/access_gate.py, which
+must sit in front of Streamlit's server, where a page script cannot reach (see that module).
 
 A weak TLS_ACCESS_TOKEN (under 16 characters, or holding whitespace) stops the server here: one line
 on stderr, exit status 2. Streamlit finds `app` without running this file and then has uvicorn import
@@ -19,5 +19,7 @@ import streamlit as st  # noqa: E402  (after the refusal: nothing of Streamlit's
 from starlette.middleware import Middleware  # noqa: E402
 
 from ui.access_gate import AccessGate  # noqa: E402
+from ui.api import api_routes  # noqa: E402
 
-app = st.App("app.py", middleware=[Middleware(AccessGate)])
+# The web API (ui/api.py) is served beside the dashboard, behind the same gate: the cookie or a Bearer token.
+app = st.App("app.py", routes=api_routes(), middleware=[Middleware(AccessGate)])

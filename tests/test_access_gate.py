@@ -325,3 +325,38 @@ def test_the_gate_refuses_to_be_built_with_a_weak_token(weak, monkeypatch):
         AccessGate(FakeApp(), limits=(5, 1000))  # the token from the environment, as serve.py builds it
     assert len("sixteen-chars-ok") == 16
     AccessGate(FakeApp(), token="sixteen-chars-ok", limits=(5, 1000))
+
+
+def test_a_bearer_token_opens_the_web_api_and_nothing_else():
+    gate, app = gated()
+    bearer = (b"authorization", f"Bearer {TOKEN}".encode())
+    assert call(gate, "/api/v1/runs", headers=[bearer])[0] == 200
+    assert call(gate, "/api/v1/predict", method="POST", headers=[(b"authorization", f"bearer   {TOKEN} ".encode())])[0] == 200
+    marks = [v for k, v in app.seen[0]["headers"] if k == PASS_HEADER.encode()]
+    assert marks == [pass_mark(TOKEN).encode()]
+    assert call(gate, "/api/v1/runs", headers=[(b"cookie", GOOD)])[0] == 200  # the browser's login works too
+    # A Bearer header is no login for the dashboard, its websocket or its uploads.
+    assert call(gate, "/compare", headers=[bearer])[0] == 401
+    assert call(gate, "/_stcore/stream", kind="websocket", headers=[bearer])[0] == "websocket.close"
+    assert call(gate, "/_stcore/upload_file/s/f", method="PUT", headers=[bearer, (b"content-length", b"3")])[0] == 403
+    assert len(app.seen) == 3
+
+
+@pytest.mark.parametrize("auth", [b"", b"Bearer ", b"Bearer wrong-token-0123456789", ("Bearer " + TOKEN + "x").encode(),
+                                  ("Basic " + TOKEN).encode(), TOKEN.encode(), b"Bearer \xff\xfe"])
+def test_without_the_right_bearer_token_the_api_answers_401_json_not_the_login_page(auth):
+    gate, app = gated()
+    headers = [(b"authorization", auth)] if auth else []
+    for method in ("GET", "POST"):
+        status, head, body = call(gate, "/api/v1/predict", method=method, headers=headers)
+        assert status == 401 and head["content-type"] == "application/json" and head["www-authenticate"] == "Bearer"
+        assert body == access_gate.API_REFUSAL
+    assert app.seen == []
+
+
+def test_the_bearer_token_is_compared_in_constant_time(monkeypatch):
+    seen = []
+    monkeypatch.setattr(access_gate.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or a == b)
+    gate, _ = gated()
+    assert call(gate, "/api/v1/runs", headers=[(b"authorization", b"Bearer guess")])[0] == 401
+    assert (b"guess", TOKEN.encode()) in seen

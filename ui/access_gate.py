@@ -15,6 +15,10 @@ dies with the token. Passed requests get the `x-tls-gate` header (any copy the c
 dropped first) so the page script can tell it is behind the gate (`ui/access.py`). A token shorter
 than 16 characters or holding whitespace is refused: the gate will not be built with one.
 
+The web API (`/api/…`, ui/api.py) takes the cookie or `Authorization: Bearer <token>` (compared in
+constant time, as the cookie is); without either it answers 401 with {"error": …} and
+`WWW-Authenticate: Bearer`, never the login page. A Bearer header on any other path is no login.
+
 Redirects after a login are built, never copied (`safe_target`): the target is cleaned the way a
 browser's URL parser cleans it (tab/CR/LF dropped, leading/trailing controls and spaces stripped,
 backslashes read as slashes), accepted only as a path on this server, and re-emitted percent-encoded,
@@ -43,6 +47,8 @@ COOKIE = "tls_access"
 LOGIN_PATH = "/_tls/login"
 PASS_HEADER = "x-tls-gate"
 OPEN_PATHS = frozenset({"/_stcore/health"})
+API_PREFIX = "/api/"  # the web API (ui/api.py): a Bearer token is a login here
+API_REFUSAL = b'{"error": "access token required: send Authorization: Bearer <token>"}'
 UPLOAD_PATH = re.compile(r"^/_stcore/upload_file/(?P<session>[^/]+)/[^/]+$")
 MAX_LOGIN_BODY = 4096  # a token and a path; anything longer is not a login
 WRONG = "That access token is not right; ask whoever runs this dashboard for it."
@@ -154,7 +160,8 @@ class AccessGate:
             return await self.app(scope, receive, send)  # lifespan
         try:
             headers = _request_headers(scope)
-            logged_in = not self.token or self._has_cookie(headers)
+            logged_in = not self.token or self._has_cookie(headers) or (
+                scope["type"] == "http" and scope["path"].startswith(API_PREFIX) and self._has_bearer(headers))
         except BadRequest:
             return await _bad_request(scope, send)
         scope = {**scope, "headers": headers}
@@ -184,6 +191,14 @@ class AccessGate:
                         return True
         return False
 
+    def _has_bearer(self, headers) -> bool:
+        for k, v in headers:
+            if k.lower() == b"authorization":
+                scheme, _, given = v.decode("latin-1").strip().partition(" ")
+                if scheme.lower() == "bearer" and _same(given.strip(), self.token):
+                    return True
+        return False
+
     def _upload_refusal(self, session_id: str, headers) -> str:
         max_files, max_bytes = self.limits
         size = next((v for k, v in headers if k.lower() == b"content-length"), b"")
@@ -202,6 +217,8 @@ class AccessGate:
             # Closing before accept makes the server answer the handshake with 403: no session is made.
             return await send({"type": "websocket.close", "code": 1008})
         path = scope["path"]
+        if path.startswith(API_PREFIX):
+            return await _respond(send, 401, API_REFUSAL, "application/json", [(b"www-authenticate", b"Bearer")])
         pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
         query = dict(pairs)
         method = scope.get("method", "GET")
@@ -264,8 +281,8 @@ async def _read_body(receive, limit: int) -> bytes:
             return body
 
 
-async def _respond(send, status: int, body: bytes, content_type: str) -> None:
+async def _respond(send, status: int, body: bytes, content_type: str, extra=()) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store")]})
+                            (b"cache-control", b"no-store"), *extra]})
     await send({"type": "http.response.body", "body": body})
