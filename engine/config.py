@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw")
+SCHEDULES = ("constant", "cosine", "one_cycle")
 POOLINGS = ("flatten", "avg")
 PREPROCESSINGS = ("backbone", "rescale")
 DISTRIBUTES = ("none", "mirrored", "multi_worker")
@@ -94,7 +95,20 @@ class FitConfig:
     epochs: int = knob(30, "training epochs (phase 1 for fine-tuning)", min=1, max=1000, integer=True)  # 1-1000
     batch_size: int = knob(20, "images per step", min=1, max=4096, integer=True)  # 1-4096
     learning_rate: float = knob(2e-5, "optimizer step size", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
-    optimizer: str = knob("rmsprop", "'rmsprop' (lecture), 'adam' or 'sgd'", choices=OPTIMIZERS)
+    optimizer: str = knob("rmsprop", "'rmsprop' (lecture), 'adam', 'sgd' or 'adamw' (Adam with decoupled weight decay)",
+                          choices=OPTIMIZERS)
+    # AdamW's decoupled decay: each step multiplies the weights by (1 - learning rate x weight_decay); other optimizers ignore it
+    weight_decay: float = knob(1e-4, "adamw only: decoupled weight decay per step, times the learning rate", min=0.0, max=1.0,
+                               message=_IN_RANGE)  # [0, 1]
+    # over each phase's steps (epochs x steps per epoch); the learning-rate finder ramps its own rates
+    schedule: str = knob("constant", "learning rate over a phase: 'constant' (as set), 'cosine' (linear warmup, then cosine "
+                         "decay to 0) or 'one_cycle' (fastai's: up from rate/25 over the first quarter, then down to rate/1e5)",
+                         choices=SCHEDULES)
+    warmup_epochs: int = knob(0, "cosine only: epochs of linear warmup from 0 to the learning rate (at most the phase's)",
+                              min=0, max=1000, integer=True)  # 0-1000
+    # targets (1 - s) on the true class and s spread evenly over all classes (Szegedy et al. 2016)
+    label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy's targets; 0 = off", min=0.0, max=0.5,
+                                  message="must be >= 0 and < 0.5, got {value}")  # [0, 0.5)
     early_stopping_patience: int = knob(0, "epochs without val_loss improvement before stopping; 0 = off", min=0, max=1000, integer=True,
                                         message="must be >= 0 (0 = off), got {value}", flag="early-stopping", metavar="PATIENCE")  # 0 = off
     seed: int = knob(42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True)
@@ -113,6 +127,9 @@ class FineTuneConfig:
                                 flag="fine-tune-learning-rate")  # (0, 1]
     epochs: int = knob(30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True, flag="fine-tune-epochs")  # 0-1000
     from_run: str = knob("", "optional id of a finished 'frozen' run to use as phase 1 instead of training it")
+    # fastai's discriminative learning rates: the unfrozen block at this fraction of the head's phase-2 rate
+    discriminative_rate: float = knob(1.0, "phase 2: the unfrozen block's learning rate as a fraction of the head's; 1 = the same",
+                                      min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
 
 
 @dataclass
@@ -329,6 +346,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(abs(total - 1.0) < 1e-6, "data fractions", f"train + val + test must add up to 1, got {total:g}")
     _check(not (cfg.fit.find_learning_rate and cfg.compute.distribute != "none"), "fit.find_learning_rate",
            "the finder ramps on one device; with compute.distribute set, give the learning rate (find one with `lr-find`)")
+    _check(cfg.fit.label_smoothing < 0.5, "fit.label_smoothing", f"must be >= 0 and < 0.5, got {cfg.fit.label_smoothing}")
     b = cfg.backbone
     _check(b.image_size == 0 or b.image_size >= 32, "backbone.image_size", f"must be 0 (default) or >= 32, got {b.image_size}")
     _check(bool(b.weights.strip()), "backbone.weights",

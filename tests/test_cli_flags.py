@@ -50,18 +50,18 @@ def test_every_knob_has_its_flag_and_sets_its_field():
 def test_a_new_knob_gets_a_flag_with_its_range_and_help_without_a_cli_edit(monkeypatch, capsys, tiny_dataset):
     @dataclasses.dataclass
     class HeadWithMore(cfgmod.HeadConfig):
-        label_smoothing: float = cfgmod.knob(0.0, "softens the targets", min=0.0, max=0.5)
+        temperature: float = cfgmod.knob(1.0, "divides the logits", min=0.1, max=10.0)
 
     monkeypatch.setitem(cfgmod._SECTIONS, "head", HeadWithMore)
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--help"])
-    assert "--label-smoothing" in capsys.readouterr().out.replace("\n", " ")
-    args = parser.parse_args(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--label-smoothing", "0.1"])
-    assert getattr(args, "head.label_smoothing") == 0.1
+    assert "--temperature" in capsys.readouterr().out.replace("\n", " ")
+    args = parser.parse_args(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--temperature", "0.1"])
+    assert getattr(args, "head.temperature") == 0.1
     base = cfgmod.default_config("frozen")
     base.head = HeadWithMore(**dataclasses.asdict(base.head))
-    assert build_config("frozen", args, base).head.label_smoothing == 0.1
+    assert build_config("frozen", args, base).head.temperature == 0.1
 
 
 def test_the_old_flags_still_mean_what_they_meant(tiny_dataset):

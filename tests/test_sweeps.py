@@ -28,7 +28,7 @@ def test_a_knob_is_named_by_its_flag_or_its_field_and_its_values_are_typed():
     ("dropout", "--sweep dropout: write KNOB=V1,V2,... (e.g. --sweep learning-rate=1e-4,1e-3)"),
     ("dropout=0.2,0.2", "--sweep dropout: a value is given twice; give each value once"),
     ("seed=1,2", "--sweep seed: not a knob a sweep can vary; choose one of learning-rate, epochs, batch-size, optimizer, "
-                 "early-stopping, pooling, dense-units, dropout"),
+                 "early-stopping, pooling, dense-units, dropout, schedule, warmup-epochs, label-smoothing, weight-decay"),
     ("fine-tune-epochs=1,2", "--sweep fine-tune-epochs: feature_extraction does not use fine_tune.epochs; every point would train the same run"),
 ])
 def test_a_bad_sweep_is_one_line_naming_the_flag(spec, message):
@@ -54,7 +54,8 @@ def test_suggestions_are_log_spaced_for_rates_all_choices_and_in_range_otherwise
     rates = sweeps.suggest("fit.learning_rate", 2e-5)
     assert rates == [2e-6, 2e-5, 2e-4] and all(math.isclose(b / a, 10) for a, b in zip(rates, rates[1:]))
     assert sweeps.suggest("fit.learning_rate", 1.0) == [0.01, 0.1, 1.0]  # never above the knob's max of 1
-    assert sweeps.suggest("fit.optimizer", "adam") == ["rmsprop", "adam", "sgd"]
+    assert sweeps.suggest("fit.optimizer", "adam") == ["rmsprop", "adam", "sgd", "adamw"]
+    assert sweeps.suggest("fit.weight_decay", 1e-4) == [1e-5, 1e-4, 1e-3]
     assert sweeps.suggest("head.dropout", 0.5) == [0.3, 0.5, 0.7]
     assert sweeps.suggest("head.dropout", 0.9) == [0.5, 0.7, 0.9]  # 1.1 is out of [0, 0.95]: the other side instead
     assert sweeps.suggest("head.dense_units", 256) == [128, 256, 512]

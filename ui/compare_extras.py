@@ -49,10 +49,27 @@ def wall_time(r, runs: list) -> str:
     return f"{r.wall_seconds + first.wall_seconds:,.0f} ({r.wall_seconds:,.0f} + {first.wall_seconds:,.0f} phase 1, run …{source[-6:]})"
 
 
+def recipe_label(config: dict) -> str:
+    """The training recipe a run's config.json holds, shortly: 'adamw wd 0.0001 · cosine (warmup 1) · smoothing 0.1 ·
+    block ×0.1'; 'constant' for today's defaults (and for runs recorded before the recipe knobs)."""
+    fit, ft = config.get("fit") or {}, config.get("fine_tune") or {}
+    parts = []
+    if fit.get("optimizer") == "adamw":
+        parts.append(f"adamw wd {fit.get('weight_decay', 0):g}")
+    schedule = fit.get("schedule") or "constant"
+    warmup = fit.get("warmup_epochs") or 0
+    parts.append(f"{schedule} (warmup {warmup})" if schedule == "cosine" and warmup else schedule)
+    if fit.get("label_smoothing"):
+        parts.append(f"smoothing {fit['label_smoothing']:g}")
+    if config.get("approach") == "fine_tuning" and ft.get("discriminative_rate", 1.0) != 1.0:
+        parts.append(f"block ×{ft['discriminative_rate']:g}")
+    return " · ".join(parts)
+
+
 def cost_columns(r) -> dict:
-    """Cost beside accuracy: images/s when measured, cache use, the estimate's error."""
+    """Cost beside accuracy: images/s when measured, cache use, the estimate's error; and the run's training recipe."""
     return {"images/s": images_per_second(r), "feature cache": cache_note(r.metrics),
-            "estimate vs actual": estimate_view.estimate_error(r) or "—"}
+            "estimate vs actual": estimate_view.estimate_error(r) or "—", "recipe": recipe_label(r.config or {})}
 
 
 def show_repeats(runs: list, metric: str) -> None:

@@ -31,7 +31,7 @@ def out_of_range(label: str, value, section: str, name: str) -> str:
 
 
 def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
-    """Epochs, batch, learning rate, optimizer, class weights, patience. `phase_one_fixed`: fine-tuning continues a finished
+    """Epochs, batch, learning rate, optimizer, class weights, patience, the training recipe. `phase_one_fixed`: fine-tuning continues a finished
     frozen run, whose epochs and learning rate were phase 1's: shown, not editable."""
     f = cfg.fit
     c1, c2, c3, c4 = st.columns(4)
@@ -51,6 +51,27 @@ def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
     f.early_stopping_patience = field(st.slider, "Early stopping patience (0 = off)", f"{key}_patience", f.early_stopping_patience,
                                       ("fit", "early_stopping_patience"), min_value=0, max_value=int(hi),
                                       help="Stops after this many epochs without a lower validation loss and keeps the best epoch.")
+    recipe_fields(cfg, key)
+
+
+def recipe_fields(cfg: RunConfig, key: str) -> None:
+    """Schedule and warmup, label smoothing, AdamW's weight decay; fine-tuning: the unfrozen block's share of phase 2's rate."""
+    f = cfg.fit
+    with st.expander("Training recipe: schedule, label smoothing, weight decay"):
+        c1, c2, c3, c4 = st.columns(4)
+        f.schedule = field(c1.selectbox, "Learning-rate schedule", f"{key}_sched", f.schedule, ("fit", "schedule"),
+                           options=meta("fit", "schedule")["choices"], help=meta("fit", "schedule")["help"])
+        f.warmup_epochs = int(field(c2.number_input, "Warmup epochs", f"{key}_warmup", f.warmup_epochs, ("fit", "warmup_epochs"),
+                                    step=1, disabled=f.schedule != "cosine", help=meta("fit", "warmup_epochs")["help"]))
+        f.label_smoothing = float(field(c3.slider, "Label smoothing", f"{key}_ls", f.label_smoothing, ("fit", "label_smoothing"),
+                                        min_value=0.0, max_value=0.45, step=0.05, help=meta("fit", "label_smoothing")["help"]))
+        f.weight_decay = float(field(c4.number_input, "Weight decay (AdamW)", f"{key}_wd", f.weight_decay, ("fit", "weight_decay"),
+                                     format="%.6f", disabled=f.optimizer != "adamw", help=meta("fit", "weight_decay")["help"]))
+        if cfg.approach == "fine_tuning":
+            t = cfg.fine_tune
+            t.discriminative_rate = float(field(st.slider, "Unfrozen block's share of phase 2's rate", f"{key}_discr",
+                                                t.discriminative_rate, ("fine_tune", "discriminative_rate"), min_value=0.01,
+                                                max_value=1.0, step=0.01, help=meta("fine_tune", "discriminative_rate")["help"]))
 
 
 def head_fields(cfg: RunConfig, key: str, fixed: bool = False) -> None:
@@ -88,7 +109,8 @@ def augmentation_fields(cfg: RunConfig) -> None:
 def form_problems(cfg: RunConfig) -> list[str]:
     """Every out-of-range number box, as one sentence each (empty when the form can train)."""
     checks = [("Epochs", cfg.fit.epochs, "fit", "epochs"), ("Batch size", cfg.fit.batch_size, "fit", "batch_size"),
-              ("Learning rate", cfg.fit.learning_rate, "fit", "learning_rate")]
+              ("Learning rate", cfg.fit.learning_rate, "fit", "learning_rate"), ("Warmup epochs", cfg.fit.warmup_epochs, "fit", "warmup_epochs"),
+              ("Weight decay", cfg.fit.weight_decay, "fit", "weight_decay")]
     if cfg.approach != "feature_extraction":
         checks.append(("Augmented views (K)", cfg.augmentation.views, "augmentation", "views"))
     if cfg.approach == "fine_tuning":

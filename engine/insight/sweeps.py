@@ -31,10 +31,12 @@ _HEAD = ("head.pooling", "head.dense_units", "head.dropout")
 _FIT = ("fit.learning_rate", "fit.epochs", "fit.batch_size", "fit.optimizer", "fit.early_stopping_patience")
 _AUG = ("augmentation.views", "augmentation.rotation", "augmentation.zoom", "augmentation.width_shift",
         "augmentation.height_shift", "augmentation.horizontal_flip", "augmentation.vertical_flip")
+_RECIPE = ("fit.schedule", "fit.warmup_epochs", "fit.label_smoothing", "fit.weight_decay")  # weight decay: adamw only
 RELEVANT = {
-    "feature_extraction": _FIT + _HEAD,
-    "frozen": _FIT + _HEAD + _AUG,
-    "fine_tuning": ("fine_tune.learning_rate", "fine_tune.unfreeze_blocks", "fine_tune.epochs") + _FIT + _HEAD + _AUG,
+    "feature_extraction": _FIT + _HEAD + _RECIPE,
+    "frozen": _FIT + _HEAD + _AUG + _RECIPE,
+    "fine_tuning": ("fine_tune.learning_rate", "fine_tune.unfreeze_blocks", "fine_tune.epochs", "fine_tune.discriminative_rate")
+    + _FIT + _HEAD + _AUG + _RECIPE,
 }
 _BACKBONE = ("backbone.alpha", "backbone.preprocessing", "backbone.image_size")  # any approach; the base runs per value
 
@@ -256,7 +258,7 @@ def suggest(dotted: str, current, n: int = 3) -> list:
     if k["type"] == "bool":
         return [False, True]
     lo, hi = k.get("min"), k.get("max")
-    if dotted.endswith("learning_rate"):  # rates matter by their order of magnitude: x10 steps, either side
+    if dotted.endswith("learning_rate") or dotted == "fit.weight_decay":  # rates and decays matter by their order of magnitude: x10 steps
         values = [_nice(float(current) * 10.0 ** j) for j in _outward(n)]
     elif k["type"] == "int" and lo is not None and hi is not None and hi - lo + 1 <= max(n, 5):
         values = list(range(int(lo), int(hi) + 1))  # a small range (unfrozen blocks): every value

@@ -63,9 +63,7 @@ def make_optimizer(name: str, learning_rate: float):
     or Keras' own with a warning when a Keras upgrade removed an internal those rely on."""
     from engine.models import optimizers
 
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
-    return optimizers.make({"rmsprop": "RMSprop", "adam": "Adam"}[name], learning_rate)
+    return optimizers.build(name, learning_rate)  # sgd: momentum 0.9; adamw (the finder's ramp): no decay
 
 
 def weights_digest(model: keras.Model) -> str:

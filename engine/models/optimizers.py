@@ -32,6 +32,7 @@ and `make()` / `build` then fall back to Keras' own optimizer / update step with
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import keras
@@ -152,3 +153,108 @@ class FusedAdam(_Guarded, keras.optimizers.Adam):
             lr=tf.cast(learning_rate, dt), beta1=tf.cast(self.beta_1, dt), beta2=tf.cast(self.beta_2, dt),
             epsilon=tf.cast(self.epsilon, dt), grad=gradient,
         )
+
+
+# --- training recipes (issue 30): AdamW, learning-rate schedules, per-variable rates -------------------------
+
+ONE_CYCLE_PCT_START = 0.25  # fastai's fit_one_cycle: the share of steps spent rising
+ONE_CYCLE_DIV = 25.0  # it starts at rate / 25
+ONE_CYCLE_DIV_FINAL = 1e5  # and ends at rate / 1e5
+
+
+@keras.saving.register_keras_serializable(package="engine")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """fastai's one-cycle policy: cosine from rate/25 up to `rate` over the first 25 % of `total_steps`, then cosine
+    down to rate/1e5 at the last step (Smith 2018; fastai `fit_one_cycle`'s defaults)."""
+
+    def __init__(self, rate: float, total_steps: int):
+        self.rate, self.total_steps = float(rate), int(max(total_steps, 1))
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.minimum(ops.cast(step, "float32"), float(self.total_steps))
+        up = max(ONE_CYCLE_PCT_START * self.total_steps, 1.0)
+        lo, hi, end = self.rate / ONE_CYCLE_DIV, self.rate, self.rate / ONE_CYCLE_DIV_FINAL
+
+        def cos(start, stop, pct):
+            return stop + (start - stop) / 2 * (1 + ops.cos(math.pi * ops.clip(pct, 0.0, 1.0)))
+
+        rising = cos(lo, hi, step / up)
+        falling = cos(hi, end, (step - up) / max(self.total_steps - up, 1.0))
+        return ops.where(step < up, rising, falling)
+
+    def get_config(self):
+        return {"rate": self.rate, "total_steps": self.total_steps}
+
+
+def schedule(kind: str, rate: float, total_steps: int, warmup_steps: int = 0):
+    """The learning rate of a phase of `total_steps` optimizer steps: `rate` itself ("constant"), a Keras CosineDecay
+    (linear warmup from 0 to `rate` over `warmup_steps`, then cosine to 0 at `total_steps`) or a `OneCycle`."""
+    if kind == "constant":
+        return rate
+    total_steps = max(int(total_steps), 1)
+    if kind == "cosine":
+        warmup_steps = min(max(int(warmup_steps), 0), total_steps - 1)
+        if warmup_steps == 0:
+            return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
+        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total_steps - warmup_steps, warmup_target=rate,
+                                                      warmup_steps=warmup_steps)
+    if kind == "one_cycle":
+        return OneCycle(rate, total_steps)
+    raise ValueError(f"unknown learning-rate schedule {kind!r}")
+
+
+class _ScaledRates:
+    """An optimizer whose update of some variables uses `factor` x the learning rate (fastai's discriminative rates).
+
+    Why the rate and not the gradient: Adam and RMSprop divide by the gradient's running scale, so a scaled gradient
+    would move the weights just as far. The factor is looked up per variable when the step is traced. AdamW's
+    decoupled decay of those variables still uses the whole rate (Keras applies it before `update_step`)."""
+
+    def __init__(self, *args, scaled_variables=(), factor: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._scaled_variables, self._rate_factor = list(scaled_variables), float(factor)
+        self._factors: list[float] = []
+
+    def build(self, var_list):
+        super().build(var_list)
+        keys = {self._var_key(v) for v in self._scaled_variables}
+        self._factors = [self._rate_factor if self._var_key(v) in keys else 1.0 for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor = self._factors[self._get_variable_index(variable)]
+        if factor != 1.0:
+            learning_rate = keras.ops.multiply(learning_rate, factor)
+        return super().update_step(gradient, variable, learning_rate)
+
+
+_SCALED_CLASSES: dict = {}
+
+
+def _scaled_class(cls):
+    if cls not in _SCALED_CLASSES:
+        _SCALED_CLASSES[cls] = type(f"Scaled{cls.__name__}", (_ScaledRates, cls), {})
+    return _SCALED_CLASSES[cls]
+
+
+def build(name: str, learning_rate, *, weight_decay: float = 0.0, scaled_variables=(), factor: float = 1.0):
+    """The optimizer a config names ("rmsprop", "adam", "sgd", "adamw"), at `learning_rate` (a number or a schedule).
+
+    RMSprop and Adam run the fused kernels (`make`); SGD is Keras' with momentum 0.9; AdamW is Keras' own with
+    decoupled `weight_decay`. With `scaled_variables` and a `factor` below 1, those variables train at factor x the
+    rate (fine-tuning's unfrozen block under `fine_tune.discriminative_rate`)."""
+    if name == "sgd":
+        cls, kwargs = keras.optimizers.SGD, {"momentum": 0.9}
+    elif name == "adamw":
+        cls, kwargs = keras.optimizers.AdamW, {"weight_decay": weight_decay}
+    else:
+        keras_name = {"rmsprop": "RMSprop", "adam": "Adam"}[name]
+        if MISSING_AT_IMPORT[keras_name]:
+            _warn_fallback(keras_name, MISSING_AT_IMPORT[keras_name])
+            cls = getattr(keras.optimizers, keras_name)
+        else:
+            cls = {"RMSprop": FusedRMSprop, "Adam": FusedAdam}[keras_name]
+        kwargs = {}
+    if scaled_variables and factor != 1.0:
+        return _scaled_class(cls)(learning_rate=learning_rate, scaled_variables=scaled_variables, factor=factor, **kwargs)
+    return cls(learning_rate=learning_rate, **kwargs)

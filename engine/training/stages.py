@@ -11,12 +11,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import keras
+
 from engine.config import RunConfig
 from engine.data.augmentation import build_augmentation
-from engine.models import modeling
+from engine.models import modeling, optimizers
 from engine.training import distribute
 
 STEPS_PER_EXECUTION = 10  # train steps per call into TensorFlow: fewer host round trips
+
+
+def phase_loss(num_classes: int, label_smoothing: float = 0.0):
+    """The cross-entropy a stage trains with: binary (one sigmoid) for 2 classes, else categorical over sparse labels.
+
+    With `label_smoothing` > 0 the targets become (1 - s) on the true class plus s / classes everywhere (binary:
+    Keras' BinaryCrossentropy, which smooths towards 0.5); Keras' sparse cross-entropy has no smoothing, so the labels
+    are one-hot encoded inside `SmoothedSparseCrossentropy`. 0 keeps Keras' own losses by name, as before."""
+    if num_classes == 2:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing) if label_smoothing else "binary_crossentropy"
+    return SmoothedSparseCrossentropy(num_classes, label_smoothing) if label_smoothing else "sparse_categorical_crossentropy"
+
+
+@keras.saving.register_keras_serializable(package="engine")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing on integer labels (one-hot encoded here)."""
+
+    def __init__(self, num_classes: int, label_smoothing: float, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes, self.label_smoothing = int(num_classes), float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        onehot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
 
 
 @dataclass
@@ -98,10 +128,27 @@ class StageBuilder:
                 head = modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
             return Stage(split, head, modeling.build_top(split, head), augmentation)
 
-    def compile(self, top, learning_rate: float) -> None:
+    def compile(self, top, learning_rate: float, *, epochs: int | None = None, block_variables=(), block_rate: float = 1.0) -> None:
+        """(Re)compiles `top` for a phase of `epochs` (default fit.epochs) with the run's recipe: fit.optimizer
+        (AdamW with fit.weight_decay), `learning_rate` under fit.schedule over the phase's steps, the loss with
+        fit.label_smoothing; `block_variables` train at `block_rate` x the rate (fine-tuning's discriminative rates).
+
+        A recompile makes a new optimizer, so a schedule starts again at each phase."""
+        f = self.cfg.fit
+        rate = optimizers.schedule(f.schedule, learning_rate, self.phase_steps(f.epochs if epochs is None else epochs),
+                                   warmup_steps=f.warmup_epochs * self.steps_per_epoch())
         with self.dist.scope():
-            modeling.compile_model(top, self.num_classes, self.cfg.fit.optimizer, learning_rate,
-                                   steps_per_execution=self.steps_per_execution())
+            opt = optimizers.build(f.optimizer, rate, weight_decay=f.weight_decay, scaled_variables=block_variables, factor=block_rate)
+            top.compile(optimizer=opt, loss=phase_loss(self.num_classes, f.label_smoothing), metrics=["accuracy"],
+                        steps_per_execution=self.steps_per_execution())
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: one per global batch of the training split (the last batch may be smaller)."""
+        return math.ceil(self.train_size / self.global_batch)
+
+    def phase_steps(self, epochs: int) -> int:
+        """Optimizer steps of a phase of `epochs` epochs: what a schedule spans."""
+        return max(epochs, 1) * self.steps_per_epoch()
 
     def steps_per_execution(self) -> int:
         """Train steps per call into TensorFlow: the largest divisor of an epoch's steps up to STEPS_PER_EXECUTION.
@@ -114,7 +161,7 @@ class StageBuilder:
         """
         if self.dist.kind != "none":
             return 1
-        steps = math.ceil(self.train_size / self.global_batch)
+        steps = self.steps_per_epoch()
         return max(d for d in range(1, STEPS_PER_EXECUTION + 1) if steps % d == 0)
 
     def full_model(self, stage: Stage):

@@ -65,8 +65,11 @@ def _train(ctx: RunContext, holder: dict) -> Trained:
         head = stage1.head
 
     stage2, views = phase_two_part(ctx, head)
-    ctx.models.compile(stage2.top, ft.learning_rate)  # recompile: new trainable set, lower learning rate
-    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {ctx.plan.fine_tune_cut} at lr {ft.learning_rate:g}"})
+    # recompile: new trainable set, lower learning rate; the unfrozen block at discriminative_rate x that rate
+    block = stage2.split.top_part.trainable_variables if ft.discriminative_rate != 1.0 else ()
+    ctx.models.compile(stage2.top, ft.learning_rate, epochs=ft.epochs, block_variables=block, block_rate=ft.discriminative_rate)
+    block_lr = f" (the block at {ft.learning_rate * ft.discriminative_rate:g})" if block else ""
+    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {ctx.plan.fine_tune_cut} at lr {ft.learning_rate:g}{block_lr}"})
     outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
     return Trained(stage2, outcome)
 
