@@ -4,17 +4,107 @@ import pytest
 
 from engine.models import backbones
 from engine.models.backbones import BACKBONES, WeightsUnavailable, build_base, preprocess
-from engine.config import BackboneConfig
+from engine.config import BackboneConfig, HeadConfig
 
 
-@pytest.mark.parametrize("name", sorted(BACKBONES))
-def test_builds_without_weights_and_cut_layers_exist(name):
-    size = 32
-    base = build_base(BackboneConfig(name=name, weights="none", alpha=1.0), size)
+HEAVY = {"resnet50", "resnet50_v2", "densenet121", "xception", "convnext_tiny", "efficientnet_v2_s"}  # > ~10 s each here
+
+
+def registry_params():
+    """Every row of the registry; the heavy ones `slow` (the quick loop keeps the light ones)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in BACKBONES]
+
+
+def contract_size(spec) -> int:
+    return max(64, spec.min_size)
+
+
+def by_hand(spec, x):
+    """The preprocessing the weights expect, applied outside the model: nothing when the Keras model holds it."""
+    return x.copy() if spec.includes_preprocessing else spec.preprocess_module().preprocess_input(x.copy())
+
+
+def _stats(model):
+    return [np.array(v) for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)
+            for v in (l.moving_mean, l.moving_variance)]
+
+
+@pytest.mark.parametrize("name", registry_params())
+def test_backbone_row_contract(name, tmp_path):
+    """One row, its whole contract: builds, features, cuts, fine-tuning, preprocessing once, Grad-CAM."""
+    from engine.insight.explain import gradcam
+    from engine.models import modeling
+    from engine.models.pipeline import gradcam_layer
+
+    spec = BACKBONES[name]
+    size = contract_size(spec)
+    assert spec.min_size <= spec.default_size <= spec.max_size and 1 <= len(spec.top_block_cuts) <= 3
+    keras.utils.set_random_seed(0)
+    base = build_base(BackboneConfig(name=name, weights="none"), size)
     assert base.input_shape == (None, size, size, 3)
-    names = {l.name for l in base.layers}
-    for cut in BACKBONES[name].top_block_cuts:
-        assert cut in names, f"{name}: {cut} missing"
+    out = base.output.shape
+    assert len(out) == 4 and out[1] == out[2] >= 1 and out[3] >= 8, out  # a feature map
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    x = by_hand(spec, pixels)
+    features = np.asarray(base(x, training=False))
+    for cut in spec.top_block_cuts:  # each cut exists and splits the base into two halves that compose to it
+        split = modeling.split_base(base, cut)
+        assert split.top_part.layers, cut
+        np.testing.assert_allclose(split.top_part(split.prefix(x)), features, rtol=1e-4, atol=1e-4)
+    # fine-tuning unfreezes exactly the cut's layers (BatchNorm excluded) ...
+    split = modeling.split_base(base, spec.cut_for(1))
+    base.trainable = False
+    modeling.unfreeze_top(base, split)
+    top_names = {l.name for l in split.top_part.layers}
+    trainable = {l.name for l in base.layers if l.trainable and l.trainable_weights}
+    expected = {l.name for l in base.layers
+                if l.name in top_names and l.weights and not isinstance(l, keras.layers.BatchNormalization)}
+    assert trainable and trainable == expected
+    # ... and the trainable top in training mode keeps every norm in inference mode: the same outputs, the
+    # BatchNorm statistics as they were (LayerNorm has none: it computes the same in both modes)
+    head = modeling.build_head(tuple(out[1:]), 3, HeadConfig(dense_units=8, dropout=0.0))
+    top = modeling.build_top(split, head)
+    before, cut_features = _stats(base), np.asarray(split.prefix(x))
+    np.testing.assert_allclose(top(cut_features, training=True), top(cut_features, training=False), rtol=1e-5, atol=1e-6)
+    for a, b in zip(before, _stats(base)):
+        np.testing.assert_array_equal(a, b)
+    base.trainable = False
+    # the saved pipeline holds the preprocessing exactly once: raw 0-255 pixels in, as the base on x by hand
+    holds = [l for l in base.layers[:4] if isinstance(l, (keras.layers.Rescaling, keras.layers.Normalization))]
+    assert bool(holds) == spec.includes_preprocessing, [l.name for l in base.layers[:4]]
+    full = modeling.assemble_full_model(base, head, name, "backbone", size)
+    full.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(loaded(pixels), np.asarray(head(base(x))), rtol=1e-4, atol=1e-5)
+    # the Grad-CAM layer: the row's, in the saved model, with a heatmap over the photo
+    layer = gradcam_layer(base, name)
+    assert layer.name == (spec.gradcam_layer or layer.name) and len(layer.output.shape) == 4
+    cam = gradcam(loaded, pixels[:1], 0)
+    assert cam.layer == layer.name and cam.heatmap.shape == (size, size)
+    assert 0.0 <= cam.heatmap.min() and cam.heatmap.max() <= 1.0
+
+
+def test_a_size_under_the_minimum_is_refused_in_one_line(monkeypatch):
+    import dataclasses
+
+    from engine.config import ConfigError
+
+    monkeypatch.setitem(BACKBONES, "vgg16", dataclasses.replace(BACKBONES["vgg16"], min_size=71))
+    with pytest.raises(ConfigError) as info:
+        backbones.image_size_for(BackboneConfig(name="vgg16", image_size=64))
+    assert str(info.value) == "backbone.image_size: 64 px is below vgg16's minimum of 71 px; choose 71 px or more"
+    assert backbones.image_size_for(BackboneConfig(name="vgg16", image_size=71)) == 71
+    assert backbones.image_size_for(BackboneConfig(name="vgg16")) == 150
+
+
+def test_every_row_names_its_weights_files_and_widths():
+    for spec in BACKBONES.values():
+        files = spec.weights_files()
+        assert files and all(f.endswith(".h5") for f in files), spec.name
+        assert backbones.local_weights_names(spec.name, 1.0)[-len(files):] == files
+        assert spec.has_alpha == (spec.name in backbones.IDENTIFY_ALPHAS)
+        assert spec.cpu_images_per_s > 0 and spec.note, spec.name
+    assert BACKBONES["mobilenet"].weights_files(0.75)[0] == "mobilenet_7_5_224_tf_no_top.h5"
 
 
 def test_vgg16_top_block_is_block5_convs():

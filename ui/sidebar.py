@@ -119,6 +119,18 @@ def split_fractions() -> tuple[float, float, float]:
     return train / 100, val / 100, max(0, 100 - train - val) / 100
 
 
+def speed_label(name: str) -> str:
+    """The row's note and measured CPU speed (forward pass at its default size, random weights, 2 cores)."""
+    spec = backbones.BACKBONES[name]
+    return f"{spec.note} ~{spec.cpu_images_per_s:.0f} images/s on a 2-core CPU at {spec.default_size} px."
+
+
+def speeds_help() -> str:
+    """Every backbone's measured speed, for the selectbox's tooltip."""
+    rows = [f"{s.title}: ~{s.cpu_images_per_s:.0f} images/s at {s.default_size} px" for s in backbones.BACKBONES.values()]
+    return "Forward pass on a 2-core CPU (measured, random weights): " + "; ".join(rows) + "."
+
+
 def render_sidebar() -> None:
     """Dataset source, backbone, weights, image size, split, seed; values live in st.session_state."""
     _restore()
@@ -128,11 +140,13 @@ def render_sidebar() -> None:
     sb.header("Setup")
     dataset_fields()
     sb.selectbox("Backbone", list(backbones.BACKBONES), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title,
+                 help=speeds_help(),
                  **own("sb_backbone", list(backbones.BACKBONES)))
     choice = sb.radio("Weights", list(WEIGHTS), key="sb_weights", format_func=WEIGHTS.get, **own("sb_weights", list(WEIGHTS)))
     if choice == "local":
         sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path", **own("sb_weights_path", fallback=""))
     spec = backbones.get_spec(st.session_state["sb_backbone"])
+    sb.caption(speed_label(spec.name))
     sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px",
               **own("sb_image_size"))
     with sb.expander("Split for flat folders (DATA/<class>/*)"):

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from engine.insight.evaluation import class_probabilities
-from engine.models.pipeline import PipelineError, last_conv_layer, split_pipeline
+from engine.models.pipeline import PipelineError, backbone_of, gradcam_layer, split_pipeline
 
 OVERLAY_ALPHA = 0.45  # weight of the colour map over the photo; the Keras example uses 0.4
 
@@ -66,7 +66,7 @@ class _GradCamModel:
 
         parts = split_pipeline(model)
         owner = parts.base if parts.base is not None else model
-        conv = last_conv_layer(owner)
+        conv = gradcam_layer(owner, backbone_of(parts))  # the backbone's row names it
         self.layer = conv.name
         self.before = parts.before_base
         self.flat = parts.base is None

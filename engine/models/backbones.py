@@ -1,4 +1,11 @@
-"""Registry of pretrained conv bases: builder, own preprocess_input, default size, top blocks.
+"""Registry of pretrained conv bases: one row (`BackboneSpec`) holds everything about a backbone.
+
+A row is the builder, its preprocessing (and whether the Keras model already includes it),
+default / minimum / maximum size, the top-block cuts for fine-tuning, the Grad-CAM layer,
+the widths (alpha) it has ImageNet weights for, Keras' weights file name(s) and a note for
+the page — the way timm registers a model with its default config. Adding a backbone is
+adding a row to `BACKBONES`; everything else (CLI choices, sidebar, planner, Grad-CAM,
+weights lookup) reads it.
 
 `top_block_cuts` lists, from the top down, the layer whose output feeds each top block:
 unfreezing N blocks means training every layer after `top_block_cuts[N-1]`. The cut is
@@ -32,16 +39,56 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the app's folder: its weig
 WEIGHTS_DIR_ENV = settings.WEIGHTS_DIR
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)  # where keras.applications downloads ImageNet weights from
 REACHABILITY_TIMEOUT_S = 2.0
-FAMILY_NAMES = {"mobilenet": "mobilenet_v1"}  # our documented file names: <family>_<alpha>_imagenet_no_top.weights.h5
+MOBILENET_ROWS = (96, 128, 160, 192, 224)  # input sides MobileNet v1/v2 ship ImageNet files for
+
+
+def _fixed(file_name: str) -> Callable[[float, int], str]:
+    """Keras' one no-top ImageNet file of a backbone without widths or per-size files."""
+    return lambda alpha, rows: file_name
+
+
+def _mobilenet_v1_file(alpha: float, rows: int) -> str:
+    rows = rows if rows in MOBILENET_ROWS[1:] else 224  # v1 has no 96 px file
+    alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(alpha, str(alpha))
+    return f"mobilenet_{alpha_text}_{rows}_tf_no_top.h5"
+
+
+def _mobilenet_v2_file(alpha: float, rows: int) -> str:
+    rows = rows if rows in MOBILENET_ROWS else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
+
+
+def _name_xception_adds(base) -> None:
+    """Names Xception's residual adds block2_add .. block13_add (Keras leaves them add, add_1, ... numbered
+    per process), so its top-block cuts are stable layer names. Adds hold no weights: files still load."""
+    import keras
+
+    adds = [layer for layer in base.layers if isinstance(layer, keras.layers.Add)]
+    for block, layer in enumerate(adds, start=2):
+        layer.name = f"block{block}_add"
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    name: str
-    title: str
-    default_size: int
-    top_block_cuts: tuple[str, ...]  # layer names, top block first
-    max_size: int = 512  # largest input side accepted: ImageNet weights were trained at <= 224 px, and 512 px already needs 12x the memory of 150 px
+    """Everything about one backbone: one row of the registry."""
+
+    name: str  # registry key (CLI --backbone, saved configs)
+    title: str  # what the page shows
+    builder_name: str  # the keras.applications function
+    preprocess_name: str  # the keras.applications module whose preprocess_input fits the weights
+    default_size: int  # input side when a run sets none
+    top_block_cuts: tuple[str, ...]  # layer names, top block first (unfreeze_blocks 1..3)
+    gradcam_layer: str  # the base's layer whose maps Grad-CAM weighs; "" = its last 4D layer (Keras numbers it)
+    weights_file: Callable[[float, int], str]  # Keras' no-top ImageNet file name for (alpha, input side)
+    includes_preprocessing: bool = False  # the Keras model normalises inside: the studio's own layer is the identity
+    min_size: int = 32  # smallest input side the builder accepts
+    max_size: int = 512  # largest input side accepted: ImageNet weights were trained at <= 384 px, and 512 px already needs 12x the memory of 150 px
+    alphas: tuple[float, ...] = ()  # widths with ImageNet weights (1.0 first); () = no width multiplier
+    builder_kwargs: tuple[tuple[str, object], ...] = ()  # extra keyword arguments of the builder
+    post_build: Callable | None = None  # fixes a built base in place (stable layer names)
+    note: str = ""  # one line for the page
+    cpu_images_per_s: float = 0.0  # forward pass at default_size, random weights, batch 32, this project's 2-core CPU (README)
+    family: str = ""  # our documented local file name's stem, <family>_<alpha>_imagenet_no_top.weights.h5 ("" = name)
 
     def cut_for(self, unfreeze_blocks: int) -> str:
         """The layer below the `unfreeze_blocks` top blocks (capped at the blocks this backbone lists)."""
@@ -49,41 +96,52 @@ class BackboneSpec:
 
     @property
     def has_alpha(self) -> bool:
-        return self.name in ("mobilenet", "mobilenet_v2")
+        return bool(self.alphas)
 
     def builder(self) -> Callable:
-        from keras import applications as A
+        from keras import applications
 
-        return {
-            "vgg16": A.VGG16,
-            "mobilenet_v2": A.MobileNetV2,
-            "mobilenet": A.MobileNet,
-            "resnet50": A.ResNet50,
-            "efficientnet_b0": A.EfficientNetB0,
-        }[self.name]
+        return getattr(applications, self.builder_name)
 
     def preprocess_module(self):
-        from keras import applications as A
+        from keras import applications
 
-        return {
-            "vgg16": A.vgg16,
-            "mobilenet_v2": A.mobilenet_v2,
-            "mobilenet": A.mobilenet,
-            "resnet50": A.resnet50,
-            "efficientnet_b0": A.efficientnet,
-        }[self.name]
+        return getattr(applications, self.preprocess_name)
 
+    def weights_files(self, alpha: float = 1.0) -> list[str]:
+        """Keras' file names for this width: the exact size's first for MobileNets, one file otherwise."""
+        names: list[str] = []
+        for rows in (224, 192, 160, 128, 96):
+            name = self.weights_file(float(alpha), rows)
+            if name not in names:
+                names.append(name)
+        return names
+
+
+_INCLUDED = (("include_preprocessing", True),)  # never applied twice: the studio's own layer is then the identity
 
 BACKBONES: dict[str, BackboneSpec] = {
     s.name: s
     for s in (
-        BackboneSpec("vgg16", "VGG16 (the lecture's)", 150, ("block4_pool", "block3_pool", "block2_pool")),
-        BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", 160, ("block_15_add", "block_14_add", "block_13_project_BN")),
-        BackboneSpec("mobilenet", "MobileNet v1", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu")),
-        BackboneSpec("resnet50", "ResNet50", 224, ("conv4_block6_out", "conv3_block4_out")),
-        BackboneSpec("efficientnet_b0", "EfficientNetB0", 224, ("block6d_add", "block5c_add", "block4c_add")),
+        BackboneSpec("vgg16", "VGG16 (the lecture's)", "VGG16", "vgg16", 150, ("block4_pool", "block3_pool", "block2_pool"),
+                     "block5_conv3", _fixed("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                     note="The lecture's network: plain 3x3 convolutions, large and slow on CPU.", cpu_images_per_s=3.5),
+        BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", "MobileNetV2", "mobilenet_v2", 160,
+                     ("block_15_add", "block_14_add", "block_13_project_BN"), "out_relu", _mobilenet_v2_file,
+                     alphas=(1.0, 0.75, 0.5, 0.35, 1.3, 1.4), note="Inverted residuals; the studio's default.", cpu_images_per_s=45.0),
+        BackboneSpec("mobilenet", "MobileNet v1", "MobileNet", "mobilenet", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu"),
+                     "conv_pw_13_relu", _mobilenet_v1_file, alphas=(1.0, 0.75, 0.5, 0.25), family="mobilenet_v1",
+                     note="Depthwise-separable convolutions, no residuals.", cpu_images_per_s=47.0),
+        BackboneSpec("resnet50", "ResNet50", "ResNet50", "resnet50", 224, ("conv4_block6_out", "conv3_block4_out"),
+                     "conv5_block3_out", _fixed("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                     note="Residual bottlenecks, caffe preprocessing.", cpu_images_per_s=3.1),
+        BackboneSpec("efficientnet_b0", "EfficientNetB0", "EfficientNetB0", "efficientnet", 224, ("block6d_add", "block5c_add", "block4c_add"),
+                     "top_activation", _fixed("efficientnetb0_notop.h5"), includes_preprocessing=True,
+                     note="Compound-scaled MBConv; normalises inside its own graph.", cpu_images_per_s=6.4),
     )
 }
+
+IDENTIFY_ALPHAS = {s.name: s.alphas for s in BACKBONES.values() if s.alphas}  # the widths Keras has ImageNet files for
 
 
 def get_spec(name: str) -> BackboneSpec:
@@ -94,10 +152,13 @@ def get_spec(name: str) -> BackboneSpec:
 
 
 def image_size_for(cfg: BackboneConfig) -> int:
-    """The input side for a run: the configured one, or the backbone's default; bounded by its max_size."""
+    """The input side for a run: the configured one, or the backbone's default; bounded by its min_size and max_size."""
     spec = get_spec(cfg.name)
     if cfg.image_size > spec.max_size:
         raise ConfigError(f"backbone.image_size: {cfg.image_size} px is above {spec.name}'s limit of {spec.max_size} px; choose a smaller size")
+    if 0 < cfg.image_size < spec.min_size:
+        raise ConfigError(f"backbone.image_size: {cfg.image_size} px is below {spec.name}'s minimum of {spec.min_size} px; "
+                          f"choose {spec.min_size} px or more")
     return cfg.image_size or spec.default_size
 
 
@@ -107,7 +168,10 @@ def preprocess(name: str, x, mode: str = "backbone"):
         x = x.astype("float32", copy=True)  # Keras' caffe-mode preprocessing edits numpy arrays in place
     if mode == "rescale":
         return x / 255.0
-    return get_spec(name).preprocess_module().preprocess_input(x)
+    spec = get_spec(name)
+    if spec.includes_preprocessing:  # the Keras model normalises inside its own graph: never twice
+        return x
+    return spec.preprocess_module().preprocess_input(x)
 
 
 def keras_cache_dir() -> Path:
@@ -163,10 +227,13 @@ def build_base(cfg: BackboneConfig, image_size: int):
 
 
 def _build(spec: BackboneSpec, alpha: float, image_size: int, weights):
-    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), weights=weights)
+    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), weights=weights, **dict(spec.builder_kwargs))
     if spec.has_alpha:
         kwargs["alpha"] = alpha
-    return spec.builder()(**kwargs)
+    base = spec.builder()(**kwargs)
+    if spec.post_build is not None:  # names only: a weights file (keyed by name or by order) loads either way
+        spec.post_build(base)
+    return base
 
 
 def _wrong_file_message(spec: BackboneSpec, alpha: float, image_size: int, path: str, exc: Exception) -> str:
@@ -187,9 +254,6 @@ def _wrong_file_message(spec: BackboneSpec, alpha: float, image_size: int, path:
             f"Give a file saved from {spec.title} without its top (include_top=False), 'imagenet' or 'none'.")
 
 
-IDENTIFY_ALPHAS = {"mobilenet_v2": (1.0, 0.75, 0.5, 0.35, 1.3, 1.4), "mobilenet": (1.0, 0.75, 0.5, 0.25)}
-
-
 def identify_weights_file(path: str, exclude: tuple[str, float] | None = None) -> str | None:
     """The registered backbone (and width) whose conv base loads `path`, e.g. 'MobileNetV2, alpha 1', or None.
 
@@ -201,7 +265,7 @@ def identify_weights_file(path: str, exclude: tuple[str, float] | None = None) -
             if exclude == (spec.name, alpha) or (exclude and exclude[0] == spec.name and not spec.has_alpha):
                 continue
             try:
-                _build(spec, alpha, 64, path)
+                _build(spec, alpha, max(64, spec.min_size), path)
             except Exception:
                 continue
             return spec.title.split(" (")[0] + (f", alpha {alpha:g}" if spec.has_alpha else "")
@@ -210,19 +274,8 @@ def identify_weights_file(path: str, exclude: tuple[str, float] | None = None) -
 
 def imagenet_weights_filename(cfg: BackboneConfig, image_size: int) -> str:
     """The file Keras downloads for include_top=False ImageNet weights (as named in keras.applications)."""
-    # MobileNets ship one file per (alpha, size); other sizes fall back to the 224 file.
-    rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
-    if cfg.name == "mobilenet_v2":
-        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(cfg.alpha)}_{rows}_no_top.h5"
-    if cfg.name == "mobilenet":
-        rows = rows if rows != 96 else 224
-        alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(cfg.alpha, str(cfg.alpha))
-        return f"mobilenet_{alpha_text}_{rows}_tf_no_top.h5"
-    return {
-        "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "efficientnet_b0": "efficientnetb0_notop.h5",
-    }[cfg.name]
+    # MobileNets ship one file per (alpha, size); other sizes fall back to the 224 file (the row's weights_file).
+    return get_spec(cfg.name).weights_file(cfg.alpha, image_size)
 
 
 def cached_imagenet_weights(cfg: BackboneConfig, image_size: int) -> Path | None:
@@ -240,16 +293,11 @@ def local_weights_names(name: str, alpha: float) -> list[str]:
     (any input size: a no-top conv base's weights do not depend on it).
     """
     spec = get_spec(name)
-    family = FAMILY_NAMES.get(name, name)
+    family = spec.family or name
     names = [f"{family}_{float(alpha)}_imagenet_no_top.weights.h5"]
     if not spec.has_alpha:
         names.append(f"{family}_imagenet_no_top.weights.h5")
-    cfg = BackboneConfig(name=name, alpha=alpha)
-    for size in (224, 192, 160, 128, 96):
-        canonical = imagenet_weights_filename(cfg, size)
-        if canonical not in names:
-            names.append(canonical)
-    return names
+    return names + [canonical for canonical in spec.weights_files(alpha) if canonical not in names]
 
 
 def weights_search_dirs() -> list[Path]:

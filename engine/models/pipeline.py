@@ -64,6 +64,26 @@ def split_pipeline(model) -> Pipeline:
     return Pipeline(model, layers[:i], layers[i], after[0])
 
 
+def backbone_of(parts: Pipeline) -> str:
+    """The registry name of the saved model's backbone (its preprocessing layer says it), or ""."""
+    layer = parts.layer("BackbonePreprocess")
+    return getattr(layer, "backbone", "") if layer is not None else ""
+
+
+def gradcam_layer(base, backbone: str = ""):
+    """The layer of `base` whose maps Grad-CAM weighs: the backbone's row names it (`gradcam_layer`);
+    a row that leaves it "" (Keras numbers that layer), an unknown backbone or a flat model: `last_conv_layer`."""
+    from engine.models import backbones
+
+    spec = backbones.BACKBONES.get(backbone)
+    if spec is not None and spec.gradcam_layer:
+        try:
+            return base.get_layer(spec.gradcam_layer)
+        except ValueError:
+            pass  # a model saved by another studio version: the rule below still finds its maps
+    return last_conv_layer(base)
+
+
 def last_conv_layer(model):
     """The last layer of `model` with a 4D output that is not pooling: the feature maps Grad-CAM weighs.
 
