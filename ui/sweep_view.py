@@ -25,7 +25,9 @@ _FORM_KEYS = {"fit.epochs": "{a}_epochs", "fit.batch_size": "{a}_bs", "fit.learn
               "head.dropout": "{a}_drop", "augmentation.views": "aug_views", "augmentation.rotation": "aug_rot",
               "augmentation.zoom": "aug_zoom", "augmentation.width_shift": "aug_ws", "augmentation.height_shift": "aug_hs",
               "augmentation.horizontal_flip": "aug_hf", "augmentation.vertical_flip": "aug_vf",
-              "fine_tune.unfreeze_blocks": "{a}_blocks", "fine_tune.learning_rate": "{a}_ftlr", "fine_tune.epochs": "{a}_ftep"}
+              "fine_tune.unfreeze_blocks": "{a}_blocks", "fine_tune.learning_rate": "{a}_ftlr", "fine_tune.epochs": "{a}_ftep",
+              "fit.schedule": "{a}_sched", "fit.warmup_epochs": "{a}_warmup", "fit.label_smoothing": "{a}_ls",
+              "fit.weight_decay": "{a}_wd", "fine_tune.discriminative_rate": "{a}_discr"}
 
 PICKED_TEST = "test accuracy of the picked point (scored once)"
 
