@@ -120,7 +120,7 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_label("Epochs").press("Enter")
     form.get_by_label("Learning rate", exact=True).fill("0.001")
     form.get_by_label("Learning rate", exact=True).press("Enter")
-    form.get_by_role("button", name="Train").click()
+    form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     assert page.locator(".js-plotly-plot").count() >= 2
     page.get_by_text("Validation accuracy", exact=True).wait_for()
@@ -179,7 +179,7 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_label("Epochs", exact=True).press("Enter")
     form.get_by_label("Learning rate", exact=True).fill("0.001")
     form.get_by_label("Learning rate", exact=True).press("Enter")
-    form.get_by_role("button", name="Train").click()
+    form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     # Long enough to still be running minutes later, now that epochs only train the head on
     # cached views: batch size 1 makes each epoch ~180 steps.
@@ -189,10 +189,10 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_label("Batch size").press("Enter")
     form.get_by_role("spinbutton", name="Repeat with N seeds").fill("2")  # two jobs: the running one on top, the queued one under it
     form.get_by_role("spinbutton", name="Repeat with N seeds").press("Enter")
-    form.get_by_role("button", name="Train").click()
+    form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"running: epoch [1-9]\d*/500")).wait_for(timeout=120_000)
     page.get_by_text(re.compile(r"Queued 1/1 \(seed 43, 2 of 2\)")).wait_for()
-    form.get_by_role("button", name="Train").click()  # the same settings again: refused, not queued twice
+    form.get_by_role("button", name="Train", exact=True).click()  # the same settings again: refused, not queued twice
     page.get_by_text("Not queued again: the same settings are already running").wait_for()
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text(re.compile(r"cancelled \(seed 43, 2 of 2\): run .* never started")).wait_for()
@@ -224,7 +224,7 @@ def test_dashboard_end_to_end(server, browser_page):
     form.get_by_label("Epochs", exact=True).press("Enter")
     form.get_by_label("Fine-tuning epochs").fill("1")
     form.get_by_label("Fine-tuning epochs").press("Enter")
-    form.get_by_role("button", name="Train").click()
+    form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     shot(page, "4_fine_tuning")
     # The run's feature map: the pretrained base and the fine-tuned base side by side, on the same images.

@@ -147,7 +147,7 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
     assert builder.counts(out) == made
 
     goto_page(page, "Feature extraction")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"finished: epoch \d+/\d+")).wait_for(timeout=240_000)
     val = page.locator('[data-testid="stMetric"]').filter(has_text="Validation accuracy").first
     assert re.fullmatch(r"[01]\.\d{3}", val.locator('[data-testid="stMetricValue"]').inner_text())

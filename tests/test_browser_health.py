@@ -52,6 +52,7 @@ def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_
 
     page.get_by_role("button", name="Check data health").click()
     page.get_by_text(re.compile(r"Likely wrong labels \(\d+\)")).wait_for(timeout=300_000)
+    page.get_by_role("button", name="Relabel", exact=True).first.wait_for(timeout=60_000)  # the rows draw after the heading
     main = page.locator('[data-testid="stMain"]').inner_text()
     listed = re.findall(r"[\w.-]+\.jpg", main.split("Likely wrong labels", 1)[1])
     assert listed and listed[0] == odd.name, listed[:5]  # the deliberately mislabelled photo comes first
@@ -66,7 +67,7 @@ def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_
     assert odd.is_file() and not moved.exists()  # back where it was
 
     goto_page(page, "Feature extraction")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"finished: epoch \d+/\d+")).wait_for(timeout=300_000)
     page.get_by_text("Click a cell to see its photos.").first.wait_for(timeout=60_000)
     matrix = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Confusion matrix (rows: true").first

@@ -395,7 +395,6 @@ def test_places_that_cannot_hold_a_sample_or_a_run_store_are_one_line(tmp_path, 
     (tmp_path / "afile").write_text("x")
     assert cli.main(["sample", str(tmp_path / "afile" / "sample")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {tmp_path / 'afile' / 'sample'}: cannot create the sample there (Not a directory); "
-        "give a folder you can write to (or set TLS_SAMPLE_DIR)"]
+        f"error: DIR {tmp_path / 'afile' / 'sample'}: cannot be used (Not a directory); choose another name"]  # the output gate
     assert cli.main(["runs", "--runs-dir", str(tmp_path / "afile")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: --runs-dir {tmp_path / 'afile'}: is a file, not a run store folder"]
