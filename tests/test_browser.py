@@ -116,8 +116,8 @@ def test_dashboard_end_to_end(server, browser_page):
     goto_page(page, "Feature extraction")
     assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # sidebar state survived the switch
     form = page.locator('[data-testid="stMainBlockContainer"]')
-    form.get_by_label("Epochs").fill("2")
-    form.get_by_label("Epochs").press("Enter")
+    form.get_by_label("Epochs", exact=True).fill("2")
+    form.get_by_label("Epochs", exact=True).press("Enter")
     form.get_by_label("Learning rate", exact=True).fill("0.001")
     form.get_by_label("Learning rate", exact=True).press("Enter")
     form.get_by_role("button", name="Train", exact=True).click()
@@ -185,8 +185,8 @@ def test_dashboard_end_to_end(server, browser_page):
     # cached views: batch size 1 makes each epoch ~180 steps.
     form.get_by_label("Epochs", exact=True).fill("500")
     form.get_by_label("Epochs", exact=True).press("Enter")
-    form.get_by_label("Batch size").fill("1")
-    form.get_by_label("Batch size").press("Enter")
+    form.get_by_label("Batch size", exact=True).fill("1")
+    form.get_by_label("Batch size", exact=True).press("Enter")
     form.get_by_role("spinbutton", name="Repeat with N seeds").fill("2")  # two jobs: the running one on top, the queued one under it
     form.get_by_role("spinbutton", name="Repeat with N seeds").press("Enter")
     form.get_by_role("button", name="Train", exact=True).click()
@@ -222,8 +222,8 @@ def test_dashboard_end_to_end(server, browser_page):
     form = page.locator('[data-testid="stMainBlockContainer"]')
     form.get_by_label("Epochs", exact=True).fill("1")
     form.get_by_label("Epochs", exact=True).press("Enter")
-    form.get_by_label("Fine-tuning epochs").fill("1")
-    form.get_by_label("Fine-tuning epochs").press("Enter")
+    form.get_by_label("Fine-tuning epochs", exact=True).fill("1")
+    form.get_by_label("Fine-tuning epochs", exact=True).press("Enter")
     form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("finished: epoch 2/2").wait_for(timeout=180_000)
     shot(page, "4_fine_tuning")

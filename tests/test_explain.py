@@ -17,12 +17,17 @@ from engine import cli
 from engine.config import BackboneConfig, HeadConfig
 from engine.insight.explain import colorize, explain, gradcam, gradcam_paths, overlay
 from engine.insight.inference import LoadedRun, Photo, answer, classify_file, load_run
+from engine.models.pipeline import split_pipeline
 from engine.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.shared_runs import PHOTOS, copy_run, tiny_run, trained_run
 
 LAST_CONV = {"vgg16": "block5_conv3", "mobilenet_v2": "out_relu", "mobilenet": "conv_pw_13_relu",
-             "resnet50": "conv5_block3_out", "efficientnet_b0": "top_activation"}
+             "resnet50": "conv5_block3_out", "efficientnet_b0": "top_activation",
+             "mobilenet_v3_small": "", "mobilenet_v3_large": "", "resnet50_v2": "post_relu", "densenet121": "relu",
+             "efficientnet_v2_b0": "top_activation", "xception": "block14_sepconv2_act", "convnext_tiny": "",
+             "efficientnet_v2_s": "top_activation"}  # "": Keras numbers that last layer (activation_17, layer_normalization_3)
+HEAVY = {"densenet121", "xception", "convnext_tiny", "efficientnet_v2_s", "resnet50_v2"}
 
 
 def tiny_pipeline(backbone: str, num_classes: int = 2, size: int = 32):
@@ -32,17 +37,18 @@ def tiny_pipeline(backbone: str, num_classes: int = 2, size: int = 32):
     return modeling.assemble_full_model(base, head, backbone, "backbone", size)
 
 
-@pytest.mark.parametrize("backbone", sorted(backbones.BACKBONES))
+@pytest.mark.parametrize("backbone", [pytest.param(b, marks=pytest.mark.slow) if b in HEAVY else b for b in sorted(backbones.BACKBONES)])
 def test_heatmap_has_the_image_shape_and_values_in_0_1_for_every_backbone(backbone):
     assert set(LAST_CONV) == set(backbones.BACKBONES)  # a new backbone needs its expected layer here
-    model = tiny_pipeline(backbone)
-    pixels = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype(np.float32)
+    size = max(32, backbones.get_spec(backbone).min_size)
+    model = tiny_pipeline(backbone, size=size)
+    pixels = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.float32)
     p = float(np.asarray(model(pixels))[0, 0])
     index = int(np.argmax([1 - p, p]))  # ties (random MobileNets output 0.5) go to class 0, as in Classify
     cam = gradcam(model, pixels, index)
-    assert cam.heatmap.shape == (32, 32) and cam.heatmap.dtype == np.float32
+    assert cam.heatmap.shape == (size, size) and cam.heatmap.dtype == np.float32
     assert 0.0 <= cam.heatmap.min() and cam.heatmap.max() <= 1.0
-    assert cam.layer == LAST_CONV[backbone]
+    assert cam.layer == (LAST_CONV[backbone] or split_pipeline(model).base.layers[-1].name)
     # the class explained is the one asked for, and the probabilities are the model's own
     np.testing.assert_allclose(cam.probabilities, [1 - p, p], atol=1e-5)
     assert cam.class_index == index

@@ -68,15 +68,16 @@ def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, 
 
 @pytest.mark.parametrize("backbone,mode", [(b, "backbone") for b in sorted(backbones.BACKBONES)] + [("vgg16", "rescale")])
 def test_rebuilt_model_has_plain_layers_and_the_same_outputs(backbone, mode):
-    base = backbones.build_base(BackboneConfig(name=backbone, weights="none"), 32)
+    size = max(32, backbones.get_spec(backbone).min_size)
+    base = backbones.build_base(BackboneConfig(name=backbone, weights="none"), size)
     head = modeling.build_head(tuple(base.output.shape[1:]), 3, HeadConfig(dense_units=8))
-    model = modeling.assemble_full_model(base, head, backbone, mode, 32)
-    portable = portable_model(model, 32)  # raises if its outputs differ from the model's
+    model = modeling.assemble_full_model(base, head, backbone, mode, size)
+    portable = portable_model(model, size)  # raises if its outputs differ from the model's
     names = [l.name for l in portable.layers]
     assert all(type(l).__module__.startswith("keras") for l in portable.layers)
-    # EfficientNet's preprocess_input is the identity (it normalises inside the base): no layer for it
-    assert ("preprocess" in names) == (backbone != "efficientnet_b0")
-    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    # a base that normalises inside (EfficientNet, ConvNeXt, MobileNetV3): the studio's layer is the identity, no layer for it
+    assert ("preprocess" in names) == (not backbones.get_spec(backbone).includes_preprocessing)
+    x = np.random.default_rng(0).integers(0, 256, (2, size, size, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(portable(x)), np.asarray(model(x)), atol=1e-4)
 
 
