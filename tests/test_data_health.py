@@ -261,23 +261,14 @@ def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, tmp_path, capsys, f
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0]
 
 
-def test_photos_kept_in_curation_are_not_proposed(tiny_dataset, tmp_path, capsys):
-    from engine import cli
+def test_photos_kept_in_curation_are_not_proposed(tiny_dataset, monkeypatch):
     from engine.cli import data_health as cmd
+    from engine.data import curation
 
-    assert cmd.kept_paths(str(tiny_dataset)) == set()  # nothing kept yet (or no curation module yet)
-    curation = pytest.importorskip("engine.data.curation", reason="engine/data/curation.py not there yet")
-    copy = tiny_dataset / "train" / "cats" / "copy.png"
-    shutil.copyfile(tiny_dataset / "train" / "cats" / "cats_0.png", copy)
-    argv = ["data-health", "--data", str(tiny_dataset), "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--json", "--quiet"]
-    assert cli.main(argv) == 0
-    assert [d["exact"] for d in json.loads(capsys.readouterr().out)["duplicates"]].count(True) == 1
-    curation.keep(str(tiny_dataset), [str(copy)])
-    assert cmd.kept_paths(str(tiny_dataset)) == {str(copy)}
-    assert cli.main(argv) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert not any(d["exact"] for d in doc["duplicates"]) and doc["summary"]["excluded"] == 1
+    assert cmd.kept_paths(str(tiny_dataset)) == set()  # nothing kept yet
+    photo = tiny_dataset / "train" / "cats" / "cats_0.png"
+    curation.keep(str(tiny_dataset), [str(photo)])
+    assert cmd.kept_paths(str(tiny_dataset)) == {str(photo)}
 
 
 # ---- real photos ----------------------------------------------------------------------------------------------
@@ -400,14 +391,24 @@ def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, tmp_path, capsys, f
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0]
 
 
-def test_photos_kept_in_curation_are_not_proposed(tiny_dataset, monkeypatch):
+def test_photos_kept_in_curation_are_not_proposed(tiny_dataset, tmp_path, capsys):
+    from engine import cli
     from engine.cli import data_health as cmd
 
     assert cmd.kept_paths(str(tiny_dataset)) == set()  # nothing kept yet (or no curation module yet)
-    curation = pytest.importorskip("engine.data.curation", reason="engine/data/curation.py not there yet")
-    photo = tiny_dataset / "train" / "cats" / "cats_0.png"
-    curation.keep(str(tiny_dataset), [str(photo)])
-    assert cmd.kept_paths(str(tiny_dataset)) == {str(photo)}
+    from engine.data import curation
+
+    copy = tiny_dataset / "train" / "cats" / "copy.png"
+    shutil.copyfile(tiny_dataset / "train" / "cats" / "cats_0.png", copy)
+    argv = ["data-health", "--data", str(tiny_dataset), "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
+            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--json", "--quiet"]
+    assert cli.main(argv) == 0
+    assert [d["exact"] for d in json.loads(capsys.readouterr().out)["duplicates"]].count(True) == 1
+    curation.keep(str(tiny_dataset), [str(copy)])
+    assert cmd.kept_paths(str(tiny_dataset)) == {str(copy)}
+    assert cli.main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert not any(d["exact"] for d in doc["duplicates"]) and doc["summary"]["excluded"] == 1
 
 
 @pytest.mark.real_data
