@@ -36,7 +36,7 @@ def make_pets(data_dir):
 
 
 @pytest.mark.timeout(900)
-def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_cell_shows_its_photos(server, camera_page, tmp_path):
+def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_cell_shows_its_photos(server, camera_page, tmp_path):  # noqa: F811
     require_assets()
     root, odd = make_pets(tmp_path / "data")
     page = camera_page

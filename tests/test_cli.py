@@ -218,7 +218,6 @@ def test_bench_needs_the_split_layout(tmp_path, capsys):
 @pytest.mark.slow
 def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model(tiny_dataset, tmp_path, capsys):
     import signal
-    import time
 
     import keras
     import numpy as np

@@ -31,7 +31,7 @@ def subset(tmp_path_factory):
 
 
 def real_config(approach, subset, **fit):
-    from tests.conftest import ASSETS, require_assets
+    from tests.conftest import ASSETS
 
     cfg = default_config(approach)
     cfg.data.path = str(subset)

@@ -1,7 +1,6 @@
 """What a user sees on the training forms and the sidebar (AppTest): weights that cannot train, visible
 range errors, values that survive a page switch and a refresh, one augmentation state for every page."""
 
-import os
 
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -77,7 +77,7 @@ def test_seeds_double_train_cancel_and_stop_each_show_what_the_runner_has(held_j
     until(lambda: first.state == "running")
     at.run()
     assert not at.exception, at.exception
-    assert any(c.startswith(f"Dataset: **") and first.id in c and "(seed 42, 1 of 2)" in c for c in captions(at))
+    assert any(c.startswith("Dataset: **") and first.id in c and "(seed 42, 1 of 2)" in c for c in captions(at))
     assert at.button(key=f"stop_{first.id}")  # the running job on top, with its Stop
     assert f"Queued 1/1 (seed 43, 2 of 2): run {second.id}, starts when the job before it ends" in captions(at)
 

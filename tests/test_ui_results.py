@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, make_image, make_split_dataset
+from tests.conftest import ROOT, make_split_dataset
 
 
 @pytest.fixture(autouse=True)
