@@ -38,9 +38,10 @@ import hmac
 import html
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 from engine import settings
+from ui.redirects import BadRequest, _header_value, _refuse_controls, safe_target  # noqa: F401  (tests read them here)
 
 TOKEN_ENV = settings.TOKEN
 COOKIE = "tls_access"
@@ -53,21 +54,6 @@ UPLOAD_PATH = re.compile(r"^/_stcore/upload_file/(?P<session>[^/]+)/[^/]+$")
 MAX_LOGIN_BODY = 4096  # a token and a path; anything longer is not a login
 WRONG = "That access token is not right; ask whoever runs this dashboard for it."
 BAD_REQUEST = b"Bad request: the address holds characters this server does not take."
-# What a URL parser strips from the ends (C0 controls and space) and drops anywhere (tab, CR, LF):
-# the WHATWG URL standard, which Chromium and Firefox follow.
-_ENDS = "".join(map(chr, range(0x21)))
-_DROPPED = str.maketrans("", "", "\t\r\n")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Kept as they are in a re-emitted path/query: RFC 3986 unreserved and sub-delims, ':@/' and '%'
-# (existing escapes stay escapes); everything else, non-ASCII included, is percent-encoded.
-_PATH_SAFE = "/-._~!$&'()*+,;=:@%"
-_QUERY_SAFE = _PATH_SAFE + "?"
-
-
-class BadRequest(ValueError):
-    """The request cannot be answered without copying control characters or unreadable bytes: 400."""
-
-
 def _mac(token: str, purpose: bytes) -> str:
     return hmac.new(token.encode(), purpose, hashlib.sha256).hexdigest()
 
@@ -113,34 +99,6 @@ input{{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}}button{{ma
 <form method="post" action="{LOGIN_PATH}"><input type="hidden" name="next" value="{html.escape(next_path)}">
 <label>Access token <input type="password" name="token" autofocus autocomplete="current-password"></label>
 <button type="submit">Open</button></form></body></html>""".encode()
-
-
-def safe_target(target: str) -> str:
-    """A redirect target on this server built from `target`, or "/": what a browser would do with it is decided first.
-
-    A browser drops tab/CR/LF anywhere in a URL, strips C0 controls and spaces at its ends and reads
-    backslashes as slashes, so "/\\t/evil", " //evil" and "/\\evil" all mean "//evil", another host. The
-    cleaned target must be a path with no scheme and no host; only its path and query are re-emitted,
-    percent-encoded, so the result is printable ASCII starting with exactly one "/".
-    """
-    cleaned = target.strip(_ENDS).translate(_DROPPED).replace("\\", "/")
-    if not cleaned.startswith("/") or cleaned.startswith("//"):  # "///host" is a host to a browser, too
-        return "/"
-    try:
-        parts = urlsplit(cleaned)
-    except ValueError:  # e.g. "//[evil": an unparsable host is no path of ours either
-        return "/"
-    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
-        return "/"
-    path = quote(parts.path, safe=_PATH_SAFE)
-    query = quote(parts.query, safe=_QUERY_SAFE)
-    return path + ("?" + query if query else "")
-
-
-def _refuse_controls(*texts: str) -> None:
-    """A login target holding control characters is no link a browser sends: 400, nothing copied."""
-    if any(_CONTROL.search(t) for t in texts):
-        raise BadRequest("control characters in the address")
 
 
 class AccessGate:
@@ -255,13 +213,6 @@ def _request_headers(scope) -> list[tuple[bytes, bytes]]:
     if not all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in pairs):
         raise BadRequest("unreadable headers")
     return [(k, v) for k, v in pairs if k.lower() != PASS_HEADER.encode()]
-
-
-def _header_value(text: str) -> bytes:
-    """A response header value: printable ASCII only, else BadRequest (a 400, never a server traceback)."""
-    if _CONTROL.search(text) or not text.isascii():
-        raise BadRequest("a header value would hold control or non-ASCII characters")
-    return text.encode("ascii")
 
 
 async def _bad_request(scope, send) -> None:
