@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from engine.cli.flags import add_run_arguments, add_settings_flags, build_config, read_config_file, settings_from
-from engine.cli.train import StopFlag, print_progress
+from engine.cli.feature_map import pass_progress
+from engine.cli.train import StopFlag
 from engine.config import ConfigError, dumps
 from engine.data.sample import resolve_data_path
 from engine.store.outputs import add_output, output_of
@@ -37,23 +38,6 @@ def kept_paths(root: str) -> set[str]:
     return set(kept(root))
 
 
-def _progress(quiet: bool):
-    """Status lines as `run` prints them, and the base's passes at every quarter (as feature-map's)."""
-    if quiet:
-        return lambda e: None
-    status = print_progress("data-health")
-
-    def progress(event: dict) -> None:
-        if event["type"] == "features":
-            done, total = event["done"], event["total"]
-            if done == total or done * 4 // total != (done - 1) * 4 // total:  # a line at each quarter
-                print(f"[data-health] {event['split']}: {done}/{total} images through the base", file=sys.stderr, flush=True)
-        else:
-            status(event)
-
-    return progress
-
-
 def cmd_data_health(args) -> int:
     from engine.training.approaches import prepare_data
     from engine.training.data_health import data_health
@@ -73,7 +57,7 @@ def cmd_data_health(args) -> int:
     stop.install()
     try:
         doc = data_health(cfg, data, folds=settings.folds, similarity=settings.similarity, exclude=kept_paths(data.report.root),
-                          progress=_progress(args.quiet), should_stop=stop, runs_dir=args.runs_dir, cache_dir=args.cache_dir)
+                          progress=pass_progress("data-health", args.quiet), should_stop=stop, runs_dir=args.runs_dir, cache_dir=args.cache_dir)
     except TrainingStopped:
         print("[data-health] stopped by request", file=sys.stderr)
         return 1

@@ -24,17 +24,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_feature_map)
 
 
-def _progress(quiet: bool):
-    """Status lines as `run` prints them, and the base's passes at every quarter (the job panel shows the last line)."""
+def pass_progress(label: str, quiet: bool):
+    """Status lines as `run` prints them, and the base's passes at every quarter (the job panel shows the last line);
+    `feature-map` and `data-health` print the same way under their own label."""
     if quiet:
         return lambda e: None
-    status = print_progress("feature-map")
+    status = print_progress(label)
 
     def progress(event: dict) -> None:
         if event["type"] == "features":
             done, total = event["done"], event["total"]
             if done == total or done * 4 // total != (done - 1) * 4 // total:  # not every batch: a line at each quarter
-                print(f"[feature-map] {event['split']}: {done}/{total} images through the base", file=sys.stderr, flush=True)
+                print(f"[{label}] {event['split']}: {done}/{total} images through the base", file=sys.stderr, flush=True)
         else:
             status(event)
 
@@ -62,7 +63,7 @@ def cmd_feature_map(args) -> int:
     stop = StopFlag()
     stop.install()
     try:
-        doc = feature_map(cfg, data, run_id=args.run, limit=args.limit, method=args.method, progress=_progress(args.quiet), should_stop=stop,
+        doc = feature_map(cfg, data, run_id=args.run, limit=args.limit, method=args.method, progress=pass_progress("feature-map", args.quiet), should_stop=stop,
                           runs_dir=args.runs_dir, cache_dir=args.cache_dir)
     except TrainingStopped:
         print("[feature-map] stopped by request", file=sys.stderr)
