@@ -59,6 +59,9 @@ def add_bench_arguments(p) -> None:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="none", help="imagenet | none | PATH (speed does not depend on the values)")
     p.add_argument("--quick", action="store_true", help="time a few batches of each stage and extrapolate (< 5 min)")
+    p.add_argument("--backbones", metavar="all|NAME,NAME", default="",
+                   help="instead: time every (or the named) backbone's forward pass at its default size, random weights "
+                        "(the README's table; --raw-seconds per backbone)")
 
 
 def _peak_rss_mb() -> float:
@@ -191,7 +194,10 @@ def cmd_bench(args) -> int:
     from engine.config import BackboneConfig, default_config
     from engine.data.layout import DatasetError
     from engine.data.sample import resolve_data_path
+    from engine.training.bench_backbones import run_backbone_bench
 
+    if args.backbones:
+        return _report(args, run_backbone_bench(args.backbones, raw_seconds(args)))
     started = time.perf_counter()
     load_before = os.getloadavg()
     path = resolve_data_path(args.data)
@@ -233,11 +239,16 @@ def cmd_bench(args) -> int:
     out["peak_rss_mb"] = max(peak_before_ours, _peak_rss_mb())  # the whole process
     out["bench_seconds"] = time.perf_counter() - started
     out["load_average"] = {"start": load_before[0], "end": os.getloadavg()[0]}  # > cores: something else was running
-    text = dumps(_rounded(out), indent=2)
-    print(text)
+    return _report(args, _rounded(out))
+
+
+def _report(args, out: dict) -> int:
+    """Prints the JSON and writes it to --json (claimed before any work by the output gate, cli.main)."""
     from engine.store.outputs import output_of
 
-    report = output_of(args, "--json")  # claimed before any work by the output gate (cli.main)
+    text = dumps(out, indent=2)
+    print(text)
+    report = output_of(args, "--json")
     if report:
         report.write_bytes(text.encode())
     return 0
