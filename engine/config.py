@@ -61,7 +61,7 @@ class DataConfig:
 class BackboneConfig:
     name: str = knob("mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES", flag="backbone")  # choices live in the registry
     weights: str = knob("imagenet", "'imagenet' (Keras download/cache), 'none', or a path to a weights file")  # never empty
-    alpha: float = knob(1.0, "width multiplier, MobileNet family only", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
+    alpha: float = knob(1.0, "width multiplier, for backbones with widths (MobileNet v1 and v2)", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
     # square input side in pixels; 0 = the backbone's default, else 32-512 (each backbone's own limit: backbones.py)
     image_size: int = knob(0, "square input side in pixels; 0 = the backbone's default (32 at least)", min=0, integer=True)
     preprocessing: str = knob("backbone", "'backbone' = its own preprocess_input; 'rescale' = the lecture's 1/255 preset",

@@ -61,9 +61,9 @@ def test_backbone_row_contract(name, tmp_path):
                 if l.name in top_names and l.weights and not isinstance(l, keras.layers.BatchNormalization)}
     assert trainable and trainable == expected
     # ... and the trainable top in training mode keeps every norm in inference mode: the same outputs, the
-    # BatchNorm statistics as they were (LayerNorm has none: it computes the same in both modes). Keras 3's
-    # fit overrides build_top's training=False, so stochastic depth (EfficientNet's block dropouts) is on
-    # in training: switched off here, it is no norm.
+    # BatchNorm statistics as they were (LayerNorm has none: it computes the same in both modes). The trained
+    # block's dropouts (EfficientNet's stochastic depth) are on in training, by design (modeling.build_top):
+    # switched off here, they are no norm.
     head = modeling.build_head(tuple(out[1:]), 3, HeadConfig(dense_units=8, dropout=0.0))
     top = modeling.build_top(split, head)
     for layer in base.layers:
@@ -272,3 +272,14 @@ def test_offline_imagenet_points_at_a_matching_local_file(monkeypatch, tmp_path)
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(WeightsUnavailable, match="A matching local file exists: .*mobilenet_v2_1.0_imagenet_no_top.weights.h5"):
         build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 160)
+
+
+def test_a_row_with_widths_tells_them_apart_by_kernel_shapes_its_base_really_has():
+    for spec in BACKBONES.values():
+        assert bool(spec.width_kernels) == spec.has_alpha, spec.name  # sweeps check a weights file's width by them
+        for alpha in spec.alphas[:1] + spec.alphas[-3:-2]:  # 1.0 and one other width per row
+            base = build_base(BackboneConfig(name=spec.name, alpha=alpha, weights="none"), 96)
+            kernels = {tuple(w.shape) for w in base.weights if len(w.shape) == 4}
+            assert set(spec.width_kernels(alpha)) <= kernels, (spec.name, alpha)
+            others = [a for a in spec.alphas if a != alpha]
+            assert all(not set(spec.width_kernels(a)) <= kernels for a in others), (spec.name, alpha)

@@ -187,18 +187,12 @@ def _check_imagenet(b: BackboneConfig, size: int) -> None:
         raise backbones.WeightsUnavailable(backbones._offline_message(b, size, offline))
 
 
-def _width_signature(name: str, alpha: float) -> tuple[tuple, tuple] | None:
-    """Two kernel shapes a MobileNet's conv base has at width `alpha`, as keras.applications builds it (its stem
-    conv, and a late 1x1 conv whose shape no other width shares); None for a backbone without a width multiplier."""
-    if name == "mobilenet_v2":
-        def divisible(v: float) -> int:  # keras.applications.mobilenet_v2._make_divisible(v, 8)
-            new = max(8, int(v + 4) // 8 * 8)
-            return new + 8 if new < 0.9 * v else new
+def _width_signature(name: str, alpha: float) -> tuple | None:
+    """The row's kernel shapes that tell its widths apart (backbones.BackboneSpec.width_kernels); None without widths."""
+    from engine.models import backbones
 
-        return (3, 3, 3, divisible(32 * alpha)), (1, 1, 6 * divisible(int(160 * alpha)), divisible(int(320 * alpha)))  # block 16's projection
-    if name == "mobilenet":
-        return (3, 3, 3, int(32 * alpha)), (1, 1, int(1024 * alpha), int(1024 * alpha))  # conv_pw_13
-    return None
+    kernels = backbones.get_spec(name).width_kernels
+    return kernels(alpha) if kernels else None
 
 
 def weights_file_problem(b: BackboneConfig, path: str) -> str:

@@ -58,6 +58,20 @@ def _mobilenet_v2_file(alpha: float, rows: int) -> str:
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
 
 
+def _mobilenet_v2_kernels(alpha: float) -> tuple[tuple, tuple]:
+    """Two kernel shapes MobileNetV2's base has at width `alpha` (its stem, block 16's projection), no other width's."""
+    def divisible(v: float) -> int:  # keras.applications.mobilenet_v2._make_divisible(v, 8)
+        new = max(8, int(v + 4) // 8 * 8)
+        return new + 8 if new < 0.9 * v else new
+
+    return (3, 3, 3, divisible(32 * alpha)), (1, 1, 6 * divisible(int(160 * alpha)), divisible(int(320 * alpha)))
+
+
+def _mobilenet_v1_kernels(alpha: float) -> tuple[tuple, tuple]:
+    """Two kernel shapes MobileNet v1's base has at width `alpha` (its stem, conv_pw_13), no other width's."""
+    return (3, 3, 3, int(32 * alpha)), (1, 1, int(1024 * alpha), int(1024 * alpha))
+
+
 def _name_xception_adds(base) -> None:
     """Names Xception's residual adds block2_add .. block13_add (Keras leaves them add, add_1, ... numbered
     per process), so its top-block cuts are stable layer names. Adds hold no weights: files still load."""
@@ -87,8 +101,9 @@ class BackboneSpec:
     builder_kwargs: tuple[tuple[str, object], ...] = ()  # extra keyword arguments of the builder
     post_build: Callable | None = None  # fixes a built base in place (stable layer names)
     note: str = ""  # one line for the page
-    cpu_images_per_s: float = 0.0  # forward pass at default_size, random weights, batch 32, this project's 2-core CPU (README)
+    cpu_images_per_s: float = 0.0  # forward pass at default_size, random weights, batch 32, this project's 2-core CPU: `bench --backbones`
     family: str = ""  # our documented local file name's stem, <family>_<alpha>_imagenet_no_top.weights.h5 ("" = name)
+    width_kernels: Callable[[float], tuple] | None = None  # kernel shapes that tell a weights file's width (alpha) apart
 
     def cut_for(self, unfreeze_blocks: int) -> str:
         """The layer below the `unfreeze_blocks` top blocks (capped at the blocks this backbone lists)."""
@@ -125,48 +140,50 @@ BACKBONES: dict[str, BackboneSpec] = {
     for s in (
         BackboneSpec("vgg16", "VGG16 (the lecture's)", "VGG16", "vgg16", 150, ("block4_pool", "block3_pool", "block2_pool"),
                      "block5_conv3", _fixed("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="The lecture's network: plain 3x3 convolutions, large and slow on CPU.", cpu_images_per_s=3.5),
+                     note="The lecture's network: plain 3x3 convolutions, large and slow on CPU.", cpu_images_per_s=11.3),
         BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", "MobileNetV2", "mobilenet_v2", 160,
                      ("block_15_add", "block_14_add", "block_13_project_BN"), "out_relu", _mobilenet_v2_file,
-                     alphas=(1.0, 0.75, 0.5, 0.35, 1.3, 1.4), note="Inverted residuals; the studio's default.", cpu_images_per_s=45.0),
+                     alphas=(1.0, 0.75, 0.5, 0.35, 1.3, 1.4), width_kernels=_mobilenet_v2_kernels,
+                     note="Inverted residuals; the studio's default.", cpu_images_per_s=136),
         BackboneSpec("mobilenet", "MobileNet v1", "MobileNet", "mobilenet", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu"),
                      "conv_pw_13_relu", _mobilenet_v1_file, alphas=(1.0, 0.75, 0.5, 0.25), family="mobilenet_v1",
-                     note="Depthwise-separable convolutions, no residuals.", cpu_images_per_s=47.0),
+                     width_kernels=_mobilenet_v1_kernels,
+                     note="Depthwise-separable convolutions, no residuals.", cpu_images_per_s=143),
         BackboneSpec("resnet50", "ResNet50", "ResNet50", "resnet50", 224, ("conv4_block6_out", "conv3_block4_out"),
                      "conv5_block3_out", _fixed("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Residual bottlenecks, caffe preprocessing.", cpu_images_per_s=3.1),
+                     note="Residual bottlenecks, caffe preprocessing.", cpu_images_per_s=15.4),
         BackboneSpec("efficientnet_b0", "EfficientNetB0", "EfficientNetB0", "efficientnet", 224, ("block6d_add", "block5c_add", "block4c_add"),
                      "top_activation", _fixed("efficientnetb0_notop.h5"), includes_preprocessing=True,
-                     note="Compound-scaled MBConv; normalises inside its own graph.", cpu_images_per_s=6.4),
+                     note="Compound-scaled MBConv; normalises inside its own graph.", cpu_images_per_s=33),
         BackboneSpec("mobilenet_v3_small", "MobileNetV3Small", "MobileNetV3Small", "mobilenet_v3", 224,
                      ("expanded_conv_9_add", "expanded_conv_8_project_bn", "expanded_conv_7_add"), "",
                      _fixed("weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"), includes_preprocessing=True,
-                     builder_kwargs=_INCLUDED, note="Smallest and fastest; rescales inside its own graph.", cpu_images_per_s=78.0),
+                     builder_kwargs=_INCLUDED, note="Smallest and fastest; rescales inside its own graph.", cpu_images_per_s=308),
         BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", "MobileNetV3Large", "mobilenet_v3", 224,
                      ("expanded_conv_13_add", "expanded_conv_12_project_bn", "expanded_conv_11_add"), "",
                      _fixed("weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"), includes_preprocessing=True,
-                     builder_kwargs=_INCLUDED, note="MobileNetV2's successor: squeeze-excite, hard-swish.", cpu_images_per_s=16.0),
+                     builder_kwargs=_INCLUDED, note="MobileNetV2's successor: squeeze-excite, hard-swish.", cpu_images_per_s=91.4),
         BackboneSpec("resnet50_v2", "ResNet50V2", "ResNet50V2", "resnet_v2", 224, ("conv4_block6_out", "conv3_block4_out"),
                      "post_relu", _fixed("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Pre-activation residuals, [-1, 1] inputs.", cpu_images_per_s=4.8),
+                     note="Pre-activation residuals, [-1, 1] inputs.", cpu_images_per_s=16.5),
         BackboneSpec("densenet121", "DenseNet121", "DenseNet121", "densenet", 224, ("pool4_pool", "pool3_pool", "pool2_pool"),
                      "relu", _fixed("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Dense connections: few parameters, many layers.", cpu_images_per_s=3.1),
+                     note="Dense connections: few parameters, many layers.", cpu_images_per_s=14.6),
         BackboneSpec("efficientnet_v2_b0", "EfficientNetV2B0", "EfficientNetV2B0", "efficientnet_v2", 224,
                      ("block5e_add", "block4c_add", "block3b_add"), "top_activation", _fixed("efficientnetv2-b0_notop.h5"),
                      includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="Fused-MBConv early stages; normalises inside.", cpu_images_per_s=14.0),
+                     note="Fused-MBConv early stages; normalises inside.", cpu_images_per_s=56.5),
         BackboneSpec("xception", "Xception", "Xception", "xception", 299, ("block13_add", "block12_add", "block11_add"),
                      "block14_sepconv2_act", _fixed("xception_weights_tf_dim_ordering_tf_kernels_notop.h5"), min_size=71,
-                     post_build=_name_xception_adds, note="Depthwise-separable Inception; 71 px at least.", cpu_images_per_s=1.2),
+                     post_build=_name_xception_adds, note="Depthwise-separable Inception; 71 px at least.", cpu_images_per_s=5.62),
         BackboneSpec("convnext_tiny", "ConvNeXtTiny", "ConvNeXtTiny", "convnext", 224,
                      ("convnext_tiny_downsampling_block_2", "convnext_tiny_downsampling_block_1", "convnext_tiny_downsampling_block_0"),
                      "", _fixed("convnext_tiny_notop.h5"), includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="A modernised ResNet (LayerNorm, GELU); top block = last stage.", cpu_images_per_s=0.8),
+                     note="A modernised ResNet (LayerNorm, GELU); top block = last stage.", cpu_images_per_s=2.9),
         BackboneSpec("efficientnet_v2_s", "EfficientNetV2S", "EfficientNetV2S", "efficientnet_v2", 384,
                      ("block5i_add", "block4f_add", "block3d_add"), "top_activation", _fixed("efficientnetv2-s_notop.h5"),
                      includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="Accurate, heavy on CPU; trained at 384 px.", cpu_images_per_s=0.4),
+                     note="Accurate, heavy on CPU; trained at 384 px.", cpu_images_per_s=4.56),
     )
 }
 
