@@ -75,3 +75,29 @@ def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp
     assert run["wall_seconds"] > 0  # what Compare sets the estimate against
     assert main(["estimate", *args[:2], "--approach", "all"]) == 2
     assert "one approach at a time" in capsys.readouterr().err
+
+
+def test_the_calibration_key_holds_the_width_wherever_the_row_has_widths():
+    from engine.config import default_config
+
+    def key(name, alpha):
+        cfg = default_config("feature_extraction")
+        cfg.backbone.name, cfg.backbone.alpha = name, alpha
+        return estimate.base_key(cfg, 96, "float32")
+
+    assert key("mobilenet_v2", 0.35) != key("mobilenet_v2", 1.0)  # another width is another base: measured apart
+    assert key("mobilenet", 0.5) != key("mobilenet", 1.0)
+    assert key("resnet50", 0.35) == key("resnet50", 1.0)  # no widths: the setting is ignored by the builder
+
+
+def test_the_floor_before_measuring_prices_the_uncached_passes_at_the_rows_speed(tiny_dataset, tmp_path):
+    from engine.models import backbones
+
+    cfg = tiny_config("feature_extraction", tiny_dataset)
+    data = prepare_data(tiny_dataset)
+    floor = estimate.forward_floor(cfg, data, tmp_path / "cache")
+    spec = backbones.get_spec(cfg.backbone.name)
+    size = backbones.image_size_for(cfg.backbone)
+    assert floor["images"] == sum(len(s) for s in data.splits.values())  # nothing cached: every split once
+    assert floor["images_per_s"] == pytest.approx(spec.cpu_images_per_s * (spec.default_size / size) ** 2, rel=1e-3)
+    assert floor["floor_s"] == pytest.approx(floor["images"] / floor["images_per_s"], abs=0.06)  # rounded to 0.1 s

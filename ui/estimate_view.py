@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import StudioError
-from engine.training.estimate import CalibrationMissing, calibration_stamp, estimate_run
+from engine.training.estimate import CalibrationMissing, calibration_stamp, estimate_run, forward_floor
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -20,7 +20,10 @@ def _estimate(cfg_json: str, data_path: str, fractions: tuple, seed: int, cache_
     from engine.config import RunConfig
 
     data = prepare_data(data_path, fractions, seed)
-    return estimate_run(RunConfig.from_json(cfg_json), data, cache_dir, calibrate=False)  # `calibrated`: the cache key only
+    try:
+        return estimate_run(RunConfig.from_json(cfg_json), data, cache_dir, calibrate=False)  # `calibrated`: the cache key only
+    except CalibrationMissing:
+        return {"floor": forward_floor(RunConfig.from_json(cfg_json), data, cache_dir)}
 
 
 def show_estimate(cfg, runner, key: str) -> dict | None:
@@ -29,17 +32,24 @@ def show_estimate(cfg, runner, key: str) -> dict | None:
     try:
         est = _estimate(cfg.to_json(), d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed,
                         runner.cache_dir, calibration_stamp(runner.cache_dir))
-    except CalibrationMissing:
-        job = runner.submit_tool("estimate", cfg)
-        st.session_state[key] = job.id
-        st.caption("This machine has not been measured for this backbone and size yet: measuring it in the job queue "
-                   "(tens of seconds, once); the estimate shows here when that job ends.")
-        return None
     except StudioError as exc:
         st.caption(f"No estimate: {exc}")
         return None
+    if "floor" in est:  # not measured here yet: a floor from the backbone's speed now, the estimate from a queued job
+        job = runner.submit_tool("estimate", cfg)
+        st.session_state[key] = job.id
+        st.caption(_floor_text(est["floor"]) + " Measuring this machine for the full estimate in the job queue "
+                   "(tens of seconds, once); it shows here when that job ends.")
+        return None
     _caption(est)
     return est
+
+
+def _floor_text(floor: dict) -> str:
+    if not floor["images"]:
+        return "Every feature pass is already cached."
+    return (f"At least {_human(floor['floor_s'])}: the base's passes over {floor['images']} images at ~{floor['images_per_s']:g} "
+            f"images/s ({floor['backbone']}'s measured speed, scaled to {floor['image_size']} px), epochs on top.")
 
 
 def show_measured_estimate(runner, key: str) -> None:

@@ -85,7 +85,8 @@ def _write_calibrations(cache_dir, table: dict) -> None:
 
 def base_key(cfg: RunConfig, image_size: int, precision: str) -> str:
     b = cfg.backbone
-    return f"{b.name}|{b.alpha if b.name == 'mobilenet' else 1.0}|{image_size}|{precision}|{_machine()}"
+    alpha = b.alpha if backbones.get_spec(b.name).has_alpha else 1.0  # a width is part of the base only where the row has widths
+    return f"{b.name}|{alpha}|{image_size}|{precision}|{_machine()}"
 
 
 def head_key(cfg: RunConfig, cut: str, num_classes: int) -> str:
@@ -285,6 +286,26 @@ def estimate_run(cfg: RunConfig, data, cache_dir=None, calibrate: bool = True, r
         "assumes": "every epoch runs (no early stopping); this machine's current load",
         "calibration": {k: cal[k] for k in ("forward_ips", "augmented_ips", "save_s", "measured")},
     }
+
+
+def forward_floor(cfg: RunConfig, data, cache_dir=None, runs_dir=None) -> dict:
+    """A first guess before this machine is measured: the frozen base's passes alone, from the row's speed.
+
+    The row's `cpu_images_per_s` (bench --backbones, at its default size) is scaled by pixel count to
+    the run's size; the passes are the plan's (what the cache already holds is skipped). Epochs,
+    decoding and saving come on top, so this is a floor: "at least", never the estimate itself.
+    """
+    from engine.models.precision import resolve_precision
+
+    validate(cfg)
+    spec = backbones.get_spec(cfg.backbone.name)
+    image_size = backbones.image_size_for(cfg.backbone)
+    precision = resolve_precision(cfg.compute.precision)
+    plan = RunPlan.for_data(cfg, data, image_size, _weights_id(cfg, runs_dir), precision)
+    images = sum(plan.sizes[p.split] for p, cached in _planned_passes(plan, cache_dir) if not cached)
+    ips = spec.cpu_images_per_s * (spec.default_size / image_size) ** 2
+    return {"backbone": spec.name, "image_size": image_size, "images": images, "images_per_s": round(ips, 1),
+            "floor_s": round(images / ips, 1) if ips > 0 else None}
 
 
 def _breakdown(plan: RunPlan, cal: dict, passes: list, data, cache_dir=None) -> tuple[dict[str, float], set[str]]:
