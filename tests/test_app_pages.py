@@ -186,6 +186,19 @@ def test_offline_imagenet_is_explained_at_the_top_of_the_sidebar_and_blocks_trai
         sidebar.weights_default.clear()
 
 
+def test_the_size_slider_spans_the_chosen_backbones_own_range():
+    at = page("pages/data_overview.py")
+    at.run()
+    at.sidebar.slider(key="sb_image_size").set_value(40).run()
+    at.sidebar.selectbox(key="sb_backbone").set_value("xception").run()  # its minimum is 71 px
+    assert not at.exception, at.exception
+    slider = at.sidebar.slider(key="sb_image_size")
+    assert (slider.min, slider.max, slider.value) == (71, 512, 71)  # the kept 40 px moved into Xception's range
+    at.sidebar.selectbox(key="sb_backbone").set_value("efficientnet_v2_s").run()
+    at.sidebar.slider(key="sb_image_size").set_value(384).run()  # its default, above the old fixed 320 px limit
+    assert at.sidebar.slider(key="sb_image_size").value == 384 and not at.exception
+
+
 def test_sidebar_settings_round_trip_through_the_url():
     at = page("pages/data_overview.py")
     at.query_params["weights"] = "None (random)"  # a link made before the option keys still works

@@ -52,7 +52,7 @@ def _restore() -> None:
             except ValueError:
                 pass  # a hand-edited URL never breaks the page
         if key == "sb_image_size":
-            value = min(max(value, 32), 320)
+            value = min(max(value, 32), max(s.max_size for s in backbones.BACKBONES.values()))  # the row's own range: render_sidebar
         st.session_state[key] = value
     if fresh:  # offline-first: a local weights file found in the known places becomes the default
         found = _found_here()
@@ -122,12 +122,12 @@ def split_fractions() -> tuple[float, float, float]:
 def speed_label(name: str) -> str:
     """The row's note and measured CPU speed (forward pass at its default size, random weights, 2 cores)."""
     spec = backbones.BACKBONES[name]
-    return f"{spec.note} ~{spec.cpu_images_per_s:.0f} images/s on a 2-core CPU at {spec.default_size} px."
+    return f"{spec.note} ~{spec.cpu_images_per_s:.3g} images/s on a 2-core CPU at {spec.default_size} px."
 
 
 def speeds_help() -> str:
     """Every backbone's measured speed, for the selectbox's tooltip."""
-    rows = [f"{s.title}: ~{s.cpu_images_per_s:.0f} images/s at {s.default_size} px" for s in backbones.BACKBONES.values()]
+    rows = [f"{s.title}: ~{s.cpu_images_per_s:.3g} images/s at {s.default_size} px" for s in backbones.BACKBONES.values()]
     return "Forward pass on a 2-core CPU (measured, random weights): " + "; ".join(rows) + "."
 
 
@@ -147,8 +147,10 @@ def render_sidebar() -> None:
         sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path", **own("sb_weights_path", fallback=""))
     spec = backbones.get_spec(st.session_state["sb_backbone"])
     sb.caption(speed_label(spec.name))
-    sb.slider("Image size (px)", 32, 320, step=2, key="sb_image_size", help=f"{spec.title} default: {spec.default_size} px",
-              **own("sb_image_size"))
+    size = own("sb_image_size", fallback=spec.default_size)  # the row's range: a value kept from another backbone is moved into it
+    size["value"] = min(max(int(size["value"]), spec.min_size), spec.max_size)
+    sb.slider("Image size (px)", spec.min_size, spec.max_size, step=1, key="sb_image_size",
+              help=f"{spec.title}: default {spec.default_size} px, {spec.min_size}-{spec.max_size} px", **size)
     with sb.expander("Split for flat folders (DATA/<class>/*)"):
         st.slider("Train %", 5, 95, step=5, key="sb_train_pct", **own("sb_train_pct"))
         st.slider("Validation %", 5, 95, step=5, key="sb_val_pct", **own("sb_val_pct"))
