@@ -121,8 +121,11 @@ def build_top(split: SplitBase, head: keras.Model) -> keras.Model:
     """The trainable model: features at the cut -> [top block of the base] -> head."""
     feat_shape = tuple(split.prefix.output.shape[1:])
     inp = keras.Input(shape=feat_shape, name="cut_features")
-    # training=False as in the saved model: the unfrozen block's BatchNorm stays in inference mode.
-    x = inp if split.top_part is None else split.top_part(inp, training=False)
+    # No training=False here: Keras 3's fit passes training=True to every layer of the model it trains
+    # whatever the call says. Norms stay in inference mode because they are frozen (unfreeze_top: a
+    # non-trainable BatchNorm runs in inference mode; LayerNorm has no statistics); the trained block's own
+    # dropouts (EfficientNet's stochastic depth) regularise it as in Keras' fine-tuning guide.
+    x = inp if split.top_part is None else split.top_part(inp)
     return keras.Model(inp, head(x), name="trainable_top")
 
 
