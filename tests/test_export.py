@@ -281,3 +281,20 @@ def test_each_export_agrees_with_the_run_in_a_fresh_process(real_exports, fresh_
         for r in rows:
             for cls, p in r["probabilities"].items():
                 assert p == pytest.approx(original[r["image"]]["probabilities"][cls], abs=1e-4)
+
+
+def test_the_tflite_check_passes_the_same_model_and_refuses_another():
+    import keras
+
+    def tiny(seed):
+        keras.utils.set_random_seed(seed)
+        inp = keras.Input((8, 8, 3))
+        return keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp / 255.0)))
+
+    import tensorflow as tf
+
+    model = tiny(0)
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert export.check_tflite_agreement(content, model, 8) <= 1e-5
+    with pytest.raises(export.ExportError, match="the TFLite file disagrees with the run's model"):
+        export.check_tflite_agreement(content, tiny(1), 8)
