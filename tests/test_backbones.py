@@ -261,17 +261,22 @@ def test_offline_imagenet_names_the_file_and_alternatives(monkeypatch):
     assert "\n" not in msg and "mobilenet_v2_1.0_imagenet_no_top.weights.h5 into $TLS_WEIGHTS_DIR" in msg
 
 
-def test_offline_imagenet_points_at_a_matching_local_file(monkeypatch, tmp_path):
+def test_offline_imagenet_loads_the_matching_local_file(monkeypatch, tmp_path):
+    import numpy as np
     from keras.src.utils import file_utils
 
     def offline(*a, **k):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    (tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"x")
+    saved = build_base(BackboneConfig(name="mobilenet_v2", weights="none"), 96)
+    saved.save_weights(tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5")  # stands in for the real ImageNet file
     monkeypatch.setenv("TLS_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(WeightsUnavailable, match="A matching local file exists: .*mobilenet_v2_1.0_imagenet_no_top.weights.h5"):
-        build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 160)
+    base = build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 96)
+    assert all(np.array_equal(a, b) for a, b in zip(base.get_weights(), saved.get_weights()))
+    (tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"x")  # a broken file there is named
+    with pytest.raises(WeightsUnavailable, match="could not load weights file .*mobilenet_v2_1.0_imagenet_no_top.weights.h5: it is not"):
+        build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 96)
 
 
 def test_a_row_with_widths_tells_them_apart_by_kernel_shapes_its_base_really_has():

@@ -256,9 +256,10 @@ def build_base(cfg: BackboneConfig, image_size: int):
     """Builds the conv base (include_top=False) with the requested weights.
 
     Raises:
-        WeightsUnavailable: ImageNet weights could not be downloaded (offline) or a local
-            file does not fit; the message names the file Keras wanted, where to put it, and
-            the `--weights PATH` / `none` alternatives.
+        WeightsUnavailable: ImageNet weights could not be downloaded (offline) and no local
+            file of them was found (see find_local_weights), or a local file does not fit; the
+            message names the file Keras wanted, where to put it, and the `--weights PATH` /
+            `none` alternatives.
     """
     spec = get_spec(cfg.name)
     weights = resolve_weights(cfg)
@@ -266,7 +267,14 @@ def build_base(cfg: BackboneConfig, image_size: int):
         return _build(spec, cfg.alpha, image_size, weights)
     except Exception as exc:
         if weights == "imagenet":
-            raise WeightsUnavailable(_offline_message(cfg, image_size, exc)) from None
+            local = find_local_weights(cfg.name, cfg.alpha, image_size)
+            if local is None:
+                raise WeightsUnavailable(_offline_message(cfg, image_size, exc)) from None
+            weights = str(local)  # offline: the same ImageNet weights from $TLS_WEIGHTS_DIR / the cache / ./weights
+            try:
+                return _build(spec, cfg.alpha, image_size, weights)
+            except Exception as local_exc:
+                raise WeightsUnavailable(_wrong_file_message(spec, cfg.alpha, image_size, weights, local_exc)) from None
         if weights is not None:
             raise WeightsUnavailable(_wrong_file_message(spec, cfg.alpha, image_size, weights, exc)) from None
         raise
@@ -422,10 +430,8 @@ def default_weights(name: str, alpha: float, image_size: int) -> WeightsDefault:
 def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:
     fname = imagenet_weights_filename(cfg, image_size)
     reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:160]
-    local = find_local_weights(cfg.name, cfg.alpha, image_size)
-    found = f"A matching local file exists: {local}; pass it with --weights PATH. " if local else ""
-    return (
-        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {reason}). {found}"
+    return (  # only when no local file of them exists (build_base loads one if it does)
+        f"ImageNet weights for {cfg.name} could not be downloaded ({type(exc).__name__}: {reason}). "
         f"Keras wanted the file {fname}. Either connect to the internet once (Keras caches it), "
         f"or copy {fname} into {keras_cache_dir()}/ (or {local_weights_names(cfg.name, cfg.alpha)[0]} into ${WEIGHTS_DIR_ENV}), "
         "or pass a local weights file with --weights PATH (or --weights none to train from random initialisation)."
