@@ -20,7 +20,9 @@ def ruff(*args: str) -> subprocess.CompletedProcess:
 
 def test_ruff_check_is_clean():
     done = ruff("check", "--output-format", "concise", ".")
-    assert done.returncode == 0, f"ruff check found problems; fix them (`.venv/bin/ruff check --fix .` does some):\n{done.stdout[-4000:]}"
+    assert done.returncode == 0, (
+        f"ruff check found problems; fix them (`.venv/bin/ruff check --fix .` does some):\n{done.stdout[-4000:]}"
+    )
 
 
 def test_ruff_format_check_is_clean():
