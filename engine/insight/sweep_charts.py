@@ -67,7 +67,11 @@ def line_figure(summary: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=[x], y=[b["mean"]], mode="markers", name="best (validation)",
                                  marker={"symbol": "star", "size": 16, "color": "red"}))
     axis = {"title": _name(k), "type": "log" if _is_rate(k, xs) else ("linear" if numeric else "category")}
-    fig.update_layout(xaxis=axis, yaxis={"title": "validation accuracy"}, height=340, margin={"t": 40, "b": 40},
+    tops = [p["mean"] + (p["std"] or 0) for p in scored] or [1.0]
+    bottoms = [p["mean"] - (p["std"] or 0) for p in scored] or [0.0]
+    pad = max(0.01, (max(tops) - min(bottoms)) * 0.1)
+    yaxis = {"title": "validation accuracy", "range": [max(0.0, min(bottoms) - pad), min(1.0, max(tops) + pad)]}  # never past 1.0
+    fig.update_layout(xaxis=axis, yaxis=yaxis, height=340, margin={"t": 40, "b": 40},
                       title="Validation accuracy, mean ± std over seeds")
     return fig
 
@@ -79,7 +83,8 @@ def _dimension(dotted: str, values: list, order: list) -> dict:
         return {"label": f"{_name(dotted)} (log)", "values": [math.log10(v) for v in values], "tickvals": ticks,
                 "ticktext": [format_value(v) for v in order]}
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in order):
-        return {"label": _name(dotted), "values": list(values)}
+        # Ticks at the sweep's own values, written as typed ("0.6", never ".6"; no 0.45 between two points).
+        return {"label": _name(dotted), "values": list(values), "tickvals": list(order), "ticktext": [format_value(v) for v in order]}
     return {"label": _name(dotted), "values": [order.index(v) for v in values], "tickvals": list(range(len(order))),
             "ticktext": [format_value(v) for v in order]}
 
@@ -90,10 +95,15 @@ def parallel_figure(summary: dict) -> go.Figure:
     dims = [_dimension(d, [t["point"][d] for t in trials], summary["axes"][d]) for d in summary["knobs"]]
     seeds = [t["seed"] if t["seed"] is not None else 0 for t in trials]
     if len(set(seeds)) > 1:
-        dims.append({"label": "seed", "values": seeds})
+        dims.append({"label": "seed", "values": seeds, "tickvals": sorted(set(seeds)), "ticktext": [str(v) for v in sorted(set(seeds))]})
     acc = [t["val_accuracy"] for t in trials]
-    dims.append({"label": "validation accuracy", "values": acc})
-    fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": acc, "colorscale": "Viridis", "showscale": True}))
+    dims.append({"label": "validation accuracy", "values": acc, "tickformat": ".3f"})
+    # Axis names under the axes (labelside): above them they ran into the title ("oout" for dropout); margins wide
+    # enough for the outer axes' names and ticks, and for the colour bar beside the last one.
+    fig = go.Figure(go.Parcoords(dimensions=dims, labelside="bottom", labelfont={"size": 13}, tickfont={"size": 11},
+                                 line={"color": acc, "colorscale": "Viridis", "showscale": True,
+                                       "colorbar": {"title": {"text": "val acc"}, "x": 1.06}}))
     best = summary["points"][summary["best"]]["label"] if summary["best"] is not None else "none yet"
-    fig.update_layout(title=f"Every trial ({len(trials)}); best point on validation: {best}", height=360, margin={"t": 70, "b": 30})
+    fig.update_layout(title={"text": f"Every trial ({len(trials)}); best point on validation: {best}", "y": 0.97, "yanchor": "top"},
+                      height=400, margin={"t": 70, "b": 60, "l": 90, "r": 120})
     return fig
