@@ -74,3 +74,52 @@ def test_an_ended_run_gives_one_time_the_same_as_its_results_with_start_up_apart
     prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 229.4}, "history": {"loss": [1, 2, 3]},
             "status": {}, "elapsed_s": 237.0}
     assert progress_line(job(state="done", ended=1237.0), prog, now=2000.0) == (1.0, "finished: epoch 3/3 · took 229s (+8s start-up)")
+
+
+class HandOverRunner:
+    """A runner whose running job ends, and hands over to the queued one, while its live panel is drawn."""
+
+    def __init__(self):
+        config = {"approach": "feature_extraction", "fit": {"epochs": 3}, "data": {"path": "/d"}}
+        point = '{"fit.learning_rate": 0.0001, "head.dropout": 0.5}'
+        self.first, self.second = (SimpleNamespace(id=f"run-{i}", kind="run", approach="feature_extraction", config=config,
+                                                   state=state, started=1000.0, ended=None, repeat_size=1, repeat_index=0,
+                                                   adopted_owner=None, options={"sweep_point": point})
+                                   for i, state in ((1, "running"), (2, "queued")))
+
+    def jobs(self):
+        return [self.first, self.second]
+
+    def active(self):
+        return [j for j in self.jobs() if j.state in ("running", "queued")]
+
+    def progress(self, job_id):
+        if job_id == self.first.id and self.first.state == "running":  # the runner's thread moves on meanwhile
+            self.first.state, self.first.ended, self.second.state = "done", 1060.0, "running"
+        history = {"loss": [0.9, 0.5], "val_loss": [0.8, 0.6], "accuracy": [0.5, 0.7], "val_accuracy": [0.5, 0.6]}
+        return {"history": history, "metrics": {"state": "stopped", "epochs_total": 3}, "status": {"epochs_total": 3},
+                "elapsed_s": 60.0}
+
+    def log_tail(self, job_id, lines=40):
+        return ""
+
+    def stop(self, job_id):
+        return True
+
+
+def test_a_job_that_ends_while_its_panel_is_drawn_is_drawn_once(monkeypatch, isolated_store):
+    """Queued jobs handing over mid-draw once drew the ended job twice: StreamlitDuplicateElementKey (..._logloss)."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui import resources
+
+    runner = HandOverRunner()
+    monkeypatch.setattr(resources, "job_runner", lambda: runner)
+    at = AppTest.from_string("from ui.job_view import job_panel\njob_panel('feature_extraction')", default_timeout=60)
+    at.session_state["feature_extraction_all_datasets"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.key for t in at.toggle] == ["feature_extraction_run-1_logloss"]  # drawn once, as the running job it was
+    assert runner.second.state == "running"  # drawn as the snapshot had it: queued, with its sweep point
+    assert ("Queued 1/1: run run-2 · sweep point: learning rate 0.0001, dropout 0.5, starts when the job before it ends"
+            in [c.value for c in at.caption])

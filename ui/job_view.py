@@ -8,6 +8,7 @@ the run ends, and "epoch k/N" with N the planned epochs (a run stopped after 1 o
 
 from __future__ import annotations
 
+import json
 import time
 
 import streamlit as st
@@ -103,21 +104,42 @@ def job_panel(approach: str) -> None:
         st.button(f"Stop the{TOOL_LABELS.get(j.kind, ' ' + j.kind)} job {j.id} (started before the dashboard restarted)",
                   key=f"stop_{j.id}", on_click=runner.stop, args=(j.id,))  # its page lost it with the old session
     mine = [j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))]  # finder jobs: finder_view
-    for job in (j for j in mine if j.state == "running"):
+    # One snapshot of the states: the runner's thread moves jobs on while this draws, and a job read as running
+    # here and as done further down would be drawn twice, its widgets' keys with it (StreamlitDuplicateElementKey).
+    state = {j.id: j.state for j in mine}
+    for job in (j for j in mine if state[j.id] == "running"):
         _live_job(runner, job, approach)
-    queued = [j for j in mine if j.state == "queued"]
+    queued = [j for j in mine if state[j.id] == "queued"]
     for place, job in enumerate(queued, start=1):
         left, right = st.columns([5, 1])
-        left.caption(f"Queued {place}/{len(queued)}{_seed_note(job)}: run {job.id}, starts when the job before it ends")
+        left.caption(f"Queued {place}/{len(queued)}{_seed_note(job)}: run {job.id}{_point_note(job)}, starts when the job before it ends")
         right.button("Cancel", key=f"cancel_{job.id}", on_click=runner.stop, args=(job.id,))  # before the rerun draws
-    ended = [j for j in mine if j.state in ("done", "cancelled")]
-    for job in [j for j in ended if j.state == "cancelled"][-3:]:
-        st.caption(f"cancelled{_seed_note(job)}: run {job.id} never started")
-    finished = [j for j in ended if j.state == "done"]
+    ended = [j for j in mine if state[j.id] in ("done", "cancelled")]
+    for job in [j for j in ended if state[j.id] == "cancelled"][-3:]:
+        st.caption(f"cancelled{_seed_note(job)}: run {job.id}{_point_note(job)} never started")
+    finished = [j for j in ended if state[j.id] == "done"]
     if finished:
         if len(mine) > len(ended):
             st.markdown("**Last ended job**")
         _ended_job(runner, finished[-1], approach)
+
+
+def _point_note(job) -> str:
+    """' · sweep point: learning rate 0.0001, dropout 0.5' for a sweep's job (its recorded --sweep-point), else ''."""
+    from engine.insight.sweeps import format_value, sweepable
+
+    try:
+        point = json.loads((job.options or {}).get("sweep_point") or "{}")
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(point, dict) or not point:
+        return ""
+    table = sweepable()
+
+    def words(dotted: str) -> str:  # the knob as its flag reads, in words: fine-tune-learning-rate -> fine tune learning rate
+        return (table[dotted]["flag"] if dotted in table else dotted.rsplit(".", 1)[-1]).replace("-", " ").replace("_", " ")
+
+    return " · sweep point: " + ", ".join(f"{words(d)} {format_value(v)}" for d, v in point.items())
 
 
 def _seed_note(job) -> str:
