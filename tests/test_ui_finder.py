@@ -57,3 +57,59 @@ def test_fine_tuning_needs_a_frozen_run_before_the_finder():
     at = tiny_setup(page("pages/fine_tuning.py"))
     assert at.button(key="fine_tuning_find_lr").disabled
     assert any("choose a finished frozen run to continue first" in c.value for c in at.caption)
+
+
+def _finished_finder_job(cfg_dict: dict, approach: str) -> str:
+    """A finder job that ended with a suggestion, as the runner keeps it (no process: the panel only reads it)."""
+    import json
+    import time
+
+    from ui import resources
+
+    runner = resources.job_runner()
+    job = Job(f"lr-find-{approach}-{len(runner.jobs())}", approach, cfg_dict, state="done", kind="lr-find", ended=time.time(),
+              returncode=0)
+    path = runner._tool_path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"learning_rates": [1e-5, 1e-4, 1e-3], "losses": [1.0, 0.7, 3.0], "smoothed": [1.0, 0.8, 2.0],
+                                "valley": 1e-4, "steepest": 1e-4, "suggested": 3.5e-05, "rule": "valley",
+                                "applies_to": "fit.learning_rate", "ended": "ramp done", "seconds": 1.0,
+                                "feature_cache": {"misses": 0}}))
+    runner._jobs[job.id] = job
+    return job.id
+
+
+def test_a_finder_result_is_offered_only_on_the_dataset_backbone_and_size_it_was_found_on(tmp_path):
+    import shutil
+
+    from engine.config import RunConfig
+    from engine.data.sample import ensure_sample_dataset
+    from ui import resources
+
+    at = tiny_setup(page("pages/feature_extraction.py"))  # the sample, VGG16, 32 px
+    cfg = RunConfig.from_dict({"approach": "feature_extraction", "data": {"path": at.session_state["data_path"]},
+                               "backbone": {"name": "vgg16", "image_size": 32, "weights": "none"}})
+    job_id = _finished_finder_job(cfg.to_dict(), "feature_extraction")
+    at.session_state["feature_extraction_finder_jobs"] = [job_id]
+    at.run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.metric if m.label == "Suggested learning rate"] == ["3.5e-05"]
+    sample = at.session_state["data_path"].rstrip("/").split("/")[-1]
+    assert any(c.value.startswith(f"Found on {sample} · vgg16 · 32 px, for fit.learning_rate") for c in at.caption)
+
+    pets = shutil.copytree(ensure_sample_dataset(), tmp_path / "pets")  # dataset B
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    at.sidebar.text_input(key="sb_folder").input(str(pets)).run()
+    assert not at.exception, at.exception
+    assert at.session_state["data_path"] == str(pets)
+    assert not [m for m in at.metric if m.label == "Suggested learning rate"]  # A's rate is not offered on B
+    assert not [b for b in at.button if b.key == f"{job_id}_use"]
+    assert any(c.value.startswith(f"The last rate was found on {sample} · vgg16 · 32 px, not on this setup (pets · vgg16 · 32 px)")
+               for c in at.caption)
+
+    at.sidebar.radio(key="sb_source").set_value("sample").run()  # back on A: offered again
+    at.sidebar.slider(key="sb_image_size").set_value(48).run()  # ... but not at another size
+    assert not [m for m in at.metric if m.label == "Suggested learning rate"]
+    at.sidebar.slider(key="sb_image_size").set_value(32).run()
+    assert [m.value for m in at.metric if m.label == "Suggested learning rate"] == ["3.5e-05"]
+    assert resources.job_runner().get(job_id).state == "done"
