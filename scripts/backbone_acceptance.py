@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the engine package is beside scripts/
 
 
 def engine(*args: str) -> subprocess.CompletedProcess:
