@@ -6,7 +6,9 @@ from engine.insight.rates import learning_rate_label, learning_rate_source, stor
 from engine.insight.sweeps import point_label
 from ui import resources
 from ui.access import require_token
-from ui.compare_extras import cost_columns, show_disagreements, show_photo_changes, show_repeats, wall_time
+from engine.insight.intervals import accuracy_text
+from ui.compare_extras import (accuracy_point, best_of, cost_columns, scored, show_disagreements, show_photo_changes, show_repeats,
+                               wall_time)
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
 from ui.ensemble_view import ensemble_section
@@ -40,7 +42,7 @@ if not picked:
     st.stop()
 with_test = all(r.scored_accuracy[1] == "test" for r in picked)
 split = "Test" if with_test else "Validation"
-top = max(picked, key=lambda r: r.scored_accuracy[0] if r.scored_accuracy[0] is not None else -1.0)
+best_id, verdict = best_of(picked, split.lower())  # a ★ only when the 95 % intervals say so
 if not with_test:
     st.info("Not every run has a test split: accuracies below are **validation** accuracy (which also picked the best epoch).")
 sizes = sorted({r.image_size for r in picked})
@@ -59,14 +61,14 @@ finders = stored_finder_results(resources.run_store().root)  # which finder sugg
 def row(r) -> dict:
     h, m = r.history, r.metrics
     return {
-        "best": "★" if r.id == top.id else "", "approach": approach_title(r), "dataset": dataset_of(r),
-        f"{split.lower()} acc": fmt(r.accuracy(split.lower()), "{:.3f}"), "wall time (s)": wall_time(r, runs),
+        "best": "★" if r.id == best_id else "", "approach": approach_title(r), "dataset": dataset_of(r),
+        f"{split.lower()} acc": accuracy_text(*scored(r, split.lower())), "wall time (s)": wall_time(r, runs),
         "trainable params": fmt(m.get("trainable_params"), "{:,}"), **cost_columns(r),
         "total params": fmt(m.get("total_params"), "{:,}"),
         "learning rate": learning_rate_label(learning_rate_source(r.config, r.metrics, finders)),
         "sweep": f"{r.sweep_group} · {point_label(r.sweep_point)}" if r.sweep_group else "",  # which point of which sweep
         "epochs": r.epochs_run, "state": r.state, "backbone": r.backbone, "image size": r.image_size,
-        "best val acc": fmt(max(h["val_accuracy"]) if h.get("val_accuracy") else None, "{:.3f}"),
+        "best val acc": accuracy_text(max(h["val_accuracy"]) if h.get("val_accuracy") else None, scored(r, "validation")[1]),
         "train–val gap": fmt(h["accuracy"][-1] - h["val_accuracy"][-1] if h.get("val_accuracy") else None, "{:+.3f}"),
         "precision": r.resolved.get("precision", "float32"),  # runs before the setting computed in float32
         "run": r.id,
@@ -75,13 +77,16 @@ def row(r) -> dict:
 
 table = pd.DataFrame([row(r) for r in picked])
 st.dataframe(table, hide_index=True, column_config={  # the long texts whole, not cut at the column's edge
-    "estimate vs actual": st.column_config.TextColumn(width="large"), "wall time (s)": st.column_config.TextColumn(width="medium")})
+    "estimate vs actual": st.column_config.TextColumn(width="large"), "wall time (s)": st.column_config.TextColumn(width="medium"),
+    f"{split.lower()} acc": st.column_config.TextColumn(width="medium", help="accuracy (correct/photos, 95 % Wilson interval)")})
+if verdict:
+    st.caption(verdict)
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "comparison.csv", "text/csv")
 ensemble_section(picked)  # the selected runs averaged, as its own row (one dataset, the same files)
 series = [{"label": f"{approach_title(r)} ({r.id[-6:]})", "approach": r.approach, "history": r.history} for r in picked]
 curve_pair(series, key="cmp")
-points = [{"label": s["label"], "approach": s["approach"], "wall_seconds": r.wall_seconds or 0,
-           "accuracy": r.scored_accuracy[0] or 0.0, "best": r.id == top.id} for s, r in zip(series, picked)]
+points = [{"label": s["label"], "approach": s["approach"], "best": r.id == best_id, **accuracy_point(r, split.lower(), runs)}
+          for s, r in zip(series, picked)]
 st.plotly_chart(charts.accuracy_vs_time_figure(points, f"{split} accuracy"))
 if any(r["feature cache"] == "cached rerun" for r in table.to_dict("records")):
     st.caption("A “cached rerun” read features/views cached by an earlier run: its wall time is not the cost from scratch.")

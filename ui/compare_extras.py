@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.data import curation
 from engine.errors import StudioError
-from engine.insight import analysis
+from engine.insight import analysis, intervals
 from ui import analysis_view, estimate_view, resources
 from ui.photo_actions import describe
 from ui.run_labels import approach_title
@@ -36,17 +36,69 @@ def images_per_second(r) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) and value > 0 else "—"
 
 
+def _phase_1(r, runs: list):
+    """(the frozen run a fine-tuning continued, or None when it is gone; its id, '' when the run did not continue one)."""
+    source = (r.config.get("fine_tune") or {}).get("from_run") if r.approach == "fine_tuning" else ""
+    if not source:
+        return None, ""
+    first = next((o for o in runs if o.id == source), None)
+    return (first if first is not None and first.wall_seconds is not None else None), source
+
+
+def whole_cost(r, runs: list) -> tuple[float | None, float | None]:
+    """(the run's whole wall time, its own part when it continued a frozen run, else None): the table and the
+    accuracy-vs-time chart both read it, so a continued fine-tuning costs the same in both (phase 1 + phase 2)."""
+    if r.wall_seconds is None:
+        return None, None
+    first, _ = _phase_1(r, runs)
+    return (r.wall_seconds + first.wall_seconds, r.wall_seconds) if first is not None else (r.wall_seconds, None)
+
+
 def wall_time(r, runs: list) -> str:
     """The run's wall time; fine-tuning that continued a frozen run adds that run's time as its phase 1."""
     if r.wall_seconds is None:
         return "—"
-    source = (r.config.get("fine_tune") or {}).get("from_run") if r.approach == "fine_tuning" else ""
+    first, source = _phase_1(r, runs)
     if not source:
         return f"{r.wall_seconds:,.0f}"
-    first = next((o for o in runs if o.id == source), None)
-    if first is None or first.wall_seconds is None:
+    if first is None:
         return f"{r.wall_seconds:,.0f} + phase 1 in run {source}"
     return f"{r.wall_seconds + first.wall_seconds:,.0f} ({r.wall_seconds:,.0f} + {first.wall_seconds:,.0f} phase 1, run …{source[-6:]})"
+
+
+def scored(r, split: str) -> tuple[float | None, int | None]:
+    """(accuracy, photos it was scored on) of a run's "validation" or "test" split (the count derived for old runs)."""
+    metrics = r.metrics.get(split) or {}
+    return r.accuracy(split), intervals.scored_count(metrics)
+
+
+def best_of(picked: list, split: str) -> tuple[str | None, str]:
+    """(the id of the clearly best run on `split`, or None; the sentence saying so): a ★ only when its 95 % interval
+    lies above every other run's (intervals.clear_best), else "no clear best on N photos"."""
+    scores = [scored(r, split) for r in picked]
+    if len(picked) < 2:
+        return None, ""
+    best = intervals.clear_best([(a if a is not None else -1.0, n) for a, n in scores])
+    if best is not None:
+        return picked[best].id, f"★ {split} accuracy clearly best: its 95 % interval lies above every other run's."
+    if any(n is None for _, n in scores):
+        return None, "No ★: not every run recorded how many photos it was scored on, so no interval can say which is best."
+    return None, (intervals.no_clear_best([n for _, n in scores], split).capitalize()
+                  + ": the runs' 95 % intervals overlap, so no ★ (more photos narrow them).")
+
+
+def accuracy_point(r, split: str, runs: list) -> dict:
+    """Compare's accuracy-vs-time point of a run: its accuracy and 95 % interval, its whole cost (phase 1 + 2)."""
+    acc, n = scored(r, split)
+    total, own = whole_cost(r, runs)
+    point = {"accuracy": acc or 0.0, "wall_seconds": total or 0.0, "hover": intervals.accuracy_text(acc, n)}
+    ci = intervals.accuracy_interval(acc, n)
+    if ci is not None:
+        point["low"], point["high"] = ci[1], ci[2]
+    if own is not None:
+        point["phase2_seconds"] = own
+        point["hover"] += f"<br>{own:,.0f} s phase 2 + {total - own:,.0f} s phase 1 (the frozen run it continued)"
+    return point
 
 
 def recipe_label(config: dict) -> str:
