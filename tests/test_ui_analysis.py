@@ -120,3 +120,11 @@ def test_preset_changes_the_form_and_the_job_carries_it():
     assert config["resolved"]["preset"] == "lecture" and config["fit"]["learning_rate"] == pytest.approx(2e-5)
     assert config["fit"]["epochs"] == 1 and config["backbone"]["image_size"] == 32
     assert any(m.label == "published val accuracy" for m in at.metric)
+
+
+def test_the_class_report_counts_support_in_whole_photos():
+    from ui.analysis_view import class_report_table
+
+    table = class_report_table([[3, 1], [0, 2]], ["cats", "dogs"])
+    assert str(table["support"].dtype) == "int64" and list(table["support"]) == [4, 2]
+    assert table.loc["dogs", "precision"] == 2 / 3 and list(table.index) == ["cats", "dogs"]

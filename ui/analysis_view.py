@@ -94,12 +94,18 @@ def show_class_report(metrics_split: dict, classes: list[str]) -> None:
     cm = metrics_split.get("confusion_matrix")
     if not cm:
         return
-    report = analysis.per_class_report(cm, classes)
-    st.dataframe(pd.DataFrame(report).T.rename_axis("class").style.format(
-        {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), width="stretch")
+    st.dataframe(class_report_table(cm, classes).style.format({"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}),
+                 width="stretch")
     pairs = analysis.most_confused(cm, classes)
     if pairs:
         st.caption("Most confused: " + "; ".join(f"{p['true']} taken for {p['predicted']} ×{p['count']}" for p in pairs[:5]))
+
+
+def class_report_table(confusion_matrix, classes: list[str]) -> pd.DataFrame:
+    """One row per class: precision, recall, F1 and support, the support a whole number of photos (a frame built from
+    the report's transpose made every column float: "12.000000")."""
+    report = analysis.per_class_report(confusion_matrix, classes)
+    return pd.DataFrame.from_dict(report, orient="index").astype({"support": "int64"}).rename_axis("class")
 
 
 def show_disagreements(runs: dict, k: int = 12) -> None:
