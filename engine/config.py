@@ -55,6 +55,11 @@ class DataConfig:
     train_fraction: float = knob(0.70, "flat layout only: share of each class used for training", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
     val_fraction: float = knob(0.15, "flat layout only: share used for validation", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
     test_fraction: float = knob(0.15, "flat layout only: share held out for the final test", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
+    # a first try on a big folder: each class keeps at most N photos over its splits, in the splits' proportions,
+    # drawn with fit.seed after the split (so its test photos are some of the full run's test photos); 0 = every photo
+    max_per_class: int = knob(0, "at most N photos per class (over train, validation and test, drawn with the seed); "
+                              "0 = all", min=0, max=10**7, integer=True, message="must be a whole number in [{min:g}, {max:g}] (0 = all), got {value}",
+                              metavar="N")  # 0 = all
 
 
 @dataclass
