@@ -84,22 +84,6 @@ def _log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def raw_forward_rate(base, backbone: str, images, seconds: float) -> float:
-    """Images/s of the compiled preprocess + base forward pass on one preloaded batch of 32."""
-    import tensorflow as tf
-
-    from engine.models.backbones import preprocess
-
-    x = tf.constant(images[:32].astype("float32"))
-    fn = tf.function(lambda x: base(preprocess(backbone, x), training=False))
-    fn(x).numpy()  # trace
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds or n < 64:
-        fn(x).numpy()
-        n += int(x.shape[0])
-    return n / (time.perf_counter() - t0)
-
-
 def raw_seconds(args) -> float:
     """The raw forward pass's timing window: --raw-seconds, else 6 s with --quick and 20 s without."""
     if args.raw_seconds is not None:
@@ -216,6 +200,8 @@ def cmd_bench(args) -> int:
     # 1. raw forward pass
     base = build_base(backbone_cfg, size)
     sample_images = subset(data, 16, 16).images("validation", size)  # 32 images are timed; decoding more costs memory
+    from engine.training.bench_backbones import raw_forward_rate
+
     out["raw_forward_images_per_s"] = raw_forward_rate(base, args.backbone, sample_images, raw_seconds(args))
     _log(f"raw forward {out['raw_forward_images_per_s']:.1f} images/s")
 

@@ -2,7 +2,7 @@
 
 Each backbone is built with random weights (speed does not depend on their values) at its
 default size, and its compiled preprocess + base forward pass is timed on one preloaded batch
-of 32 (bench.raw_forward_rate, the same timer as the pipeline benchmark), in one process,
+of 32 (raw_forward_rate, the timer the pipeline benchmark uses too), in one process,
 one backbone after the other, so the figures compare fairly on one machine. The rows'
 `cpu_images_per_s` (shown in the sidebar and used by the first-guess estimate) are copied
 from this command's output; the load average is printed beside them (above the core count,
@@ -17,13 +17,28 @@ import time
 import numpy as np
 
 
+def raw_forward_rate(base, backbone: str, images, seconds: float) -> float:
+    """Images/s of the compiled preprocess + base forward pass on one preloaded batch of 32."""
+    import tensorflow as tf
+
+    from engine.models.backbones import preprocess
+
+    x = tf.constant(images[:32].astype("float32"))
+    fn = tf.function(lambda x: base(preprocess(backbone, x), training=False))
+    fn(x).numpy()  # trace
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds or n < 64:
+        fn(x).numpy()
+        n += int(x.shape[0])
+    return n / (time.perf_counter() - t0)
+
+
 def backbone_speeds(names: list[str], seconds: float, log=print) -> list[dict]:
     """[{backbone, image_size, params, images_per_s}] for each name, measured one after the other."""
     import keras
 
     from engine.config import BackboneConfig
     from engine.models.backbones import build_base, get_spec
-    from engine.training.bench import raw_forward_rate
 
     rows = []
     for name in names:
