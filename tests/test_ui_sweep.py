@@ -9,10 +9,13 @@ from tests.conftest import write_run
 from tests.test_app_pages import page, sample_dir, tiny_setup  # noqa: F401  (sample_dir: autouse fixture)
 
 
-def stored_sweep(runs_dir, dataset: str) -> None:
-    """A finished 2 x 2 sweep (lr x dropout, one seed) on `dataset`: best on validation lr 1e-3, dropout 0.5 (test 0.75)."""
-    cells = {(1e-4, 0.2): (0.70, 0.99), (1e-4, 0.5): (0.80, 0.98), (1e-3, 0.2): (0.85, 0.97), (1e-3, 0.5): (0.90, 0.75)}
-    for i, ((lr, d), (val, test)) in enumerate(cells.items()):
+SWEEP_CELLS = {(1e-4, 0.2): (0.70, 0.99), (1e-4, 0.5): (0.80, 0.98), (1e-3, 0.2): (0.85, 0.97), (1e-3, 0.5): (0.90, 0.75)}
+
+
+def stored_sweep(runs_dir, dataset: str, first: int = 0, last: int = 4) -> None:
+    """A finished 2 x 2 sweep (lr x dropout, one seed) on `dataset`: best on validation lr 1e-3, dropout 0.5 (test 0.75).
+    `first`/`last`: only those points' runs (the others not started yet)."""
+    for i, ((lr, d), (val, test)) in list(enumerate(SWEEP_CELLS.items()))[first:last]:
         config = {"approach": "feature_extraction", "backbone": {"name": "vgg16"}, "data": {"path": dataset},
                   "fit": {"learning_rate": lr}, "head": {"dropout": d},
                   "resolved": {"classes": ["circles", "squares", "triangles"], "image_size": 32, "dataset_root": dataset,
@@ -77,3 +80,33 @@ def test_a_queued_sweep_trains_through_the_job_runner_and_its_best_point_fills_t
     assert line["data"][1]["x"] == [best.sweep_point["fit.learning_rate"]]
     at.button(key="feature_extraction_sweep_apply").click().run()
     assert at.number_input(key="feature_extraction_lr").value == pytest.approx(best.sweep_point["fit.learning_rate"])
+
+
+def test_the_picker_counts_every_point_of_a_sweep_and_the_best_shows_once_the_last_point_ends(tmp_path):
+    from engine.store.jobs import Job
+    from ui import resources
+
+    at = tiny_setup(page("pages/feature_extraction.py"))
+    data = at.session_state["data_path"]
+    stored_sweep(tmp_path / "runs", data, last=2)
+    group = "20260101-000000-sweep-feature_extraction"
+    runner = resources.job_runner()
+    pending = [Job(f"20260101-00000{i}-feature_extraction-aaaaa{i}", "feature_extraction", {}, options={
+        "sweep_group": group, "sweep_point": json.dumps({"fit.learning_rate": lr, "head.dropout": d})})
+        for i, (lr, d) in list(enumerate(SWEEP_CELLS))[2:]]
+    for job in pending:  # queued in the runner's list only: its worker never starts them
+        runner._jobs[job.id] = job
+    at.run()
+    assert not at.exception, at.exception
+    shown = at.selectbox(key="feature_extraction_sweep_shown")
+    assert shown.format_func(shown.value) == f"{group} · learning-rate, dropout · 4 points: 2 of 4 runs finished, 2 queued"
+    assert [m.value for m in at.metric if m.label == "Best on validation"] == ["0.800"]  # the best so far
+
+    for job in pending:
+        job.state = "done"
+    stored_sweep(tmp_path / "runs", data, first=2)
+    at.run()
+    shown = at.selectbox(key="feature_extraction_sweep_shown")
+    assert shown.format_func(shown.value) == f"{group} · learning-rate, dropout · 4 points: 4 of 4 runs finished"
+    assert [m.value for m in at.metric if m.label == "Best on validation"] == ["0.900"]
+    assert not any(i.value.startswith("No point of this sweep") for i in at.info)

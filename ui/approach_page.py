@@ -10,7 +10,8 @@ from engine.training.budget import budget_sentence
 from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
 from ui.finder_view import finder_panel
-from ui.sweep_view import sweep_panel
+from ui.form_origin import changed_fields, form_note, values_of
+from ui.sweep_view import FORM_KEYS, sweep_panel
 from ui.distribution import distribution_fields
 from ui.form_fields import fit_fields, form_problems, head_fields
 from ui.job_view import job_panel
@@ -60,11 +61,12 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     st.caption(f"Dataset: **{dataset_name()}** · {len(report.classes)} classes ({', '.join(report.classes[:8])})")
     preset = preset_choice(approach)  # before the form: choosing one re-primes its fields at once
     cfg = preset_config(approach, preset, base_config(approach))
+    baseline = preset_config(approach, preset, base_config(approach))  # what the heading calls defaults; cfg follows the form
     blocked = weights_problem()
     # Not an st.form: each change reruns the page, so the parameter counts and the fields that depend on
     # others (fine-tuning's phase 1) follow the form as it is edited, not only after Train.
     with st.container(border=True):
-        st.subheader(f"Hyper-parameters ({'preset: ' + preset if preset else 'lecture defaults'})")
+        heading = st.empty()  # filled once the fields are read: it says whether they are still the defaults
         continuing = approach == "fine_tuning" and bool(st.session_state.get("fine_tuning_from_run"))
         if continuing:
             st.caption(f"Phase 1 comes from frozen run {st.session_state['fine_tuning_from_run']}: its epochs, learning "
@@ -76,6 +78,8 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
             extra_fields(cfg, approach)
         tensorboard_fields(cfg, approach)
         seeds = seeds_field(approach)
+        keys = {d: k.format(a=approach) for d, k in FORM_KEYS.items()}
+        heading.subheader(f"Hyper-parameters ({form_note(changed_fields(cfg, baseline), keys, values_of(cfg), preset)})")
         problems = form_problems(cfg)
         if not problems:  # beside the fields they follow, above Train
             _param_counts(cfg, len(report.classes))

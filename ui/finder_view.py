@@ -130,9 +130,9 @@ def _finder_job(approach: str, job_id: str) -> None:
 
 def _use_rate(field_key: str, rate: float) -> None:
     """Sets the form's learning-rate field (ui/forms.set_field: the browser shows it at the rerun)."""
-    set_field(field_key, rate)
+    set_field(field_key, rate, "learning rate from the finder")
     if not field_key.endswith("_ftlr"):  # a rate the user chose: the run trains at it, not at a new finder's
-        set_field(field_key.removesuffix("_lr") + "_findlr", False)
+        set_field(field_key.removesuffix("_lr") + "_findlr", False, "learning rate from the finder")
     st.toast(f"Learning rate set to {rate:g}")
 
 

@@ -17,6 +17,7 @@ from engine.config import field_meta, field_problem
 KEEP = "_keep_"
 NOTE = "_note_"  # why a remembered value was not used (shown under the field once)
 SET = "_set_"  # a value a button put into a field (set_field), shown by the browser at the next rerun
+ORIGIN = "_origin_"  # (where a button's value came from, the value): the form's heading names it (ui/form_origin)
 
 
 def meta(section: str, name: str) -> dict:
@@ -105,10 +106,13 @@ def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = 
     return value
 
 
-def set_field(key: str, value) -> None:
+def set_field(key: str, value, origin: str = "") -> None:
     """For a button's on_click: field `key` shows `value` from the next rerun on, in the browser too (a value
-    handed back as the widget's own default would not move a widget the browser has drawn)."""
+    handed back as the widget's own default would not move a widget the browser has drawn). `origin` says where
+    the value came from ("learning rate from the finder"), for the form's heading while the field keeps it."""
     st.session_state[SET + key] = value
+    if origin:
+        st.session_state[ORIGIN + key] = (origin, value)
 
 
 def own(key: str, options: list | None = None, fallback=None) -> dict:

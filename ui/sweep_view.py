@@ -20,14 +20,15 @@ from ui.forms import set_field
 from ui.run_labels import on_dataset
 
 # The form field each knob lives in (ui/form_fields.fit_fields/head_fields/augmentation_fields, pages/fine_tuning.py).
-_FORM_KEYS = {"fit.epochs": "{a}_epochs", "fit.batch_size": "{a}_bs", "fit.learning_rate": "{a}_lr", "fit.optimizer": "{a}_opt",
+FORM_KEYS = {"fit.epochs": "{a}_epochs", "fit.batch_size": "{a}_bs", "fit.learning_rate": "{a}_lr", "fit.optimizer": "{a}_opt",
               "fit.early_stopping_patience": "{a}_patience", "head.pooling": "{a}_pool", "head.dense_units": "{a}_units",
               "head.dropout": "{a}_drop", "augmentation.views": "aug_views", "augmentation.rotation": "aug_rot",
               "augmentation.zoom": "aug_zoom", "augmentation.width_shift": "aug_ws", "augmentation.height_shift": "aug_hs",
               "augmentation.horizontal_flip": "aug_hf", "augmentation.vertical_flip": "aug_vf",
               "fine_tune.unfreeze_blocks": "{a}_blocks", "fine_tune.learning_rate": "{a}_ftlr", "fine_tune.epochs": "{a}_ftep",
               "fit.schedule": "{a}_sched", "fit.warmup_epochs": "{a}_warmup", "fit.label_smoothing": "{a}_ls",
-              "fit.weight_decay": "{a}_wd", "fine_tune.discriminative_rate": "{a}_discr"}
+              "fit.weight_decay": "{a}_wd", "fine_tune.discriminative_rate": "{a}_discr",
+              "fit.find_learning_rate": "{a}_findlr", "fit.class_weight": "{a}_cw"}
 
 PICKED_TEST = "test accuracy of the picked point (scored once)"
 
@@ -92,24 +93,64 @@ def _queue(approach: str, cfg: RunConfig, preset: str | None, points: list[dict]
         st.warning(f"Not queued: {line}")
 
 
+def plural(n: int, word: str) -> str:
+    """'1 point', '4 points'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _group_label(group: dict, records, pending: list) -> str:
+    """'G · learning-rate, dropout · 4 points: 3 finished, 1 queued' — every point counted, run folder or still queued."""
+    mine = [r for r in records if r.sweep_group == group["group"]]
+    points = {json.dumps(r.sweep_point, sort_keys=True) for r in mine} | {str(j.options.get("sweep_point")) for j in pending}
+    finished = sum(r.state == "finished" for r in mine)
+    knobs = ", ".join(sweeps.sweepable().get(k, {}).get("flag", k) for k in group["knobs"])
+    waiting = f", {len(pending)} queued" if pending else ""
+    return f"{group['group']} · {knobs} · {plural(len(points), 'point')}: {finished} of {plural(len(mine) + len(pending), 'run')} finished{waiting}"
+
+
 def _results(approach: str) -> None:
-    """A sweep of this approach on the sidebar's dataset: the grid chart, every trial, the best point, Apply best."""
+    """A sweep of this approach on the sidebar's dataset: the grid chart, every trial, the best point, Apply best.
+
+    While a point's job is queued or running, the results redraw every second from the run store and the page
+    reruns once when the last one ends, so the best point shows as soon as it exists."""
     data_path = st.session_state.get("data_path", "")
+    runner = resources.job_runner()
     records = [r for r in resources.run_store().list().runs if r.approach == approach and on_dataset(r, data_path)]
     groups = sweeps.sweep_groups(records)
     if not groups:
         return
     ids = [g["group"] for g in groups]
     mine = st.session_state.get(f"{approach}_sweep_group")
-    labels = {g["group"]: f"{g['group']} · {', '.join(sweeps.sweepable().get(k, {}).get('flag', k) for k in g['knobs'])} · "
-                          f"{g['runs']} run(s)" for g in groups}
+    queued = [j for j in runner.active() if j.state == "queued" and j.options.get("sweep_group")]
+    labels = {g["group"]: _group_label(g, records, [j for j in queued if j.options["sweep_group"] == g["group"]]) for g in groups}
     group = st.selectbox("Sweep results", ids, index=ids.index(mine) if mine in ids else 0, format_func=labels.get,
                          key=f"{approach}_sweep_shown")
+    if not _active_points(runner, group):
+        _group_results(approach, group, records)
+        return
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        if not _active_points(runner, group):
+            st.rerun()  # the last point ended: the whole page once, with the best point and Apply best
+        fresh = [r for r in resources.run_store().list().runs if r.approach == approach and on_dataset(r, data_path)]
+        _group_results(approach, group, fresh)
+
+    live()
+
+
+def _active_points(runner, group: str) -> list:
+    """The sweep's jobs still queued or running."""
+    return [j for j in runner.active() if j.options.get("sweep_group") == group]
+
+
+def _group_results(approach: str, group: str, records) -> None:
     summary = sweeps.summarize(records, group)
     st.plotly_chart(sweep_charts.grid_figure(summary), width="stretch", key=f"{approach}_sweep_grid")
     st.plotly_chart(sweep_charts.parallel_figure(summary), width="stretch", key=f"{approach}_sweep_parallel")
     if summary["best"] is None:
-        st.info("No point of this sweep has finished yet.")
+        st.info("No point of this sweep has finished yet." if _active_points(resources.job_runner(), group)
+                else "No point of this sweep finished: each one failed or was stopped (its job panel says why).")
         return
     best = summary["points"][summary["best"]]
     test = summary["picked_test_accuracy"]
@@ -118,18 +159,19 @@ def _results(approach: str) -> None:
     c2.metric(PICKED_TEST, "no test split" if test is None else f"{test:.3f}",
               help="Scored only for the point validation picked: the other points' test scores are not read.")
     c1.caption(best["label"])
-    c3.button("Apply best", key=f"{approach}_sweep_apply", on_click=apply_best, args=(approach, best["point"]), type="primary")
+    c3.button("Apply best", key=f"{approach}_sweep_apply", on_click=apply_best, args=(approach, best["point"], group), type="primary")
 
 
-def apply_best(approach: str, point: dict) -> None:
+def apply_best(approach: str, point: dict, group: str = "") -> None:
     """Sets the form's fields to the point's values (ui/forms.set_field: the browser shows them at the rerun)."""
     skipped = []
     for dotted, value in point.items():
-        key = _FORM_KEYS.get(dotted, "").format(a=approach)
+        key = FORM_KEYS.get(dotted, "").format(a=approach)
         if not key or (dotted == "head.dense_units" and value not in DENSE_UNITS):
             skipped.append(sweeps.point_label({dotted: value}))
             continue
-        set_field(key, int(value) if dotted == "augmentation.rotation" else value)
+        origin = f"from sweep {group}" if group else "from a sweep"
+        set_field(key, int(value) if dotted == "augmentation.rotation" else value, origin)
         if dotted == "fit.learning_rate":  # a rate the sweep chose: the run trains at it, not at a finder's
-            set_field(f"{approach}_findlr", False)
+            set_field(f"{approach}_findlr", False, origin)
     st.toast("Form set to the best point" + (f" (not on the form: {', '.join(skipped)})" if skipped else ""))
