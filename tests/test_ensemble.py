@@ -296,3 +296,12 @@ def test_a_stopped_run_is_scored_on_the_epochs_it_kept_and_can_be_a_member(tiny_
     member = load_member(record)
     assert set(member.splits) == {"validation", "test"} and len(member.splits["test"].files) == 8
     assert ensemble_problem([record, record]) == ""
+
+
+def test_ensemble_of_runs_with_tta_is_the_clis_ensemble_tta(left_right_runs, capsys):
+    runs_dir, _, _ = left_right_runs
+    assert cli.main(["ensemble", "--run", "lr1", "--run", "lr2", "--runs-dir", str(runs_dir), "--tta", "--json", "--weighted"]) == 0
+    want = json.loads(capsys.readouterr().out)
+    store = RunStore(runs_dir)
+    got = ensemble_of_runs(records(runs_dir, "lr1", "lr2"), weighted=True, tta=True, store=store).to_dict()
+    assert got["tta"] and json.loads(json.dumps(got)) == want  # the same numbers, to the last digit

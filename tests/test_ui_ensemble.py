@@ -46,13 +46,38 @@ def test_compare_adds_the_ensemble_row_of_the_selected_runs(isolated_store):
     at.toggle(key="cmp_ens").set_value(True).run()
     rows = ensemble_table(at)
     assert [r[""] for r in rows] == ["Frozen + augmentation"] * 2 + ["Ensemble (2 runs)"]
-    assert rows[-1]["validation acc"] == "1.000" and rows[-1]["test acc (scored once)"] == "—"
-    assert [r["weight"] for r in rows] == ["0.500", "0.500", "1.000"] and [r["validation acc"] for r in rows[:2]] == ["0.600", "0.600"]
+    assert rows[-1]["validation acc"] == "1.000 (5/5, 95 % 0.57–1.00)" and rows[-1]["test acc (scored once)"] == "—"
+    assert [r["weight"] for r in rows] == ["0.500", "0.500", "1.000"]
+    assert [r["validation acc"] for r in rows[:2]] == ["0.600 (3/5, 95 % 0.23–0.88)"] * 2
     assert any("no test split (validation only)" in c.value for c in at.caption)
     at.checkbox(key="cmp_ens_weighted").check().run()
     rows = ensemble_table(at)
-    assert rows[-1]["validation acc"] == "0.800"
+    assert rows[-1]["validation acc"].startswith("0.800 (4/5, 95 % ")
     assert {r["run"]: r["weight"] for r in rows[:2]} == {"20260101-000001-frozen-aaaaaa": "0.400", "20260101-000002-frozen-bbbbbb": "0.600"}
+
+
+def test_compare_ensemble_row_with_tta_classifies_each_image_with_its_flip(isolated_store, monkeypatch):
+    from tests.test_ensemble import MODELS, p_dog
+
+    runs_dir, _, labels = write_left_right_runs(isolated_store / "lr")
+    monkeypatch.setenv("TLS_RUNS_DIR", str(runs_dir))
+    at = page("pages/compare.py").run()
+    at.toggle(key="cmp_all").set_value(True).run()  # the runs' own dataset, not the sidebar's
+    at.multiselect(key="cmp_runs").set_value(["lr1", "lr2"]).run()
+    at.toggle(key="cmp_ens").set_value(True).run()
+    before = ensemble_table(at)
+    assert before[-1][""] == "Ensemble (2 runs)"
+    at.checkbox(key="cmp_ens_tta").check().run()
+    assert not at.exception, at.exception
+    rows = ensemble_table(at)
+    assert [r[""] for r in rows] == ["Frozen + augmentation with TTA"] * 2 + ["Ensemble (2 runs, with TTA)"]
+    # the CLI's numbers (test_ensemble_tta_rescores_each_runs_images_with_flips): lr1 with flips on validation
+    levels = [120, 160, 120, 160]
+    p1 = [p_dog(*MODELS["lr1"][:2], v if y else 0, 0 if y else v, tta=True) for v, y in zip(levels, labels["validation"])]
+    correct = sum((p > 0.5) == y for p, y in zip(p1, labels["validation"]))
+    assert rows[0]["validation acc"].startswith(f"{correct / 4:.3f} ({correct}/4, 95 % ")
+    assert "/2, 95 % " in rows[-1]["test acc (scored once)"]  # one cat, one dog: scored once
+    assert any("With TTA: every image averaged with its horizontal flip" in c.value for c in at.caption)
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from engine.errors import StudioError
 from engine.insight import charts
 from engine.insight.ensemble import EnsembleError, ensemble_of_runs, ensemble_problem
 from engine.insight.inference import answer
+from engine.insight.intervals import accuracy_text
+from ui import resources
 from ui.run_labels import approach_title
 
 WEIGHT_HELP = "Each run weighs its validation accuracy (weights summing to 1); off: every run weighs the same."
@@ -22,20 +24,34 @@ def _fmt(value, pattern: str = "{:.3f}") -> str:
     return "—" if value is None else pattern.format(value)
 
 
+def _acc(score: dict) -> str:
+    return accuracy_text(score.get("accuracy"), score.get("num_images"))  # '0.800 (4/5, 95 % 0.38–0.96)'
+
+
 def ensemble_rows(result, titles: dict[str, str]) -> list[dict]:
-    """One row per member and the row "Ensemble (N runs)": validation accuracy and loss, test (scored once), weight."""
+    """One row per member and the row "Ensemble (N runs)": validation accuracy (with its count and 95 % interval) and
+    loss, test (scored once), weight; "with TTA" in each name when every image was averaged with its flip."""
     val, test = result.splits["validation"], result.splits.get("test")
     weights = dict(zip(result.members, result.weights))
     test_col = "test acc (scored once)"
+    how = ", with TTA" if result.tta else ""
 
     def row(name: str, scores_of) -> dict:
-        return {"": name, "validation acc": _fmt(scores_of(val)["accuracy"]), "validation loss": _fmt(scores_of(val)["loss"], "{:.4f}"),
-                test_col: _fmt(scores_of(test)["accuracy"]) if test else "—"}
+        return {"": name, "validation acc": _acc(scores_of(val)), "validation loss": _fmt(scores_of(val)["loss"], "{:.4f}"),
+                test_col: _acc(scores_of(test)) if test else "—"}
 
-    rows = [{**row(titles.get(rid, rid), lambda s, rid=rid: s["members"][rid]), "weight": f"{weights[rid]:.3f}", "run": rid}
-            for rid in result.members]
-    total = {**row(f"Ensemble ({len(result.members)} runs)", lambda s: s["ensemble"]), "weight": "1.000", "run": "—"}
+    rows = [{**row(titles.get(rid, rid) + (" with TTA" if result.tta else ""), lambda s, rid=rid: s["members"][rid]),
+             "weight": f"{weights[rid]:.3f}", "run": rid} for rid in result.members]
+    total = {**row(f"Ensemble ({len(result.members)} runs{how})", lambda s: s["ensemble"]), "weight": "1.000", "run": "—"}
     return rows + [total]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _flip_scores(run_ids: tuple[str, ...], weighted: bool, runs_root: str):
+    """The ensemble with each image averaged with its flip: every member's saved model classifies its validation (and
+    test) images again, the CLI's `ensemble --tta` path. Kept per choice of runs: a finished run's model does not change."""
+    store = resources.run_store()
+    return ensemble_of_runs([store.load(rid) for rid in run_ids], weighted, tta=True, store=store)
 
 
 def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:
@@ -49,16 +65,24 @@ def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:
     if not st.toggle("Ensemble of the selected runs", key=key,
                      help="The runs' stored probabilities for every validation (and test) image averaged: no model runs."):
         return
-    weighted = st.checkbox("Weight by validation accuracy", key=f"{key}_weighted", help=WEIGHT_HELP)
+    c0, c1 = st.columns(2)
+    weighted = c0.checkbox("Weight by validation accuracy", key=f"{key}_weighted", help=WEIGHT_HELP)
+    tta = c1.checkbox("Average each image with its horizontal flip (TTA)", key=f"{key}_tta",
+                      help="Each run's model classifies its validation and test images again, each with its mirror image, "
+                           "as `python -m engine ensemble --tta` does: seconds to minutes, once per choice of runs.")
     try:
-        result = ensemble_of_runs(picked_runs, weighted)
-    except StudioError as exc:  # other files in a split, unreadable predictions: one sentence naming the run
+        if tta:
+            with st.spinner(f"Classifying every validation and test image of {len(picked_runs)} runs again, each with its flip …"):
+                result = _flip_scores(tuple(r.id for r in picked_runs), weighted, str(resources.run_store().root))
+        else:
+            result = ensemble_of_runs(picked_runs, weighted)
+    except StudioError as exc:  # other files in a split, unreadable predictions, a model gone: one sentence naming the run
         st.warning(str(exc))
         return
     st.dataframe(pd.DataFrame(ensemble_rows(result, {r.id: approach_title(r) for r in picked_runs})), hide_index=True)
     st.caption(f"Test: {result.test_note}. Choose runs and weighting on validation; a weighted ensemble's validation "
-               "score is slightly optimistic (its weights were read from validation). "
-               "Flip averaging of these runs: `python -m engine ensemble --run … --tta`.")
+               "score is slightly optimistic (its weights were read from validation)."
+               + (" With TTA: every image averaged with its horizontal flip through each run's model." if result.tta else ""))
 
 
 def classify_switches(chosen: int) -> tuple[bool, bool, bool]:
