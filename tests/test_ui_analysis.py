@@ -128,3 +128,25 @@ def test_the_class_report_counts_support_in_whole_photos():
     table = class_report_table([[3, 1], [0, 2]], ["cats", "dogs"])
     assert str(table["support"].dtype) == "int64" and list(table["support"]) == [4, 2]
     assert table.loc["dogs", "precision"] == 2 / 3 and list(table.index) == ["cats", "dogs"]
+
+
+def test_repeat_groups_say_how_many_photos_each_seed_was_scored_on():
+    def script():
+        from pathlib import Path
+
+        from engine.store.record import RunRecord
+        from ui.analysis_view import show_repeat_groups
+
+        def rec(rid, approach, seed, acc):
+            config = {"approach": approach, "resolved": {"repeat_group": f"g-{approach}", "seed": seed}}
+            return RunRecord(rid, Path("/r"), config, {}, {"test": {"accuracy": acc, "num_images": 40}})
+
+        show_repeat_groups([rec("a", "frozen", 42, 0.9), rec("b", "frozen", 43, 0.95),
+                            rec("c", "fine_tuning", 42, 0.8), rec("d", "fine_tuning", 43, 0.85)], "test_accuracy")
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, at.exception
+    lines = [c.value for c in at.caption]
+    assert lines[0].startswith("Frozen + augmentation: 0.9250 ± 0.0354 over seeds [42, 43], each on 40 photos — ")

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.data.images import preview_image
-from engine.insight import analysis
+from engine.insight import analysis, intervals
 from engine.insight.charts import confusion_figure
 from ui import photo_actions
 
@@ -141,8 +141,19 @@ def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
             verdict = "the only repeated group: repeat another approach to compare spreads"
         else:
             verdict = f"overlaps {', '.join(names)}: no clear winner" if names else "no overlap with the other repeated groups"
-        st.caption(f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])} — {verdict}")
+        st.caption(f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])}"
+                   f"{_photos(records, g, metric)} — {verdict}")
     return groups
+
+
+def _photos(records, group: dict, metric: str) -> str:
+    """', each on 40 photos': how many photos each seed's accuracy was scored on ('' when not recorded)."""
+    split = "test" if metric.startswith("test") else "validation"
+    counts = sorted({intervals.scored_count(r.metrics.get(split)) for r in records
+                     if getattr(r, "id", None) in group["run_ids"] and isinstance(getattr(r, "metrics", None), dict)} - {None})
+    if not counts:
+        return ""
+    return f", each on {counts[0]} photos" if len(counts) == 1 else f", on {counts[0]}–{counts[-1]} photos"
 
 
 def _title(group: dict) -> str:

@@ -6,10 +6,25 @@ import streamlit as st
 
 from engine.config import RunConfig
 from engine.errors import StudioError
+from engine.insight import intervals
 from engine.store.runs import RunStoreError
 from engine.training.feature_map import run_config
 from ui import analysis_view, presets_view, resources
 from ui.feature_map_view import feature_map_panel
+
+
+COUNT_HELP = "photos right / photos scored, and the 95 % Wilson interval: where the accuracy on many more such photos would lie"
+
+
+def accuracy_metric(container, label: str, split: dict | None, missing: str | None = None) -> None:
+    """A split's accuracy as a bare `st.metric` ("1.000": what readers and the browser test read), its count and 95 %
+    interval in a caption under it ("4/4, 95 % 0.51–1.00"); "—" with `missing` as help when the split was not scored."""
+    split = split or {}
+    acc = split.get("accuracy")
+    container.metric(label, f"{acc:.3f}" if acc is not None else "—", help=None if acc is not None else missing)
+    note = intervals.count_note(acc, intervals.scored_count(split))
+    if note:
+        container.caption(note, help=COUNT_HELP)
 
 
 def show_run_analysis(metrics: dict, run_id: str | None) -> None:
