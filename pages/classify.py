@@ -1,14 +1,14 @@
 import streamlit as st
 
 from engine.errors import StudioError
-from engine.insight import charts
 from engine.insight.inference import Photo, load_run
 from ui import resources
 from ui.access import require_token
 from ui.dataset_source import dataset_name
-from ui.ensemble_view import classify_answers, classify_switches, show_ensemble
-from ui.gradcam import gradcam_toggle, show_gradcam
-from ui.run_labels import approach_title, on_dataset, run_label
+from ui.classify_rows import answer_rows
+from ui.ensemble_view import classify_answers, classify_switches
+from ui.gradcam import gradcam_toggle
+from ui.run_labels import DEFAULT_RULE, best_finished_run, on_dataset, run_label
 
 require_token()  # also here: a fresh server's first request for this page's URL runs the page without app.py
 
@@ -40,14 +40,19 @@ if not runs:
 labels = {r.id: run_label(r) for r in runs}
 if any(rid not in labels for rid in st.session_state.get("cls_runs", [])):
     del st.session_state["cls_runs"]  # models of another dataset, chosen before the filter changed
-chosen = st.multiselect("Models (dataset · classes · approach · backbone · size · accuracy · id)", list(labels),
-                        default=[runs[0].id], format_func=labels.get, key="cls_runs")  # newest first
+best = best_finished_run(runs)  # the one rule Compare follows too (ui/run_labels): stopped or failed runs never by default
+chosen = st.multiselect(f"Models (default: {DEFAULT_RULE})", list(labels), default=[best] if best else [],
+                        format_func=labels.get, key="cls_runs",
+                        help="Each: dataset · classes · approach · backbone · size · accuracy · id. One row per model below.")
+if not best and not chosen:
+    st.info("No run here has finished: choose a model above (stopped and failed runs are listed, never preselected).")
 uploads = st.file_uploader("Photos (one or several)", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
                            key="cls_upload", accept_multiple_files=True)
 camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
 photos = list(uploads or []) + ([camera] if camera is not None else [])
 show_cam = gradcam_toggle()
 tta, together, weighted = classify_switches(len(chosen))
+by_id = {r.id: r for r in runs}
 for n, upload in enumerate(photos if chosen else []):
     try:  # the photo decoded once: its preview, every model's answer and Grad-CAM
         photo = Photo(upload.getvalue(), name=upload.name)
@@ -57,21 +62,5 @@ for n, upload in enumerate(photos if chosen else []):
     except StudioError as exc:  # one line naming the upload, or a truncated model.keras
         st.error(str(exc))
         continue
-    left, right = st.columns([1, 2])
-    left.image(photo.preview(512), caption=upload.name)  # what the model sees: oriented, RGB
-    columns = right.columns(len(each) + together)  # the ensemble's answer in a last column
-    if together:
-        show_ensemble(columns[-1], together_answer, problem, key=f"e_{n}")
-        if show_cam and together_answer is not None:
-            show_gradcam(columns[-1], together_answer)
-    for col, ans in zip(columns, each):
-        rid = ans.runs[0]
-        run = next(r for r in runs if r.id == rid)
-        col.metric(f"{approach_title(run)} · {ans.ms:.0f} ms", ans.label, help=labels[rid])
-        col.caption(labels[rid])
-        col.plotly_chart(charts.probabilities_figure(ans.probabilities, ans.label), key=f"p_{n}_{rid}")
-        if ans.caution:
-            col.warning(ans.caution[0].upper() + ans.caution[1:] + ".")
-        col.caption(f"This model only knows {', '.join(ans.probabilities)}: it answers with one of them for any photo.")
-        if show_cam:  # under each model's answer: the approaches side by side, each explaining the class it shows
-            show_gradcam(col, ans)
+    answer_rows(n, upload.name, photo.preview(512), [(by_id[a.runs[0]], a) for a in each],
+                (together_answer, problem) if together else None, show_cam)
