@@ -8,13 +8,13 @@ stored beside its model and the dashboard, CLI and job runner share one format.
 
 from __future__ import annotations
 
-from engine.errors import StudioError
-
 import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from engine.errors import StudioError
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
 OPTIMIZERS = ("rmsprop", "adam", "sgd", "adamw")
@@ -58,8 +58,8 @@ class DataConfig:
     # a first try on a big folder: each class keeps at most N photos over its splits, in the splits' proportions,
     # drawn with fit.seed after the split (so its test photos are some of the full run's test photos); 0 = every photo
     max_per_class: int = knob(0, "at most N photos per class (over train, validation and test, drawn with the seed); "
-                              "0 = all", min=0, max=10**7, integer=True, message="must be a whole number in [{min:g}, {max:g}] (0 = all), got {value}",
-                              metavar="N")  # 0 = all
+                              "0 = all", min=0, max=10**7, integer=True, metavar="N",
+                              message="must be a whole number in [{min:g}, {max:g}] (0 = all), got {value}")  # 0 = all
 
 
 @dataclass

@@ -4,8 +4,8 @@ from engine.errors import StudioError
 from engine.insight.inference import Photo, load_run
 from ui import resources
 from ui.access import require_token
-from ui.dataset_source import dataset_name
 from ui.classify_rows import answer_rows
+from ui.dataset_source import dataset_name
 from ui.ensemble_view import classify_answers, classify_switches
 from ui.gradcam import gradcam_toggle
 from ui.run_labels import DEFAULT_RULE, best_finished_run, on_dataset, run_label

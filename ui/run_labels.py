@@ -35,7 +35,8 @@ def run_label(r) -> str:
     acc, split = r.scored_accuracy
     names = r.classes
     shown = ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
-    parts = [dataset_of(r), shown or "?", approach_title(r), r.backbone or "?", f"{r.image_size} px", f"{'test' if split == 'test' else 'val'} acc {acc:.3f}" if acc is not None else "no accuracy", r.id]
+    score = f"{'test' if split == 'test' else 'val'} acc {acc:.3f}" if acc is not None else "no accuracy"
+    parts = [dataset_of(r), shown or "?", approach_title(r), r.backbone or "?", f"{r.image_size} px", score, r.id]
     if sample := sample_label(r):
         parts.insert(1, sample)
     return " · ".join(parts) + ("" if r.state in ("finished", "running") else f" ({r.state})")
