@@ -112,7 +112,7 @@ def accuracy_vs_time_figure(rows: list[dict], accuracy_label: str = "Test accura
                                                symbol=["star" if r.get("best") else "circle" for r in rows],
                                                color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows]),
         error_y=dict(type="data", symmetric=False, array=[h - a for h, a in zip(highs, accs)],
-                     arrayminus=[a - lo for a, lo in zip(accs, lows)], thickness=1.5, width=6),
+                     arrayminus=[a - lo for a, lo in zip(accs, lows)], thickness=1.5, width=6, color="rgba(80, 80, 80, 0.6)"),
         hovertemplate="%{text}<br>%{customdata}<br>%{x:.0f} s (whole cost)<extra></extra>", showlegend=False,
         cliponaxis=False))  # labels may reach past the plot area instead of being cut ("ature extraction (…)")
     if accs:
