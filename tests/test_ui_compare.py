@@ -81,3 +81,17 @@ def test_a_continued_fine_tuning_is_plotted_at_its_whole_cost():
     segment, dots = chart["data"][0], chart["data"][-1]
     assert sorted(dots["x"]) == [78.0, 125.0]  # the table's 125 s, not phase 2's 47 s
     assert segment["x"] == [47.0, 125.0] and segment["line"]["dash"] == "dot"
+
+
+def test_the_star_rule_leaves_out_unscored_runs_and_needs_counts():
+    from engine.store.record import RunRecord
+    from ui.compare_extras import best_of
+
+    def rec(rid, acc, n):
+        split = {} if acc is None else {"accuracy": acc, **({"num_images": n} if n else {})}
+        return RunRecord(rid, Path("/r"), {"approach": "frozen"}, {}, {"test": split})
+
+    assert best_of([rec("a", 0.95, 400), rec("b", 0.75, 400), rec("c", None, None)], "test")[0] == "a"
+    assert best_of([rec("a", 0.95, 400), rec("c", None, None)], "test") == (None, "")  # one scored run: no race
+    assert best_of([rec("a", 0.95, 400), rec("b", 0.75, None)], "test")[1].startswith("No ★: not every run recorded")
+    assert best_of([rec("a", 1.0, 4), rec("b", 0.75, 4)], "test")[1].startswith("No clear best on 4 test photos")

@@ -75,12 +75,14 @@ def scored(r, split: str) -> tuple[float | None, int | None]:
 def best_of(picked: list, split: str) -> tuple[str | None, str]:
     """(the id of the clearly best run on `split`, or None; the sentence saying so): a ★ only when its 95 % interval
     lies above every other run's (intervals.clear_best), else "no clear best on N photos"."""
-    scores = [scored(r, split) for r in picked]
-    if len(picked) < 2:
+    ranked = [(r, *scored(r, split)) for r in picked]
+    ranked = [(r, a, n) for r, a, n in ranked if a is not None]  # a run stopped before it was scored is in no race
+    scores = [(a, n) for _, a, n in ranked]
+    if len(ranked) < 2:
         return None, ""
-    best = intervals.clear_best([(a if a is not None else -1.0, n) for a, n in scores])
+    best = intervals.clear_best(scores)
     if best is not None:
-        return picked[best].id, f"★ {split} accuracy clearly best: its 95 % interval lies above every other run's."
+        return ranked[best][0].id, f"★ {split} accuracy clearly best: its 95 % interval lies above every other run's."
     if any(n is None for _, n in scores):
         return None, "No ★: not every run recorded how many photos it was scored on, so no interval can say which is best."
     return None, (intervals.no_clear_best([n for _, n in scores], split).capitalize()

@@ -47,7 +47,7 @@ def ensemble_rows(result, titles: dict[str, str]) -> list[dict]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _flip_scores(run_ids: tuple[str, ...], weighted: bool, runs_root: str):
+def _flip_scores(run_ids: tuple[str, ...], weighted: bool, runs_root: str):  # runs_root: one cache entry per run store
     """The ensemble with each image averaged with its flip: every member's saved model classifies its validation (and
     test) images again, the CLI's `ensemble --tta` path. Kept per choice of runs: a finished run's model does not change."""
     store = resources.run_store()
