@@ -2,13 +2,21 @@ import pandas as pd
 import streamlit as st
 
 from engine.insight import charts
+from engine.insight.intervals import accuracy_text
 from engine.insight.rates import learning_rate_label, learning_rate_source, stored_finder_results
 from engine.insight.sweeps import point_label
 from ui import resources
 from ui.access import require_token
-from engine.insight.intervals import accuracy_text
-from ui.compare_extras import (accuracy_point, best_of, cost_columns, scored, show_disagreements, show_photo_changes, show_repeats,
-                               wall_time)
+from ui.compare_extras import (
+    accuracy_point,
+    best_of,
+    cost_columns,
+    scored,
+    show_disagreements,
+    show_photo_changes,
+    show_repeats,
+    wall_time,
+)
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
 from ui.ensemble_view import ensemble_section

@@ -12,7 +12,6 @@ from engine.training.feature_map import run_config
 from ui import analysis_view, presets_view, resources
 from ui.feature_map_view import feature_map_panel
 
-
 COUNT_HELP = "photos right / photos scored, and the 95 % Wilson interval: where the accuracy on many more such photos would lie"
 
 
