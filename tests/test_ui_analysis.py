@@ -146,7 +146,7 @@ def test_repeat_groups_say_how_many_photos_each_seed_was_scored_on():
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_function(script).run()
+    at = AppTest.from_function(script, default_timeout=120).run()
     assert not at.exception, at.exception
     lines = [c.value for c in at.caption]
     assert lines[0].startswith("Frozen + augmentation: 0.9250 ± 0.0354 over seeds [42, 43], each on 40 photos — ")

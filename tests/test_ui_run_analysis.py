@@ -11,7 +11,7 @@ def _metrics(split: dict | None, missing=None):
 
         accuracy_metric(st.container(), "Test accuracy", split, missing)
 
-    return AppTest.from_function(script, args=(split, missing)).run()
+    return AppTest.from_function(script, args=(split, missing), default_timeout=120).run()  # the first import is slow
 
 
 def test_the_metric_is_a_bare_number_and_its_count_and_interval_stand_under_it():
