@@ -91,7 +91,7 @@ def add_camera_shot(page, cls: str, before: int) -> None:
     for attempt in range(3):
         take_camera_shot(page, cls)
         try:
-            page.get_by_text(re.compile(rf"{cls} · (?!{before}\b)\d+ image\(s\)")).wait_for(timeout=40_000)
+            page.get_by_text(re.compile(rf"{cls} · (?!{before}\b)\d+ images")).wait_for(timeout=40_000)
             break
         except PlaywrightTimeout:
             refused = page.get_by_text(re.compile(r"Refused camera")).all_inner_texts()
@@ -118,18 +118,26 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
         page.get_by_role("textbox", name="New class").fill(cls)
         page.get_by_role("button", name="Add class").click()
         page.get_by_text(f"Photos of {cls}").wait_for()
+    assert page.get_by_text("Choose a dataset in the sidebar").count() == 0  # one is chosen: no box says otherwise
+    page.get_by_text("Add photos to at least two classes").wait_for()  # not a folder's advice (a flat layout)
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 this is not a photo")
     train = ASSETS / "cats_vs_dogs_small" / "train"
     add_photos(page, "cats", sorted((train / "cats").iterdir())[:PHOTOS] + [broken])
     page.get_by_text(re.compile(r"Refused broken\.jpg: .+")).wait_for()  # named, with the decoder's reason
-    page.get_by_text(f"cats · {PHOTOS} image(s)").wait_for()
+    page.get_by_text(f"cats · {PHOTOS} images").wait_for()
+    page.get_by_text(f"Added {PHOTOS} images").wait_for()
+    page.get_by_role("button", name="Remove", exact=True).first.click()  # to the trash, with an Undo
+    page.get_by_text(f"cats · {PHOTOS - 1} images").wait_for()
+    assert page.get_by_text(f"Added {PHOTOS} images").count() == 0  # the upload's line left with the next action
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text(f"cats · {PHOTOS} images").wait_for()
     add_photos(page, "dogs", sorted((train / "dogs").iterdir())[:PHOTOS])
-    page.get_by_text(f"dogs · {PHOTOS} image(s)").wait_for()
+    page.get_by_text(f"dogs · {PHOTOS} images").wait_for()
     for cls in ("cats", "dogs"):
         add_camera_shot(page, cls, before=PHOTOS)
-    assert sorted(p.name for p in (tmp_path / "data" / "pets").iterdir()) == ["cats", "dogs"]
+    assert sorted(p.name for p in (tmp_path / "data" / "pets").iterdir() if not p.name.startswith(".")) == ["cats", "dogs"]
     from engine.data import builder
 
     made = builder.counts(tmp_path / "data" / "pets")
@@ -138,7 +146,7 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
     shot(page, "7_make_a_dataset")
 
     page.reload()  # the dataset is a folder, and its name is in the URL: a reload opens it again
-    page.get_by_text(f"cats · {made['cats']} image(s)").wait_for()
+    page.get_by_text(f"cats · {made['cats']} images").wait_for()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as zip").click()
     download.value.save_as(tmp_path / "pets.zip")

@@ -41,18 +41,27 @@ def test_classes_are_added_renamed_and_removed_and_counts_warn(datasets, tmp_pat
     builder.add_images(datasets / "pets", "dogs", photos(tmp_path, (30, 30, 200), 3))
     at.run()
     text = [m.value for m in at.markdown]
-    assert "**cats** · 12 image(s)" in text and f"**dogs** · 3 image(s) — add at least {10}" in text
+    assert "**cats** · 12 images" in text and f"**dogs** · 3 images — add at least {10}" in text
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Classes are imbalanced: cats 12, dogs 3") for w in warnings)
     assert any(w.startswith("Too few images in dogs") for w in warnings)
     first = builder.images_of(datasets / "pets", "dogs")[0].name
     at.button(key=f"mk_del_dogs_{first}").click().run()
     assert builder.counts(datasets / "pets") == {"cats": 12, "dogs": 2}
+    assert [s.value for s in at.success] == [f"Removed {first} from dogs (to the dataset's trash folder)."]
+    assert len(list((datasets / "pets" / ".tls-curation" / "trash").rglob(first))) == 1  # kept, not deleted
+    at.button(key="mk_undo_remove").click().run()
+    assert builder.counts(datasets / "pets") == {"cats": 12, "dogs": 3} and not at.success  # back, and Undo is gone
+    at.button(key=f"mk_del_dogs_{first}").click().run()
     at.text_input(key="mk_rename_dogs").set_value("puppies").run()
     assert builder.class_names(datasets / "pets") == ["cats", "puppies"]
     at.button(key="mk_remove_puppies").click().run()
     assert builder.counts(datasets / "pets") == {"cats": 12, "puppies": 2}  # asked once more first
-    assert any(w.value == "Remove class puppies and its 2 image(s) from disk?" for w in at.warning)
+    assert any(w.value == "Remove class puppies and its 2 images from disk?" for w in at.warning)
+    at.button(key="mk_remove_no_puppies").click().run()  # Cancel: nothing removed, the question gone
+    assert builder.counts(datasets / "pets") == {"cats": 12, "puppies": 2}
+    assert not any(w.value.startswith("Remove class") for w in at.warning)
+    at.button(key="mk_remove_puppies").click().run()
     at.button(key="mk_remove_yes_puppies").click().run()
     assert builder.counts(datasets / "pets") == {"cats": 12}
     assert not at.exception, at.exception
@@ -116,7 +125,7 @@ def test_uploads_the_bound_turns_away_are_named_on_screen_and_duplicates_do_not_
     upload = [(n, d, "image/png") for n, d in files[:2] + files[:2]]  # two photos, each twice: 2 saved, 2 duplicates
     at.file_uploader(key="mk_up_cats_0").set_value(upload).run()
     assert not at.exception, at.exception
-    assert "Added 2 image(s); 2 already here" in [c.value for c in at.caption] and at.session_state["mk_saved"][0] == 2
+    assert "Added 2 images; 2 already here" in [c.value for c in at.caption] and at.session_state["mk_saved"][0] == 2
     at.file_uploader(key="mk_up_cats_1").set_value([("notes.png", b"not an image", "image/png")]
                                                    + [(n, d, "image/png") for n, d in files[2:]]).run()
     assert not at.exception, at.exception
@@ -124,5 +133,36 @@ def test_uploads_the_bound_turns_away_are_named_on_screen_and_duplicates_do_not_
     assert errors[0].startswith("Refused notes.png: not a readable image")  # refused by the decoder: no room taken
     assert [e.split(":")[0] for e in errors[1:]] == [f"Refused {n}" for n, _ in files[3:]]
     assert all("this session has saved 3 images" in e and "TLS_UPLOAD_MAX_FILES=3" in e for e in errors[1:])
-    assert "Added 1 image(s)" in [c.value for c in at.caption]
+    assert "Added 1 image" in [c.value for c in at.caption]
     assert builder.counts(datasets / "pets") == {"cats": 3}
+    first = builder.images_of(datasets / "pets", "cats")[0].name
+    at.button(key=f"mk_del_cats_{first}").click().run()  # any other action clears what the upload said
+    assert not [c.value for c in at.caption if c.value.startswith("Added")] and not at.error
+
+
+def test_a_dataset_being_made_gets_no_folder_advice_and_no_choose_a_dataset_box(datasets):
+    at = overview("pets")  # a name, no folder yet
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert not any(i.startswith("Choose a dataset in the sidebar") for i in infos), infos
+    for cls in ("cats", "dogs"):
+        at.text_input(key="mk_new_class").set_value(cls)
+        at.button[[b.label for b in at.button].index("Add class")].click().run()
+    infos = [i.value for i in at.info]  # two empty classes: what to do next, not "use a flat DATA/<class>/ layout"
+    assert infos == ["Add photos to at least two classes: the dataset's report, feature map and data health follow here then."]
+    assert not any("no usable images" in w.value for w in at.warning)  # the report waits for photos
+
+
+def test_thumbnail_names_keep_their_extension_and_tiles_are_one_size(tmp_path):
+    from engine.data.images import square_thumbnail
+    from tests.conftest import make_image
+    from ui.dataset_builder import images_text
+    from ui.dataset_photos import short_name
+
+    assert short_name("IMG_20230412_1200_0412.jpg") == "IMG_202…0_0412.jpg"  # 18 characters, the extension whole
+    assert short_name("cat.png") == "cat.png" and short_name("a" * 30 + ".webp") == "aaaaaa…aaaaaa.webp"
+    assert short_name("no_extension_but_a_long_name") == "no_extens…ong_name"
+    assert (images_text(1), images_text(2), images_text(0)) == ("1 image", "2 images", "0 images")
+    make_image(tmp_path / "wide.png", (200, 30, 30), size=(120, 40))
+    make_image(tmp_path / "tall.png", (30, 30, 200), size=(30, 90))
+    assert square_thumbnail(tmp_path / "wide.png", 160).shape == square_thumbnail(tmp_path / "tall.png", 160).shape == (160, 160, 3)

@@ -3,7 +3,8 @@
 The sidebar's Dataset choice "Make a dataset" names the dataset (`sb_made`, kept in the URL so a reload
 keeps it); Data overview draws this editor above the usual report. All file work is the engine's
 (engine/data/builder.py: the decoder's checks, names kept or refused, atomic writes); this module only keeps
-which uploads it has already taken, and the session's bound on how much it saves.
+which uploads it has already taken, and the session's bound on how much it saves. Each class's photos, with
+Remove and its Undo, are ui/dataset_photos.py's.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.data import builder
-from engine.data.images import preview_image
 from engine.data.layout import DatasetError
 from engine.data.paths import confine
 from engine.data.report import IMBALANCE_RATIO
 from ui.access_gate import upload_limits
+from ui.dataset_photos import forget_notes, photo_grid, undo_row
 from ui.forms import own
 
-THUMBS_PER_ROW = 8
 MIN_PER_CLASS = 10  # fewer and the seeded split leaves a class with no validation image worth the name
 
 
@@ -59,24 +59,37 @@ def sidebar_fields() -> str:
 
 
 def builder_panel() -> None:
-    """Data overview's editor of the sidebar's made dataset: classes, their images, uploads, camera, zip."""
+    """Data overview's editor of the sidebar's made dataset: classes, their images, uploads, camera, zip.
+
+    Until two classes hold photos the page stops here (st.stop): the report below it would only say "Choose a
+    dataset in the sidebar" or give a folder's advice (a flat layout, a test split) to a dataset being made."""
     name = str(st.session_state.get("sb_made", "")).strip()
     if not name:
         st.info("Name your dataset in the sidebar (Dataset name), then add two or more classes here.")
-        return
+        st.stop()
     try:
         path = checked_path(name)
     except DatasetError as exc:
         st.error(str(exc))
-        return
+        st.stop()
     st.subheader(f"Make a dataset: {path.name}")
     counts = builder.counts(path)
+    undo_row(path)
     _add_class_field(name, counts)
     for cls in counts:
         with st.container(border=True):
             _class_editor(path, cls, counts[cls])
     if counts:
         _summary(path, counts)
+    if sum(1 for n in counts.values() if n) < 2:
+        if len(counts) >= 2:
+            st.info("Add photos to at least two classes: the dataset's report, feature map and data health follow here then.")
+        st.stop()
+
+
+def images_text(n: int) -> str:
+    """'1 image', '12 images'."""
+    return f"{n} image" + ("" if n == 1 else "s")
 
 
 def _add_class_field(name: str, counts: dict) -> None:
@@ -88,6 +101,7 @@ def _add_class_field(name: str, counts: dict) -> None:
                 if (kept := builder.check_name(new, "class name")) in counts:
                     raise DatasetError(f"class {kept!r} is already here")
                 builder.create_dataset(name, [new])  # the name passed checked_path in builder_panel
+                forget_notes()
                 st.rerun()
             except DatasetError as exc:
                 st.error(str(exc))
@@ -98,18 +112,21 @@ def _add_class_field(name: str, counts: dict) -> None:
 def _class_editor(path, cls: str, count: int) -> None:
     """One class: its count, rename/remove, uploads and camera shots, then its thumbnails with a remove button each."""
     head, rename, remove = st.columns([3, 2, 1])
-    head.markdown(f"**{cls}** · {count} image(s)" + (f" — add at least {MIN_PER_CLASS}" if count < MIN_PER_CLASS else ""))
+    head.markdown(f"**{cls}** · {images_text(count)}" + (f" — add at least {MIN_PER_CLASS}" if count < MIN_PER_CLASS else ""))
     new_name = rename.text_input("Rename", value=cls, key=f"mk_rename_{cls}", label_visibility="collapsed")
     if new_name.strip() and new_name.strip() != cls:  # an unchanged name (spaces aside) is no rename: no rerun loop
         _act(lambda: builder.rename_class(path, cls, new_name))
     if remove.button("Remove class", key=f"mk_remove_{cls}"):
         st.session_state[f"mk_confirm_{cls}"] = True  # its photos go from disk: asked once more
     if st.session_state.get(f"mk_confirm_{cls}"):
-        ask, yes = st.columns([3, 1])
-        ask.warning(f"Remove class {cls} and its {count} image(s) from disk?")
-        if yes.button("Yes, remove", key=f"mk_remove_yes_{cls}"):
+        ask, yes, no = st.columns([4, 1, 1], vertical_alignment="center")
+        ask.warning(f"Remove class {cls} and its {images_text(count)} from disk?")
+        if yes.button("Yes, remove", key=f"mk_remove_yes_{cls}", type="primary"):
             st.session_state.pop(f"mk_confirm_{cls}")
             _act(lambda: builder.remove_class(path, cls))
+        if no.button("Cancel", key=f"mk_remove_no_{cls}"):
+            st.session_state.pop(f"mk_confirm_{cls}")
+            st.rerun()
     n = st.session_state.setdefault(f"mk_round_{cls}", 0)  # a new key empties the uploader once its files are saved
     ups = st.file_uploader(f"Photos of {cls}", accept_multiple_files=True, key=f"mk_up_{cls}_{n}",
                            type=sorted(s.lstrip(".") for s in builder.IMAGE_SUFFIXES))
@@ -117,12 +134,13 @@ def _class_editor(path, cls: str, count: int) -> None:
         f"Camera for {cls}", key=f"mk_cam_on_{cls}") else None
     files = [(u.name, u.getvalue()) for u in list(ups or []) + ([shot] if shot is not None else [])]
     if files:
+        forget_notes()
         _save(path, cls, files)
         st.session_state[f"mk_round_{cls}"] = n + 1
         st.rerun()
     for line in st.session_state.get(f"mk_said_{cls}", []):
         (st.error if line.startswith("Refused") else st.caption)(line)
-    _thumbnails(path, cls)
+    photo_grid(path, cls)
 
 
 def _save(path, cls: str, files: list[tuple[str, bytes]]) -> None:
@@ -152,27 +170,15 @@ def _save(path, cls: str, files: list[tuple[str, bytes]]) -> None:
              f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on"
              for name, _ in pending]
     if saved:
-        said.append(f"Added {saved} image(s)" + (f"; {duplicates} already here" if duplicates else ""))
+        said.append(f"Added {images_text(saved)}" + (f"; {duplicates} already here" if duplicates else ""))
     elif duplicates:
-        said.append(f"{duplicates} image(s) already here, not added twice")
+        said.append(f"{images_text(duplicates)} already here, not added twice")
     st.session_state[f"mk_said_{cls}"] = said
-
-
-def _thumbnails(path, cls: str) -> None:
-    images = builder.images_of(path, cls)
-    for start in range(0, len(images), THUMBS_PER_ROW):
-        cols = st.columns(THUMBS_PER_ROW)
-        for col, img in zip(cols, images[start:start + THUMBS_PER_ROW]):
-            try:
-                col.image(preview_image(str(img), 160), caption=img.name[:18])
-            except Exception:  # a file changed on disk since it was added: it can still be removed
-                col.caption(f"{img.name} (unreadable)")
-            if col.button("Remove", key=f"mk_del_{cls}_{img.name}"):
-                _act(lambda img=img: builder.remove_image(path, cls, img.name))
 
 
 def _act(change) -> None:
     """Runs one change to the dataset and reruns (the counts and thumbnails follow); a refusal is shown instead."""
+    forget_notes()
     try:
         change()
     except (DatasetError, OSError) as exc:

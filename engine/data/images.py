@@ -112,6 +112,11 @@ def preview_image(source: str | os.PathLike | bytes, max_side: int) -> np.ndarra
     return np.array(im, dtype=np.uint8)
 
 
+def square_thumbnail(source: str | os.PathLike | bytes, side: int) -> np.ndarray:
+    """uint8 RGB pixels of the image's centre square, `side` px: the tiles of a grid line up whatever the photo's shape."""
+    return np.array(ImageOps.fit(open_rgb(source), (side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
 class _Opened:
     """Context manager: the opened (not yet decoded) PIL image of a path or bytes, closed on exit."""
 
