@@ -93,6 +93,23 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
         original(self, run_dir, status)
 
     monkeypatch.setattr(RunStore, "write_status", record)
+    from engine.store.run_clock import RunClock
+
+    planned, started = [], []  # the whole-run clock's parts, and those the run's events started
+    original_init, original_start = RunClock.__init__, RunClock.start
+
+    def plan(self, parts, startup=None):
+        planned.extend(p.key for p in parts)
+        original_init(self, parts, startup)
+
+    def start(self, key, now):
+        began = original_start(self, key, now)
+        if began:
+            started.append(key)
+        return began
+
+    monkeypatch.setattr(RunClock, "__init__", plan)
+    monkeypatch.setattr(RunClock, "start", start)
     cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2", epochs=2, fine_tune_epochs=1)
     result = RUNNERS["fine_tuning"](cfg, prepare_data(str(tiny_dataset)), runs_dir=isolated_store / "runs",
                                     cache_dir=isolated_store / "cache")
@@ -106,26 +123,20 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     assert {s["epochs_total"] for s in seen if s["stage"] == "training"} == {3}  # both phases together
     after_first = [s for s in seen if s["stage"] == "training" and s["message"] == "epoch 1/3 done"]
     assert after_first and after_first[0]["eta_s"] is not None
+    assert started == planned == ["pass:train view 1/1", "pass:validation", "epoch:1", "epoch:2", "epoch:3", "pass:test",
+                                  "scoring", "saving"]  # every planned part is named by the run's own events, in order
+    running = [s for s in seen if s["stage"] not in ("finished", "stopped", "failed")]
+    assert all(s["run_eta_s"] >= 1.0 for s in running)  # never "0 s" while work remains
+    fractions = [s["run_fraction"] for s in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and max(fractions[:-1]) < 1.0  # one bar, 0 -> 1 once
     final = RunStore.read_status(result.run_dir)
     assert final["stage"] == "finished" and final["finished"] >= final["started"] and final["epoch"] == 3
     assert RunStore.read_status(isolated_store / "nowhere") == {}
 
 
-def test_the_whole_runs_eta_comes_from_its_estimate_and_never_undercuts_the_stage():
-    clock, writes = Clock(), []
-    t = StatusTracker(writes.append, None, started=clock.t, epochs_total=3, clock=clock, run_estimate_s=140.0)
-    t({"type": "status", "message": "caching train features (2000 images) for this and later runs"})
-    clock.t += 10
-    t({"type": "features", "split": "train", "done": 100, "total": 2000})
-    clock.t += 10
-    t({"type": "features", "split": "train", "done": 1920, "total": 2000})
-    s = writes[-1]
-    assert s["eta_s"] == pytest.approx(0.4, abs=0.1) and s["run_eta_s"] == pytest.approx(120.0)  # 140 estimated, 20 gone
-    clock.t += 200  # slower than estimated: never a negative or zero ETA while a stage still has time left
-    t({"type": "features", "split": "train", "done": 1990, "total": 2000})
-    assert writes[-1]["run_eta_s"] == pytest.approx(writes[-1]["eta_s"])
+def test_without_a_run_clock_no_whole_run_eta_is_claimed():
+    t, clock, writes = tracker()
+    t({"type": "features", "split": "train", "done": 10, "total": 100})
+    assert writes[-1]["run_eta_s"] is None and writes[-1]["run_fraction"] == 0.0  # the planned parts: tests/test_run_clock.py
     t.finish("finished")
-    assert writes[-1]["run_eta_s"] is None
-    plain = tracker()[0]  # no estimate made (no calibration stored): no whole-run ETA claimed
-    assert plain.status["run_eta_s"] is None
-
+    assert writes[-1]["run_fraction"] == 1.0

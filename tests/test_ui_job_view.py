@@ -27,7 +27,8 @@ def test_no_eta_zero_before_anything_is_measured():
 
 def test_training_bar_covers_the_whole_run():
     status = {"stage": "training", "message": "epoch 2/3, step 5/10", "epoch": 2, "epochs_total": 3, "step": 5, "steps_total": 10, "eta_s": 15.0}
-    fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}, "elapsed_s": 10.0}, now=1010.0)
+    prog = {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}, "elapsed_s": 10.0}
+    fraction, text = progress_line(job(), prog, now=1010.0)
     assert abs(fraction - 0.5) < 1e-9 and text.startswith("running: epoch 2/3, step 5/10 · elapsed 10s · ETA 15s")
 
 
@@ -62,12 +63,13 @@ def test_engine_errors_become_one_sentence_without_tensorflow_noise():
     assert sentence.startswith("ImageNet weights for vgg16 could not be downloaded") and "a Local file in the sidebar" in sentence
 
 
-def test_the_panel_gives_the_stage_and_the_whole_runs_eta():
+def test_the_panel_gives_one_bar_and_one_eta_for_the_whole_run():
     job = SimpleNamespace(state="running", started=1000.0, ended=None, config={"approach": "frozen", "fit": {"epochs": 20}})
-    status = {"stage": "caching features", "message": "caching train features 1920/2000", "eta_s": 3.0, "run_eta_s": 140.0,
-              "epochs_total": 20}
-    _, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
-    assert text == "running: caching train features 1920/2000 · elapsed 95s · ETA 3s for this stage, about 2 min 20 s for the whole run"
+    status = {"stage": "caching features", "message": "caching validation features 4/4", "done": 4, "total": 4, "eta_s": 0.0,
+              "run_eta_s": 140.0, "run_fraction": 0.3, "epochs_total": 20}
+    fraction, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
+    assert text == "running: caching validation features 4/4 · elapsed 95s · about 2 min 20 s left"
+    assert fraction == 0.3  # the whole run's share, not the stage's 4/4 with 20 epochs still to run
 
 
 def test_an_ended_run_gives_one_time_the_same_as_its_results_with_start_up_apart():

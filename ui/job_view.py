@@ -49,7 +49,10 @@ def _minutes(seconds: float) -> str:
 
 
 def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str]:
-    """(bar fraction, text) for a job: what it does, with counts; elapsed (frozen at the end); a measured ETA."""
+    """(bar fraction, text) for a job: what it does, with counts; elapsed (frozen at the end); the whole run's ETA.
+
+    The bar and the ETA are the whole run's (status.json's run_fraction and run_eta_s): one bar from 0 to 1 once,
+    however many feature passes, views, phases and epochs the run has."""
     now = time.time() if now is None else now
     metrics, status = prog.get("metrics") or {}, prog.get("status") or {}
     done = len((prog.get("history") or {}).get("loss", []))
@@ -66,6 +69,12 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
         if isinstance(wall, (int, float)) and wall <= elapsed:
             took = f"took {wall:.0f}s" + (f" (+{elapsed - wall:.0f}s start-up)" if elapsed - wall >= 1 else "")
         return min(done / total, 1.0), f"{state}: epoch {done}/{total} · {took}"
+    doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
+    run_eta = status.get("run_eta_s")
+    if isinstance(run_eta, (int, float)) and run_eta > 0:  # the whole run, from its planned parts (engine/store/run_clock.py)
+        fraction = float(status.get("run_fraction") or 0.0)  # one bar for the whole run, 0 -> 1 once
+        return min(max(fraction, 0.0), 1.0), f"running: {doing} · elapsed {elapsed:.0f}s · about {_minutes(run_eta)} left"
+    # a status.json without the whole run's clock (written before it existed): the stage's own counts and ETA
     epoch, steps = status.get("epoch") or 0, status.get("steps_total") or 0
     if status.get("stage") == "training" and epoch:  # the whole run's share: finished epochs + this epoch's steps
         fraction = (epoch - 1 + (status.get("step") or 0) / steps if steps else epoch) / total
@@ -73,13 +82,9 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
         fraction = (status.get("done") or 0) / status["total"]
     else:
         fraction = done / total
-    doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
-    fraction = min(max(fraction, 0.0), 1.0)
-    eta, run_eta = status.get("eta_s"), status.get("run_eta_s")
+    eta = status.get("eta_s")
     tail = f" · ETA {eta:.0f}s" if isinstance(eta, (int, float)) and eta > 0 else " · ETA after the first measured steps"
-    if isinstance(run_eta, (int, float)) and run_eta > 0 and status.get("stage") != "training":
-        tail += f" for this stage, about {_minutes(run_eta)} for the whole run"  # training's ETA already covers the run's epochs
-    return fraction, f"running: {doing} · elapsed {elapsed:.0f}s{tail}"
+    return min(max(fraction, 0.0), 1.0), f"running: {doing} · elapsed {elapsed:.0f}s{tail}"
 
 
 def _on_dataset(job) -> bool:

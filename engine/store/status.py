@@ -8,11 +8,12 @@ listens (the CLI's progress lines), and keeps `status.json` in the run folder up
               "saving" | "finished" | "stopped" | "failed", "message": "epoch 3/20",
      "done": 400, "total": 1000, "epoch": 3, "epochs_total": 20, "step": 12, "steps_total": 50,
      "started": unix time, "updated": unix time, "eta_s": float | null, "run_eta_s": float | null,
-     "finished": unix time | null}
+     "run_fraction": 0..1, "finished": unix time | null}
 
-`eta_s` is the current stage's; `run_eta_s` the whole run's: the estimate made before the run
-(engine/training/estimate.py, when a calibration was stored) less the time gone, and never
-less than the stage's own ETA (nor than the epochs left while training).
+`eta_s` is the current stage's; `run_eta_s` the whole run's, from its planned parts
+(engine/store/run_clock.py: every feature pass, view, epoch, scoring and saving, first guesses
+re-timed by what the run measured so far), at least 1 s while the run lasts; `run_fraction` the
+share of the run done, elapsed / (elapsed + run_eta_s), never going back: the page's one bar.
 
 It is separate from metrics.json (the run's recorded state and final results) so a reader
 polling progress never races the final write. Written at most every THROTTLE_S seconds,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from engine.store.run_clock import RunClock
 from engine.store.runs import STATES
 
 Progress = Callable[[dict], None]  # an engine progress event sink (the one alias: training and features use it)
@@ -40,18 +42,20 @@ class StatusTracker:
     """A progress sink that writes status.json (via `write`) and forwards every event to `forward`."""
 
     def __init__(self, write: Callable[[dict], None], forward: Progress | None = None, *, started: float | None = None,
-                 epochs_total: int = 0, clock: Callable[[], float] = time.time, run_estimate_s: float | None = None):
+                 epochs_total: int = 0, clock: Callable[[], float] = time.time, run_clock: RunClock | None = None):
         self._write, self._forward, self._clock = write, forward, clock
-        self._run_estimate_s = run_estimate_s  # the whole run's estimated wall time, if one was made
+        self._run_clock = run_clock  # the run's planned parts (whole-run ETA); None: no whole-run ETA claimed
+        self._in_epoch_left: float | None = None  # the current epoch's rest at its measured step rate
         now = clock()
         self.status: dict = {"stage": "starting", "message": "building the model", "done": 0, "total": 0, "epoch": 0,
                              "epochs_total": epochs_total, "step": 0, "steps_total": 0, "started": started or now,
-                             "updated": now, "eta_s": None, "run_eta_s": None, "finished": None}
+                             "updated": now, "eta_s": None, "run_eta_s": None, "run_fraction": 0.0, "finished": None}
         self._last_write = 0.0
         self._pass_start: tuple[str, float, int] | None = None  # (label, time, done) of the current feature pass
         self._epoch_seconds: dict[int, list[float]] = {}  # phase -> measured epoch durations
         self._epoch_start: float | None = None
         self._phase = 1
+        self._update_run_eta(now)
         self.flush()
 
     # --- events -------------------------------------------------------------------------
@@ -71,6 +75,7 @@ class StatusTracker:
             label, done, total = str(event.get("split", "")), int(event["done"]), int(event["total"])
             views = label.startswith("train view")
             force = self._set_stage("caching augmented views" if views else "caching features")
+            self._start_part(f"pass:{label}", now)
             if self._pass_start is None or self._pass_start[0] != label or done < self._pass_start[2]:
                 self._pass_start = (label, now, done)  # a new pass: its rate is measured from its first reported batch
             what = f"augmented {label.replace('train view', 'view')} of the training images" if views else f"{label} features"
@@ -80,6 +85,7 @@ class StatusTracker:
             force = self._set_stage("training")
             self._phase = int(event.get("phase", 1))
             step, steps = int(event["batch"]), int(event["batches"])
+            self._start_part(f"epoch:{int(event['epoch'])}", now)
             if self._epoch_start is None or step < self._epoch_start[1]:
                 self._epoch_start = (now, step)  # the epoch's step rate is measured from its first reported step
             s.update(epoch=int(event["epoch"]), step=step, steps_total=steps, done=step, total=steps,
@@ -92,16 +98,21 @@ class StatusTracker:
             force = True  # an epoch's end is always written
             phase = int(event.get("phase", 1))
             self._epoch_seconds.setdefault(phase, []).append(float(event.get("seconds", 0.0)))
-            self._epoch_start = None
+            self._epoch_start, self._in_epoch_left = None, None
+            if self._run_clock is not None:
+                self._run_clock.end(now)
             s.update(epoch=int(event["epoch"]), epochs_total=int(event.get("epochs_total") or s["epochs_total"]),
                      step=s["steps_total"], done=s["steps_total"], total=s["steps_total"])
             s["message"] = f"epoch {s['epoch']}/{s['epochs_total']} done"
             s["eta_s"] = self._training_eta(now, 0, 0)
         elif kind == "stage":
             force = self._set_stage(str(event["stage"]))
+            self._start_part(str(event.get("part") or event["stage"]), now)
             if event.get("message"):
                 s["message"] = str(event["message"])
         elif kind == "status" and event.get("message"):
+            if event.get("part"):  # a part announced before its first counts (a pass decodes its images first)
+                self._start_part(str(event["part"]), now)
             message = str(event["message"])
             if message.startswith("caching "):  # said before a pass starts (decoding its images first): already that stage
                 self._set_stage("caching augmented views" if "augmented view" in message else "caching features")
@@ -109,7 +120,7 @@ class StatusTracker:
                 self._pass_start = None
                 force = True
             s["message"] = message
-        s["run_eta_s"] = self._run_eta(now)
+        self._update_run_eta(now)
         if force or now - self._last_write >= THROTTLE_S:
             self.flush(now)
 
@@ -139,13 +150,26 @@ class StatusTracker:
             return None
         return round(max(total - done, 0) * elapsed / (done - self._pass_start[2]), 1)
 
-    def _run_eta(self, now: float) -> float | None:
-        """Seconds left in the whole run: the estimate less the time gone, at least the current stage's ETA."""
-        stage_eta = self.status.get("eta_s")
-        if self._run_estimate_s is None:
-            return None
-        left = self._run_estimate_s - (now - self.status["started"])
-        return round(max(left, stage_eta or 0.0, 0.0), 1)
+    def _start_part(self, key: str, now: float) -> None:
+        if self._run_clock is not None and self._run_clock.start(key, now):
+            self._in_epoch_left = None
+
+    def _update_run_eta(self, now: float) -> None:
+        """run_eta_s from the run's clock (the part under way with its own measured rest), run_fraction from it."""
+        if self._run_clock is None:
+            return
+        s = self.status
+        part = self._run_clock.current
+        current_left = None
+        if part is not None and part.key.startswith("pass:") and s["stage"].startswith("caching"):
+            current_left = s.get("eta_s")
+        elif part is not None and part.key.startswith("epoch:"):
+            current_left = self._in_epoch_left
+        left = self._run_clock.seconds_left(now, current_left)
+        elapsed = max(now - s["started"], 0.0)
+        s["run_eta_s"] = round(left, 1)
+        if elapsed + left > 0:  # one bar, 0 -> 1 once: it never goes back when an estimate grows
+            s["run_fraction"] = round(min(max(s["run_fraction"], elapsed / (elapsed + left)), 0.99), 4)
 
     def epoch_estimate(self) -> float | None:
         """Measured seconds per epoch of the current phase (its first epoch left out when later ones exist)."""
@@ -171,6 +195,7 @@ class StatusTracker:
         if per_epoch is None:
             return None
         in_epoch = running * (steps - step) / steps if running is not None else 0.0
+        self._in_epoch_left = in_epoch if running is not None else None
         remaining = max(s["epochs_total"] - s["epoch"], 0)  # epochs after the current (or just finished) one
         return round(in_epoch + remaining * per_epoch, 1)
 
@@ -178,7 +203,7 @@ class StatusTracker:
     def finish(self, state: str, message: str = "") -> None:
         """Records the run's end (finished / stopped / failed): finished time set, ETA cleared."""
         now = self._clock()
-        self.status.update(stage=state, eta_s=None, run_eta_s=None, finished=now)
+        self.status.update(stage=state, eta_s=None, run_eta_s=None, run_fraction=1.0, finished=now)
         self.status["message"] = message or state
         self.flush(now)
 

@@ -105,7 +105,8 @@ class RunContext:
         streamed = self.streamed(split, cut, p.cuts)
 
         def compute(sinks: dict | None = None) -> dict | None:
-            self.progress({"type": "status", "message": f"caching {split} features ({self.plan.sizes[split]} images) for this and later runs"})
+            self.progress({"type": "status", "message": f"caching {split} features ({self.plan.sizes[split]} images) for this and later runs",
+                           "part": f"pass:{split}"})  # the whole-run clock's part (engine/training/timeline.py names it alike)
             t0 = time.perf_counter()
             if not streamed:
                 self.data.images(split, self.plan.image_size)
@@ -131,7 +132,8 @@ class RunContext:
         out = []
         for v, p in enumerate(passes):
             def compute(sinks: dict | None = None, v=v, p=p) -> dict | None:
-                self.progress({"type": "status", "message": f"caching augmented view {v + 1}/{k} of the training images"})
+                self.progress({"type": "status", "message": f"caching augmented view {v + 1}/{k} of the training images",
+                               "part": f"pass:train view {v + 1}/{k}"})
                 t0 = time.perf_counter()
                 aug = build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed * 1000 + v)
                 result = self._extract(p, self.models.pixels_to_features(p.cuts, aug), streamed, f"train view {v + 1}/{k}", sinks)
@@ -156,6 +158,7 @@ class RunContext:
         from engine.training.lr_range import RULES, ramp_stage
 
         t0 = time.perf_counter()
+        self.progress({"type": "status", "message": "learning-rate finder: starting its ramp", "part": "finder"})
         result = ramp_stage(self, stage, views)
         self.timed("lr_finder", time.perf_counter() - t0)
         if self.run_dir.name:  # the curve beside the run, for its page (a finder outside a run has no folder)
@@ -171,6 +174,9 @@ class RunContext:
         """Trains `stage.top` with Keras fit on cached features, persisting history after every epoch."""
         val = feature_dataset(self.features("validation", stage.split.cut), self.labels("validation"))
         steps = math.ceil(len(self.labels("train")) / self.models.global_batch)
+        first = len(self.history) + 1  # its first epoch, tracing the train step before its first batch, starts now
+        self.progress({"type": "stage", "stage": "training", "message": f"epoch {first}/{total_epochs}: preparing the training step",
+                       "part": f"epoch:{first}"})
         t0 = time.perf_counter()
         train = train_dataset(views, self.labels("train"), batch=self.models.global_batch, seed=self.cfg.fit.seed,
                               phase=phase, epochs=epochs)

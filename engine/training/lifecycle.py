@@ -21,6 +21,7 @@ from engine.insight.analysis import PREDICTIONS_FILE, predictions_payload
 from engine.models import backbones, modeling
 from engine.models.precision import dtype_policy, resolve_precision
 from engine.store.record import RunRecord
+from engine.store.run_clock import RunClock
 from engine.store.runs import RunSaveError, RunStore, atomic_write_json
 from engine.store.status import StatusTracker
 from engine.training import distribute
@@ -33,6 +34,7 @@ from engine.training.prepared import PreparedData
 from engine.training.stages import Stage, StageBuilder
 from engine.training.streams import feature_dataset
 from engine.training.tensorboard_logs import run_log_dir, write_hyperparameters
+from engine.training.timeline import planned_parts
 
 
 @dataclass
@@ -147,11 +149,14 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
     epochs_before = len(history)  # phase-1 epochs of a continued frozen run, trained elsewhere
     planned = plan.epochs_total(epochs_before)  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     # status.json: what the run is doing now, with counts and an ETA (engine/store/status.py); events still reach `progress`
+    cache = FeatureCache(cache_dir)
+    parts, build_s = planned_parts(plan, data, cache, runs_dir, epochs_before)  # the whole-run ETA's parts
+    run_clock = RunClock(parts, startup=(time.time() - began, build_s))  # building the base: the first pace known
     tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned,
-                            run_estimate_s=(resolved_extra or {}).get("estimate_s"))
+                            run_clock=run_clock)
     tensorboard_dir = _open_tensorboard(cfg, dist, store, run_dir, stored, planned, tracker)
     models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
-    ctx = RunContext(plan, data, models, store, run_dir, FeatureCache(cache_dir), tracker, should_stop,
+    ctx = RunContext(plan, data, models, store, run_dir, cache, tracker, should_stop,
                      history=history, tensorboard_dir=tensorboard_dir)
     if data.report.bad_files:
         tracker({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
@@ -267,8 +272,6 @@ def _score_and_save(ctx: RunContext, trained: Trained, state: str, message: str,
     # scoring does not check the stop request, though it may first have to run the base over the test split.
     should_stop, ctx.should_stop = ctx.should_stop, never_stop
     try:
-        scored = "validation and test" if "test" in ctx.data.splits else "validation (no test split)"
-        ctx.progress({"type": "stage", "stage": "scoring", "message": f"scoring the model on {scored}"})
         metrics.update(_score(ctx, trained.stage))
     finally:
         ctx.should_stop = should_stop
@@ -294,11 +297,15 @@ def _score_and_save(ctx: RunContext, trained: Trained, state: str, message: str,
 def _score(ctx: RunContext, stage: Stage) -> dict:
     """Scores the returned model on validation and (once, at the end) on test."""
     out, scored = {}, {}
+    splits = [s for s in ("validation", "test") if s in ctx.data.splits]
+    arrays = {s: ctx.features(s, stage.split.cut) for s in splits}  # a test pass first: its own part of the run's clock
+    said = "validation and test" if "test" in splits else "validation (no test split)"
+    ctx.progress({"type": "stage", "stage": "scoring", "message": f"scoring the model on {said}"})
     for split_name in ("validation", "test"):
-        if split_name not in ctx.data.splits:
+        if split_name not in arrays:
             out[split_name] = None
             continue
-        feats = feature_dataset(ctx.features(split_name, stage.split.cut))
+        feats = feature_dataset(arrays[split_name])
         if ctx.dist.workers > 1:  # Keras gathers every worker's share back in order
             feats = distribute.shard_by_data(feats)
         raw = stage.top.predict(feats, verbose=0)

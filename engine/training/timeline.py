@@ -1,0 +1,116 @@
+"""A run's parts in the order it does them, each with a first-guess duration: what the whole-run ETA re-times.
+
+From the plan (plan.py): the feature passes the cache lacks (each augmented view its own part), the
+finder's ramp, the validation pass, each epoch of each phase, the test pass, scoring and saving. The
+first guess of each is this machine's stored calibration (estimate.py: forward rates and tracing of
+the base, a head's step and evaluation rates, the save time, decoding per image); without one, the
+backbone row's measured speed and the rough constants below. The run's clock
+(engine/store/run_clock.py) then re-times the rest by what the run itself measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+from engine.errors import StudioError
+from engine.models import backbones
+from engine.store.run_clock import Part
+from engine.training.features import FeatureCache
+from engine.training.plan import Pass, RunPlan
+
+# Without a stored calibration: first guesses, corrected as soon as the run has measured a part. From a
+# frozen run of mobilenet_v2 at 96 px on the sample (2-core CPU): each pass traced its function for 2-5 s
+# before its first batch, the first epoch of a phase ~2.5 s longer than the next, a save ~1 s.
+FALLBACK_BASE = {"build_s": 5.0, "forward_first_s": 2.0, "augmented_first_s": 3.0, "save_s": 1.0}
+FALLBACK_HEAD = {"step_s": 0.02, "fit_first_s": 2.5, "eval_rows_s": 1000.0}
+FALLBACK_DECODE_S = 0.002  # seconds per image
+AUGMENTED_SLOWDOWN = 2.0  # augmented passes against plain ones, without a calibration
+EPOCH_OVERHEAD_S = 0.05  # per epoch: the callback's writes (as estimate.py counts it)
+CHECKPOINTS_PER_PHASE = 4  # improved epochs saved per phase (as estimate.py counts them)
+FINDER_STEPS = 100  # the finder's ramp, about (lr_range's default)
+
+
+def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epochs_before: int = 0) -> tuple[list[Part], float]:
+    """(the run's parts in order with their first-guess seconds, the first guess of building the base)."""
+    cal, decode_s = _calibration(plan, data, cache, runs_dir)
+    cfg, n = plan.cfg, plan.sizes
+    parts: list[Part] = []
+    seen: set[str] = set()
+    decoded: set[str] = set()
+    traced = {"plain": False}
+
+    def add_pass(p: Pass, label: str) -> None:
+        keys = set(p.keys.values())
+        if keys <= seen or all(cache.path(k).exists() for k in keys):
+            seen.update(keys)
+            return  # made earlier in this run or found in the cache: costs nothing
+        seen.update(keys)
+        seconds = 0.0 if p.split in decoded else n[p.split] * decode_s
+        decoded.add(p.split)
+        if p.view == "plain":
+            seconds += (0.0 if traced["plain"] else cal["forward_first_s"]) + n[p.split] / cal["forward_ips"]
+            traced["plain"] = True
+        else:  # each view traces its own augmentation function
+            seconds += cal["augmented_first_s"] + n[p.split] / cal["augmented_ips"]
+        parts.append(Part(f"pass:{label}", "plain" if p.view == "plain" else "view", round(seconds, 3)))
+
+    epoch = epochs_before
+    last_cut = ""
+    for phase, cut, epochs in plan.phases():
+        head = _head(cal, cfg, cut, len(data.classes))
+        for label, p in _training_passes(plan, phase):
+            add_pass(p, label)
+        if phase == 1 and cfg.fit.find_learning_rate:
+            parts.append(Part("finder", "finder", round(head["fit_first_s"] + FINDER_STEPS * head["step_s"], 3)))
+        add_pass(plan.plain("validation", cut), "validation")
+        epoch_s = (math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"]
+                   + EPOCH_OVERHEAD_S + min(epochs, CHECKPOINTS_PER_PHASE) * cal["save_s"] / max(epochs, 1))
+        for i in range(epochs):
+            epoch += 1
+            first = i == 0  # traces the train step: its own kind, so its pace is not read as the phase's
+            parts.append(Part(f"epoch:{epoch}", "first_epoch" if first else f"epoch{phase}",
+                              round(epoch_s + (head["fit_first_s"] if first else 0.0), 3)))
+        last_cut = cut
+    if "test" in n:
+        add_pass(plan.plain("test", last_cut), "test")
+    last = _head(cal, cfg, last_cut, len(data.classes))
+    parts.append(Part("scoring", "scoring", round(sum(n.get(s, 0) for s in ("validation", "test")) / last["eval_rows_s"], 3)))
+    parts.append(Part("saving", "saving", cal["save_s"]))
+    return parts, cal["build_s"]
+
+
+def _training_passes(plan: RunPlan, phase: int) -> list[tuple[str, Pass]]:
+    """(event label, pass) of what a phase trains on, as context.py names them in its progress events."""
+    if plan.cfg.approach == "feature_extraction":
+        return [("train", plan.plain("train", ""))]
+    passes = plan.training_passes("", plan.fine_tune_cut if plan.augmented else None) if phase == 1 else plan.training_passes(plan.fine_tune_cut)
+    if not plan.augmented:
+        return [("train", passes[0])]
+    return [(f"train view {v + 1}/{len(passes)}", p) for v, p in enumerate(passes)]
+
+
+def _calibration(plan: RunPlan, data, cache: FeatureCache, runs_dir) -> tuple[dict, float]:
+    """(this machine's stored calibration, or the first guesses above; seconds to decode an image)."""
+    from engine.training.estimate import calibration, estimate_run
+
+    cfg = plan.cfg
+    try:
+        cal = calibration(cfg, plan.image_size, plan.precision, cache.root, [], len(data.classes), calibrate=False)
+    except StudioError:  # nothing stored for this setup: the row's speed and rough constants
+        spec = backbones.get_spec(cfg.backbone.name)
+        ips = max(spec.cpu_images_per_s, 1.0) * (spec.default_size / plan.image_size) ** 2
+        return {**FALLBACK_BASE, "forward_ips": ips, "augmented_ips": ips / AUGMENTED_SLOWDOWN, "heads": {}}, FALLBACK_DECODE_S
+    try:  # decoding is measured per dataset: the estimate's decode seconds over the images it decodes
+        breakdown = estimate_run(cfg, data, cache.root, calibrate=False, runs_dir=runs_dir)["breakdown"]
+    except StudioError:  # e.g. a head not measured yet
+        return cal, FALLBACK_DECODE_S
+    decoded = {p.split for p in plan.passes() if not all(cache.path(k).exists() for k in p.keys.values())}
+    images = sum(plan.sizes[s] for s in decoded)
+    return cal, breakdown.get("decode", 0.0) / images if images else FALLBACK_DECODE_S
+
+
+def _head(cal: dict, cfg, cut: str, num_classes: int) -> dict:
+    """The calibration of the head training at `cut`, else the first guesses."""
+    from engine.training.estimate import head_key
+
+    return cal.get("heads", {}).get(head_key(cfg, cut, num_classes)) or FALLBACK_HEAD

@@ -1,0 +1,44 @@
+"""A run's planned parts (engine/training/timeline.py): every pass, view, epoch, scoring and saving, in the run's order."""
+
+from __future__ import annotations
+
+from conftest import tiny_config
+
+from engine.training.approaches import prepare_data
+from engine.training.features import FeatureCache
+from engine.training.plan import RunPlan
+from engine.training.timeline import planned_parts
+
+
+def _parts(cfg, data, cache):
+    return planned_parts(RunPlan.for_data(cfg, data, 32, "w", "float32"), data, cache)
+
+
+def test_a_frozen_run_with_three_views_plans_each_view_each_epoch_scoring_and_saving(tiny_dataset, tmp_path):
+    data = prepare_data(str(tiny_dataset))
+    parts, build_s = _parts(tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=3, views=3), data,
+                            FeatureCache(tmp_path / "cache"))
+    assert [p.key for p in parts] == ["pass:train view 1/3", "pass:train view 2/3", "pass:train view 3/3", "pass:validation",
+                                      "epoch:1", "epoch:2", "epoch:3", "pass:test", "scoring", "saving"]
+    assert [p.kind for p in parts] == ["view"] * 3 + ["plain", "first_epoch", "epoch1", "epoch1", "plain", "scoring", "saving"]
+    assert all(p.prior_s > 0 for p in parts) and build_s > 0  # no calibration stored: the row's speed and rough constants
+    first, second = parts[4], parts[5]
+    assert first.prior_s > second.prior_s  # the first epoch traces the train step
+
+
+def test_fine_tuning_numbers_its_epochs_across_both_phases_and_skips_what_the_cache_holds(tiny_dataset, tmp_path):
+    data = prepare_data(str(tiny_dataset))
+    cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2", epochs=2, fine_tune_epochs=2, views=2)
+    cfg.fit.find_learning_rate = True
+    cache = FeatureCache(tmp_path / "cache")
+    parts, _ = _parts(cfg, data, cache)
+    assert [(p.key, p.kind) for p in parts] == [
+        ("pass:train view 1/2", "view"), ("pass:train view 2/2", "view"), ("finder", "finder"), ("pass:validation", "plain"),
+        ("epoch:1", "first_epoch"), ("epoch:2", "epoch1"), ("epoch:3", "first_epoch"), ("epoch:4", "epoch2"),
+        ("pass:test", "plain"), ("scoring", "scoring"), ("saving", "saving")]
+    plan = RunPlan.for_data(cfg, data, 32, "w", "float32")
+    for p in plan.views("", plan.fine_tune_cut):  # both views in the cache already (a frozen run made them)
+        for key in p.keys.values():
+            cache.path(key).parent.mkdir(parents=True, exist_ok=True)
+            cache.path(key).write_bytes(b"")
+    assert [p.key for p in _parts(cfg, data, cache)[0]][:2] == ["finder", "pass:validation"]
