@@ -73,8 +73,41 @@ def goto_page(page, title: str) -> None:
                 raise
 
 
+def settings_stick(page, folder: str) -> None:
+    """Values set on Frozen training survive three other pages and a source switch and back; so does a typed folder
+    (issue 31: epochs 3 / dropout 0.5 came back as 20 / 0.60, the folder path as an empty box)."""
+    sidebar, main = page.locator('[data-testid="stSidebar"]'), page.locator('[data-testid="stMainBlockContainer"]')
+    dropout = main.locator('[data-testid="stSlider"]').filter(has_text="Dropout")
+    main.get_by_label("Epochs", exact=True).fill("3")
+    main.get_by_label("Epochs", exact=True).press("Enter")
+    page.get_by_role("heading", name="Hyper-parameters (changed by you)").wait_for()
+    thumb = dropout.get_by_role("slider")
+    thumb.focus()
+    thumb.press("ArrowLeft")  # 0.60 -> 0.55 -> 0.50, a step each
+    thumb.press("ArrowLeft")
+    dropped = """() => [...document.querySelectorAll('[data-testid="stSlider"]')].some(s => s.innerText.includes('Dropout')
+        && parseFloat(s.querySelector('[data-testid="stSliderThumbValue"]').innerText) === 0.5)"""
+    page.wait_for_function(dropped)
+    has_value = "([label, v]) => [...document.querySelectorAll(`input[aria-label='${label}']`)].some(i => i.value === v)"
+    sources = sidebar.get_by_role("radiogroup", name="Dataset")
+    sources.get_by_text("Folder path").click()
+    sidebar.get_by_role("textbox", name="Folder").fill(folder)
+    sidebar.get_by_role("textbox", name="Folder").press("Enter")
+    page.wait_for_function("() => location.search.includes('folder=')")
+    sources.get_by_text("Built-in sample").click()
+    for title in ("Data overview", "Compare", "Feature extraction"):
+        goto_page(page, title)
+    sources.get_by_text("Folder path").click()
+    page.wait_for_function(has_value, arg=["Folder", folder])  # the typed path is back, not an empty box
+    sources.get_by_text("Built-in sample").click()
+    page.wait_for_function("() => location.search.includes('source=sample')")
+    goto_page(page, "Frozen training")
+    page.wait_for_function(has_value, arg=["Epochs", "3"])
+    page.wait_for_function(dropped)
+
+
 @pytest.mark.timeout(1200)  # one long user session (six pages, ten jobs): 260-300 s under the full suite's load, 516 s on a slow day
-def test_dashboard_end_to_end(server, browser_page):
+def test_dashboard_end_to_end(server, browser_page, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # installed: browser_page checked it
 
     page = browser_page
@@ -98,6 +131,7 @@ def test_dashboard_end_to_end(server, browser_page):
     assert main.get_by_role("spinbutton", name="Augmented views (K)").input_value() == "3"
     sidebar.get_by_text("Split for flat folders").click()
     sidebar.get_by_text("train 70% · validation 15% · test 15%").wait_for()
+    settings_stick(page, str(tmp_path / "sample"))
     goto_page(page, "Data overview")
 
     # Sidebar: VGG16 (its few layers build and train quickest), random weights (no download), the smallest image size.

@@ -33,6 +33,14 @@ def goto(at: AppTest, page: str) -> AppTest:
     return at.run()
 
 
+def browse(at: AppTest, page: str) -> AppTest:
+    """A page switch as Chromium makes it: the new page's URL holds only what its own run writes (measured: the
+    typed folder and the form's f_* parameters left the address), so nothing may rest on the old page's URL."""
+    for name in list(at.query_params):
+        del at.query_params[name]
+    return goto(at, page)
+
+
 def test_local_file_with_an_empty_path_disables_train_with_a_sentence():
     from ui.sidebar import NO_PATH
 
@@ -202,7 +210,11 @@ def test_parameter_counts_follow_the_form_as_it_changes():
     assert (before, after) == (flat * 256 + 256 + 256 * 3 + 3, flat * 128 + 128 + 128 * 3 + 3)
 
 
-def test_continuing_a_frozen_run_fixes_the_phase_one_fields_and_names_the_unfrozen_layers(tmp_path):
+def test_continuing_a_frozen_run_shows_its_own_phase_one_settings_and_the_budget_in_words(tmp_path):
+    import json
+    import os
+    from pathlib import Path
+
     from engine.data.sample import ensure_sample_dataset
     from tests.test_ui_results import saved_run
 
@@ -212,17 +224,31 @@ def test_continuing_a_frozen_run_fixes_the_phase_one_fields_and_names_the_unfroz
     at.run()
     assert not at.exception, at.exception
     size = at.session_state["sb_image_size"]
-    saved_run("20260101-000001-frozen-aaaaaa", here, size=size)  # a finished frozen run of this dataset, backbone and size
+    run_id = "20260101-000001-frozen-aaaaaa"
+    saved_run(run_id, here, size=size, epochs=12, wall=47.0)  # a finished frozen run of this dataset, backbone and size
+    config_path = Path(os.environ["TLS_RUNS_DIR"]) / run_id / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(fit={"epochs": 12, "learning_rate": 0.001}, head={"pooling": "avg", "dense_units": 128, "dropout": 0.3})
+    config_path.write_text(json.dumps(config))
     at.run()
     assert any(c.value.startswith("Phase 2 trains ") and "block_16" in c.value and "BatchNorm layers stay frozen" in c.value
                for c in at.caption)
     assert not at.number_input(key="fine_tuning_epochs").disabled
-    at.selectbox(key="fine_tuning_from_run").set_value("20260101-000001-frozen-aaaaaa").run()
+    at.selectbox(key="fine_tuning_from_run").set_value(run_id).run()
     assert not at.exception, at.exception
-    assert at.number_input(key="fine_tuning_epochs").disabled and at.number_input(key="fine_tuning_lr").disabled
-    assert at.select_slider(key="fine_tuning_units").disabled and at.slider(key="fine_tuning_drop").disabled
+    tag = f"fine_tuning_of_{run_id}"  # the run's recorded phase 1, not the form's 30 epochs / 2e-5
+    assert at.number_input(key=f"{tag}_epochs").value == 12 and at.number_input(key=f"{tag}_epochs").disabled
+    assert at.number_input(key=f"{tag}_lr").value == 0.001 and at.number_input(key=f"{tag}_lr").disabled
+    assert at.radio(key=f"{tag}_pool").value == "avg" and at.select_slider(key=f"{tag}_units").value == 128
+    assert at.slider(key=f"{tag}_drop").value == 0.3 and at.slider(key=f"{tag}_drop").disabled
     assert not at.number_input(key="fine_tuning_ftep").disabled  # phase 2 is still the user's
-    assert any(c.value.startswith("Phase 1 comes from frozen run 20260101-000001-frozen-aaaaaa") for c in at.caption)
+    assert any(c.value.startswith(f"Phase 1 comes from frozen run {run_id}") for c in at.caption)
+    ftep, ftlr = at.number_input(key="fine_tuning_ftep").value, at.number_input(key="fine_tuning_ftlr").value
+    assert (f"Phase 1 is done (12 epochs, 47 s, in run {run_id}); this trains phase 2 only: {ftep} epochs at {ftlr:g}."
+            in [m.value for m in at.markdown])
+    assert next(h.value for h in at.subheader if h.value.startswith("Hyper-parameters")) == "Hyper-parameters (lecture defaults)"
+    at.selectbox(key="fine_tuning_from_run").set_value("").run()  # phase 1 here again: the form's own values
+    assert at.number_input(key="fine_tuning_epochs").value == 30 and not at.number_input(key="fine_tuning_epochs").disabled
 
 
 def test_best_cpu_finds_its_rate_and_the_page_says_the_budget_in_steps():
@@ -238,3 +264,47 @@ def test_best_cpu_finds_its_rate_and_the_page_says_the_budget_in_steps():
     assert "stopping after 20 epochs without a lower validation loss (the best epoch kept)" in budget()
     at.checkbox(key="feature_extraction_findlr").uncheck().run()
     assert not at.number_input(key="feature_extraction_lr").disabled and "finder" not in budget()
+
+
+@pytest.mark.parametrize("approach_page,key,extra", [
+    ("pages/feature_extraction.py", "feature_extraction", {}),
+    ("pages/frozen_training.py", "frozen", {"aug_views": 2}),
+    ("pages/fine_tuning.py", "fine_tuning", {"fine_tuning_ftep": 4, "aug_views": 2}),
+])
+def test_form_values_survive_three_other_pages_and_a_source_switch_and_back(tmp_path, approach_page, key, extra):
+    at = harness(approach_page)
+    at.query_params["weights"] = "none"
+    at.run()
+    at.number_input(key=f"{key}_epochs").set_value(3).run()
+    at.slider(key=f"{key}_drop").set_value(0.5 if key != "feature_extraction" else 0.3).run()
+    for k, v in extra.items():
+        at.number_input(key=k).set_value(v).run()
+    for other in ("pages/compare.py", "pages/data_overview.py", "pages/classify.py"):
+        browse(at, other)
+        assert not at.exception, at.exception
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    at.sidebar.text_input(key="sb_folder").input(str(tmp_path)).run()
+    at.sidebar.radio(key="sb_source").set_value("sample").run()
+    browse(at, approach_page)
+    assert not at.exception, at.exception
+    assert at.number_input(key=f"{key}_epochs").value == 3
+    assert at.slider(key=f"{key}_drop").value == (0.5 if key != "feature_extraction" else 0.3)
+    assert {k: at.number_input(key=k).value for k in extra} == extra
+
+
+def test_the_sidebar_keeps_the_typed_folder_and_the_made_dataset_name_across_source_switches_and_pages(tmp_path):
+    at = harness("pages/compare.py").run()
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    at.sidebar.text_input(key="sb_folder").input(str(tmp_path / "photos")).run()
+    at.sidebar.radio(key="sb_source").set_value("made").run()
+    at.sidebar.text_input(key="sb_made").input("pets").run()
+    at.sidebar.radio(key="sb_source").set_value("sample").run()  # draws neither field
+    for key in ("sb_folder", "sb_made"):  # what Chromium's session has lost by now (AppTest keeps a widget's state longer)
+        del at.session_state[key]
+    browse(at, "pages/classify.py")
+    at.sidebar.radio(key="sb_source").set_value("folder").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.text_input(key="sb_folder").value == str(tmp_path / "photos")
+    at.sidebar.radio(key="sb_source").set_value("made").run()
+    assert at.sidebar.text_input(key="sb_made").value == "pets"
+    assert at.query_params["made"] == ["pets"] or at.query_params["made"] == "pets"  # and in the URL, for a refresh

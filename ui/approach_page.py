@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import validate
+from engine.errors import StudioError
 from engine.store.jobs import DuplicateJob
 from engine.training.budget import budget_sentence
 from ui import estimate_view, resources
@@ -13,7 +14,7 @@ from ui.finder_view import finder_panel
 from ui.form_origin import changed_fields, form_note, values_of
 from ui.sweep_view import FORM_KEYS, sweep_panel
 from ui.distribution import distribution_fields
-from ui.form_fields import fit_fields, form_problems, head_fields
+from ui.form_fields import fit_fields, form_problems, head_fields, take_phase_one
 from ui.job_view import job_panel
 from ui.preset_form import preset_choice, preset_config, seeds_field
 from ui.sidebar import base_config, weights_problem
@@ -52,6 +53,34 @@ def _param_counts(cfg, num_classes: int) -> None:
         st.warning(f"Could not build the model summary: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
 
+def _continued_run(approach: str, cfg, report):
+    """The finished frozen run (RunRecord) fine-tuning continues, None when phase 1 trains here, or the run is gone or
+    belongs to another dataset, backbone or size (the engine's one rule; the page's selector then drops it)."""
+    from engine.models.backbones import image_size_for
+
+    run_id = st.session_state.get("fine_tuning_from_run") if approach == "fine_tuning" else ""
+    if not run_id:
+        return None
+    try:
+        run = resources.run_store().load(run_id)
+    except StudioError:
+        return None
+    problem = run.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name,
+                                   image_size=image_size_for(cfg.backbone))
+    return None if problem else run
+
+
+def phase_two_only(run, cfg) -> str:
+    """'Phase 1 is done (12 epochs, 47 s, in run X); this trains phase 2 only: 10 epochs at 1e-05.'"""
+    wall = run.wall_seconds
+    spent = f", {wall:.0f} s" if wall else ""
+    ft = cfg.fine_tune
+    rate = f"{ft.learning_rate:g}" + (f" (the unfrozen block at {ft.learning_rate * ft.discriminative_rate:g})"
+                                       if ft.discriminative_rate != 1.0 else "")
+    return (f"Phase 1 is done ({run.epochs_run} epochs{spent}, in run {run.id}); this trains phase 2 only: "
+            f"{ft.epochs} epoch{'s' if ft.epochs != 1 else ''} at {rate}.")
+
+
 def approach_page(approach: str, title: str, explanation: str, extra_fields=None) -> None:
     st.title(title)
     st.markdown(explanation)
@@ -67,15 +96,18 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     # others (fine-tuning's phase 1) follow the form as it is edited, not only after Train.
     with st.container(border=True):
         heading = st.empty()  # filled once the fields are read: it says whether they are still the defaults
-        continuing = approach == "fine_tuning" and bool(st.session_state.get("fine_tuning_from_run"))
-        if continuing:
-            st.caption(f"Phase 1 comes from frozen run {st.session_state['fine_tuning_from_run']}: its epochs, learning "
-                       "rate and head are that run's (choose “Train phase 1 here” below to set them).")
-        fit_fields(cfg, approach, phase_one_fixed=continuing)
+        phase_one = _continued_run(approach, cfg, report)
+        if phase_one is not None:
+            take_phase_one(baseline, phase_one)  # the run's phase 1 is no change of the user's
+            st.caption(f"Phase 1 comes from frozen run {phase_one.id}: its epochs, learning rate and head below are that "
+                       "run's (choose “Train phase 1 here” below to set your own).")
+        fit_fields(cfg, approach, phase_one=phase_one)
         distribution_fields(cfg, approach)  # only when more than one device is visible
-        head_fields(cfg, approach, fixed=continuing)
+        head_fields(cfg, approach, phase_one=phase_one)
         if extra_fields:
             extra_fields(cfg, approach)
+        if phase_one is not None:
+            st.markdown(phase_two_only(phase_one, cfg))
         tensorboard_fields(cfg, approach)
         seeds = seeds_field(approach)
         keys = {d: k.format(a=approach) for d, k in FORM_KEYS.items()}

@@ -30,18 +30,36 @@ def out_of_range(label: str, value, section: str, name: str) -> str:
     return f"{label} must be {allowed}; it is {value:g}."
 
 
-def fit_fields(cfg: RunConfig, key: str, phase_one_fixed: bool = False) -> None:
-    """Epochs, batch, learning rate, optimizer, class weights, patience, the training recipe. `phase_one_fixed`: fine-tuning continues a finished
-    frozen run, whose epochs and learning rate were phase 1's: shown, not editable."""
+def take_phase_one(cfg: RunConfig, run) -> None:
+    """Puts the finished frozen run's (RunRecord) phase-1 settings into `cfg`: epochs, learning rate, finder setting, head."""
+    f, h = cfg.fit, cfg.head
+    ran, head = run.config.get("fit") or {}, run.config.get("head") or {}
+    f.epochs, f.learning_rate = int(ran.get("epochs", f.epochs)), float(ran.get("learning_rate", f.learning_rate))
+    f.find_learning_rate = bool(ran.get("find_learning_rate", False))
+    h.pooling, h.dense_units = str(head.get("pooling", h.pooling)), int(head.get("dense_units", h.dense_units))
+    h.dropout = float(head.get("dropout", h.dropout))
+
+
+def fit_fields(cfg: RunConfig, key: str, phase_one=None) -> None:
+    """Epochs, batch, learning rate, optimizer, class weights, patience, the training recipe. `phase_one`: the finished
+    frozen run (RunRecord) fine-tuning continues: its epochs, learning rate and finder setting were phase 1's, so they
+    are shown from its recorded config, not editable, and put into `cfg` (the user's own values wait for "Train phase 1 here")."""
     f = cfg.fit
     c1, c2, c3, c4 = st.columns(4)
-    f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1, disabled=phase_one_fixed))
+    if phase_one is not None:
+        take_phase_one(cfg, phase_one)
+        tag = f"{key}_of_{phase_one.id}"  # a widget per run: its value is that run's, never the form's remembered one
+        c1.number_input("Epochs", value=f.epochs, disabled=True, key=f"{tag}_epochs")
+        c3.checkbox("Learning rate from the finder", value=f.find_learning_rate, disabled=True, key=f"{tag}_findlr")
+        c3.number_input("Learning rate", value=f.learning_rate, format="%.6f", disabled=True, key=f"{tag}_lr")
+    else:
+        f.epochs = int(field(c1.number_input, "Epochs", f"{key}_epochs", f.epochs, ("fit", "epochs"), step=1))
+        f.find_learning_rate = bool(field(c3.checkbox, "Learning rate from the finder", f"{key}_findlr", f.find_learning_rate,
+                                          ("fit", "find_learning_rate"), help=meta("fit", "find_learning_rate")["help"]))
+        f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"),
+                                      format="%.6f", disabled=f.find_learning_rate,
+                                      help="Found before training while “Learning rate from the finder” is on." if f.find_learning_rate else None))
     f.batch_size = int(field(c2.number_input, "Batch size", f"{key}_bs", f.batch_size, ("fit", "batch_size"), step=1))
-    f.find_learning_rate = bool(field(c3.checkbox, "Learning rate from the finder", f"{key}_findlr", f.find_learning_rate,
-                                      ("fit", "find_learning_rate"), disabled=phase_one_fixed, help=meta("fit", "find_learning_rate")["help"]))
-    f.learning_rate = float(field(c3.number_input, "Learning rate", f"{key}_lr", f.learning_rate, ("fit", "learning_rate"),
-                                  format="%.6f", disabled=phase_one_fixed or f.find_learning_rate,
-                                  help="Found before training while “Learning rate from the finder” is on." if f.find_learning_rate else None))
     f.optimizer = field(c4.selectbox, "Optimizer", f"{key}_opt", f.optimizer, ("fit", "optimizer"),
                         options=meta("fit", "optimizer")["choices"])
     f.class_weight = field(c4.selectbox, "Class weights", f"{key}_cw", f.class_weight, ("fit", "class_weight"),
@@ -74,15 +92,24 @@ def recipe_fields(cfg: RunConfig, key: str) -> None:
                                                 max_value=1.0, step=0.01, help=meta("fine_tune", "discriminative_rate")["help"]))
 
 
-def head_fields(cfg: RunConfig, key: str, fixed: bool = False) -> None:
-    """Pooling, dense units, dropout. `fixed`: the head comes from a finished frozen run (fine-tuning continues it)."""
+def head_fields(cfg: RunConfig, key: str, phase_one=None) -> None:
+    """Pooling, dense units, dropout. `phase_one`: the finished frozen run (RunRecord) fine-tuning continues, whose
+    head phase 2 starts from: its recorded head is shown, not editable, and put into `cfg`."""
     h = cfg.head
     c1, c2, c3 = st.columns(3)
+    if phase_one is not None:
+        take_phase_one(cfg, phase_one)
+        tag, pools = f"{key}_of_{phase_one.id}", list(meta("head", "pooling")["choices"])
+        c1.radio("Pooling", pools, index=pools.index(h.pooling) if h.pooling in pools else 0, horizontal=True, disabled=True,
+                 key=f"{tag}_pool")
+        c2.select_slider("Dense units", sorted({*DENSE_UNITS, h.dense_units}), value=h.dense_units, disabled=True, key=f"{tag}_units")
+        c3.slider("Dropout", 0.0, float(meta("head", "dropout")["max"]), value=h.dropout, step=0.05, disabled=True, key=f"{tag}_drop")
+        return
     h.pooling = field(c1.radio, "Pooling", f"{key}_pool", h.pooling, ("head", "pooling"), options=meta("head", "pooling")["choices"],
-                      horizontal=True, disabled=fixed)
-    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=list(DENSE_UNITS),
-                          disabled=fixed)
-    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), disabled=fixed, min_value=0.0, max_value=float(meta("head", "dropout")["max"]), step=0.05)
+                      horizontal=True)
+    h.dense_units = field(c2.select_slider, "Dense units", f"{key}_units", h.dense_units, options=list(DENSE_UNITS))
+    h.dropout = field(c3.slider, "Dropout", f"{key}_drop", h.dropout, ("head", "dropout"), min_value=0.0,
+                      max_value=float(meta("head", "dropout")["max"]), step=0.05)
 
 
 def augmentation_fields(cfg: RunConfig) -> None:

@@ -14,7 +14,7 @@ from engine.config import BackboneConfig, RunConfig, default_config
 from engine.data.layout import DatasetError
 from engine.data.paths import confine
 from ui import resources
-from ui.forms import own
+from ui.forms import KEEP, own
 from ui.dataset_source import SOURCES, dataset_fields
 
 WEIGHTS = {"imagenet": "ImageNet", "local": "Local file", "none": "None (random)"}
@@ -38,10 +38,18 @@ def weights_default(name: str, alpha: float, image_size: int):
 
 
 def _restore() -> None:
-    """First run of a session: defaults, overridden by valid values from the query string."""
+    """Every run: a field missing from session state gets its kept copy (`_keep_<key>`, saved by `_save`), else on a
+    session's first run the default overridden by a valid value from the query string.
+
+    Streamlit drops a widget's state in the first run that does not draw it: the Folder box and the made dataset's
+    name are drawn only for their source, and a page switch drops their URL parameters, so without the kept copy
+    switching the source away and back forgot what was typed."""
     fresh = "sb_weights" not in st.session_state and "weights" not in st.query_params
     for key, (default, kind) in DEFAULTS.items():
         if key in st.session_state:
+            continue
+        if KEEP + key in st.session_state:
+            st.session_state[key] = st.session_state[KEEP + key]
             continue
         value, raw = default, st.query_params.get(key.removeprefix("sb_"))
         if raw is not None:
@@ -61,7 +69,15 @@ def _restore() -> None:
 
 
 def _save() -> None:
-    st.query_params.update({k.removeprefix("sb_"): str(st.session_state[k]) for k in DEFAULTS if st.session_state.get(k) not in ("", None)})
+    """Each field's value into its kept copy (this session) and the URL (a refresh, a shared link); an emptied one leaves the URL."""
+    shown = {}
+    for key in (k for k in DEFAULTS if k in st.session_state):
+        value = st.session_state[KEEP + key] = st.session_state[key]
+        if value not in ("", None):
+            shown[key.removeprefix("sb_")] = str(value)
+        elif key.removeprefix("sb_") in st.query_params:
+            del st.query_params[key.removeprefix("sb_")]
+    st.query_params.update(shown)
 
 
 def _found_here() -> str:
