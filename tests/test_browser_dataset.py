@@ -118,8 +118,8 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
         page.get_by_role("textbox", name="New class").fill(cls)
         page.get_by_role("button", name="Add class").click()
         page.get_by_text(f"Photos of {cls}").wait_for()
-    assert page.get_by_text("Choose a dataset in the sidebar").count() == 0  # one is chosen: no box says otherwise
     page.get_by_text("Add photos to at least two classes").wait_for()  # not a folder's advice (a flat layout)
+    assert page.get_by_text("Choose a dataset in the sidebar:").count() == 0  # one is chosen: no box says otherwise
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 this is not a photo")

@@ -71,7 +71,7 @@ def _remove_photo(root: str, image: str) -> None:
 
 
 def undo_row(path) -> None:
-    """What the last Remove did, with its Undo (only while it is still the dataset's last action)."""
+    """What the last Remove did, with its Undo (which refuses when another place acted on the dataset since)."""
     root, action, said = st.session_state.get(UNDO_KEY) or (None, None, "")
     if root != str(path):
         return
