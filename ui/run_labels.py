@@ -43,7 +43,7 @@ def run_label(r) -> str:
 
 
 def sample_label(r) -> str:
-    """"≤50/class" for a run trained on a sample of its dataset (`data.max_per_class`), else ""."""
+    """The bound of a run trained on a sample of its dataset (`data.max_per_class`) as "≤50/class", else ""."""
     n = (r.config.get("data") or {}).get("max_per_class") or 0
     return f"≤{n}/class" if isinstance(n, int) and n > 0 else ""
 
