@@ -140,3 +140,7 @@ def test_without_a_run_clock_no_whole_run_eta_is_claimed():
     assert writes[-1]["run_eta_s"] is None and writes[-1]["run_fraction"] == 0.0  # the planned parts: tests/test_run_clock.py
     t.finish("finished")
     assert writes[-1]["run_fraction"] == 1.0
+    stopped = tracker()[0]
+    stopped.status["run_fraction"] = 0.4
+    stopped.finish("stopped")
+    assert stopped.status["run_fraction"] == 0.4  # where its bar stood, not full

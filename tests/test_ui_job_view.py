@@ -72,6 +72,15 @@ def test_the_panel_gives_one_bar_and_one_eta_for_the_whole_run():
     assert fraction == 0.3  # the whole run's share, not the stage's 4/4 with 20 epochs still to run
 
 
+def test_an_early_stopped_run_ends_on_a_full_bar_and_a_stopped_one_where_it_stood():
+    prog = {"metrics": {"state": "finished", "epochs_total": 10}, "history": {"loss": [1, 2, 3, 4]},
+            "status": {"run_fraction": 1.0}, "elapsed_s": 40.0}
+    assert progress_line(job(state="done", ended=1040.0), prog, now=2000.0) == (1.0, "finished: epoch 4/10 · took 40s")
+    prog = {"metrics": {"state": "stopped", "epochs_total": 10}, "history": {"loss": [1]}, "status": {"run_fraction": 0.62},
+            "elapsed_s": 40.0}
+    assert progress_line(job(state="done", ended=1040.0), prog, now=2000.0)[0] == 0.62  # not back to 1/10
+
+
 def test_an_ended_run_gives_one_time_the_same_as_its_results_with_start_up_apart():
     prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 229.4}, "history": {"loss": [1, 2, 3]},
             "status": {}, "elapsed_s": 237.0}

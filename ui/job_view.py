@@ -68,7 +68,9 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
         took = f"took {elapsed:.0f}s"
         if isinstance(wall, (int, float)) and wall <= elapsed:
             took = f"took {wall:.0f}s" + (f" (+{elapsed - wall:.0f}s start-up)" if elapsed - wall >= 1 else "")
-        return min(done / total, 1.0), f"{state}: epoch {done}/{total} · {took}"
+        # finished: a full bar, early stopping or not; else where the run's own bar stood when it ended
+        share = 1.0 if state == "finished" else status.get("run_fraction") or done / total
+        return min(max(float(share), 0.0), 1.0), f"{state}: epoch {done}/{total} · {took}"
     doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
     run_eta = status.get("run_eta_s")
     if isinstance(run_eta, (int, float)) and run_eta > 0:  # the whole run, from its planned parts (engine/store/run_clock.py)

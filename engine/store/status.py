@@ -203,7 +203,9 @@ class StatusTracker:
     def finish(self, state: str, message: str = "") -> None:
         """Records the run's end (finished / stopped / failed): finished time set, ETA cleared."""
         now = self._clock()
-        self.status.update(stage=state, eta_s=None, run_eta_s=None, run_fraction=1.0, finished=now)
+        self.status.update(stage=state, eta_s=None, run_eta_s=None, finished=now)
+        if state == "finished":  # a full bar (early stopping included); a stopped or failed run's stays where it ended
+            self.status["run_fraction"] = 1.0
         self.status["message"] = message or state
         self.flush(now)
 
