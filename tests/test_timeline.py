@@ -20,10 +20,11 @@ def test_a_frozen_run_with_three_views_plans_each_view_each_epoch_scoring_and_sa
                             FeatureCache(tmp_path / "cache"))
     assert [p.key for p in parts] == ["pass:train view 1/3", "pass:train view 2/3", "pass:train view 3/3", "pass:validation",
                                       "epoch:1", "epoch:2", "epoch:3", "pass:test", "scoring", "saving"]
-    assert [p.kind for p in parts] == ["view"] * 3 + ["plain", "first_epoch", "epoch1", "epoch1", "plain", "scoring", "saving"]
+    assert [p.kind for p in parts] == ["view"] * 3 + ["plain", "epoch1", "epoch1", "epoch1", "plain", "scoring", "saving"]
     assert all(p.prior_s > 0 for p in parts) and build_s > 0  # no calibration stored: the row's speed and rough constants
-    first, second = parts[4], parts[5]
-    assert first.prior_s > second.prior_s  # the first epoch traces the train step
+    assert all(p.setup_s > 0 for p in parts[:5])  # each view traces its augmentation, validation the plain pass, epoch 1 the step
+    assert parts[5].setup_s == parts[6].setup_s == 0  # later epochs: the train step is traced once
+    assert 0 < parts[7].setup_s < parts[3].setup_s  # the test pass decodes its images; the plain pass was traced by validation
 
 
 def test_fine_tuning_numbers_its_epochs_across_both_phases_and_skips_what_the_cache_holds(tiny_dataset, tmp_path):
@@ -34,8 +35,10 @@ def test_fine_tuning_numbers_its_epochs_across_both_phases_and_skips_what_the_ca
     parts, _ = _parts(cfg, data, cache)
     assert [(p.key, p.kind) for p in parts] == [
         ("pass:train view 1/2", "view"), ("pass:train view 2/2", "view"), ("finder", "finder"), ("pass:validation", "plain"),
-        ("epoch:1", "first_epoch"), ("epoch:2", "epoch1"), ("epoch:3", "first_epoch"), ("epoch:4", "epoch2"),
+        ("epoch:1", "epoch1"), ("epoch:2", "epoch1"), ("epoch:3", "epoch2"), ("epoch:4", "epoch2"),
         ("pass:test", "plain"), ("scoring", "scoring"), ("saving", "saving")]
+    assert [p.key for p in parts if p.setup_s] == ["pass:train view 1/2", "pass:train view 2/2", "pass:validation", "epoch:1", "epoch:3",
+                                                    "pass:test"]
     plan = RunPlan.for_data(cfg, data, 32, "w", "float32")
     for p in plan.views("", plan.fine_tune_cut):  # both views in the cache already (a frozen run made them)
         for key in p.keys.values():

@@ -76,6 +76,8 @@ class StatusTracker:
             views = label.startswith("train view")
             force = self._set_stage("caching augmented views" if views else "caching features")
             self._start_part(f"pass:{label}", now)
+            if self._run_clock is not None:
+                self._run_clock.begin_body(now)  # its first batch is done: tracing and decoding were its setup
             if self._pass_start is None or self._pass_start[0] != label or done < self._pass_start[2]:
                 self._pass_start = (label, now, done)  # a new pass: its rate is measured from its first reported batch
             what = f"augmented {label.replace('train view', 'view')} of the training images" if views else f"{label} features"
@@ -86,6 +88,8 @@ class StatusTracker:
             self._phase = int(event.get("phase", 1))
             step, steps = int(event["batch"]), int(event["batches"])
             self._start_part(f"epoch:{int(event['epoch'])}", now)
+            if self._run_clock is not None:
+                self._run_clock.begin_body(now)  # the first step is done: tracing the train step was the epoch's setup
             if self._epoch_start is None or step < self._epoch_start[1]:
                 self._epoch_start = (now, step)  # the epoch's step rate is measured from its first reported step
             s.update(epoch=int(event["epoch"]), step=step, steps_total=steps, done=step, total=steps,
@@ -160,12 +164,12 @@ class StatusTracker:
             return
         s = self.status
         part = self._run_clock.current
-        current_left = None
+        current_left, share = None, 0.0
         if part is not None and part.key.startswith("pass:") and s["stage"].startswith("caching"):
-            current_left = s.get("eta_s")
+            current_left, share = s.get("eta_s"), (s["done"] / s["total"] if s["total"] else 0.0)
         elif part is not None and part.key.startswith("epoch:"):
-            current_left = self._in_epoch_left
-        left = self._run_clock.seconds_left(now, current_left)
+            current_left, share = self._in_epoch_left, (s["step"] / s["steps_total"] if s["steps_total"] else 0.0)
+        left = self._run_clock.seconds_left(now, current_left, share)
         elapsed = max(now - s["started"], 0.0)
         s["run_eta_s"] = round(left, 1)
         if elapsed + left > 0:  # one bar, 0 -> 1 once: it never goes back when an estimate grows

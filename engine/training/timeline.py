@@ -45,14 +45,16 @@ def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epoch
             seen.update(keys)
             return  # made earlier in this run or found in the cache: costs nothing
         seen.update(keys)
-        seconds = 0.0 if p.split in decoded else n[p.split] * decode_s
+        setup = 0.0 if p.split in decoded else n[p.split] * decode_s  # decoded before its first batch
         decoded.add(p.split)
         if p.view == "plain":
-            seconds += (0.0 if traced["plain"] else cal["forward_first_s"]) + n[p.split] / cal["forward_ips"]
+            setup += 0.0 if traced["plain"] else cal["forward_first_s"]
             traced["plain"] = True
+            body = n[p.split] / cal["forward_ips"]
         else:  # each view traces its own augmentation function
-            seconds += cal["augmented_first_s"] + n[p.split] / cal["augmented_ips"]
-        parts.append(Part(f"pass:{label}", "plain" if p.view == "plain" else "view", round(seconds, 3)))
+            setup += cal["augmented_first_s"]
+            body = n[p.split] / cal["augmented_ips"]
+        parts.append(Part(f"pass:{label}", "plain" if p.view == "plain" else "view", round(body, 3), round(setup, 3)))
 
     epoch = epochs_before
     last_cut = ""
@@ -66,10 +68,8 @@ def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epoch
         epoch_s = (math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"]
                    + EPOCH_OVERHEAD_S + min(epochs, CHECKPOINTS_PER_PHASE) * cal["save_s"] / max(epochs, 1))
         for i in range(epochs):
-            epoch += 1
-            first = i == 0  # traces the train step: its own kind, so its pace is not read as the phase's
-            parts.append(Part(f"epoch:{epoch}", "first_epoch" if first else f"epoch{phase}",
-                              round(epoch_s + (head["fit_first_s"] if first else 0.0), 3)))
+            epoch += 1  # the first traces the train step before its first batch: its setup
+            parts.append(Part(f"epoch:{epoch}", f"epoch{phase}", round(epoch_s, 3), head["fit_first_s"] if i == 0 else 0.0))
         last_cut = cut
     if "test" in n:
         add_pass(plan.plain("test", last_cut), "test")
