@@ -65,11 +65,14 @@ def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epoch
         if phase == 1 and cfg.fit.find_learning_rate:
             parts.append(Part("finder", "finder", round(head["fit_first_s"] + FINDER_STEPS * head["step_s"], 3)))
         add_pass(plan.plain("validation", cut), "validation")
-        epoch_s = (math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"]
-                   + EPOCH_OVERHEAD_S + min(epochs, CHECKPOINTS_PER_PHASE) * cal["save_s"] / max(epochs, 1))
+        epoch_s = math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"] + EPOCH_OVERHEAD_S
+        # The first epoch always improves on nothing: its checkpoint is certain, the others share the rest of a phase's
+        # saves. Spread evenly, epoch 1's save read as a slow pace made epochs 2-6 of the sample 3x too long.
+        later_saves = (min(epochs, CHECKPOINTS_PER_PHASE) - 1) * cal["save_s"] / max(epochs - 1, 1)
         for i in range(epochs):
             epoch += 1  # the first traces the train step before its first batch: its setup
-            parts.append(Part(f"epoch:{epoch}", f"epoch{phase}", round(epoch_s, 3), head["fit_first_s"] if i == 0 else 0.0))
+            body, setup = (epoch_s + cal["save_s"], head["fit_first_s"]) if i == 0 else (epoch_s + later_saves, 0.0)
+            parts.append(Part(f"epoch:{epoch}", f"epoch{phase}", round(body, 3), setup))
         last_cut = cut
     if "test" in n:
         add_pass(plan.plain("test", last_cut), "test")
