@@ -88,6 +88,7 @@ def settings_stick(page, folder: str) -> None:
     dropped = """() => [...document.querySelectorAll('[data-testid="stSlider"]')].some(s => s.innerText.includes('Dropout')
         && parseFloat(s.querySelector('[data-testid="stSliderThumbValue"]').innerText) === 0.5)"""
     page.wait_for_function(dropped)
+    page.wait_for_function("() => location.search.includes('f_frozen_drop=0.5')")  # the server has it, not only the thumb
     has_value = "([label, v]) => [...document.querySelectorAll(`input[aria-label='${label}']`)].some(i => i.value === v)"
     sources = sidebar.get_by_role("radiogroup", name="Dataset")
     sources.get_by_text("Folder path").click()

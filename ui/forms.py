@@ -17,6 +17,7 @@ from engine.config import field_meta, field_problem
 KEEP = "_keep_"
 NOTE = "_note_"  # why a remembered value was not used (shown under the field once)
 SET = "_set_"  # a value a button put into a field (set_field), shown by the browser at the next rerun
+DRAWN = "_drawn_"  # the value= / index= a field was first drawn with in this visit (field)
 ORIGIN = "_origin_"  # (where a button's value came from, the value): the form's heading names it (ui/form_origin)
 
 
@@ -90,15 +91,24 @@ def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = 
     augmentation fields unchecked and 0, the sidebar's split at its minimum). With the remembered
     value as the default, what comes back is that value. Keyed widgets keep their identity when
     `value` changes (Streamlit's key_as_main_identity), so the user's edits stand.
+
+    That default is the one the widget was first drawn with in this visit (`_drawn_<key>`), not its value of the
+    last run: a default that followed every edit raced with the browser (measured in Chromium: two quick presses
+    on Dropout, 0.60 → 0.55 → 0.50, and a run begun at 0.55 answered with default 0.55 after 0.50 was sent; the
+    browser kept 0.55 and sent it with the next click, so the form came back from other pages at 0.55).
     """
-    if key not in st.session_state:
+    primed = key not in st.session_state  # a new visit: Streamlit dropped the widget when its page was left
+    if primed:
         remember(key, default, knob)
     choices = list(kwargs["options"]) if widget.__name__ in ("selectbox", "radio") else None
     if SET + key in st.session_state:  # through session state, the one way Streamlit sends a new value to a drawn widget
         st.session_state[key] = st.session_state.pop(SET + key)
         value = widget(label, key=key, **kwargs)
-    else:
-        value = widget(label, key=key, **own(key, choices), **kwargs)
+    elif primed or DRAWN + key not in st.session_state:
+        given = st.session_state[DRAWN + key] = own(key, choices)
+        value = widget(label, key=key, **given, **kwargs)
+    else:  # drawn before in this visit: its state is the browser's; the default it was drawn with stays the same
+        value = widget(label, key=key, **st.session_state[DRAWN + key], **kwargs)
     note = st.session_state.pop(NOTE + key, None)
     if note:
         st.caption(f"⚠️ {label}: {note}.")
