@@ -24,6 +24,11 @@ def test_steepest_descent_is_where_the_loss_falls_fastest_per_decade():
     assert np.log10(steepest_rate(LRS, loss)) == pytest.approx(-3, abs=0.07)  # within one step of the ramp
 
 
+def test_steepest_descent_is_never_on_the_blow_up():
+    loss = np.concatenate([np.linspace(3, 1, 60), np.linspace(1, 50, 30), np.linspace(50, 2, 10)])  # diverged, then a steep fall
+    assert steepest_rate(LRS, loss) <= LRS[59]  # on the descent before the minimum, not the fall from 50 to 2
+
+
 def test_valley_is_a_little_past_the_first_third_of_the_longest_descent():
     loss = np.concatenate([np.linspace(3, 1, 81), np.linspace(1.1, 5, 19)])  # falls over steps 0-80, then blows up
     assert valley_rate(LRS, loss) == LRS[-1 + 27 + 13]  # fastai: start = 80 - 81, a third of 81 is 27, plus half of that

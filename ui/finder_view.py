@@ -8,13 +8,12 @@ fine-tuning the frozen run it continues): it is offered only while the sidebar a
 
 from __future__ import annotations
 
-import math
 import os
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from engine.config import BackboneConfig, RunConfig
+from engine.insight.charts import finder_figure
 from engine.models import backbones
 from engine.training.lr_range import RULES
 from ui import resources
@@ -134,20 +133,3 @@ def _use_rate(field_key: str, rate: float) -> None:
     if not field_key.endswith("_ftlr"):  # a rate the user chose: the run trains at it, not at a new finder's
         set_field(field_key.removesuffix("_lr") + "_findlr", False, "learning rate from the finder")
     st.toast(f"Learning rate set to {rate:g}")
-
-
-def finder_figure(result: dict) -> go.Figure:
-    """Smoothed loss (and each step's) against the learning rate on a log axis, the suggested rate marked."""
-    lrs = result["learning_rates"]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=lrs, y=result["losses"], mode="markers", name="loss of each step", marker={"size": 4, "opacity": 0.35}))
-    fig.add_trace(go.Scatter(x=lrs, y=result["smoothed"], mode="lines", name="smoothed loss"))
-    for rule, dash in (("valley", "solid"), ("steepest", "dot")):
-        rate = result.get(rule)
-        if rate:
-            fig.add_vline(x=rate, line_dash=dash, annotation_text=f"{rule} {rate:.2g}")
-    finite = [v for v in result["smoothed"] if math.isfinite(v)]
-    top = min(max(finite), 4 * min(finite)) if finite else None  # the blow-up would squash the useful part
-    fig.update_layout(xaxis={"type": "log", "title": "learning rate"}, yaxis={"title": "training loss", "range": [0, top * 1.05] if top else None},
-                      height=320, margin={"t": 30, "b": 40})
-    return fig

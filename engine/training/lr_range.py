@@ -94,12 +94,15 @@ def smooth(losses, beta: float) -> np.ndarray:
 
 def steepest_rate(lrs, smoothed) -> float | None:
     """The rate where the smoothed loss falls fastest per decade of learning rate, after the first tenth of the
-    ramp (there the average holds a few noisy batches: measured on cats_vs_dogs_small, its slope pointed at 1e-6)."""
+    ramp (there the average holds a few noisy batches: measured on cats_vs_dogs_small, its slope pointed at 1e-6)
+    and before the loss's minimum (past it the loss blows up, and a diverged loss coming down again is no rate)."""
     if len(smoothed) < 5:
         return None
     skip = len(smoothed) // 10
-    slopes = np.diff(np.asarray(smoothed)[skip:]) / np.diff(np.log10(np.asarray(lrs)[skip:]))
-    return float(lrs[skip + int(np.argmin(slopes))])
+    end = max(int(np.nanargmin(smoothed)) + 1, skip + 2)  # past the minimum the loss blows up: a fall there is noise
+    s, r = np.asarray(smoothed, dtype=float)[skip:end], np.asarray(lrs, dtype=float)[skip:end]
+    slopes = np.diff(s) / np.diff(np.log10(r))
+    return float(r[int(np.nanargmin(slopes))])
 
 
 def valley_rate(lrs, smoothed) -> float | None:
