@@ -190,7 +190,7 @@ def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in
     assert not at.exception, at.exception
     runner = resources.job_runner()
     (job,) = runner.jobs()  # not measured yet: a measuring job, never a measurement in the server
-    assert job.kind == "estimate" and any("measuring it in the job queue" in c.value for c in at.caption)
+    assert job.kind == "estimate" and any("Measuring this machine for the full estimate in the job queue" in c.value for c in at.caption)
     runner.stop(job.id)  # measured here instead, with the stand-in calibration, by the job's own command
     (tmp_path / "cfg.json").write_text(json.dumps(job.config))
     options = {k: v for k, v in runner.spec(job, tmp_path / "cfg.json")["options"].items() if k != "out"}

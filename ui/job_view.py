@@ -19,7 +19,7 @@ from engine.store.runs import FINAL_STATES, RunStoreError
 from ui import resources
 from ui.curves import curve_pair
 from ui.dataset_source import dataset_name
-from ui.run_analysis import show_run_analysis, train_again_button
+from ui.run_analysis import accuracy_metric, show_run_analysis, train_again_button
 
 try:
     from ui.export_panel import export_downloads
@@ -195,8 +195,8 @@ def render_results(metrics: dict, state: str, run_id: str | None = None, error: 
         st.info(metrics["message"])
     val, test = metrics.get("validation") or {}, metrics.get("test") or {}
     c = st.columns(4)
-    c[0].metric("Validation accuracy", f"{val['accuracy']:.3f}" if val else "—")
-    c[1].metric("Test accuracy", f"{test['accuracy']:.3f}" if test else "—", help=None if test else "this dataset has no test split")
+    accuracy_metric(c[0], "Validation accuracy", val)
+    accuracy_metric(c[1], "Test accuracy", test, missing="this dataset has no test split")
     c[2].metric("Trainable params", f"{metrics.get('trainable_params', 0):,}")
     c[3].metric("Wall time", f"{metrics.get('wall_seconds', 0):.0f}s")
     if run_id and state == "finished":
