@@ -303,5 +303,8 @@ def test_ensemble_of_runs_with_tta_is_the_clis_ensemble_tta(left_right_runs, cap
     assert cli.main(["ensemble", "--run", "lr1", "--run", "lr2", "--runs-dir", str(runs_dir), "--tta", "--json", "--weighted"]) == 0
     want = json.loads(capsys.readouterr().out)
     store = RunStore(runs_dir)
-    got = ensemble_of_runs(records(runs_dir, "lr1", "lr2"), weighted=True, tta=True, store=store).to_dict()
+    from engine.insight.inference import flip_averaged
+
+    rescore = lambda m: flip_averaged(store, m)  # noqa: E731  (what Compare's TTA checkbox passes)
+    got = ensemble_of_runs(records(runs_dir, "lr1", "lr2"), weighted=True, rescore=rescore).to_dict()
     assert got["tta"] and json.loads(json.dumps(got)) == want  # the same numbers, to the last digit

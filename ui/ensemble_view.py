@@ -51,7 +51,9 @@ def _flip_scores(run_ids: tuple[str, ...], weighted: bool, runs_root: str):  # r
     """The ensemble with each image averaged with its flip: every member's saved model classifies its validation (and
     test) images again, the CLI's `ensemble --tta` path. Kept per choice of runs: a finished run's model does not change."""
     store = resources.run_store()
-    return ensemble_of_runs([store.load(rid) for rid in run_ids], weighted, tta=True, store=store)
+    from engine.insight.inference import flip_averaged
+
+    return ensemble_of_runs([store.load(rid) for rid in run_ids], weighted, rescore=lambda m: flip_averaged(store, m))
 
 
 def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:

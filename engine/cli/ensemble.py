@@ -10,7 +10,6 @@ on it). Nothing here imports Keras at module level: the parser imports this modu
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 from engine.config import dumps
 
@@ -26,21 +25,9 @@ def add_parser(sub) -> None:
     en.set_defaults(func=cmd_ensemble)
 
 
-def flip_averaged(store, member, progress=None):
-    """`member` with each split's probabilities recomputed by its model, each image averaged with its flip."""
-    from engine.insight.inference import load_run, probabilities_for_files
-
-    run = load_run(store, member.id)
-    splits = {}
-    for name, preds in member.splits.items():
-        if progress:
-            progress(f"run {member.id}: {name}, {len(preds.files)} images with their flips")
-        splits[name] = replace(preds, probabilities=probabilities_for_files(run, preds.files, tta=True))
-    return replace(member, splits=splits)
-
-
 def cmd_ensemble(args) -> int:
     from engine.insight.ensemble import EnsembleError, check_members, load_member, score_ensemble
+    from engine.insight.inference import flip_averaged
     from engine.store.runs import RunStore
 
     if len(args.run) < 2 and not args.tta:

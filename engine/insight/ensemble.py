@@ -11,7 +11,7 @@ normalised to sum to 1; unweighted, every run weighs 1/N. The weights are chosen
 so a weighted ensemble's validation score is slightly optimistic; test is never used to choose
 anything: it is scored once, only when every run has test predictions, and labelled as such.
 
-Pure NumPy on plain data (no TensorFlow at import; `flip_averaged` loads the runs' models through inference).
+Pure NumPy on plain data (no TensorFlow at import; TTA's re-scoring, `inference.flip_averaged`, is passed in).
 """
 
 from __future__ import annotations
@@ -193,28 +193,14 @@ def ensemble_problem(records) -> str:
     return ""
 
 
-def flip_averaged(store, member: Member, progress=None) -> Member:
-    """`member` with each split's probabilities recomputed by its saved model, each image averaged with its horizontal
-    flip (the files its predictions list, decoded as training decodes them). Loads Keras: minutes, not instant."""
-    from engine.insight.inference import load_run, probabilities_for_files
-
-    run = load_run(store, member.id)
-    splits = {}
-    for name, preds in member.splits.items():
-        if progress:
-            progress(f"run {member.id}: {name}, {len(preds.files)} images with their flips")
-        splits[name] = replace(preds, probabilities=probabilities_for_files(run, preds.files, tta=True))
-    return replace(member, splits=splits)
-
-
-def ensemble_of_runs(records, weighted: bool = False, *, tta: bool = False, store=None, progress=None) -> EnsembleScore:
-    """`score_ensemble` from the runs' stored predictions; with `tta` (and the runs' `store`) each member's images
-    classified again with their flips first, as `python -m engine ensemble --tta` does. Raises EnsembleError or
-    AnalysisError (one line)."""
+def ensemble_of_runs(records, weighted: bool = False, *, rescore=None) -> EnsembleScore:
+    """`score_ensemble` from the runs' stored predictions; with `rescore` (inference.flip_averaged bound to the runs'
+    store: a member with its images classified again with their flips) first applied to each member, as
+    `python -m engine ensemble --tta` does. Raises EnsembleError or AnalysisError (one line)."""
     try:
         members = check_members([load_member(r) for r in records])  # every refusal before a model loads
     except AnalysisError as exc:
         raise EnsembleError(str(exc)) from None
-    if tta:
-        members = [flip_averaged(store, m, progress) for m in members]
-    return score_ensemble(members, weighted, tta)
+    if rescore is not None:
+        members = [rescore(m) for m in members]
+    return score_ensemble(members, weighted, rescore is not None)

@@ -26,7 +26,7 @@ from engine.data import images
 from engine.data.images import ImageDecodeError, check_image
 from engine.data.pixels import load_images
 from engine.errors import StudioError
-from engine.insight.ensemble import EnsembleError, weights_for
+from engine.insight.ensemble import EnsembleError, Member, weights_for
 from engine.insight.evaluation import class_probabilities
 from engine.insight.explain import Explanation, explain
 from engine.models.pipeline import PipelineError
@@ -305,3 +305,15 @@ def confidence_caution(probs: np.ndarray, classes: list[str]) -> str:
         return ""
     return (f"low confidence ({top:.0%} for the top class, under {LOW_CONFIDENCE:.0%}): the photo may show none of "
             f"{', '.join(classes)}, or look unlike the training images")
+
+
+def flip_averaged(store, member: Member, progress=None) -> Member:
+    """`member` with each split's probabilities recomputed by its saved model, each image averaged with its horizontal
+    flip (the files its predictions list, decoded as training decodes them). Loads Keras: minutes, not instant."""
+    run = load_run(store, member.id)
+    splits = {}
+    for name, preds in member.splits.items():
+        if progress:
+            progress(f"run {member.id}: {name}, {len(preds.files)} images with their flips")
+        splits[name] = replace(preds, probabilities=probabilities_for_files(run, preds.files, tta=True))
+    return replace(member, splits=splits)
