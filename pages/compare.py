@@ -43,6 +43,8 @@ if not runs:
     st.stop()
 
 best = best_per_approach(runs)
+if not best:
+    st.info("No run here has finished: choose runs below (stopped and failed runs are listed, never preselected).")
 chosen = st.multiselect("Runs (default: the best finished run of each approach)", [r.id for r in runs],
                         default=[rid for rid in best.values()], format_func={r.id: run_label(r) for r in runs}.get, key="cmp_runs")
 picked = [r for r in runs if r.id in chosen]

@@ -264,3 +264,15 @@ def test_damaged_and_interrupted_runs_are_named_on_compare_and_classify():
     assert "Run folder 3-empty is damaged and left out: config.json lacks 'approach'" in warnings
     assert any(w.startswith("Run folder 2-cut is damaged and left out: model.keras is unreadable") for w in warnings)
     assert "No trained model yet" in cls.info[0].value  # the killed run saved no model
+
+
+def test_the_sidebar_sample_knob_is_remembered_and_shared_in_the_link():
+    at = page("pages/data_overview.py")
+    at.run()
+    at.sidebar.number_input(key="sb_max_per_class").set_value(50).run()
+    assert not at.exception, at.exception
+    assert at.query_params["max_per_class"] in (["50"], "50")  # a refresh or a shared link keeps it
+    again = page("pages/data_overview.py")  # a fresh session opened from that link
+    again.query_params["max_per_class"] = "50"
+    again.run()
+    assert again.sidebar.number_input(key="sb_max_per_class").value == 50

@@ -76,3 +76,13 @@ def test_a_run_trains_on_the_sample_and_records_it(tmp_path, capsys):
     scored = json.loads((runs / run_id / "metrics.json").read_text())
     assert [sum(scored[s]["confusion_matrix"], []) for s in ("validation", "test")]  # scored on the sample's photos only
     assert [sum(sum(scored[s]["confusion_matrix"], [])) for s in ("validation", "test")] == [4, 2]
+
+
+def test_every_tool_that_prepares_the_data_sees_the_same_sample(tmp_path):
+    from engine.training.prepared import prepare_data
+
+    root = make_split_dataset(tmp_path / "d", counts={"train": 8, "validation": 4, "test": 4})
+    data = prepare_data(str(root), seed=42, max_per_class=6)  # runs, estimate, finder, feature map, data health
+    assert data.report.counts == limit_per_class(scan_dataset(root), 6, seed=42).counts
+    assert {s: len(sp.files) for s, sp in data.splits.items()} == {"train": 6, "validation": 4, "test": 2}
+    assert sum(len(sp.files) for sp in prepare_data(str(root), seed=42).splits.values()) == 32  # 0 = every photo

@@ -15,11 +15,12 @@ from engine.training.estimate import CalibrationMissing, calibration_stamp, esti
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def _estimate(cfg_json: str, data_path: str, fractions: tuple, seed: int, cache_dir: str | None, calibrated: float) -> dict:
+def _estimate(cfg_json: str, data_path: str, fractions: tuple, seed: int, max_per_class: int, cache_dir: str | None,
+              calibrated: float) -> dict:
     from engine.training.approaches import prepare_data
     from engine.config import RunConfig
 
-    data = prepare_data(data_path, fractions, seed)
+    data = prepare_data(data_path, fractions, seed, max_per_class=max_per_class)
     try:
         return estimate_run(RunConfig.from_json(cfg_json), data, cache_dir, calibrate=False)  # `calibrated`: the cache key only
     except CalibrationMissing:
@@ -31,7 +32,7 @@ def show_estimate(cfg, runner, key: str) -> dict | None:
     d = cfg.data
     try:
         est = _estimate(cfg.to_json(), d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed,
-                        runner.cache_dir, calibration_stamp(runner.cache_dir))
+                        d.max_per_class, runner.cache_dir, calibration_stamp(runner.cache_dir))
     except StudioError as exc:
         st.caption(f"No estimate: {exc}")
         return None

@@ -25,7 +25,7 @@ DEFAULTS = {
     "sb_source": ("sample", str), "sb_folder": ("", str), "sb_made": ("", str), "sb_backbone": ("mobilenet_v2", str),
     "sb_weights": ("imagenet", str), "sb_weights_path": ("", str),
     "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int), "sb_seed": (42, int),
-    "sb_train_pct": (70, int), "sb_val_pct": (15, int),
+    "sb_train_pct": (70, int), "sb_val_pct": (15, int), "sb_max_per_class": (0, int),
 }
 _ALLOWED = {"sb_source": tuple(SOURCES), "sb_backbone": tuple(backbones.BACKBONES), "sb_weights": tuple(WEIGHTS)}
 _LABELS = {**{v: k for k, v in SOURCES.items()}, **{v: k for k, v in WEIGHTS.items()}}  # links made before the keys
@@ -176,6 +176,9 @@ def render_sidebar() -> None:
         else:
             st.caption(f"train {train:.0%} · validation {val:.0%} · test {test:.0%} (a given train/validation/test layout is kept as is)")
     sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed", **own("sb_seed"))
+    sb.number_input("At most N photos per class (0 = all)", 0, 10**7, step=10, key="sb_max_per_class",
+                    help="A first try on a big folder: a sample of each class, drawn with the seed (--max-per-class).",
+                    **own("sb_max_per_class"))
     problem = weights_problem()
     if problem:  # offline ImageNet is a warning with a way out; a bad local path is an error
         (top.warning if choice == "imagenet" else top.error)(problem)
@@ -192,4 +195,5 @@ def base_config(approach: str) -> RunConfig:
     cfg.backbone = BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"), weights=weights_setting() or "none",
                                   image_size=int(st.session_state.get("sb_image_size", 0)))
     cfg.fit.seed = int(st.session_state.get("sb_seed", 42))
+    cfg.data.max_per_class = int(st.session_state.get("sb_max_per_class", 0))
     return cfg

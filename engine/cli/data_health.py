@@ -52,7 +52,7 @@ def cmd_data_health(args) -> int:
     settings = settings_from(args, HealthSettings)
     d = cfg.data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed,
-                        checks_dir=args.cache_dir or default_cache_dir())
+                        checks_dir=args.cache_dir or default_cache_dir(), max_per_class=d.max_per_class)
     stop = StopFlag()
     stop.install()
     try:

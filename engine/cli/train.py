@@ -274,25 +274,12 @@ def _prepare(args, configs: list[RunConfig]):
 
     d = configs[0].data
     data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
-                        checks_dir=args.cache_dir or default_cache_dir())
+                        checks_dir=args.cache_dir or default_cache_dir(), max_per_class=d.max_per_class)
     if data.report.bad_files:
         print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
-    return sampled(data, d.max_per_class, configs[0].fit.seed)
-
-
-def sampled(data, max_per_class: int, seed: int):
-    """`data` with at most `max_per_class` photos per class (data/splits.limit_per_class; 0 = all), said on stderr."""
-    from engine.data.layout import SPLITS
-    from engine.data.report import require_trainable
-    from engine.data.splits import limit_per_class, split_arrays
-    from engine.training.prepared import PreparedData
-
-    if max_per_class <= 0:
-        return data
-    report = limit_per_class(data.report, max_per_class, seed)
-    require_trainable(report)  # N below the splits' count leaves a class without validation photos: said, not trained
-    print(report.warnings[-1], file=sys.stderr)
-    return PreparedData(report, {s: sp for s in SPLITS if (sp := split_arrays(report, s)) is not None})
+    if d.max_per_class > 0:
+        print(data.report.warnings[-1], file=sys.stderr)  # "a sample: at most N photos per class …"
+    return data
 
 
 def _train_one(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
@@ -365,8 +352,7 @@ def cmd_estimate(args) -> int:
     args.data = resolve_data_path(args.data)
     cfg = build_config(args.approach, args, base_cfg)
     d = cfg.data
-    data = sampled(prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed), d.max_per_class,
-                   cfg.fit.seed)
+    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed, max_per_class=d.max_per_class)
     est = estimate_run(cfg, data, args.cache_dir, calibrate=not args.no_calibrate, runs_dir=args.runs_dir)
     out = output_of(args, "--out")  # claimed before any work (cli.main)
     if out:

@@ -11,7 +11,7 @@ from engine.data.layout import SPLITS
 from engine.data.pixels import fingerprint_files, image_dataset, load_images
 from engine.data.report import DatasetReport, require_trainable
 from engine.data.scan import scan_dataset
-from engine.data.splits import Split, split_arrays
+from engine.data.splits import Split, limit_per_class, split_arrays
 from engine.training.plan import EXTRACT_BATCH
 
 
@@ -60,12 +60,16 @@ class PreparedData:
 
 
 def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42,
-                 checks_dir: str | os.PathLike | None = None) -> PreparedData:
+                 checks_dir: str | os.PathLike | None = None, max_per_class: int = 0) -> PreparedData:
     """Scans a dataset folder and checks it can be trained on (raises DatasetError if not).
 
     `checks_dir`: where the decoder's verdict on each file is remembered (engine/data/scan.py).
+    `max_per_class`: at most this many photos per class, drawn with `seed` (data/splits.limit_per_class; 0 = all),
+    here so that runs, estimates, the finder, the feature map and data health all see the same sample.
     """
     report = scan_dataset(path, fractions=fractions, seed=seed, checks_dir=checks_dir)
-    require_trainable(report)
+    if max_per_class > 0:
+        report = limit_per_class(report, max_per_class, seed)
+    require_trainable(report)  # N below the splits' count leaves a class without validation photos: said, not trained
     splits = {s: sp for s in SPLITS if (sp := split_arrays(report, s)) is not None}
     return PreparedData(report, splits)
