@@ -3,7 +3,7 @@
 A setting is read when it is asked for, never cached: tests and the dashboard's start-up script
 set variables at run time. Each reader returns a typed value; a malformed number says so in one
 line naming the variable (a `StudioError`), except where a wrong value must never stop a run
-(the cache budget: a warning and the default). README "Settings" lists the same table.
+(the cache budget: a warning and the default). docs/settings.md lists the same table.
 
 `access_token()` is the one answer to "is a token set": the access gate, the page script's check
 and the confinement of typed paths all ask it, so a token of one space can no longer switch the

@@ -27,7 +27,7 @@ case "$address" in
   localhost | 127.* | ::1 | "[::1]") ;;
   *)
     if [ -z "$token" ]; then
-      echo "app.sh: refusing to serve on '$address' without an access token; set TLS_ACCESS_TOKEN (see README, Serving on a network)." >&2
+      echo "app.sh: refusing to serve on '$address' without an access token; set TLS_ACCESS_TOKEN (see docs/serving.md)." >&2
       exit 2
     fi
     ;;

@@ -33,6 +33,7 @@ def tflite_difference(tflite: Path, model_file: Path, photos: list[Path], size: 
     import numpy as np
     from PIL import Image
 
+    import engine.models.modeling  # noqa: F401  (registers the saved model's preprocessing layer)
     from engine.insight.export import tflite_answers
 
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)

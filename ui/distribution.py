@@ -2,7 +2,7 @@
 
 A job is one CLI process on this machine, so the dashboard offers `mirrored` (all local
 GPUs) when it sees more than one device; several machines (`multi_worker`) are started
-from the command line on every worker (README). The batch size in the form is per
+from the command line on every worker (docs/gpus.md). The batch size in the form is per
 replica, and the global batch (per replica x replicas) is shown next to it.
 """
 
@@ -24,7 +24,7 @@ def distribution_fields(cfg: RunConfig, key: str) -> None:
     cfg.compute.distribute = st.radio(
         "Distribution", list(CHOICES), format_func=CHOICES.get, key=f"{key}_distribute", horizontal=True,
         help="Mirrored: one copy of the model per GPU, each global batch split between them, gradients averaged. "
-             "Several machines: run `python -m engine run --distribute multi_worker` on each (see the README).")
+             "Several machines: run `python -m engine run --distribute multi_worker` on each (see docs/gpus.md).")
     replicas = devices if cfg.compute.distribute == "mirrored" else 1
     per = int(cfg.fit.batch_size)
     st.caption(f"Batch size is per replica: {per} per replica × {replicas} replica(s) = global batch {per * replicas}.")

@@ -74,7 +74,7 @@ def load_images(files: list[str], image_size: int) -> np.ndarray:
     Decoded images are kept as uint8 in memory (150 px: 67 KB each) so the K augmented
     views pay for augmentation and the network, not for JPEG decoding K times. Threads
     straight into one preallocated array skip tf.data's per-element overhead (measured on
-    the 3000 cats-vs-dogs photos at 150 px, 2 cores: see the README's decode numbers).
+    the 3000 cats-vs-dogs photos at 150 px, 2 cores: see docs/results.md's decode numbers).
 
     Raises:
         images.ImageDecodeError: a file cannot be decoded (the message names it).

@@ -19,7 +19,7 @@ frozen run (`run --approach all`).
 
 `peak_rss_mb` is the whole process's peak resident memory; `ours.peak_rss_mb` is that of
 the engine's runs alone (the lecture's head holds its feature arrays in RAM). With
-`--in-memory-mb` ours holds or streams each split as `run` would (README, "Datasets
+`--in-memory-mb` ours holds or streams each split as `run` would (docs/data.md, "Datasets
 larger than memory").
 """
 
@@ -61,7 +61,7 @@ def add_bench_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="time a few batches of each stage and extrapolate (< 5 min)")
     p.add_argument("--backbones", metavar="all|NAME,NAME", default="",
                    help="instead: time every (or the named) backbone's forward pass at its default size, random weights "
-                        "(the README's table; --raw-seconds per backbone)")
+                        "(docs/results.md's table; --raw-seconds per backbone)")
 
 
 def _peak_rss_mb() -> float:

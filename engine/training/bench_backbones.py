@@ -1,4 +1,4 @@
-"""`python -m engine bench --backbones`: every registry row's forward speed and size, the README's table.
+"""`python -m engine bench --backbones`: every registry row's forward speed and size, the table in docs/results.md.
 
 Each backbone is built with random weights (speed does not depend on their values) at its
 default size, and its compiled preprocess + base forward pass is timed on one preloaded batch
@@ -56,7 +56,7 @@ def backbone_speeds(names: list[str], seconds: float, log=print) -> list[dict]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The README's columns this command measures (the rest of the table is Keras' published facts)."""
+    """The columns of docs/results.md's backbone table this command measures (the rest of the table is Keras' published facts)."""
     lines = ["| `--backbone` | size | base parameters | images/s (CPU) |", "| --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| `{r['backbone']}` | {r['image_size']} px | {r['params'] / 1e6:.1f} M | {r['images_per_s']:.3g} |")

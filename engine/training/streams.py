@@ -34,7 +34,7 @@ def train_dataset(views: list[np.ndarray], labels: np.ndarray, *, batch: int, se
     the same shuffled order as in memory, so both paths train on the same batches).
     TensorFlow has no in-graph random-access read (FixedLengthRecordDataset skips to an
     offset by reading up to it). With autotuning off and a stream that ends with the
-    last epoch, fit was measured to end without a stall (README, "Datasets larger than memory").
+    last epoch, fit was measured to end without a stall (docs/data.md, "Datasets larger than memory").
     """
     import tensorflow as tf
 

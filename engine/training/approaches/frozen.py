@@ -5,7 +5,7 @@ with `training=False`. Because the frozen base is a pure function of its input, 
 augmented views of the training set go through it once (cached on disk, reused by
 later runs with other head settings) and the epochs cycle through them: epoch i trains
 on view i mod K. `augmentation.views = epochs` gives every epoch its own view, as the
-lecture's generator does; the default K is the measured trade-off (README).
+lecture's generator does; the default K is the measured trade-off (docs/results.md).
 Validation images are not augmented, so their features are computed once and cached.
 """
 
