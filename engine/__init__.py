@@ -46,7 +46,7 @@ def _forward(read_fd: int, out_fd: int) -> None:
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def quiet_fd2(run):

@@ -30,8 +30,19 @@ class ConfigError(StudioError, ValueError):
     """A configuration value is out of range; the message names the field and what to do."""
 
 
-def knob(default: Any, help: str, *, min: float | None = None, max: float | None = None, choices: tuple | None = None,
-         min_exclusive: bool = False, integer: bool = False, message: str = "", flag: str = "", metavar: str = "") -> Any:
+def knob(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple | None = None,
+    min_exclusive: bool = False,
+    integer: bool = False,
+    message: str = "",
+    flag: str = "",
+    metavar: str = "",
+) -> Any:
     """A config field carrying its own limits: the one source for validate(), the widgets and the CLI's flags.
 
     metadata: min/max (inclusive; `min_exclusive` for "> min"), choices, help (one line for
@@ -40,8 +51,17 @@ def knob(default: Any, help: str, *, min: float | None = None, max: float | None
     (the CLI flag without dashes when not the field's name, e.g. "fine-tune-epochs") and
     metavar (its value's name in --help).
     """
-    meta = {"min": min, "max": max, "choices": choices, "help": help, "min_exclusive": min_exclusive, "integer": integer,
-            "message": message, "flag": flag, "metavar": metavar}
+    meta = {
+        "min": min,
+        "max": max,
+        "choices": choices,
+        "help": help,
+        "min_exclusive": min_exclusive,
+        "integer": integer,
+        "message": message,
+        "flag": flag,
+        "metavar": metavar,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -51,48 +71,79 @@ _BETWEEN = "must be between {min:g} and {max:g}, got {value}"
 
 @dataclass
 class DataConfig:
-    path: str = knob("", "dataset folder (DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*), or 'sample'", flag="data")  # dataset folder
-    train_fraction: float = knob(0.70, "flat layout only: share of each class used for training", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
+    path: str = knob(
+        "", "dataset folder (DATA/{train,validation[,test]}/<class>/* or DATA/<class>/*), or 'sample'", flag="data"
+    )  # dataset folder
+    train_fraction: float = knob(
+        0.70, "flat layout only: share of each class used for training", min=0.0, max=1.0, message=_BETWEEN
+    )  # (0-1)
     val_fraction: float = knob(0.15, "flat layout only: share used for validation", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
-    test_fraction: float = knob(0.15, "flat layout only: share held out for the final test", min=0.0, max=1.0, message=_BETWEEN)  # (0-1)
+    test_fraction: float = knob(
+        0.15, "flat layout only: share held out for the final test", min=0.0, max=1.0, message=_BETWEEN
+    )  # (0-1)
     # a first try on a big folder: each class keeps at most N photos over its splits, in the splits' proportions,
     # drawn with fit.seed after the split (so its test photos are some of the full run's test photos); 0 = every photo
-    max_per_class: int = knob(0, "at most N photos per class (over train, validation and test, drawn with the seed); "
-                              "0 = all", min=0, max=10**7, integer=True, metavar="N",
-                              message="must be a whole number in [{min:g}, {max:g}] (0 = all), got {value}")  # 0 = all
+    max_per_class: int = knob(
+        0,
+        "at most N photos per class (over train, validation and test, drawn with the seed); 0 = all",
+        min=0,
+        max=10**7,
+        integer=True,
+        metavar="N",
+        message="must be a whole number in [{min:g}, {max:g}] (0 = all), got {value}",
+    )  # 0 = all
 
 
 @dataclass
 class BackboneConfig:
-    name: str = knob("mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES", flag="backbone")  # choices live in the registry
+    name: str = knob(
+        "mobilenet_v2", "registry key, see engine.models.backbones.BACKBONES", flag="backbone"
+    )  # choices live in the registry
     weights: str = knob("imagenet", "'imagenet' (Keras download/cache), 'none', or a path to a weights file")  # never empty
-    alpha: float = knob(1.0, "width multiplier, for backbones with widths (MobileNet v1 and v2)", min=0.1, max=1.4, message=_BETWEEN)  # (0.1-1.4)
+    alpha: float = knob(
+        1.0, "width multiplier, for backbones with widths (MobileNet v1 and v2)", min=0.1, max=1.4, message=_BETWEEN
+    )  # (0.1-1.4)
     # square input side in pixels; 0 = the backbone's default, else 32-512 (each backbone's own limit: backbones.py)
     image_size: int = knob(0, "square input side in pixels; 0 = the backbone's default (32 at least)", min=0, integer=True)
-    preprocessing: str = knob("backbone", "'backbone' = its own preprocess_input; 'rescale' = the lecture's 1/255 preset",
-                              choices=PREPROCESSINGS)
+    preprocessing: str = knob(
+        "backbone", "'backbone' = its own preprocess_input; 'rescale' = the lecture's 1/255 preset", choices=PREPROCESSINGS
+    )
 
 
 @dataclass
 class HeadConfig:
     pooling: str = knob("flatten", "'flatten' (the lecture's) or 'avg' (global average pooling)", choices=POOLINGS)
-    dense_units: int = knob(256, "hidden Dense layer width; 0 = no hidden layer (linear probe)", min=0, max=4096, integer=True)  # 0-4096
+    dense_units: int = knob(
+        256, "hidden Dense layer width; 0 = no hidden layer (linear probe)", min=0, max=4096, integer=True
+    )  # 0-4096
     dropout: float = knob(0.5, "dropout rate before the output layer", min=0.0, max=0.95, message=_IN_RANGE)  # (0-0.95)
 
 
 @dataclass
 class AugmentationConfig:
     enabled: bool = knob(True, "master switch; off = plain images (feature extraction never augments)", flag="augmentation")
-    rotation: float = knob(20.0, "max rotation in degrees (lecture: rotation_range=20)", min=0.0, max=180.0,
-                           message="degrees must be in [{min:g}, {max:g}], got {value}")  # (0-180)
+    rotation: float = knob(
+        20.0,
+        "max rotation in degrees (lecture: rotation_range=20)",
+        min=0.0,
+        max=180.0,
+        message="degrees must be in [{min:g}, {max:g}], got {value}",
+    )  # (0-180)
     width_shift: float = knob(0.1, "max horizontal shift as a fraction of width", min=0.0, max=1.0, message=_IN_RANGE)  # (0-1)
     height_shift: float = knob(0.1, "max vertical shift as a fraction of height", min=0.0, max=1.0, message=_IN_RANGE)  # (0-1)
     zoom: float = knob(0.2, "max zoom in/out as a fraction", min=0.0, max=0.9, message=_IN_RANGE)  # (0-0.9)
     horizontal_flip: bool = knob(True, "random left-right flips")
     vertical_flip: bool = knob(True, "random up-down flips (the lecture's choice; odd for photos)")
     # K augmented views of the training set run through the frozen base once; epochs cycle through them (K = epochs: the lecture exactly)
-    views: int = knob(3, "augmented views of the training set cached once; epochs cycle through them", min=1, max=100, integer=True,
-                      message="must be a whole number in [{min:g}, {max:g}], got {value}", metavar="K")  # 1-100
+    views: int = knob(
+        3,
+        "augmented views of the training set cached once; epochs cycle through them",
+        min=1,
+        max=100,
+        integer=True,
+        message="must be a whole number in [{min:g}, {max:g}], got {value}",
+        metavar="K",
+    )  # 1-100
 
 
 @dataclass
@@ -100,53 +151,100 @@ class FitConfig:
     epochs: int = knob(30, "training epochs (phase 1 for fine-tuning)", min=1, max=1000, integer=True)  # 1-1000
     batch_size: int = knob(20, "images per step", min=1, max=4096, integer=True)  # 1-4096
     learning_rate: float = knob(2e-5, "optimizer step size", min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
-    optimizer: str = knob("rmsprop", "'rmsprop' (lecture), 'adam', 'sgd' or 'adamw' (Adam with decoupled weight decay)",
-                          choices=OPTIMIZERS)
+    optimizer: str = knob(
+        "rmsprop", "'rmsprop' (lecture), 'adam', 'sgd' or 'adamw' (Adam with decoupled weight decay)", choices=OPTIMIZERS
+    )
     # AdamW's decoupled decay: each step multiplies the weights by (1 - learning rate x weight_decay); other optimizers ignore it
-    weight_decay: float = knob(1e-4, "adamw only: decoupled weight decay per step, times the learning rate", min=0.0, max=1.0,
-                               message=_IN_RANGE)  # [0, 1]
+    weight_decay: float = knob(
+        1e-4, "adamw only: decoupled weight decay per step, times the learning rate", min=0.0, max=1.0, message=_IN_RANGE
+    )  # [0, 1]
     # over each phase's steps (epochs x steps per epoch); the learning-rate finder ramps its own rates
-    schedule: str = knob("constant", "learning rate over a phase: 'constant' (as set), 'cosine' (linear warmup, then cosine "
-                         "decay to 0) or 'one_cycle' (fastai's: up from rate/25 over the first quarter, then down to rate/1e5)",
-                         choices=SCHEDULES)
-    warmup_epochs: int = knob(0, "cosine only: epochs of linear warmup from 0 to the learning rate (at most the phase's)",
-                              min=0, max=1000, integer=True)  # 0-1000
+    schedule: str = knob(
+        "constant",
+        "learning rate over a phase: 'constant' (as set), 'cosine' (linear warmup, then cosine "
+        "decay to 0) or 'one_cycle' (fastai's: up from rate/25 over the first quarter, then down to rate/1e5)",
+        choices=SCHEDULES,
+    )
+    warmup_epochs: int = knob(
+        0, "cosine only: epochs of linear warmup from 0 to the learning rate (at most the phase's)", min=0, max=1000, integer=True
+    )  # 0-1000
     # targets (1 - s) on the true class and s spread evenly over all classes (Szegedy et al. 2016)
-    label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy's targets; 0 = off", min=0.0, max=0.5,
-                                  message="must be >= 0 and < 0.5, got {value}")  # [0, 0.5)
-    early_stopping_patience: int = knob(0, "epochs without val_loss improvement before stopping; 0 = off", min=0, max=1000, integer=True,
-                                        message="must be >= 0 (0 = off), got {value}", flag="early-stopping", metavar="PATIENCE")  # 0 = off
-    seed: int = knob(42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True)
+    label_smoothing: float = knob(
+        0.0,
+        "label smoothing of the cross-entropy's targets; 0 = off",
+        min=0.0,
+        max=0.5,
+        message="must be >= 0 and < 0.5, got {value}",
+    )  # [0, 0.5)
+    early_stopping_patience: int = knob(
+        0,
+        "epochs without val_loss improvement before stopping; 0 = off",
+        min=0,
+        max=1000,
+        integer=True,
+        message="must be >= 0 (0 = off), got {value}",
+        flag="early-stopping",
+        metavar="PATIENCE",
+    )  # 0 = off
+    seed: int = knob(
+        42, "seeds weights init, shuffling, augmentation and the flat-layout split", min=0, max=2**31 - 1, integer=True
+    )
     # a rate that fits the data: fastai's range test on what this run trains, seconds on cached features (training/lr_finder.py)
-    find_learning_rate: bool = knob(False, "find the phase-1 learning rate first (the learning-rate finder's suggestion "
-                                    "replaces learning_rate); off = learning_rate as set", flag="find-learning-rate")
+    find_learning_rate: bool = knob(
+        False,
+        "find the phase-1 learning rate first (the learning-rate finder's suggestion "
+        "replaces learning_rate); off = learning_rate as set",
+        flag="find-learning-rate",
+    )
     # "balanced": each class's loss weighted n_samples / (n_classes * count_c) of the training split (scikit-learn's rule)
-    class_weight: str = knob("none", "'none', or 'balanced': weight each class's loss by n / (classes x its training "
-                             "images), so a rare class counts as much as a common one", choices=CLASS_WEIGHTS)
+    class_weight: str = knob(
+        "none",
+        "'none', or 'balanced': weight each class's loss by n / (classes x its training "
+        "images), so a rare class counts as much as a common one",
+        choices=CLASS_WEIGHTS,
+    )
 
 
 @dataclass
 class FineTuneConfig:
-    unfreeze_blocks: int = knob(1, "how many top blocks of the base to unfreeze (VGG16 1 = block5_conv1..3)", min=1, max=3, integer=True)  # 1-3
-    learning_rate: float = knob(1e-5, "phase-2 learning rate, lower than phase 1", min=0.0, max=1.0, min_exclusive=True,
-                                flag="fine-tune-learning-rate")  # (0, 1]
-    epochs: int = knob(30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True, flag="fine-tune-epochs")  # 0-1000
+    unfreeze_blocks: int = knob(
+        1, "how many top blocks of the base to unfreeze (VGG16 1 = block5_conv1..3)", min=1, max=3, integer=True
+    )  # 1-3
+    learning_rate: float = knob(
+        1e-5, "phase-2 learning rate, lower than phase 1", min=0.0, max=1.0, min_exclusive=True, flag="fine-tune-learning-rate"
+    )  # (0, 1]
+    epochs: int = knob(
+        30, "phase-2 epochs; 0 = the frozen phase only", min=0, max=1000, integer=True, flag="fine-tune-epochs"
+    )  # 0-1000
     from_run: str = knob("", "optional id of a finished 'frozen' run to use as phase 1 instead of training it")
     # fastai's discriminative learning rates: the unfrozen block at this fraction of the head's phase-2 rate
-    discriminative_rate: float = knob(1.0, "phase 2: the unfrozen block's learning rate as a fraction of the head's; 1 = the same",
-                                      min=0.0, max=1.0, min_exclusive=True)  # (0, 1]
+    discriminative_rate: float = knob(
+        1.0,
+        "phase 2: the unfrozen block's learning rate as a fraction of the head's; 1 = the same",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+    )  # (0, 1]
 
 
 @dataclass
 class ComputeConfig:
     # "none" (one device), "mirrored" (all local GPUs/devices), "multi_worker" (machines in TF_CONFIG)
-    distribute: str = knob("none", "none = one device; mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG", choices=DISTRIBUTES)
+    distribute: str = knob(
+        "none", "none = one device; mirrored = all local GPUs; multi_worker = machines in $TF_CONFIG", choices=DISTRIBUTES
+    )
     # "auto" = float32 on CPU, mixed precision on GPUs that support it; or float32/mixed_float16/mixed_bfloat16
     precision: str = knob("auto", "auto = float32 on CPU, mixed precision on capable GPUs", choices=PRECISIONS)
     tensorboard: str = knob("", "folder for TensorBoard logs (one subfolder per run); empty = no logs", metavar="DIR")
     # a split whose decoded pixels + cached features fit in this many MB is held in RAM (faster); larger ones stream from disk
-    in_memory_mb: int = knob(1024, "hold a split in RAM up to this many MB; larger splits stream from disk", min=0, integer=True,
-                             message="must be a whole number >= {min:g}, got {value}", metavar="MB")
+    in_memory_mb: int = knob(
+        1024,
+        "hold a split in RAM up to this many MB; larger splits stream from disk",
+        min=0,
+        integer=True,
+        message="must be a whole number >= {min:g}, got {value}",
+        metavar="MB",
+    )
 
 
 @dataclass
@@ -195,7 +293,9 @@ class RunConfig:
         except RecursionError:
             raise ConfigError("is nested too deeply to be a config") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"must hold one JSON object of settings ({{\"fit\": {{\"epochs\": 10}}, ...}}), not {type(raw).__name__}")
+            raise ConfigError(
+                f'must hold one JSON object of settings ({{"fit": {{"epochs": 10}}, ...}}), not {type(raw).__name__}'
+            )
         if _depth(raw) > MAX_CONFIG_DEPTH:
             raise ConfigError(f"is nested deeper than a config ({MAX_CONFIG_DEPTH} levels)")
         return cls.from_dict(raw)
@@ -295,7 +395,9 @@ def _check(ok: bool, field_name: str, message: str) -> None:
 
 def knobs() -> list[tuple[str, str, str, dict]]:
     """(section, field, type name, metadata) of every knob of a RunConfig, in declaration order."""
-    return [(section, f.name, str(f.type), dict(f.metadata)) for section, sub in _SECTIONS.items() for f in dataclasses.fields(sub)]
+    return [
+        (section, f.name, str(f.type), dict(f.metadata)) for section, sub in _SECTIONS.items() for f in dataclasses.fields(sub)
+    ]
 
 
 def field_meta(section: str, name: str) -> dict:
@@ -349,11 +451,17 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(d.train_fraction > 0 and d.val_fraction > 0, "data.train_fraction/val_fraction", "both must be > 0")
     total = d.train_fraction + d.val_fraction + d.test_fraction
     _check(abs(total - 1.0) < 1e-6, "data fractions", f"train + val + test must add up to 1, got {total:g}")
-    _check(not (cfg.fit.find_learning_rate and cfg.compute.distribute != "none"), "fit.find_learning_rate",
-           "the finder ramps on one device; with compute.distribute set, give the learning rate (find one with `lr-find`)")
+    _check(
+        not (cfg.fit.find_learning_rate and cfg.compute.distribute != "none"),
+        "fit.find_learning_rate",
+        "the finder ramps on one device; with compute.distribute set, give the learning rate (find one with `lr-find`)",
+    )
     _check(cfg.fit.label_smoothing < 0.5, "fit.label_smoothing", f"must be >= 0 and < 0.5, got {cfg.fit.label_smoothing}")
     b = cfg.backbone
     _check(b.image_size == 0 or b.image_size >= 32, "backbone.image_size", f"must be 0 (default) or >= 32, got {b.image_size}")
-    _check(bool(b.weights.strip()), "backbone.weights",
-           "the local weights file path is empty; give 'imagenet', 'none' or a path to a weights file")
+    _check(
+        bool(b.weights.strip()),
+        "backbone.weights",
+        "the local weights file path is empty; give 'imagenet', 'none' or a path to a weights file",
+    )
     return cfg

@@ -62,11 +62,15 @@ def token_problem(token: str | None = None) -> str:
     """'' when the token may guard a server, else the one-line reason (too short, or holding whitespace)."""
     token = access_token() if token is None else token
     if any(c.isspace() for c in token):
-        return f"{TOKEN} holds whitespace; use a random token of {MIN_TOKEN_CHARS}+ characters without spaces " \
-               "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        return (
+            f"{TOKEN} holds whitespace; use a random token of {MIN_TOKEN_CHARS}+ characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
     if len(token) < MIN_TOKEN_CHARS:
-        return f"{TOKEN} is {len(token)} characters; use a random token of {MIN_TOKEN_CHARS} or more " \
-               "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        return (
+            f"{TOKEN} is {len(token)} characters; use a random token of {MIN_TOKEN_CHARS} or more "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
     return ""
 
 

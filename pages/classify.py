@@ -31,8 +31,12 @@ if not runs:
     st.info("No trained model yet: train one of the approaches first.")
     st.stop()
 here = [r for r in runs if on_dataset(r, st.session_state.get("data_path", ""))]
-if not st.toggle("Models of all datasets", key="cls_all", value=not here,
-                 help=f"Off: only models trained on the sidebar's dataset ({dataset_name()})."):
+if not st.toggle(
+    "Models of all datasets",
+    key="cls_all",
+    value=not here,
+    help=f"Off: only models trained on the sidebar's dataset ({dataset_name()}).",
+):
     runs = here
 if not runs:
     st.info(f"No model trained on {dataset_name()} yet: train one, or switch on “Models of all datasets”.")
@@ -41,13 +45,22 @@ labels = {r.id: run_label(r) for r in runs}
 if any(rid not in labels for rid in st.session_state.get("cls_runs", [])):
     del st.session_state["cls_runs"]  # models of another dataset, chosen before the filter changed
 best = best_finished_run(runs)  # the one rule Compare follows too (ui/run_labels): stopped or failed runs never by default
-chosen = st.multiselect(f"Models (default: {DEFAULT_RULE})", list(labels), default=[best] if best else [],
-                        format_func=labels.get, key="cls_runs",
-                        help="Each: dataset · classes · approach · backbone · size · accuracy · id. One row per model below.")
+chosen = st.multiselect(
+    f"Models (default: {DEFAULT_RULE})",
+    list(labels),
+    default=[best] if best else [],
+    format_func=labels.get,
+    key="cls_runs",
+    help="Each: dataset · classes · approach · backbone · size · accuracy · id. One row per model below.",
+)
 if not best and not chosen:
     st.info("No run here has finished: choose a model above (stopped and failed runs are listed, never preselected).")
-uploads = st.file_uploader("Photos (one or several)", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-                           key="cls_upload", accept_multiple_files=True)
+uploads = st.file_uploader(
+    "Photos (one or several)",
+    type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
+    key="cls_upload",
+    accept_multiple_files=True,
+)
 camera = st.camera_input("…or take one", key="cls_camera") if st.toggle("Use camera", key="cls_cam_on") else None
 photos = list(uploads or []) + ([camera] if camera is not None else [])
 show_cam = gradcam_toggle()
@@ -57,10 +70,17 @@ for n, upload in enumerate(photos if chosen else []):
     try:  # the photo decoded once: its preview, every model's answer and Grad-CAM
         photo = Photo(upload.getvalue(), name=upload.name)
         loaded = [cached_run(str(store.root), rid) for rid in chosen]
-        each, together_answer, problem = classify_answers(loaded, photo, tta=tta, together=together, weighted=weighted,
-                                                          gradcam=show_cam)
+        each, together_answer, problem = classify_answers(
+            loaded, photo, tta=tta, together=together, weighted=weighted, gradcam=show_cam
+        )
     except StudioError as exc:  # one line naming the upload, or a truncated model.keras
         st.error(str(exc))
         continue
-    answer_rows(n, upload.name, photo.preview(512), [(by_id[a.runs[0]], a) for a in each],
-                (together_answer, problem) if together else None, show_cam)
+    answer_rows(
+        n,
+        upload.name,
+        photo.preview(512),
+        [(by_id[a.runs[0]], a) for a in each],
+        (together_answer, problem) if together else None,
+        show_cam,
+    )

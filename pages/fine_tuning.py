@@ -15,8 +15,11 @@ def finished_frozen_runs(cfg, report) -> list:
     from engine.models.backbones import image_size_for
 
     size = image_size_for(cfg.backbone)
-    return [r for r in resources.run_store().list().runs
-            if not r.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name, image_size=size)]
+    return [
+        r
+        for r in resources.run_store().list().runs
+        if not r.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name, image_size=size)
+    ]
 
 
 def _name_unfrozen_layers(cfg) -> None:
@@ -24,8 +27,9 @@ def _name_unfrozen_layers(cfg) -> None:
     import dataclasses
     import json
 
-    side = resources.base_summary(json.dumps({"backbone": dataclasses.asdict(cfg.backbone)}), "fine_tuning",
-                                  cfg.fine_tune.unfreeze_blocks)
+    side = resources.base_summary(
+        json.dumps({"backbone": dataclasses.asdict(cfg.backbone)}), "fine_tuning", cfg.fine_tune.unfreeze_blocks
+    )
     names = side["unfrozen_layers"]
     shown = ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])} … {', '.join(names[-2:])}"
     st.caption(f"Phase 2 trains {len(names)} layers of {cfg.backbone.name}: {shown} (BatchNorm layers stay frozen).")
@@ -41,8 +45,14 @@ def fine_tune_fields(cfg, key):
         st.session_state.pop(f"{key}_from_run", None)  # a run of another dataset/backbone kept from before
         st.session_state.pop(f"_keep_{key}_from_run", None)
     cfg.fine_tune.from_run = field(
-        st.selectbox, "Phase 1", f"{key}_from_run", "", options=list(labels), format_func=labels.get,
-        help="Continuing from a finished frozen run skips phase 1 and reuses its cached views: only phase 2 trains.")
+        st.selectbox,
+        "Phase 1",
+        f"{key}_from_run",
+        "",
+        options=list(labels),
+        format_func=labels.get,
+        help="Continuing from a finished frozen run skips phase 1 and reuses its cached views: only phase 2 trains.",
+    )
     augmentation_fields(cfg)
     st.markdown("**Phase 2: fine-tuning**")
     t = cfg.fine_tune
@@ -51,10 +61,32 @@ def fine_tune_fields(cfg, key):
 
     listed = len(get_spec(cfg.backbone.name).top_block_cuts)  # what this backbone supports (VGG16: 3, ...)
     most = max(2, min(int(meta("fine_tune", "unfreeze_blocks")["max"]), listed))  # a slider needs min < max
-    t.unfreeze_blocks = min(int(field(c1.slider, "Top blocks to unfreeze", f"{key}_blocks", t.unfreeze_blocks,
-                                      ("fine_tune", "unfreeze_blocks"), min_value=1, max_value=most, step=1)), listed)
+    t.unfreeze_blocks = min(
+        int(
+            field(
+                c1.slider,
+                "Top blocks to unfreeze",
+                f"{key}_blocks",
+                t.unfreeze_blocks,
+                ("fine_tune", "unfreeze_blocks"),
+                min_value=1,
+                max_value=most,
+                step=1,
+            )
+        ),
+        listed,
+    )
     _name_unfrozen_layers(cfg)
-    t.learning_rate = float(field(c2.number_input, "Fine-tuning learning rate", f"{key}_ftlr", t.learning_rate, ("fine_tune", "learning_rate"), format="%.7f"))
+    t.learning_rate = float(
+        field(
+            c2.number_input,
+            "Fine-tuning learning rate",
+            f"{key}_ftlr",
+            t.learning_rate,
+            ("fine_tune", "learning_rate"),
+            format="%.7f",
+        )
+    )
     t.epochs = int(field(c3.number_input, "Fine-tuning epochs", f"{key}_ftep", t.epochs, ("fine_tune", "epochs"), step=1))
 
 

@@ -36,8 +36,9 @@ def tflite_difference(tflite: Path, model_file: Path, photos: list[Path], size: 
     import engine.models.modeling  # noqa: F401  (registers the saved model's preprocessing layer)
     from engine.insight.export import tflite_answers
 
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32)
-                       for p in photos])
+    pixels = np.stack(
+        [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32) for p in photos]
+    )
     model = keras.saving.load_model(model_file, compile=False)
     return float(np.max(np.abs(tflite_answers(tflite.read_bytes(), pixels) - np.asarray(model(pixels)))))
 
@@ -46,8 +47,25 @@ def accept(name: str, work: Path, size: int) -> dict:
     runs = work / name / "runs"
     row = {"backbone": name}
     t = time.perf_counter()
-    r = engine("run", "--data", "sample", "--backbone", name, "--weights", "none", "--image-size", str(size), "--approach", "all",
-               "--epochs", "1", "--fine-tune-epochs", "1", "--runs-dir", str(runs))
+    r = engine(
+        "run",
+        "--data",
+        "sample",
+        "--backbone",
+        name,
+        "--weights",
+        "none",
+        "--image-size",
+        str(size),
+        "--approach",
+        "all",
+        "--epochs",
+        "1",
+        "--fine-tune-epochs",
+        "1",
+        "--runs-dir",
+        str(runs),
+    )
     row["run_s"] = round(time.perf_counter() - t, 1)
     if r.returncode != 0:
         return {**row, "error": f"run exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}"}
@@ -87,9 +105,12 @@ def main() -> int:
         row = accept(name, Path(args.work), args.size)
         rows.append(row)
         failed |= "error" in row or len(row.get("approaches", [])) != 3
-        print(f"| `{name}` | {row['run_s']} s | {len(row.get('approaches', []))}/3 | {'yes' if row.get('gradcam') else 'no'} | "
-              f"{row.get('export_s', '-')} s | {row.get('tflite_max_diff', float('nan')):.1e} |"
-              + (f" {row['error']}" if "error" in row else ""), flush=True)
+        print(
+            f"| `{name}` | {row['run_s']} s | {len(row.get('approaches', []))}/3 | {'yes' if row.get('gradcam') else 'no'} | "
+            f"{row.get('export_s', '-')} s | {row.get('tflite_max_diff', float('nan')):.1e} |"
+            + (f" {row['error']}" if "error" in row else ""),
+            flush=True,
+        )
     (Path(args.work) / "acceptance.json").write_text(json.dumps(rows, indent=2))
     return 1 if failed else 0
 

@@ -65,13 +65,42 @@ def import_or_missing(module: str, reason: str):
 # the last files to start are the short ones and the workers finish together (longest-processing-
 # time-first scheduling). Unlisted files count as short; the numbers only need to keep their order.
 HEAVY_FILES = {
-    "test_approaches.py": 125, "test_browser.py": 150, "test_browser_dataset.py": 60, "test_cli.py": 115, "test_export.py": 105, "test_jobs.py": 90,
-    "test_app_pages.py": 75, "test_distribute.py": 70, "test_real_data.py": 45, "test_ui_analysis.py": 35,
-    "test_explain.py": 35, "test_ui_forms.py": 28, "test_runs.py": 25, "test_ui_results.py": 20, "test_features.py": 20,
-    "test_analysis.py": 17, "test_backbones.py": 17, "test_app.py": 15, "test_precision.py": 15, "test_estimate.py": 13,
-    "test_plan.py": 12, "test_tensorboard.py": 12, "test_lr_finder.py": 14, "test_serving.py": 11, "test_inference.py": 30, "test_status.py": 10,
-    "test_ui_sweep.py": 35, "test_ui_feature_map.py": 18, "test_cli_sweep.py": 13, "test_feature_map.py": 12, "test_ui_ensemble.py": 14,
-    "test_browser_health.py": 90, "test_data_health.py": 40, "test_ui_data_health.py": 25, "test_curation.py": 15, "test_ui_estimate.py": 30,
+    "test_approaches.py": 125,
+    "test_browser.py": 150,
+    "test_browser_dataset.py": 60,
+    "test_cli.py": 115,
+    "test_export.py": 105,
+    "test_jobs.py": 90,
+    "test_app_pages.py": 75,
+    "test_distribute.py": 70,
+    "test_real_data.py": 45,
+    "test_ui_analysis.py": 35,
+    "test_explain.py": 35,
+    "test_ui_forms.py": 28,
+    "test_runs.py": 25,
+    "test_ui_results.py": 20,
+    "test_features.py": 20,
+    "test_analysis.py": 17,
+    "test_backbones.py": 17,
+    "test_app.py": 15,
+    "test_precision.py": 15,
+    "test_estimate.py": 13,
+    "test_plan.py": 12,
+    "test_tensorboard.py": 12,
+    "test_lr_finder.py": 14,
+    "test_serving.py": 11,
+    "test_inference.py": 30,
+    "test_status.py": 10,
+    "test_ui_sweep.py": 35,
+    "test_ui_feature_map.py": 18,
+    "test_cli_sweep.py": 13,
+    "test_feature_map.py": 12,
+    "test_ui_ensemble.py": 14,
+    "test_browser_health.py": 90,
+    "test_data_health.py": 40,
+    "test_ui_data_health.py": 25,
+    "test_curation.py": 15,
+    "test_ui_estimate.py": 30,
     "test_cli_outputs.py": 15,
 }
 
@@ -152,9 +181,22 @@ def stand_in_calibration(monkeypatch):
     from engine.training import estimate
 
     monkeypatch.setattr(estimate, "build_random_base", lambda cfg, size: (None, 0.5))
-    monkeypatch.setattr(estimate, "calibrate_base", lambda cfg, size, precision, base, build_s: {
-        "build_s": build_s, "forward_ips": 100.0, "forward_first_s": 1.0, "augmented_ips": 50.0, "augmented_first_s": 1.0,
-        "save_s": 0.5, "rss_mb": 500.0, "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]}, "measured": "now", "heads": {}})
+    monkeypatch.setattr(
+        estimate,
+        "calibrate_base",
+        lambda cfg, size, precision, base, build_s: {
+            "build_s": build_s,
+            "forward_ips": 100.0,
+            "forward_first_s": 1.0,
+            "augmented_ips": 50.0,
+            "augmented_first_s": 1.0,
+            "save_s": 0.5,
+            "rss_mb": 500.0,
+            "shapes": {"": [1, 1, 1280], "block_15_add": [1, 1, 160]},
+            "measured": "now",
+            "heads": {},
+        },
+    )
     monkeypatch.setattr(estimate, "calibrate_head", lambda *a: {"step_s": 0.01, "fit_first_s": 1.0, "eval_rows_s": 1000.0})
 
 
@@ -185,19 +227,29 @@ def tiny_config(approach: str, data: Path, **overrides):
     return cfg
 
 
-def write_run(root: Path, run_id: str, *, state: str = "finished", epochs: int = 2, owner: dict | None = None,
-              config: dict | None = None) -> Path:
+def write_run(
+    root: Path, run_id: str, *, state: str = "finished", epochs: int = 2, owner: dict | None = None, config: dict | None = None
+) -> Path:
     """A run folder as a training process leaves it (no model): `epochs` epochs of history, `state`, an optional heartbeat."""
     import json
 
     path = root / run_id
     path.mkdir(parents=True)
-    cfg = config if config is not None else {
-        "approach": "frozen", "backbone": {"name": "mobilenet_v2"}, "data": {"path": ""},
-        "resolved": {"classes": ["cats", "dogs"], "image_size": 32}}
+    cfg = (
+        config
+        if config is not None
+        else {
+            "approach": "frozen",
+            "backbone": {"name": "mobilenet_v2"},
+            "data": {"path": ""},
+            "resolved": {"classes": ["cats", "dogs"], "image_size": 32},
+        }
+    )
     curve = [0.5 + 0.1 * i for i in range(epochs)]
     history = {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve}
-    metrics = {"state": state, "epoch": epochs, "epochs_total": 10} if state == "running" else {"state": state, "epochs_run": epochs}
+    metrics = (
+        {"state": state, "epoch": epochs, "epochs_total": 10} if state == "running" else {"state": state, "epochs_run": epochs}
+    )
     for name, obj in (("config", cfg), ("history", history), ("metrics", metrics)):
         (path / f"{name}.json").write_text(json.dumps(obj))
     if owner is not None:

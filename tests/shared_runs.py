@@ -78,9 +78,34 @@ def _train_real(root: Path, runs_dir: Path) -> None:
     from engine import cli
 
     data = link_subset(root / "data")
-    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "mobilenet_v2",
-                   "--weights", str(WEIGHTS), "--image-size", "160", "--pooling", "avg", "--epochs", "8", "--runs-dir", str(runs_dir),
-                   "--cache-dir", str(root / "cache"), "--run-id", RUN_ID, "--report", str(root / "report.json"), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(data),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "mobilenet_v2",
+            "--weights",
+            str(WEIGHTS),
+            "--image-size",
+            "160",
+            "--pooling",
+            "avg",
+            "--epochs",
+            "8",
+            "--runs-dir",
+            str(runs_dir),
+            "--cache-dir",
+            str(root / "cache"),
+            "--run-id",
+            RUN_ID,
+            "--report",
+            str(root / "report.json"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     report = json.loads((root / "report.json").read_text())["runs"][0]
     assert report["state"] == "finished" and report["val_accuracy"] >= 0.9, report
@@ -95,8 +120,12 @@ def tiny_run(tmp_path_factory) -> tuple[Path, str, Path]:
             from engine.training.approaches import RUNNERS, prepare_data
 
             data_dir = make_split_dataset(root / "tiny")
-            result = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data_dir, backbone="mobilenet_v2"), prepare_data(str(data_dir)),
-                                            runs_dir=root / "runs", cache_dir=root / "cache")
+            result = RUNNERS["fine_tuning"](
+                tiny_config("fine_tuning", data_dir, backbone="mobilenet_v2"),
+                prepare_data(str(data_dir)),
+                runs_dir=root / "runs",
+                cache_dir=root / "cache",
+            )
             assert result.state == "finished"
             done.write_text(result.id)
     return root / "runs", done.read_text(), root / "tiny"

@@ -101,7 +101,9 @@ def test_login_form_checks_the_token_and_only_redirects_on_this_server():
     status, headers, _ = call(gate, LOGIN_PATH, method="POST", body=f"token={TOKEN}&next=/fine_tuning".encode())
     assert status == 303 and headers["location"] == "/fine_tuning" and "set-cookie" in headers
     for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        assert call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": evil}).encode())[1]["location"] == "/"
+        assert (
+            call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": evil}).encode())[1]["location"] == "/"
+        )
     status, headers, body = call(gate, LOGIN_PATH, method="POST", body=b"token=wrong&next=/")
     assert status == 401 and "set-cookie" not in headers and access_gate.WRONG.encode() in body
     assert call(gate, LOGIN_PATH, method="POST", body=b"token=" + b"a" * 5000)[0] == 401
@@ -122,7 +124,9 @@ def test_uploads_are_bounded_per_session_in_count_and_bytes(token):
     cookie = [(b"cookie", GOOD)] if token else []
 
     def put(session, size):
-        return call(gate, f"/_stcore/upload_file/{session}/f1", method="PUT", headers=cookie + [(b"content-length", str(size).encode())])
+        return call(
+            gate, f"/_stcore/upload_file/{session}/f1", method="PUT", headers=cookie + [(b"content-length", str(size).encode())]
+        )
 
     assert put("a", 100)[0] == 200  # 5 files, 1000 bytes: exactly at both bounds
     status, _, body = put("a", 101)
@@ -255,13 +259,16 @@ def test_the_login_page_carries_only_a_built_target(evil):
         assert hidden == "/"
 
 
-@pytest.mark.parametrize("good, expected", [
-    ("/compare?x=1", "/compare?x=1"),
-    ("/fine_tuning", "/fine_tuning"),
-    ("/classify?run=2024-01-01%2Fa&b=c", "/classify?run=2024-01-01%2Fa&b=c"),
-    ("/compare?run=a b", "/compare?run=a%20b"),
-    ("/", "/"),
-])
+@pytest.mark.parametrize(
+    "good, expected",
+    [
+        ("/compare?x=1", "/compare?x=1"),
+        ("/fine_tuning", "/fine_tuning"),
+        ("/classify?run=2024-01-01%2Fa&b=c", "/classify?run=2024-01-01%2Fa&b=c"),
+        ("/compare?run=a b", "/compare?run=a%20b"),
+        ("/", "/"),
+    ],
+)
 def test_a_path_on_this_server_round_trips(good, expected):
     gate, _ = gated()
     status, headers, _ = call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": TOKEN, "next": good}).encode())
@@ -284,7 +291,9 @@ def test_a_token_link_with_crlf_in_its_query_is_escaped_not_copied():
 def test_crlf_answers_400_without_an_exception_and_a_wrong_token_learns_nothing_more():
     gate, app = gated()
     for token in (TOKEN, "wrong"):
-        status, headers, body = call(gate, LOGIN_PATH, method="POST", body=urlencode({"token": token, "next": "/\r\nX: y"}).encode())
+        status, headers, body = call(
+            gate, LOGIN_PATH, method="POST", body=urlencode({"token": token, "next": "/\r\nX: y"}).encode()
+        )
         assert (status, body) == (400, access_gate.BAD_REQUEST) and "set-cookie" not in headers
         assert call(gate, "/a\r\nX: y", query=f"token={token}".encode())[0] == 400
     assert app.seen == []
@@ -312,7 +321,9 @@ def test_our_cookie_is_found_next_to_malformed_cookies_of_other_apps():
     gate, app = gated()
     junk = b'other="a\\"b; \x00weird; =; ' + GOOD + b"; last=1"
     assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", junk)])[0] == "websocket.accept"
-    assert call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", b"x=1"), (b"cookie", GOOD)])[0] == "websocket.accept"
+    assert (
+        call(gate, "/_stcore/stream", kind="websocket", headers=[(b"cookie", b"x=1"), (b"cookie", GOOD)])[0] == "websocket.accept"
+    )
     assert len(app.seen) == 2
 
 
@@ -342,8 +353,18 @@ def test_a_bearer_token_opens_the_web_api_and_nothing_else():
     assert len(app.seen) == 3
 
 
-@pytest.mark.parametrize("auth", [b"", b"Bearer ", b"Bearer wrong-token-0123456789", ("Bearer " + TOKEN + "x").encode(),
-                                  ("Basic " + TOKEN).encode(), TOKEN.encode(), b"Bearer \xff\xfe"])
+@pytest.mark.parametrize(
+    "auth",
+    [
+        b"",
+        b"Bearer ",
+        b"Bearer wrong-token-0123456789",
+        ("Bearer " + TOKEN + "x").encode(),
+        ("Basic " + TOKEN).encode(),
+        TOKEN.encode(),
+        b"Bearer \xff\xfe",
+    ],
+)
 def test_without_the_right_bearer_token_the_api_answers_401_json_not_the_login_page(auth):
     gate, app = gated()
     headers = [(b"authorization", auth)] if auth else []

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from engine.insight import analysis
 from engine.insight.analysis import AnalysisError, SplitPredictions
 
@@ -41,16 +41,24 @@ def test_most_confused_and_per_class_report(preds):
     cm = preds.confusion_matrix()
     assert cm == [[1, 2], [1, 2]]
     assert analysis.most_confused(cm, preds.classes) == [
-        {"true": "cats", "predicted": "dogs", "count": 2}, {"true": "dogs", "predicted": "cats", "count": 1}]
+        {"true": "cats", "predicted": "dogs", "count": 2},
+        {"true": "dogs", "predicted": "cats", "count": 1},
+    ]
     rep = analysis.per_class_report(cm, preds.classes)
     assert rep["cats"]["precision"] == pytest.approx(0.5) and rep["cats"]["recall"] == pytest.approx(1 / 3)
     assert rep["cats"]["f1"] == pytest.approx(0.4) and rep["dogs"]["support"] == 3
-    assert analysis.per_class_report([[0, 0], [0, 2]], ["a", "b"])["a"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert analysis.per_class_report([[0, 0], [0, 2]], ["a", "b"])["a"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+    }
 
 
 def test_disagreements_between_runs(preds):
-    other = SplitPredictions("test", preds.classes, list(reversed(preds.files)), preds.labels[::-1].copy(),
-                             np.tile([0.8, 0.2], (6, 1)))  # says "cats" for every image, files in another order
+    other = SplitPredictions(
+        "test", preds.classes, list(reversed(preds.files)), preds.labels[::-1].copy(), np.tile([0.8, 0.2], (6, 1))
+    )  # says "cats" for every image, files in another order
     rows = analysis.disagreements({"a": preds, "b": other})
     assert {r["path"] for r in rows} == {"img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg"}
     assert rows[0]["wrong"] == 1 and rows[0]["runs"]["b"] == {"predicted": "cats", "probability": 0.8}
@@ -59,14 +67,23 @@ def test_disagreements_between_runs(preds):
 
 
 def _record(rid, approach, group, seed, acc):
-    return {"id": rid, "config": {"approach": approach, "fit": {"seed": seed}, "resolved": {"repeat_group": group, "seed": seed}},
-            "metrics": {"test": {"accuracy": acc}}}
+    return {
+        "id": rid,
+        "config": {"approach": approach, "fit": {"seed": seed}, "resolved": {"repeat_group": group, "seed": seed}},
+        "metrics": {"test": {"accuracy": acc}},
+    }
 
 
 def test_group_repeats_mean_std_and_overlap():
-    recs = [_record("a1", "frozen", "g1", 1, 0.90), _record("a2", "frozen", "g1", 2, 0.92), _record("a3", "frozen", "g1", 3, 0.94),
-            _record("b1", "fine_tuning", "g2", 1, 0.93), _record("b2", "fine_tuning", "g2", 2, 0.95),
-            _record("c1", "feature_extraction", None, 1, 0.99), {"id": "d", "config": {}, "metrics": {"test": None}}]
+    recs = [
+        _record("a1", "frozen", "g1", 1, 0.90),
+        _record("a2", "frozen", "g1", 2, 0.92),
+        _record("a3", "frozen", "g1", 3, 0.94),
+        _record("b1", "fine_tuning", "g2", 1, 0.93),
+        _record("b2", "fine_tuning", "g2", 2, 0.95),
+        _record("c1", "feature_extraction", None, 1, 0.99),
+        {"id": "d", "config": {}, "metrics": {"test": None}},
+    ]
     groups = {g["group"]: g for g in analysis.group_repeats(recs)}
     assert set(groups) == {"g1", "g2", "c1"}  # a run without a group is its own; one without the metric is left out
     g1 = groups["g1"]
@@ -95,6 +112,7 @@ def test_a_scored_run_stores_every_image_probabilities(tiny_dataset):
 @pytest.mark.slow
 def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
     from conftest import make_image
+
     from engine.cli import main
 
     flat = tmp_path / "flat"  # flat layout: the split is drawn from the seed, and must not move between repeats
@@ -102,9 +120,39 @@ def test_cli_seeds_repeat_on_the_same_split_and_group(tmp_path, capsys):
         for k in range(10):
             make_image(flat / cls / f"{cls}_{k}.png", colour, seed=k)
     runs = tmp_path / "r"
-    assert main(["run", "--data", str(flat), "--approach", "feature_extraction", "--seeds", "2", "--backbone", "vgg16", "--weights", "none",
-                 "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--split", "0.6", "0.2", "0.2",
-                 "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--data",
+                str(flat),
+                "--approach",
+                "feature_extraction",
+                "--seeds",
+                "2",
+                "--backbone",
+                "vgg16",
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--split",
+                "0.6",
+                "0.2",
+                "0.2",
+                "--runs-dir",
+                str(runs),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     reps = json.loads(capsys.readouterr().out)["runs"]
     assert [r["seed"] for r in reps] == [42, 43] and reps[0]["repeat_group"] == reps[1]["repeat_group"]
     tests = [analysis.load_predictions(runs / r["id"]).files for r in reps]

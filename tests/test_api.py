@@ -32,7 +32,7 @@ def server(token=TOKEN, **kw):
 
 async def acall(app, path, method="GET", headers=(), query=b"", body=b""):
     sent = []
-    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)] or [b""]
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
 
     async def receive():
         chunk = chunks.pop(0) if chunks else b""
@@ -41,9 +41,19 @@ async def acall(app, path, method="GET", headers=(), query=b"", body=b""):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": query,
-             "headers": [(k.encode(), v.encode()) for k, v in headers], "scheme": "http", "server": ("test", 80),
-             "client": ("127.0.0.1", 1), "root_path": "", "http_version": "1.1"}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [(k.encode(), v.encode()) for k, v in headers],
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "http_version": "1.1",
+    }
     await app(scope, receive, send)
     payload = b"".join(m.get("body", b"") for m in sent[1:])
     head = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
@@ -65,8 +75,14 @@ def png(colour=(200, 60, 40), size=(40, 32)) -> bytes:
 
 def multipart(field: str, data: bytes, name="photo.png") -> tuple[tuple, bytes]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return ("content-type", f"multipart/form-data; boundary={boundary}"), body
 
 
@@ -79,11 +95,17 @@ def store(tiny_ft_run, monkeypatch):
 
 def test_without_a_token_or_with_a_wrong_one_the_api_answers_401_json(store):
     app = server()
-    for headers in ((), (("authorization", "Bearer wrong-token-0123456789"),), (("authorization", f"Basic {TOKEN}"),),
-                    (("cookie", f"{COOKIE}=forged"),)):
+    for headers in (
+        (),
+        (("authorization", "Bearer wrong-token-0123456789"),),
+        (("authorization", f"Basic {TOKEN}"),),
+        (("cookie", f"{COOKIE}=forged"),),
+    ):
         status, head, body = call(app, "/api/v1/runs", headers=headers)
         assert status == 401 and head["www-authenticate"] == "Bearer" and "Bearer" in body["error"], headers
-        status, _, body = call(app, "/api/v1/predict", method="POST", headers=headers, query=f"run={store[1]}".encode(), body=png())
+        status, _, body = call(
+            app, "/api/v1/predict", method="POST", headers=headers, query=f"run={store[1]}".encode(), body=png()
+        )
         assert status == 401 and set(body) == {"error"}
 
 
@@ -180,17 +202,33 @@ def test_twenty_concurrent_requests_are_all_answered_at_most_two_models_at_once(
     colours = [(200, 60, 40), (40, 80, 200)]
 
     async def many():
-        return await asyncio.gather(*[acall(app, "/api/v1/predict", method="POST", headers=[BEARER],
-                                            query=f"run={run_id}".encode(), body=png(colours[i % 2])) for i in range(20)])
+        return await asyncio.gather(
+            *[
+                acall(
+                    app,
+                    "/api/v1/predict",
+                    method="POST",
+                    headers=[BEARER],
+                    query=f"run={run_id}".encode(),
+                    body=png(colours[i % 2]),
+                )
+                for i in range(20)
+            ]
+        )
 
     answers = asyncio.run(many())
     assert all(status == 200 for status, _, _ in answers), answers
     assert 1 <= peak[0] <= 2 and len(api.cache._runs) == 1  # loaded once, kept
     # Threads, each with its own event loop (as test clients run), are all answered too.
     results = []
-    threads = [threading.Thread(target=lambda: results.append(call(app, "/api/v1/predict", method="POST", headers=[BEARER],
-                                                                   query=f"run={run_id}".encode(), body=png())[0]))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                call(app, "/api/v1/predict", method="POST", headers=[BEARER], query=f"run={run_id}".encode(), body=png())[0]
+            )
+        )
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -206,9 +244,25 @@ def test_the_real_server_answers_predict_with_a_bearer_token(store, tmp_path):
     port = free_port()
     env = {**os.environ, "TLS_ACCESS_TOKEN": TOKEN, "TLS_RUNS_DIR": str(runs_dir)}
     log = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "serve.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+    )
     url = f"http://127.0.0.1:{port}/api/v1/predict?run={run_id}"
     img = (data_dir / "test" / "cats" / "cats_0.png").read_bytes()
     try:
@@ -216,8 +270,9 @@ def test_the_real_server_answers_predict_with_a_bearer_token(store, tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(url, data=img, method="POST"), timeout=30)
         assert refused.value.code == 401 and "error" in json.loads(refused.value.read())
-        request = urllib.request.Request(url, data=img, method="POST", headers={"Authorization": f"Bearer {TOKEN}",
-                                                                                 "Content-Type": "application/octet-stream"})
+        request = urllib.request.Request(
+            url, data=img, method="POST", headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/octet-stream"}
+        )
         got = json.loads(urllib.request.urlopen(request, timeout=120).read())
         assert got["runs"] == [run_id] and set(got["probabilities"]) == {"cats", "dogs"}, got
         assert got["label"] == max(got["probabilities"], key=got["probabilities"].get)

@@ -5,9 +5,14 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGES = {"pages/data_overview.py": "Data overview", "pages/feature_extraction.py": "Feature extraction",
-         "pages/frozen_training.py": "Frozen training", "pages/fine_tuning.py": "Fine-tuning",
-         "pages/compare.py": "Compare", "pages/classify.py": "Classify"}
+PAGES = {
+    "pages/data_overview.py": "Data overview",
+    "pages/feature_extraction.py": "Feature extraction",
+    "pages/frozen_training.py": "Frozen training",
+    "pages/fine_tuning.py": "Fine-tuning",
+    "pages/compare.py": "Compare",
+    "pages/classify.py": "Classify",
+}
 
 
 def app() -> AppTest:

@@ -73,7 +73,9 @@ def train(approach_page: str, key: str, extra=None) -> AppTest:
 @pytest.mark.slow
 def test_training_job_completes_and_appears_on_compare(tmp_path, monkeypatch):
     monkeypatch.setenv("TLS_TENSORBOARD_DIR", str(tmp_path / "tb"))
-    at = train("pages/feature_extraction.py", "feature_extraction", lambda a: a.checkbox(key="feature_extraction_tensorboard").check())
+    at = train(
+        "pages/feature_extraction.py", "feature_extraction", lambda a: a.checkbox(key="feature_extraction_tensorboard").check()
+    )
     assert any("finished: epoch 2/2" in str(p.proto.text) for p in at.get("progress"))
     assert len(at.get("plotly_chart")) >= 2  # accuracy + loss curves (+ confusion matrix)
 
@@ -215,8 +217,8 @@ def test_sidebar_settings_round_trip_through_the_url():
 
 @pytest.mark.slow
 def test_fine_tuning_continues_from_a_finished_frozen_run():
-    from engine.training.approaches import RUNNERS, prepare_data
     from engine.data.sample import ensure_sample_dataset
+    from engine.training.approaches import RUNNERS, prepare_data
     from tests.conftest import tiny_config
 
     data_dir = ensure_sample_dataset()
@@ -244,7 +246,13 @@ def test_damaged_and_interrupted_runs_are_named_on_compare_and_classify():
     write_run(runs_dir, "3-empty", config={})
     cut = write_run(runs_dir, "2-cut")
     (cut / "model.keras").write_bytes(b"PK\x03\x04" + bytes(200))  # truncated
-    write_run(runs_dir, "1-killed", state="running", epochs=3, owner={**heartbeat.identity(), "pid": dead_pid(), "heartbeat": time.time()})
+    write_run(
+        runs_dir,
+        "1-killed",
+        state="running",
+        epochs=3,
+        owner={**heartbeat.identity(), "pid": dead_pid(), "heartbeat": time.time()},
+    )
 
     cmp = page("pages/compare.py").run()
     assert not cmp.exception, cmp.exception

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.training.approaches import RUNNERS, prepare_data
 from engine.store.runs import RunStore
+from engine.training.approaches import RUNNERS, prepare_data
 from tests.conftest import make_split_dataset, tiny_config
 
 APPROACHES = ["feature_extraction", "frozen", "fine_tuning"]
@@ -55,9 +55,18 @@ def test_run_stores_everything_and_reports(approach, trained):
     assert rep["wall_seconds"] > 0
     run_dir = trained["store"].root / rep["id"]
     assert str(run_dir) == rep["run_dir"]
-    assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.json", "metrics.json", "model.keras", "heartbeat.json",
-                                                 "status.json", "predictions.json"}
-    assert json.loads((run_dir / "predictions.json").read_text())["splits"]["test"]["labels"] == data.splits["test"].labels.tolist()
+    assert {p.name for p in run_dir.iterdir()} == {
+        "config.json",
+        "history.json",
+        "metrics.json",
+        "model.keras",
+        "heartbeat.json",
+        "status.json",
+        "predictions.json",
+    }
+    assert (
+        json.loads((run_dir / "predictions.json").read_text())["splits"]["test"]["labels"] == data.splits["test"].labels.tolist()
+    )
     # throughput per stage this run ran: 16 training images x the 1 epoch trained here (fine-tuning's phase 1 was the frozen run's)
     timings, rates = result.metrics["timings"], result.metrics["images_per_second"]
     fit_s = sum(v for k, v in timings.items() if k.startswith("fit_phase"))
@@ -76,7 +85,9 @@ def test_run_stores_everything_and_reports(approach, trained):
     assert all(m["path"].endswith(".png") for m in metrics["test"]["misclassified"])
     assert json.loads((run_dir / "config.json").read_text())["resolved"]["classes"] == ["cats", "dogs"]
     first_epoch = 2 if approach == "fine_tuning" else 1  # fine-tuning's epoch 1 is the frozen run's
-    assert [e["epoch"] for e in trained["events"][approach] if e["type"] == "epoch"] == list(range(first_epoch, rep["epochs_run"] + 1))
+    assert [e["epoch"] for e in trained["events"][approach] if e["type"] == "epoch"] == list(
+        range(first_epoch, rep["epochs_run"] + 1)
+    )
     json.dumps(rep)
 
 
@@ -92,12 +103,16 @@ def test_multiclass_uses_softmax(tiny_multiclass):
     data = prepare_data(str(tiny_multiclass))
     # 20 epochs of 3 steps (18 images, batch 8): 8 epochs used to pass only because each call into
     # TensorFlow ran 10 steps, past the epoch's end, training far more than 8 epochs' worth.
-    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16", epochs=20, learning_rate=3e-3), data)
+    res = RUNNERS["feature_extraction"](
+        tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16", epochs=20, learning_rate=3e-3), data
+    )
     store = RunStore()
     model = store.load_model(res.id)
     assert model.output_shape == (None, 3)
     assert len(res.metrics["test"]["confusion_matrix"]) == 3
-    assert res.metrics["validation"]["accuracy"] > 0.5  # colour-coded classes: learnable from random VGG16 features (random MobileNets collapse to ~0)
+    assert (
+        res.metrics["validation"]["accuracy"] > 0.5
+    )  # colour-coded classes: learnable from random VGG16 features (random MobileNets collapse to ~0)
 
 
 def test_returned_model_reproduces_reported_test_metrics(trained):
@@ -118,7 +133,9 @@ def test_stop_request_keeps_finished_epochs(data):
         if e["type"] == "epoch":
             calls["epochs"] += 1
 
-    res = RUNNERS["frozen"](tiny_config("frozen", data.report.root, epochs=5), data, progress=progress, should_stop=lambda: calls["epochs"] >= 2)
+    res = RUNNERS["frozen"](
+        tiny_config("frozen", data.report.root, epochs=5), data, progress=progress, should_stop=lambda: calls["epochs"] >= 2
+    )
     assert res.state == "stopped" and "kept the epochs" in res.message
     assert len(res.history["loss"]) == 2
     assert (RunStore().load(res.id).path / "model.keras").exists()
@@ -142,7 +159,9 @@ def test_fine_tuning_from_a_finished_frozen_run(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["mobilenet", "resnet50", "efficientnet_b0"])  # MobileNetV2: `trained`; VGG16: the streamed test
+@pytest.mark.parametrize(
+    "backbone", ["mobilenet", "resnet50", "efficientnet_b0"]
+)  # MobileNetV2: `trained`; VGG16: the streamed test
 def test_every_backbone_family_fine_tunes(backbone, data):
     res = RUNNERS["fine_tuning"](tiny_config("fine_tuning", data.report.root, backbone=backbone), data)
     assert res.state == "finished" and len(res.history["loss"]) == 2
@@ -151,7 +170,9 @@ def test_every_backbone_family_fine_tunes(backbone, data):
 @pytest.mark.slow
 def test_same_seed_same_result(trained, tmp_path):
     a, data = trained["frozen"], trained["data"]
-    b = RUNNERS["frozen"](tiny_config("frozen", data.report.root, backbone="mobilenet_v2"), data, cache_dir=tmp_path / "own-cache")  # its own views
+    b = RUNNERS["frozen"](
+        tiny_config("frozen", data.report.root, backbone="mobilenet_v2"), data, cache_dir=tmp_path / "own-cache"
+    )  # its own views
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
     assert b.metrics["validation"]["loss"] == pytest.approx(a.metrics["validation"]["loss"], rel=1e-5)
 
@@ -168,6 +189,7 @@ def test_each_epoch_trains_on_its_own_batches(data):
 @pytest.mark.parametrize("approach", APPROACHES)
 def test_streamed_path_trains_like_the_in_memory_path(approach, tiny_dataset, isolated_store):
     """in_memory_mb=0 streams every split (decode from disk, chunked cache, memory-mapped reads): same batches, same model."""
+
     def run(in_memory_mb: int, data):
         cfg = tiny_config(approach, tiny_dataset, backbone="vgg16", epochs=4, learning_rate=1e-2)
         cfg.compute.in_memory_mb = in_memory_mb
@@ -236,7 +258,9 @@ def test_a_cache_folder_deleted_during_a_streamed_run_fails_it_in_one_sentence(t
 
     cfg = tiny_config("frozen", tiny_dataset, epochs=3)
     cfg.compute.in_memory_mb = 0  # every split streamed from the cache files
-    with pytest.raises(StudioError, match=r"is gone \(was the cache folder deleted during the run\?\); train again to rebuild it"):
+    with pytest.raises(
+        StudioError, match=r"is gone \(was the cache folder deleted during the run\?\); train again to rebuild it"
+    ):
         RUNNERS["frozen"](cfg, prepare_data(str(tiny_dataset)), progress=delete_cache_after_epoch_1, cache_dir=cache)
     [record] = RunStore().list().runs
     assert record.state == "failed" and "\n" not in record.metrics["message"] and "is gone" in record.metrics["message"]
@@ -257,9 +281,27 @@ def test_an_image_spoiled_after_its_scan_fails_a_streamed_run_naming_it(tiny_dat
     with open(victim, "r+b") as fh:  # zeroed in place: same size, inode and mtime, so the remembered check still matches
         fh.write(b"\0" * st.st_size)
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--weights", "none", "--image-size", "32",
-                   "--epochs", "1", "--in-memory-mb", "0", "--cache-dir", str(cache), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "feature_extraction",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--in-memory-mb",
+            "0",
+            "--cache-dir",
+            str(cache),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: {victim}: not a readable image"), err
     [record] = RunStore().list().runs
-    assert record.state == "failed" and record.metrics["message"] == err[0][len("error: "):]
+    assert record.state == "failed" and record.metrics["message"] == err[0][len("error: ") :]

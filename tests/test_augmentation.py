@@ -1,7 +1,7 @@
 import numpy as np
 
-from engine.data.augmentation import build_augmentation, preview_augmentation
 from engine.config import AugmentationConfig
+from engine.data.augmentation import build_augmentation, preview_augmentation
 
 
 def test_disabled_or_all_zero_means_no_layer():

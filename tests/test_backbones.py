@@ -2,10 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+from engine.config import BackboneConfig, HeadConfig
 from engine.models import backbones
 from engine.models.backbones import BACKBONES, WeightsUnavailable, build_base, preprocess
-from engine.config import BackboneConfig, HeadConfig
-
 
 HEAVY = {"resnet50", "resnet50_v2", "densenet121", "xception", "convnext_tiny", "efficientnet_v2_s"}  # > ~10 s each here
 
@@ -25,8 +24,12 @@ def by_hand(spec, x):
 
 
 def _stats(model):
-    return [np.array(v) for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
-            for v in (layer.moving_mean, layer.moving_variance)]
+    return [
+        np.array(v)
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in (layer.moving_mean, layer.moving_variance)
+    ]
 
 
 @pytest.mark.parametrize("name", registry_params())
@@ -57,8 +60,9 @@ def test_backbone_row_contract(name, tmp_path):
     modeling.unfreeze_top(base, split)
     top_names = {l.name for l in split.top_part.layers}
     trainable = {l.name for l in base.layers if l.trainable and l.trainable_weights}
-    expected = {l.name for l in base.layers
-                if l.name in top_names and l.weights and not isinstance(l, keras.layers.BatchNormalization)}
+    expected = {
+        l.name for l in base.layers if l.name in top_names and l.weights and not isinstance(l, keras.layers.BatchNormalization)
+    }
     assert trainable and trainable == expected
     # ... and the trainable top in training mode keeps every norm in inference mode: the same outputs, the
     # BatchNorm statistics as they were (LayerNorm has none: it computes the same in both modes). The trained
@@ -106,7 +110,7 @@ def test_every_row_names_its_weights_files_and_widths():
     for spec in BACKBONES.values():
         files = spec.weights_files()
         assert files and all(f.endswith(".h5") for f in files), spec.name
-        assert backbones.local_weights_names(spec.name, 1.0)[-len(files):] == files
+        assert backbones.local_weights_names(spec.name, 1.0)[-len(files) :] == files
         assert spec.has_alpha == (spec.name in backbones.IDENTIFY_ALPHAS)
         assert spec.cpu_images_per_s > 0 and spec.note, spec.name
     assert BACKBONES["mobilenet"].weights_files(0.75)[0] == "mobilenet_7_5_224_tf_no_top.h5"
@@ -275,7 +279,9 @@ def test_offline_imagenet_loads_the_matching_local_file(monkeypatch, tmp_path):
     base = build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 96)
     assert all(np.array_equal(a, b) for a, b in zip(base.get_weights(), saved.get_weights()))
     (tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"x")  # a broken file there is named
-    with pytest.raises(WeightsUnavailable, match="could not load weights file .*mobilenet_v2_1.0_imagenet_no_top.weights.h5: it is not"):
+    with pytest.raises(
+        WeightsUnavailable, match="could not load weights file .*mobilenet_v2_1.0_imagenet_no_top.weights.h5: it is not"
+    ):
         build_base(BackboneConfig(name="mobilenet_v2", weights="imagenet"), 96)
 
 

@@ -25,12 +25,34 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # the Classify step uplo
 def server(tmp_path):
     """The app served on localhost with its own run store, cache and sample folder."""
     port = free_port()
-    env = {**os.environ, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_CACHE_DIR": str(tmp_path / "cache"),
-           "TLS_SAMPLE_DIR": str(tmp_path / "sample"), "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]),
-           "TLS_WARM_START": "1", "TLS_ACCESS_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
+    env = {
+        **os.environ,
+        "TLS_RUNS_DIR": str(tmp_path / "runs"),
+        "TLS_CACHE_DIR": str(tmp_path / "cache"),
+        "TLS_SAMPLE_DIR": str(tmp_path / "sample"),
+        "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]),
+        "TLS_WARM_START": "1",
+        "TLS_ACCESS_TOKEN": TOKEN,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "serve.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for_health(url, proc, tmp_path / "server.log")
     yield url
@@ -40,12 +62,15 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser_page():
-    playwright = import_or_missing("playwright.sync_api", "the playwright package is not installed (pip install -r requirements-dev.txt)")
+    playwright = import_or_missing(
+        "playwright.sync_api", "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    )
     if not os.path.exists(CHROMIUM):
         missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TLS_CHROMIUM)")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.set_default_timeout(60_000)
         try:
@@ -107,7 +132,9 @@ def settings_stick(page, folder: str) -> None:
     page.wait_for_function(dropped)
 
 
-@pytest.mark.timeout(1200)  # one long user session (six pages, ten jobs): 260-300 s under the full suite's load, 516 s on a slow day
+@pytest.mark.timeout(
+    1200
+)  # one long user session (six pages, ten jobs): 260-300 s under the full suite's load, 516 s on a slow day
 def test_dashboard_end_to_end(server, browser_page, tmp_path):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # installed: browser_page checked it
 
@@ -174,7 +201,9 @@ def test_dashboard_end_to_end(server, browser_page, tmp_path):
     assert page.locator(".js-plotly-plot").count() >= 3  # the loss against the learning rate, beside the run's curves
     rate = float(suggested.locator('[data-testid="stMetricValue"]').inner_text())
     page.get_by_role("button", name="Use this rate").click()
-    page.wait_for_function(f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {rate}) < 1e-9)")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {rate}) < 1e-9)"
+    )
     shot(page, "2b_learning_rate_finder")
     # A 2 x 2 sweep (learning rate x dropout): four jobs on the features cached above, the heatmap and every trial's
     # parallel coordinates, then Apply best moves the drawn learning-rate field to the best point's rate.
@@ -196,20 +225,29 @@ def test_dashboard_end_to_end(server, browser_page, tmp_path):
             except PlaywrightTimeout:
                 if attempt == 5:
                     raise
-    for label, values in (("Values of learning-rate (comma-separated)", "0.001, 0.01"), ("Values of dropout (comma-separated)", "0.2, 0.5")):
+    for label, values in (
+        ("Values of learning-rate (comma-separated)", "0.001, 0.01"),
+        ("Values of dropout (comma-separated)", "0.2, 0.5"),
+    ):
         form.get_by_role("textbox", name=label).fill(values)
         form.get_by_role("textbox", name=label).press("Enter")
     page.get_by_text("4 point(s) × 1 seed(s) = 4 job(s).").wait_for()
     page.get_by_role("button", name="Queue sweep").click()
-    page.wait_for_function("""() => {
+    page.wait_for_function(
+        """() => {
         const plots = [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || [])[0] || {});
         const grid = plots.some(d => d.type === 'heatmap' && d.z.length === 2 && d.z.every(row => row.length === 2 && row.every(v => v !== null)));
-        return grid && plots.some(d => d.type === 'parcoords' && d.dimensions[0].values.length === 4);  // all four trials (the 3x3 heatmap: the run's confusion matrix)
-    }""", timeout=240_000)
+        // all four trials (the 3x3 heatmap: the run's confusion matrix)
+        return grid && plots.some(d => d.type === 'parcoords' && d.dimensions[0].values.length === 4);
+    }""",
+        timeout=240_000,
+    )
     best = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=re.compile(r"^learning-rate=")).first.inner_text()
     best_rate = float(re.search(r"learning-rate=([0-9.e-]+)", best).group(1))
     page.get_by_role("button", name="Apply best").click()
-    page.wait_for_function(f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {best_rate}) < 1e-9)")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('input[aria-label=\"Learning rate\"]')].some(i => Math.abs(parseFloat(i.value) - {best_rate}) < 1e-9)"
+    )
     shot(page, "2c_sweep")
 
     # Frozen training: a short job completes; then a long one survives a page switch, a second tab
@@ -228,7 +266,9 @@ def test_dashboard_end_to_end(server, browser_page, tmp_path):
     form.get_by_label("Epochs", exact=True).press("Enter")
     form.get_by_label("Batch size", exact=True).fill("1")
     form.get_by_label("Batch size", exact=True).press("Enter")
-    form.get_by_role("spinbutton", name="Repeat with N seeds").fill("2")  # two jobs: the running one on top, the queued one under it
+    form.get_by_role("spinbutton", name="Repeat with N seeds").fill(
+        "2"
+    )  # two jobs: the running one on top, the queued one under it
     form.get_by_role("spinbutton", name="Repeat with N seeds").press("Enter")
     form.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"running: epoch [1-9]\d*/500")).wait_for(timeout=120_000)
@@ -254,7 +294,9 @@ def test_dashboard_end_to_end(server, browser_page, tmp_path):
     assert sidebar.get_by_role("radio", name="None (random)").is_checked()  # settings survive a refresh (URL)
     assert sidebar.get_by_role("combobox", name="Backbone").input_value() == "VGG16 (the lecture's)"
     shot(page, "3_frozen_training")
-    page.locator('[data-testid="stMainBlockContainer"]').get_by_role("button", name="Stop", exact=True).click()  # not Streamlit's own status-bar Stop
+    page.locator('[data-testid="stMainBlockContainer"]').get_by_role(
+        "button", name="Stop", exact=True
+    ).click()  # not Streamlit's own status-bar Stop
     page.get_by_text("stopped: epoch").wait_for(timeout=120_000)
     page.get_by_text("stopped by request").first.wait_for(timeout=30_000)  # the message may render a poll later
 

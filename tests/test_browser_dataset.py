@@ -22,13 +22,36 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 def server(tmp_path):
     """The app behind its token, with an empty datasets folder and the assets' weights as the local weights."""
     port = free_port()
-    env = {**os.environ, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_CACHE_DIR": str(tmp_path / "cache"),
-           "TLS_SAMPLE_DIR": str(tmp_path / "sample"), "TLS_DATASETS_DIR": str(tmp_path / "data"),
-           "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]), "TLS_WEIGHTS_DIR": str(ASSETS / "weights"),
-           "TLS_WARM_START": "1", "TLS_ACCESS_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
+    env = {
+        **os.environ,
+        "TLS_RUNS_DIR": str(tmp_path / "runs"),
+        "TLS_CACHE_DIR": str(tmp_path / "cache"),
+        "TLS_SAMPLE_DIR": str(tmp_path / "sample"),
+        "TLS_DATASETS_DIR": str(tmp_path / "data"),
+        "TLS_DATA_ROOTS": os.pathsep.join([str(tmp_path), str(ASSETS)]),
+        "TLS_WEIGHTS_DIR": str(ASSETS / "weights"),
+        "TLS_WARM_START": "1",
+        "TLS_ACCESS_TOKEN": TOKEN,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "serve.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for_health(url, proc, tmp_path / "server.log")
     yield url
@@ -39,13 +62,23 @@ def server(tmp_path):
 @pytest.fixture
 def camera_page():
     """Chromium with a fake camera that needs no permission prompt (its test pattern is the photo)."""
-    playwright = import_or_missing("playwright.sync_api", "the playwright package is not installed (pip install -r requirements-dev.txt)")
+    playwright = import_or_missing(
+        "playwright.sync_api", "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    )
     if not os.path.exists(CHROMIUM):
         missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TLS_CHROMIUM)")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+            ],
+        )
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         context.grant_permissions(["camera"])
         page = context.new_page()
@@ -150,8 +183,13 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as zip").click()
     download.value.save_as(tmp_path / "pets.zip")
-    out = subprocess.run([sys.executable, "-m", "engine", "import-zip", str(tmp_path / "pets.zip"), str(tmp_path / "imported")],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "import-zip", str(tmp_path / "pets.zip"), str(tmp_path / "imported")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert builder.counts(out) == made
 
     goto_page(page, "Feature extraction")

@@ -26,7 +26,7 @@ def make_pets(data_dir):
         for src in sorted((train / cls).iterdir())[:PER_CLASS]:
             shutil.copy(src, root / cls / src.name)
     dogs = sorted((train / "dogs").iterdir())
-    for i, src in enumerate(dogs[PER_CLASS:PER_CLASS + 10]):  # the first name the split puts in train
+    for i, src in enumerate(dogs[PER_CLASS : PER_CLASS + 10]):  # the first name the split puts in train
         odd = root / "cats" / f"odd-{i}-{src.name}"
         shutil.copy(src, odd)
         if str(odd) in scan_dataset(str(root)).files["train"]["cats"]:
@@ -36,7 +36,11 @@ def make_pets(data_dir):
 
 
 @pytest.mark.timeout(900)
-def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_cell_shows_its_photos(server, camera_page, tmp_path):  # noqa: F811
+def test_data_health_finds_the_mislabelled_photo_relabel_and_undo_move_it_and_a_cell_shows_its_photos(
+    server,  # noqa: F811  (the fixture imported above)
+    camera_page,  # noqa: F811
+    tmp_path,
+):
     require_assets()
     root, odd = make_pets(tmp_path / "data")
     page = camera_page

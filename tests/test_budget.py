@@ -1,11 +1,11 @@
 """The training budget a run will get, said in optimizer steps before it starts (engine/training/budget.py)."""
 
+import pytest
+
 from engine.cli import build_parser
 from engine.cli.flags import build_config
 from engine.config import ConfigError, default_config, validate
 from engine.training.budget import budget_sentence, steps_per_epoch
-
-import pytest
 
 
 def test_the_budget_is_counted_in_optimizer_steps_of_this_dataset():

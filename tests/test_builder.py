@@ -27,10 +27,14 @@ def test_readable_images_are_saved_under_their_names_and_unreadable_ones_are_ref
     path = builder.create_dataset(" my photos! ", ["cats", "dogs"], tmp_path)
     assert path == tmp_path / "my photos!" and builder.class_names(path) == ["cats", "dogs"]  # as typed, spaces trimmed
     good = png(tmp_path, "a.png", (200, 30, 30))
-    added = builder.add_images(path, "cats", [("../../etc/a b.png", good), ("IMG 1.jpg", good), ("broken.jpg", b"\xff\xd8 no jpeg")])
+    added = builder.add_images(
+        path, "cats", [("../../etc/a b.png", good), ("IMG 1.jpg", good), ("broken.jpg", b"\xff\xd8 no jpeg")]
+    )
     assert len(added.saved) == 1 and added.saved[0].startswith("a b-") and added.saved[0].endswith(".png")
     assert added.duplicates == ["IMG 1.jpg"]  # same content: stored once
-    assert [n for n, _ in added.refused] == ["broken.jpg"] and "broken.jpg" not in " ".join(p.name for p in (path / "cats").iterdir())
+    assert [n for n, _ in added.refused] == ["broken.jpg"] and "broken.jpg" not in " ".join(
+        p.name for p in (path / "cats").iterdir()
+    )
     assert added.refused[0][1]  # the decoder's one-line reason
     assert [p.name for p in (path / "cats").iterdir()] == added.saved  # no temp file left, nothing outside the class
     assert builder.counts(path) == {"cats": 1, "dogs": 0}
@@ -38,12 +42,25 @@ def test_readable_images_are_saved_under_their_names_and_unreadable_ones_are_ref
 
 KEPT = ["café", "caf", "dogs!", "Ölçü ışık", "猫", "a.b", "con-artist", "COM10", "x" * builder.MAX_NAME]
 REFUSED = {  # name: the reason's words
-    "": "is empty", "  ": "is empty", "a/b": "path separator", "a\\b": "path separator", "../..": "path separator",
-    ".": "is not a name", "..": "is not a name", ".hidden": "starts with a dot",
-    "CON": "device name Windows reserves (CON)", "nul.txt": "device name Windows reserves (NUL)",
-    "Com1": "reserves (COM1)", "lpt9.tar.gz": "reserves (LPT9)", "aux .png": "reserves (AUX)",
-    "x\x00y": "control character '\\x00'", "tab\tname": "control character '\\t'", "a\u202eb": "control character",
-    "line\u2028break": "control character", "ends.": "ends with a dot or space", "x" * (builder.MAX_NAME + 1): "characters",
+    "": "is empty",
+    "  ": "is empty",
+    "a/b": "path separator",
+    "a\\b": "path separator",
+    "../..": "path separator",
+    ".": "is not a name",
+    "..": "is not a name",
+    ".hidden": "starts with a dot",
+    "CON": "device name Windows reserves (CON)",
+    "nul.txt": "device name Windows reserves (NUL)",
+    "Com1": "reserves (COM1)",
+    "lpt9.tar.gz": "reserves (LPT9)",
+    "aux .png": "reserves (AUX)",
+    "x\x00y": "control character '\\x00'",
+    "tab\tname": "control character '\\t'",
+    "a\u202eb": "control character",
+    "line\u2028break": "control character",
+    "ends.": "ends with a dot or space",
+    "x" * (builder.MAX_NAME + 1): "characters",
 }
 
 
@@ -69,7 +86,10 @@ def test_a_name_is_never_merged_into_another(tmp_path, capsys):
     assert cli.main(["dataset", "--datasets-dir", root, "add", "pets", "café", str(b)]) == 0
     assert builder.counts(tmp_path / "d" / "pets") == {"caf": 1, "café": 1}
     assert cli.main(["dataset", "--datasets-dir", root, "add", "pets", "ca/f", str(b)]) == 2
-    assert capsys.readouterr().err == "error: class name 'ca/f': holds a path separator (/ or \\); a name is one folder, e.g. 'cats'\n"
+    assert (
+        capsys.readouterr().err
+        == "error: class name 'ca/f': holds a path separator (/ or \\); a name is one folder, e.g. 'cats'\n"
+    )
     assert builder.rename_class(tmp_path / "d" / "pets", "caf", "caf ") == "caf"  # unchanged, not an error
     with pytest.raises(DatasetError, match="already exists"):
         builder.rename_class(tmp_path / "d" / "pets", "caf", "café")
@@ -99,12 +119,25 @@ def test_cli_add_refuses_a_fifo_and_dev_zero_at_once_and_adds_the_rest(tmp_path,
     good, fifo = tmp_path / "cat.png", tmp_path / "pipe.png"
     make_image(good, (200, 30, 30))
     os.mkfifo(fifo)  # no writer: reading it would wait forever
-    argv = ["dataset", "--datasets-dir", str(tmp_path / "d"), "add", "pets", "cats", str(fifo), "/dev/zero", str(good), str(tmp_path)]
+    argv = [
+        "dataset",
+        "--datasets-dir",
+        str(tmp_path / "d"),
+        "add",
+        "pets",
+        "cats",
+        str(fifo),
+        "/dev/zero",
+        str(good),
+        str(tmp_path),
+    ]
     assert within(20, lambda: cli.main(argv)) == 2
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == [f"refused {fifo}: is a pipe, not a regular file",
-                                         "refused /dev/zero: is a device, not a regular file",
-                                         f"refused {tmp_path}: is a folder, not a regular file"]
+    assert captured.err.splitlines() == [
+        f"refused {fifo}: is a pipe, not a regular file",
+        "refused /dev/zero: is a device, not a regular file",
+        f"refused {tmp_path}: is a folder, not a regular file",
+    ]
     assert "1 added to 'cats', 3 refused" in captured.out and builder.counts(tmp_path / "d" / "pets") == {"cats": 1}
 
 
@@ -173,7 +206,9 @@ def test_a_full_disk_leaves_no_temp_file_and_is_one_line(tmp_path, monkeypatch):
         builder.add_images(path, "cats", [("b.png", second)])
     assert "\n" not in str(err.value) and "nothing partial was left" in str(err.value)
     assert sorted(p.name for p in (path / "cats").iterdir()) == [builder.images_of(path, "cats")[0].name]  # no temp file
-    monkeypatch.setattr(builder.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system")))
+    monkeypatch.setattr(
+        builder.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system"))
+    )
     with pytest.raises(DatasetError, match="cannot write there \\(Read-only file system\\)"):
         builder.add_images(path, "cats", [("b.png", second)])
 
@@ -181,7 +216,9 @@ def test_a_full_disk_leaves_no_temp_file_and_is_one_line(tmp_path, monkeypatch):
 def test_cli_add_on_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     good = tmp_path / "cat.png"
     make_image(good, (200, 30, 30))
-    monkeypatch.setattr(builder.os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    monkeypatch.setattr(
+        builder.os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
+    )
     assert cli.main(["dataset", "--datasets-dir", str(tmp_path / "d"), "add", "pets", "cats", str(good)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "No space left on device" in err
@@ -238,7 +275,8 @@ def test_cli_add_and_list_name_refused_files_and_exit_2(tmp_path, capsys):
     assert "1 added to 'cats'" in captured.out and "1 refused" in captured.out
     assert cli.main(["dataset", "--datasets-dir", str(tmp_path / "d"), "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["datasets"] == [
-        {"name": "pets", "path": str(tmp_path / "d" / "pets"), "classes": {"cats": 1}}]
+        {"name": "pets", "path": str(tmp_path / "d" / "pets"), "classes": {"cats": 1}}
+    ]
 
 
 def test_adding_an_image_changes_only_that_splits_fingerprint(tmp_path):

@@ -21,8 +21,10 @@ def test_confusion_and_counts_and_probabilities():
 
 
 def test_accuracy_vs_time_is_a_zoomed_dot_plot_marking_the_best():
-    rows = [{"label": "FE", "approach": "feature_extraction", "accuracy": 0.934, "wall_seconds": 146.0},
-            {"label": "FT", "approach": "fine_tuning", "accuracy": 0.963, "wall_seconds": 1511.0, "best": True}]
+    rows = [
+        {"label": "FE", "approach": "feature_extraction", "accuracy": 0.934, "wall_seconds": 146.0},
+        {"label": "FT", "approach": "fine_tuning", "accuracy": 0.963, "wall_seconds": 1511.0, "best": True},
+    ]
     fig = charts.accuracy_vs_time_figure(rows, "Validation accuracy")
     assert [t.type for t in fig.data] == ["scatter"]
     assert list(fig.data[0].y) == [0.934, 0.963] and list(fig.data[0].x) == [146.0, 1511.0]
@@ -34,7 +36,9 @@ def test_accuracy_vs_time_is_a_zoomed_dot_plot_marking_the_best():
 
 def test_curves_have_whole_epoch_ticks_log_loss_and_smoothing():
     h = {"loss": [1.0, 0.5, 0.8, 0.2], "val_loss": [1.1, 0.6, 0.7, 0.3]}
-    fig = charts.curves_figure([{"label": "FE", "approach": "feature_extraction", "history": h}], "loss", smoothing=0.6, log_y=True)
+    fig = charts.curves_figure(
+        [{"label": "FE", "approach": "feature_extraction", "history": h}], "loss", smoothing=0.6, log_y=True
+    )
     assert fig.layout.xaxis.tickformat == "d" and fig.layout.xaxis.dtick == 1
     assert fig.layout.yaxis.type == "log"
     smoothed = [t for t in fig.data if t.name == "FE train"][0]
@@ -44,8 +48,16 @@ def test_curves_have_whole_epoch_ticks_log_loss_and_smoothing():
 def test_repeat_groups_are_drawn_on_an_axis_that_shows_their_spread():
     from engine.insight.charts import repeat_groups_figure
 
-    groups = [{"label": "Frozen (3 seeds)", "approach": "frozen", "mean": 0.9713, "std": 0.0014, "values": [0.970, 0.9713, 0.9726]},
-              {"label": "Fine-tuning (3 seeds)", "approach": "fine_tuning", "mean": 0.9750, "std": 0.0020, "values": [0.973, 0.975, 0.977]}]
+    groups = [
+        {"label": "Frozen (3 seeds)", "approach": "frozen", "mean": 0.9713, "std": 0.0014, "values": [0.970, 0.9713, 0.9726]},
+        {
+            "label": "Fine-tuning (3 seeds)",
+            "approach": "fine_tuning",
+            "mean": 0.9750,
+            "std": 0.0020,
+            "values": [0.973, 0.975, 0.977],
+        },
+    ]
     fig = repeat_groups_figure(groups, "val_accuracy")
     lo, hi = fig.layout.yaxis.range
     assert lo <= 0.9699 and hi >= 0.9771 and hi - lo < 0.02  # the ±0.0014 bar is a visible part of the axis, not of 0-1
@@ -57,22 +69,37 @@ def test_repeat_groups_are_drawn_on_an_axis_that_shows_their_spread():
 def test_accuracy_vs_time_labels_are_never_clipped():
     from engine.insight.charts import accuracy_vs_time_figure
 
-    fig = accuracy_vs_time_figure([{"label": "Feature extraction (572b33)", "approach": "feature_extraction", "accuracy": 0.97,
-                                    "wall_seconds": 100}, {"label": "Fine-tuning (1a2b3c)", "approach": "fine_tuning",
-                                                           "accuracy": 0.98, "wall_seconds": 600}])
+    fig = accuracy_vs_time_figure(
+        [
+            {"label": "Feature extraction (572b33)", "approach": "feature_extraction", "accuracy": 0.97, "wall_seconds": 100},
+            {"label": "Fine-tuning (1a2b3c)", "approach": "fine_tuning", "accuracy": 0.98, "wall_seconds": 600},
+        ]
+    )
     assert fig.data[0].cliponaxis is False
     x0, x1 = fig.layout.xaxis.range
     assert x0 < 100 - 100 and x1 > 600 + 100  # room beside the first and last dots for their centred labels
 
 
 def test_accuracy_vs_time_has_interval_bars_an_axis_ending_at_1_and_a_continued_run_at_its_whole_cost():
-    rows = [{"label": "FE", "approach": "feature_extraction", "accuracy": 1.0, "low": 0.51, "high": 1.0, "wall_seconds": 30.0},
-            {"label": "FT", "approach": "fine_tuning", "accuracy": 0.75, "low": 0.30, "high": 0.95, "wall_seconds": 125.0,
-             "phase2_seconds": 47.0}]
+    rows = [
+        {"label": "FE", "approach": "feature_extraction", "accuracy": 1.0, "low": 0.51, "high": 1.0, "wall_seconds": 30.0},
+        {
+            "label": "FT",
+            "approach": "fine_tuning",
+            "accuracy": 0.75,
+            "low": 0.30,
+            "high": 0.95,
+            "wall_seconds": 125.0,
+            "phase2_seconds": 47.0,
+        },
+    ]
     fig = charts.accuracy_vs_time_figure(rows, "Test accuracy")
     dots = fig.data[-1]
     assert list(dots.x) == [30.0, 125.0]  # the whole cost (47 + 78), as the table says
-    assert list(dots.error_y.array) == [0.0, pytest.approx(0.20)] and list(dots.error_y.arrayminus) == [pytest.approx(0.49), pytest.approx(0.45)]
+    assert list(dots.error_y.array) == [0.0, pytest.approx(0.20)] and list(dots.error_y.arrayminus) == [
+        pytest.approx(0.49),
+        pytest.approx(0.45),
+    ]
     (segment,) = fig.data[:-1]  # the continued part: from its phase 2 alone to its whole cost
     assert list(segment.x) == [47.0, 125.0] and list(segment.y) == [0.75, 0.75] and segment.line.dash == "dot"
     assert fig.layout.yaxis.range[1] == 1.0 and fig.layout.yaxis.range[0] < 0.30
@@ -99,8 +126,15 @@ def _finder_result(rule="valley"):
     for i in range(imin + 1, 61):
         smoothed[i] = smoothed[imin] * (1 + (i - imin) ** 2)
     smoothed[56] = smoothed[55] / 8
-    return {"learning_rates": lrs, "losses": smoothed, "smoothed": smoothed, "suggested": 3e-5, "rule": rule,
-            "steepest": lrs[56], "valley": 3e-5}
+    return {
+        "learning_rates": lrs,
+        "losses": smoothed,
+        "smoothed": smoothed,
+        "suggested": 3e-5,
+        "rule": rule,
+        "steepest": lrs[56],
+        "valley": 3e-5,
+    }
 
 
 def test_the_finder_chart_shows_the_whole_curve_and_steepest_before_the_minimum_apart_from_the_suggestion():
@@ -116,14 +150,23 @@ def test_the_finder_chart_shows_the_whole_curve_and_steepest_before_the_minimum_
     finite = [v for v in result["smoothed"]]
     assert fig.layout.yaxis.type == "log"  # a 40x blow-up: the whole curve on a log axis, nothing capped
     lo, hi = fig.layout.yaxis.range
-    assert 10 ** lo <= min(finite) and 10 ** hi >= max(finite)
+    assert 10**lo <= min(finite) and 10**hi >= max(finite)
 
 
 def test_the_finder_chart_keeps_a_steepest_rate_that_lies_on_the_descent():
     lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     smoothed = [1.0, 0.9, 0.5, 0.4, 0.45, 0.6]
-    fig = charts.finder_figure({"learning_rates": lrs, "losses": smoothed, "smoothed": smoothed, "suggested": 1e-4,
-                                "rule": "valley", "steepest": 1e-4, "valley": 1e-4})
+    fig = charts.finder_figure(
+        {
+            "learning_rates": lrs,
+            "losses": smoothed,
+            "smoothed": smoothed,
+            "suggested": 1e-4,
+            "rule": "valley",
+            "steepest": 1e-4,
+            "valley": 1e-4,
+        }
+    )
     assert fig.layout.yaxis.range == (0, pytest.approx(1.08)) or list(fig.layout.yaxis.range) == [0, pytest.approx(1.08)]
     marks = [t for t in fig.data if t.mode == "markers+text"]
     assert [t.x[0] for t in marks] == [1e-4, 1e-4] and marks[0].textposition != marks[1].textposition

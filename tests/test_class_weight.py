@@ -73,7 +73,12 @@ def test_no_class_weight_by_default(imbalanced, fit_calls):
 def test_the_flag_parses_and_a_bad_value_is_refused(imbalanced, capsys):
     args = cli.build_parser().parse_args(["run", "--approach", "frozen", "--data", str(imbalanced), "--class-weight", "balanced"])
     assert build_config("frozen", args).fit.class_weight == "balanced"
-    assert build_config("frozen", cli.build_parser().parse_args(["run", "--approach", "frozen", "--data", str(imbalanced)])).fit.class_weight == "none"
+    assert (
+        build_config(
+            "frozen", cli.build_parser().parse_args(["run", "--approach", "frozen", "--data", str(imbalanced)])
+        ).fit.class_weight
+        == "none"
+    )
     assert cli.main(["run", "--approach", "frozen", "--data", str(imbalanced), "--class-weight", "inverse"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--class-weight" in err

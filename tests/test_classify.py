@@ -41,8 +41,9 @@ def test_a_row_per_model_with_a_short_caption_and_an_enlargeable_grad_cam():
     at.toggle(key="cls_gradcam").set_value(True).run()
     at.file_uploader(key="cls_upload").set_value([("half.png", bright_left_png(), "image/png")]).run()
     assert not at.exception, at.exception
-    assert [m.label for m in at.metric] == [f"Frozen + augmentation · {ms} ms" for ms in re.findall(
-        r"(\d+) ms", " ".join(m.label for m in at.metric))]  # the whole approach name, the time
+    assert [m.label for m in at.metric] == [
+        f"Frozen + augmentation · {ms} ms" for ms in re.findall(r"(\d+) ms", " ".join(m.label for m in at.metric))
+    ]  # the whole approach name, the time
     assert [m.help.endswith(rid) for m, rid in zip(at.metric, "ab")] == [True, True]  # the long label: in help
     short = [c.value for c in at.caption if c.value.startswith("mobilenet_v2")]
     assert short == ["mobilenet_v2 · 8 px · val acc 0.900", "mobilenet_v2 · 16 px · val acc 0.600"]

@@ -14,8 +14,14 @@ from tests.conftest import ROOT, make_image
 
 
 def run_cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def test_scan_json(tiny_dataset, capsys):
@@ -25,7 +31,9 @@ def test_scan_json(tiny_dataset, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["classes"] == ["cats", "dogs"]
     assert out["splits"]["train"] == {"cats": 8, "dogs": 8}
-    assert out["bad_files"] == [{"path": str(tiny_dataset / "train" / "dogs" / "broken.jpg"), "reason": out["bad_files"][0]["reason"]}]
+    assert out["bad_files"] == [
+        {"path": str(tiny_dataset / "train" / "dogs" / "broken.jpg"), "reason": out["bad_files"][0]["reason"]}
+    ]
     assert "not a readable image" in out["bad_files"][0]["reason"]
 
 
@@ -39,16 +47,54 @@ def test_run_all_writes_report_and_progress(tiny_dataset, tmp_path, capsys, monk
         return real_write(tmp_path, results) if len(writes) == 1 else real_write(path, results)  # a folder: a real OSError
 
     monkeypatch.setattr(cli.train, "write_report", full_disk_once)
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--backbone", "vgg16", "--views", "1", "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp_path / "r"), "--report", str(report)])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "all",
+            "--backbone",
+            "vgg16",
+            "--views",
+            "1",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--fine-tune-epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--runs-dir",
+            str(tmp_path / "r"),
+            "--report",
+            str(report),
+        ]
+    )
     stderr = capsys.readouterr().err
     assert writes == [1, 2, 3]
     assert rc == 2 and stderr.strip().splitlines()[-1] == (
-        f"error: --report {tmp_path}: could not write it (Is a directory); nothing was written; the runs are stored (see `python -m engine runs`)")
+        f"error: --report {tmp_path}: could not write it (Is a directory); nothing was written; the runs are stored (see `python -m engine runs`)"
+    )
     runs = json.loads(report.read_text())["runs"]
     assert [r["approach"] for r in runs] == ["feature_extraction", "frozen", "fine_tuning"]
-    keys = {"id", "approach", "backbone", "image_size", "epochs_run", "history", "val_accuracy", "test_accuracy",
-            "wall_seconds", "trainable_params", "total_params", "run_dir"}
+    keys = {
+        "id",
+        "approach",
+        "backbone",
+        "image_size",
+        "epochs_run",
+        "history",
+        "val_accuracy",
+        "test_accuracy",
+        "wall_seconds",
+        "trainable_params",
+        "total_params",
+        "run_dir",
+    }
     for r in runs:
         assert keys <= set(r) and Path(r["run_dir"]).is_dir() and r["image_size"] == 32
         assert set(r["history"]) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
@@ -72,16 +118,36 @@ def test_no_test_split_gives_null_test_accuracy(tmp_path, capsys):
     from tests.conftest import make_split_dataset
 
     data = make_split_dataset(tmp_path / "nt", counts={"train": 4, "validation": 2})
-    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(data),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["runs"][0]["test_accuracy"] is None
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "/nonexistent/data"], "error: /nonexistent/data: folder not found"),
-    (["--epochs", "0"], "error: argument --epochs: must be >= 1, got 0"),
-    (["--weights", "/nope/w.h5"], "error: weights file not found: /nope/w.h5"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "/nonexistent/data"], "error: /nonexistent/data: folder not found"),
+        (["--epochs", "0"], "error: argument --epochs: must be >= 1, got 0"),
+        (["--weights", "/nope/w.h5"], "error: weights file not found: /nope/w.h5"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tiny_dataset, capsys, args, message):
     base = ["run", "--data", str(tiny_dataset), "--approach", "frozen", "--image-size", "32"]
     rc = cli.main(base + args)
@@ -96,27 +162,56 @@ def _bad_config(tmp_path):
     return cfg
 
 
-@pytest.mark.parametrize("extra,message", [
-    (lambda t: ["--config", str(_bad_config(t))], "--config {t}/cfg.json: fit.epochs: expected a whole number, got \"ten\""),
-    (lambda t: ["--config", str(t / "missing.json")], "--config {t}/missing.json: cannot read"),
-    (lambda t: ["--run-id", "../x"], "run id '../x': use 1-100 letters"),
-    (lambda t: ["--run-id", "/tmp/abs"], "run id '/tmp/abs': use 1-100 letters"),
-    (lambda t: ["--run-id", "taken"], "--run-id taken: a run with that id already exists"),
-    (lambda t: ["--report", str(t / "no-such-dir" / "r.json")], "--report {t}/no-such-dir/r.json: folder {t}/no-such-dir does not exist"),
-    (lambda t: ["--image-size", "5000"], "backbone.image_size: 5000 px is above mobilenet_v2's limit of 512 px"),
-    (lambda t: ["--report", "/dev/full"], "--report /dev/full: is a device; give the name of a new file"),
-    (lambda t: os.mkfifo(t / "fifo") or ["--report", str(t / "fifo")], "--report {t}/fifo: is a pipe; give the name of a new file"),
-    (lambda t: (t / "afile").write_text("x") and ["--runs-dir", str(t / "afile")],
-     "--runs-dir {t}/afile: is a file, not a folder; choose a folder you can write to"),
-    (lambda t: ["--runs-dir", "/proc/tls-runs"], "--runs-dir /proc/tls-runs: cannot write there (No such file or directory)"),
-    (lambda t: (t / "afile").write_text("x") and ["--tensorboard", str(t / "afile")],
-     "--tensorboard {t}/afile: is a file, not a folder; choose a folder you can write to"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (lambda t: ["--config", str(_bad_config(t))], '--config {t}/cfg.json: fit.epochs: expected a whole number, got "ten"'),
+        (lambda t: ["--config", str(t / "missing.json")], "--config {t}/missing.json: cannot read"),
+        (lambda t: ["--run-id", "../x"], "run id '../x': use 1-100 letters"),
+        (lambda t: ["--run-id", "/tmp/abs"], "run id '/tmp/abs': use 1-100 letters"),
+        (lambda t: ["--run-id", "taken"], "--run-id taken: a run with that id already exists"),
+        (
+            lambda t: ["--report", str(t / "no-such-dir" / "r.json")],
+            "--report {t}/no-such-dir/r.json: folder {t}/no-such-dir does not exist",
+        ),
+        (lambda t: ["--image-size", "5000"], "backbone.image_size: 5000 px is above mobilenet_v2's limit of 512 px"),
+        (lambda t: ["--report", "/dev/full"], "--report /dev/full: is a device; give the name of a new file"),
+        (
+            lambda t: os.mkfifo(t / "fifo") or ["--report", str(t / "fifo")],
+            "--report {t}/fifo: is a pipe; give the name of a new file",
+        ),
+        (
+            lambda t: (t / "afile").write_text("x") and ["--runs-dir", str(t / "afile")],
+            "--runs-dir {t}/afile: is a file, not a folder; choose a folder you can write to",
+        ),
+        (lambda t: ["--runs-dir", "/proc/tls-runs"], "--runs-dir /proc/tls-runs: cannot write there (No such file or directory)"),
+        (
+            lambda t: (t / "afile").write_text("x") and ["--tensorboard", str(t / "afile")],
+            "--tensorboard {t}/afile: is a file, not a folder; choose a folder you can write to",
+        ),
+    ],
+)
 def test_cli_bad_input_is_refused_before_any_run_folder(tiny_dataset, tmp_path, capsys, extra, message):
     runs = tmp_path / "runs"
     (runs / "taken").mkdir(parents=True)
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--weights", "none", "--image-size", "32",
-                   "--epochs", "1", "--runs-dir", str(runs), *extra(tmp_path)])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "frozen",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(runs),
+            *extra(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error: " + message.format(t=tmp_path)), err
@@ -135,7 +230,21 @@ def test_offline_imagenet_fails_fast_with_actionable_message(tiny_dataset, capsy
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "all", "--weights", "imagenet", "--image-size", "150", "--runs-dir", str(tmp_path / "r")])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "all",
+            "--weights",
+            "imagenet",
+            "--image-size",
+            "150",
+            "--runs-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5" in err and "--weights PATH" in err
@@ -188,8 +297,31 @@ def test_scan_reports_a_fifo_instead_of_hanging(tiny_dataset, capsys):
 @pytest.mark.slow
 def test_bench_compares_lecture_ours_and_raw(tiny_dataset, tmp_path, capsys):
     out_file = tmp_path / "bench.json"
-    assert cli.main(["bench", "--data", str(tiny_dataset), "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--quick", "--raw-seconds", "0.2", "--views", "2",
-                     "--in-memory-mb", "0", "--json", str(out_file)]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--data",
+                str(tiny_dataset),
+                "--backbone",
+                "vgg16",
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--quick",
+                "--raw-seconds",
+                "0.2",
+                "--views",
+                "2",
+                "--in-memory-mb",
+                "0",
+                "--json",
+                str(out_file),
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out == json.loads(out_file.read_text())
     assert out["image_size"] == 32 and out["train_images"] == 16 and out["views"] == 2 and out["peak_rss_mb"] > 0
@@ -225,7 +357,21 @@ def test_sigkill_during_training_leaves_an_interrupted_run_with_a_loadable_model
     from engine.models import modeling  # noqa: F401  (registers the preprocessing layer for loading)
 
     runs_dir = tmp_path / "r"
-    common = ["--data", str(tiny_dataset), "--backbone", "vgg16", "--views", "1", "--weights", "none", "--image-size", "32", "--runs-dir", str(runs_dir), "--quiet"]
+    common = [
+        "--data",
+        str(tiny_dataset),
+        "--backbone",
+        "vgg16",
+        "--views",
+        "1",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--runs-dir",
+        str(runs_dir),
+        "--quiet",
+    ]
     assert cli.main(["run", "--approach", "feature_extraction", "--epochs", "1", "--run-id", "done", *common]) == 0
     capsys.readouterr()
     proc = _start_long_run(tiny_dataset, runs_dir, "killed")
@@ -272,7 +418,9 @@ def test_damaged_run_folders_are_listed_and_predict_says_so_in_one_line(tiny_dat
     for run_id, says in (("empty", "config.json lacks 'approach'"), ("cut", "model.keras is unreadable (truncated")):
         assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), img]) == 2  # a bug would raise instead
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]
+        assert (
+            len(err) == 1 and err[-1].startswith(f"error: run '{run_id}' is damaged: {says}") and "File not found" not in err[-1]
+        )
 
 
 def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
@@ -290,9 +438,34 @@ def test_bench_epoch_time_is_the_median_of_a_phase_without_its_first_epoch():
 def test_a_diverged_run_is_stored_as_failed_and_exits_1(tiny_dataset, tmp_path, capsys):
     """RMSprop at 1.0 (the largest rate the config accepts) explodes the lecture-sized head's loss."""
     report = tmp_path / "report.json"
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
-                   "--image-size", "32", "--epochs", "3", "--learning-rate", "1.0", "--dense-units", "256", "--batch-size", "8",
-                   "--runs-dir", str(tmp_path / "r"), "--report", str(report), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "1.0",
+            "--dense-units",
+            "256",
+            "--batch-size",
+            "8",
+            "--runs-dir",
+            str(tmp_path / "r"),
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert rc == cli.EXIT_FAILED == 1
     run = json.loads(report.read_text())["runs"][0]
     assert run["state"] == "failed"
@@ -303,9 +476,38 @@ def test_a_diverged_run_is_stored_as_failed_and_exits_1(tiny_dataset, tmp_path, 
 
 def _start_long_run(tiny_dataset, runs_dir, run_id):
     """A `python -m engine run` that would take minutes, once it has finished its first epoch."""
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "--data", str(tiny_dataset), "--approach", "frozen", "--backbone", "vgg16", "--views", "1", "--weights", "none",
-                             "--image-size", "32", "--epochs", "500", "--batch-size", "2", "--run-id", run_id, "--runs-dir", str(runs_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "frozen",
+            "--backbone",
+            "vgg16",
+            "--views",
+            "1",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "500",
+            "--batch-size",
+            "2",
+            "--run-id",
+            run_id,
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     history = runs_dir / run_id / "history.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -361,14 +563,39 @@ def test_sample_subcommand_and_data_sample(tmp_path, capsys, monkeypatch):
     assert cli.main(["sample", str(target)]) == 0
     assert capsys.readouterr().out.strip() == str(target)
     classes = ["circle", "square", "triangle"]
-    counts = {split: sorted((c, len(list((target / split / c).iterdir()))) for c in classes) for split in ("train", "validation", "test")}
-    assert counts == {"train": [(c, 60) for c in classes], "validation": [(c, 20) for c in classes], "test": [(c, 20) for c in classes]}
+    counts = {
+        split: sorted((c, len(list((target / split / c).iterdir()))) for c in classes)
+        for split in ("train", "validation", "test")
+    }
+    assert counts == {
+        "train": [(c, 60) for c in classes],
+        "validation": [(c, 20) for c in classes],
+        "test": [(c, 20) for c in classes],
+    }
     monkeypatch.setenv("TLS_SAMPLE_DIR", str(target))  # `--data sample` / `scan sample` mean this folder
     assert cli.main(["scan", "sample", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["root"] == str(target) and report["classes"] == classes and report["num_images"] == 300
-    rc = cli.main(["run", "--data", "sample", "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
-                   "--epochs", "1", "--runs-dir", str(tmp_path / "r"), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            "sample",
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "r"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]
     assert run["classes"] == classes and run["state"] == "finished"
@@ -394,6 +621,9 @@ def test_places_that_cannot_hold_a_sample_or_a_run_store_are_one_line(tmp_path, 
     (tmp_path / "afile").write_text("x")
     assert cli.main(["sample", str(tmp_path / "afile" / "sample")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: DIR {tmp_path / 'afile' / 'sample'}: cannot be used (Not a directory); choose another name"]  # the output gate
+        f"error: DIR {tmp_path / 'afile' / 'sample'}: cannot be used (Not a directory); choose another name"
+    ]  # the output gate
     assert cli.main(["runs", "--runs-dir", str(tmp_path / "afile")]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: --runs-dir {tmp_path / 'afile'}: is a file, not a run store folder"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --runs-dir {tmp_path / 'afile'}: is a file, not a run store folder"
+    ]

@@ -65,10 +65,36 @@ def test_a_new_knob_gets_a_flag_with_its_range_and_help_without_a_cli_edit(monke
 
 
 def test_the_old_flags_still_mean_what_they_meant(tiny_dataset):
-    args = build_parser().parse_args([
-        "run", "--data", str(tiny_dataset), "--approach", "fine_tuning", "--backbone", "vgg16", "--epochs", "3",
-        "--fine-tune-epochs", "2", "--fine-tune-learning-rate", "0.001", "--no-augmentation", "--views", "4",
-        "--early-stopping", "5", "--split", "0.6", "0.2", "0.2", "--learning-rate", "0.01", "--weights", "none"])
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "fine_tuning",
+            "--backbone",
+            "vgg16",
+            "--epochs",
+            "3",
+            "--fine-tune-epochs",
+            "2",
+            "--fine-tune-learning-rate",
+            "0.001",
+            "--no-augmentation",
+            "--views",
+            "4",
+            "--early-stopping",
+            "5",
+            "--split",
+            "0.6",
+            "0.2",
+            "0.2",
+            "--learning-rate",
+            "0.01",
+            "--weights",
+            "none",
+        ]
+    )
     cfg = build_config("fine_tuning", args)
     assert (cfg.backbone.name, cfg.fit.epochs, cfg.fine_tune.epochs, cfg.fine_tune.learning_rate) == ("vgg16", 3, 2, 0.001)
     assert (cfg.augmentation.enabled, cfg.augmentation.views, cfg.fit.early_stopping_patience) == (False, 4, 5)

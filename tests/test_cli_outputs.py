@@ -22,9 +22,20 @@ from tests.conftest import make_image
 # A value for each required argument of any command, by argparse dest. A new required argument fails
 # test_every_required_argument_has_a_placeholder until it gets one here (placeholders need not exist:
 # the gate answers before a command reads anything).
-PLACEHOLDERS = {"data": "no-such-dataset", "approach": "frozen", "run": ["no-such-run"], "format": "keras",
-                "images": ["IMAGE"], "files": ["IMAGE"], "name": "d1", "cls": "cats", "zip": "missing.zip", "dest": "new-folder",
-                "out": "new-output", "spec": "no-such-spec.json"}
+PLACEHOLDERS = {
+    "data": "no-such-dataset",
+    "approach": "frozen",
+    "run": ["no-such-run"],
+    "format": "keras",
+    "images": ["IMAGE"],
+    "files": ["IMAGE"],
+    "name": "d1",
+    "cls": "cats",
+    "zip": "missing.zip",
+    "dest": "new-folder",
+    "out": "new-output",
+    "spec": "no-such-spec.json",
+}
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, path=()):
@@ -54,7 +65,9 @@ def required_argv(words, parser, image: str, skip=()) -> list[str]:
 
 
 def _action_of(parser, out):
-    return next((a for a in parser._actions if a.dest == out.dest and (out.flag in a.option_strings or not a.option_strings)), None)
+    return next(
+        (a for a in parser._actions if a.dest == out.dest and (out.flag in a.option_strings or not a.option_strings)), None
+    )
 
 
 def output_cases():
@@ -71,9 +84,19 @@ def test_every_required_argument_has_a_placeholder():
 
 def test_commands_with_outputs_are_found():
     declared = {(" ".join(w), o.flag) for w, p in COMMANDS for o in p.get_default(OUTPUTS_KEY) or ()}
-    assert {("run", "--report"), ("lr-find", "--out"), ("feature-map", "--out"), ("predict", "--gradcam"), ("export", "--out"),
-            ("export", "--zip"), ("dataset zip", "OUT"), ("bench", "--json"), ("estimate", "--out"), ("sample", "DIR"),
-            ("import-zip", "DEST")} <= declared
+    assert {
+        ("run", "--report"),
+        ("lr-find", "--out"),
+        ("feature-map", "--out"),
+        ("predict", "--gradcam"),
+        ("export", "--out"),
+        ("export", "--zip"),
+        ("dataset zip", "OUT"),
+        ("bench", "--json"),
+        ("estimate", "--out"),
+        ("sample", "DIR"),
+        ("import-zip", "DEST"),
+    } <= declared
 
 
 def _snapshot(p: Path):
@@ -127,7 +150,7 @@ def test_every_output_refuses_what_it_must_not_write(words, out, case, tmp_path,
     argv += [out.flag] if derived else []  # the switch that asks for the derived file
     forceable = any("--force" in a.option_strings for a in parser._actions)
     argv += ["--force"] if case in ("run_folder", "dataset") and forceable else []  # only the place may refuse these
-    ns = parser.parse_args(argv[len(words):])
+    ns = parser.parse_args(argv[len(words) :])
     target = Path(out.targets(ns, str(value))[0]) if out.targets else value
     if case not in ("missing_parent", "run_folder", "dataset"):
         _make(case, target, out.kind)
@@ -175,7 +198,13 @@ def test_every_flag_that_writes_is_declared_to_the_gate():
         declared = {o.flag for o in output_flags(argparse.Namespace(**{OUTPUTS_KEY: parser.get_default(OUTPUTS_KEY)}))}
         for a in parser._actions:
             names = set(a.option_strings) or {a.metavar or a.dest}
-            says_write = "write" in (a.help or "").lower() and (a.metavar or "").upper() in ("FILE", "OUT", "OUT.PNG", "FOLDER", "PATH")
+            says_write = "write" in (a.help or "").lower() and (a.metavar or "").upper() in (
+                "FILE",
+                "OUT",
+                "OUT.PNG",
+                "FOLDER",
+                "PATH",
+            )
             if (names & set(WRITES) or says_write) and not names & declared:
                 missing.append(f"{' '.join(words)} {sorted(names)[0]}")
     assert missing == []
@@ -205,7 +234,9 @@ def test_a_full_disk_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(OutputFailed, match=r"^--out .*r\.json: could not write it \(No space left on device\); nothing was written$"):
+    with pytest.raises(
+        OutputFailed, match=r"^--out .*r\.json: could not write it \(No space left on device\); nothing was written$"
+    ):
         out.write_json({"a": 1})
     assert list(tmp_path.iterdir()) == []
 
@@ -229,5 +260,8 @@ def test_a_folder_output_may_be_reused_only_when_it_holds_what_the_command_makes
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     assert cli.main(["sample", str(tmp_path / "other")]) == 2
-    assert capsys.readouterr().err == f"error: DIR {tmp_path / 'other'}: is a folder that is not empty; give a new (or empty) folder\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: DIR {tmp_path / 'other'}: is a folder that is not empty; give a new (or empty) folder\n"
+    )
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]

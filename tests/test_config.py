@@ -21,7 +21,9 @@ def test_json_round_trip_and_unknown_keys_ignored():
     raw["resolved"] = {"image_size": 150}
     back = RunConfig.from_dict(raw)
     assert back == cfg
-    assert RunConfig.from_dict({k: v for k, v in raw.items() if k != "compute"}).compute == default_config("frozen").compute  # old runs
+    assert (
+        RunConfig.from_dict({k: v for k, v in raw.items() if k != "compute"}).compute == default_config("frozen").compute
+    )  # old runs
     assert RunConfig.from_json(cfg.to_json()) == cfg
 
 
@@ -95,7 +97,12 @@ def test_field_metadata_drives_validate_and_the_cli_choices(monkeypatch, capsys)
 
     with pytest.raises(FlagRefused, match=r"argument --optimizer: invalid choice: 'rmsprop' \(choose from 'adam', 'lion'\)"):
         cli.build_parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "rmsprop"])
-    assert getattr(cli.build_parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]), "fit.optimizer") == "lion"
+    assert (
+        getattr(
+            cli.build_parser().parse_args(["run", "--data", "x", "--approach", "frozen", "--optimizer", "lion"]), "fit.optimizer"
+        )
+        == "lion"
+    )
 
 
 def test_whole_numbers_and_empty_weights_are_refused():
@@ -109,34 +116,61 @@ def test_whole_numbers_and_empty_weights_are_refused():
         validate(cfg)
 
 
-@pytest.mark.parametrize("flag,field", [("--learning-rate", "fit.learning_rate"), ("--dropout", "head.dropout"),
-                                        ("--alpha", "backbone.alpha"), ("--fine-tune-learning-rate", "fine_tune.learning_rate")])
+@pytest.mark.parametrize(
+    "flag,field",
+    [
+        ("--learning-rate", "fit.learning_rate"),
+        ("--dropout", "head.dropout"),
+        ("--alpha", "backbone.alpha"),
+        ("--fine-tune-learning-rate", "fine_tune.learning_rate"),
+    ],
+)
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_numbers_are_refused_at_input_naming_the_field(tiny_dataset, tmp_path, capsys, flag, field, value):
     from engine import cli
 
-    args = ["run", "--data", str(tiny_dataset), "--approach", "fine_tuning", "--weights", "none", "--runs-dir", str(tmp_path / "r")]
+    args = [
+        "run",
+        "--data",
+        str(tiny_dataset),
+        "--approach",
+        "fine_tuning",
+        "--weights",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "r"),
+    ]
     assert cli.main([*args, f"{flag}={value}"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: argument {flag}: must be a finite number, got {float(value)} (see python -m engine run --help)"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: argument {flag}: must be a finite number, got {float(value)} (see python -m engine run --help)"
+    ]
     assert not (tmp_path / "r").exists()  # refused before any run folder
 
 
-@pytest.mark.parametrize("text,says", [
-    ('{"fit": {"learning_rate": NaN}}', "holds NaN, which is not a number any setting takes"),
-    ('{"head": {"dropout": Infinity}}', "holds Infinity, which is not a number any setting takes"),
-    ("42", "must hold one JSON object of settings"),
-    ('"fit"', "must hold one JSON object of settings"),
-    ("[]", "must hold one JSON object of settings"),
-    ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be a config"),
-    ('{"fit": {"epochs": [[[[[[[[[[1]]]]]]]]]]}}', "is nested deeper than a config (8 levels)"),
-    ('{"x": "' + "a" * 1_000_001 + '"}', "is 1,000,010 bytes, over the limit of 1,000,000 bytes"),
-])
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        ('{"fit": {"learning_rate": NaN}}', "holds NaN, which is not a number any setting takes"),
+        ('{"head": {"dropout": Infinity}}', "holds Infinity, which is not a number any setting takes"),
+        ("42", "must hold one JSON object of settings"),
+        ('"fit"', "must hold one JSON object of settings"),
+        ("[]", "must hold one JSON object of settings"),
+        ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be a config"),
+        ('{"fit": {"epochs": [[[[[[[[[[1]]]]]]]]]]}}', "is nested deeper than a config (8 levels)"),
+        ('{"x": "' + "a" * 1_000_001 + '"}', "is 1,000,010 bytes, over the limit of 1,000,000 bytes"),
+    ],
+)
 def test_a_config_file_must_be_one_bounded_json_object_of_finite_numbers(tiny_dataset, tmp_path, capsys, text, says):
     from engine import cli
 
     path = tmp_path / "cfg.json"
     path.write_text(text)
-    assert cli.main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--config", str(path), "--runs-dir", str(tmp_path / "r")]) == 2
+    assert (
+        cli.main(
+            ["run", "--data", str(tiny_dataset), "--approach", "frozen", "--config", str(path), "--runs-dir", str(tmp_path / "r")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: --config {path}: ") and says in err[0], err
     assert not (tmp_path / "r").exists()

@@ -152,8 +152,11 @@ def test_refused_files_are_named_and_nothing_moves(ds, tmp_path, case):
     elif case in ("hidden", "at_root", "curation_folder"):
         make_image(bad, COLOURS["cats"])
     before = snapshot(ds)
-    for act in (lambda: curation.relabel(ds, [str(good), str(bad)], "dogs"), lambda: curation.remove(ds, [str(good), str(bad)]),
-                lambda: curation.keep(ds, [str(good), str(bad)])):
+    for act in (
+        lambda: curation.relabel(ds, [str(good), str(bad)], "dogs"),
+        lambda: curation.remove(ds, [str(good), str(bad)]),
+        lambda: curation.keep(ds, [str(good), str(bad)]),
+    ):
         with pytest.raises(DatasetError) as err:
             act()
         assert str(bad) in str(err.value) and "\n" not in str(err.value)
@@ -280,7 +283,12 @@ def test_cli_relabel_remove_keep_undo_history(ds, capsys):
 
     f = str(ds / "train" / "cats" / "cats_0.png")
     rc, out, _ = run("relabel", "--data", str(ds), f, str(ds / "train" / "cats" / "cats_1.png"), "dogs")
-    assert rc == 0 and out.count("\n") == 1 and "relabeled 2 file(s) to 'dogs'" in out and "train/cats/cats_0.png -> train/dogs/cats_0.png" in out
+    assert (
+        rc == 0
+        and out.count("\n") == 1
+        and "relabeled 2 file(s) to 'dogs'" in out
+        and "train/cats/cats_0.png -> train/dogs/cats_0.png" in out
+    )
     rc, out, _ = run("remove", "--data", str(ds), str(ds / "test" / "dogs" / "dogs_0.png"))
     assert rc == 0 and out.count("\n") == 1 and out.startswith("removed 1 file(s) to the trash")
     rc, out, _ = run("keep", "--data", str(ds), str(ds / "test" / "cats" / "cats_0.png"))

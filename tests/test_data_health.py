@@ -15,8 +15,8 @@ from PIL import Image
 
 from engine.insight import data_health as dh
 
-
 # ---- the maths, on synthetic feature arrays -------------------------------------------------------------------
+
 
 def _blobs(n_per_class=60, d=20, k=2, seed=0, gap=4.0):
     """Well-separated Gaussian classes: features and labels."""
@@ -49,9 +49,19 @@ def test_confident_joint_uses_per_class_thresholds():
     # class 0 is under-confident (its photos get p0 of 0.4-0.5), so its threshold is its own mean p0, 0.45: photo 6,
     # labelled 1 and most probably 1 (0.5), clears class 0's threshold but not class 1's (0.8): an issue an argmax
     # never sees. Photo 0 clears no threshold and is not counted in the joint.
-    probs = np.array([[0.4, 0.3, 0.3], [0.45, 0.3, 0.25], [0.5, 0.25, 0.25],
-                      [0.05, 0.9, 0.05], [0.05, 0.9, 0.05], [0.05, 0.9, 0.05], [0.46, 0.5, 0.04],
-                      [0.05, 0.05, 0.9], [0.05, 0.05, 0.9]])
+    probs = np.array(
+        [
+            [0.4, 0.3, 0.3],
+            [0.45, 0.3, 0.25],
+            [0.5, 0.25, 0.25],
+            [0.05, 0.9, 0.05],
+            [0.05, 0.9, 0.05],
+            [0.05, 0.9, 0.05],
+            [0.46, 0.5, 0.04],
+            [0.05, 0.05, 0.9],
+            [0.05, 0.05, 0.9],
+        ]
+    )
     labels = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
     assert (probs.argmax(axis=1) == labels).all()
     found = dh.find_label_issues(probs, labels)
@@ -125,11 +135,21 @@ def test_report_shape_leaks_first_and_kept_photos_not_proposed_again():
     assert top == {"path": paths[3], "split": "train", "given": "dogs", "suggested": "cats", "score": top["score"]}
     assert 0 <= top["score"] < 0.5
     dups = doc["duplicates"]
-    assert dups[0] == {"paths": [paths[50], paths[75]], "splits": ["train", "validation"], "similarity": dups[0]["similarity"],
-                       "exact": False, "leak": True}
+    assert dups[0] == {
+        "paths": [paths[50], paths[75]],
+        "splits": ["train", "validation"],
+        "similarity": dups[0]["similarity"],
+        "exact": False,
+        "leak": True,
+    }
     assert dups[0]["similarity"] > 0.999 and len(dups) == 2
-    assert {"paths": [paths[20], paths[21]], "splits": ["train", "train"], "similarity": 1.0, "exact": True,
-            "leak": False} in dups
+    assert {
+        "paths": [paths[20], paths[21]],
+        "splits": ["train", "train"],
+        "similarity": 1.0,
+        "exact": True,
+        "leak": False,
+    } in dups
     s = doc["summary"]
     assert s["folds"] == 5 and s["similarity_threshold"] == 0.97 and s["leaks"] == 1 and s["exact_groups"] == 1
     assert s["label_issues"] == len(doc["label_issues"]) and s["photos"] == 80
@@ -161,8 +181,16 @@ def near_copy(src: Path, dst: Path, kind: str = "resized") -> None:
         im.save(dst, "JPEG", quality=75)
 
 
-def noisy_subset(root: Path, seed: int = 0, n_train: int = 300, n_val: int = 100, flip: float = 0.05, exact: int = 10,
-                 near: int = 20, near_kind: str = "resized") -> dict:
+def noisy_subset(
+    root: Path,
+    seed: int = 0,
+    n_train: int = 300,
+    n_val: int = 100,
+    flip: float = 0.05,
+    exact: int = 10,
+    near: int = 20,
+    near_kind: str = "resized",
+) -> dict:
     """A seeded subset of cats_vs_dogs_small copied into `root` (n_train + n_train train, n_val + n_val validation),
     then: `flip` of the training photos moved to the other class folder, `exact` training photos copied byte for
     byte under new names into train, `near` training photos put into validation as near copies (same class).
@@ -207,6 +235,7 @@ def real_config(root: Path, size: int = 128):
 
 # ---- the feature pass and the command, on a tiny generated dataset ---------------------------------------------
 
+
 def test_one_feature_pass_per_split_then_none_and_exact_copies_by_their_bytes(tiny_dataset, tmp_path):
     from engine.training.approaches import prepare_data
     from engine.training.data_health import data_health
@@ -223,8 +252,15 @@ def test_one_feature_pass_per_split_then_none_and_exact_copies_by_their_bytes(ti
     assert s["photos"] == 33 and s["labelled_photos"] == 24 and s["dataset_root"] == str(tiny_dataset.resolve())
     assert (s["backbone"], s["image_size"], s["folds"], s["similarity_threshold"]) == ("vgg16", 32, 5, dh.DEFAULT_SIMILARITY)
     exact = [d for d in first["duplicates"] if d["exact"]]
-    assert exact == [{"paths": [str(tiny_dataset / "train/dogs/dogs_0.png"), str(copy)], "splits": ["train", "test"],
-                      "similarity": 1.0, "exact": True, "leak": True}]
+    assert exact == [
+        {
+            "paths": [str(tiny_dataset / "train/dogs/dogs_0.png"), str(copy)],
+            "splits": ["train", "test"],
+            "similarity": 1.0,
+            "exact": True,
+            "leak": True,
+        }
+    ]
     assert first["duplicates"][0]["leak"]  # leaks first
     assert all(i["split"] in ("train", "validation") for i in first["label_issues"])
     again = data_health(cfg, data, exclude={str(copy)}, **kw)
@@ -236,9 +272,27 @@ def test_cli_writes_the_report_and_says_the_top_of_each_list(tiny_dataset, tmp_p
     from engine import cli
 
     out = tmp_path / "health.json"
-    argv = ["data-health", "--data", str(tiny_dataset), "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--folds", "3",
-            "--similarity", "0.99", "--out", str(out)]
+    argv = [
+        "data-health",
+        "--data",
+        str(tiny_dataset),
+        "--backbone",
+        "vgg16",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--folds",
+        "3",
+        "--similarity",
+        "0.99",
+        "--out",
+        str(out),
+    ]
     assert cli.main(argv) == 0
     text, err = capsys.readouterr()
     doc = json.loads(out.read_text())
@@ -250,8 +304,15 @@ def test_cli_writes_the_report_and_says_the_top_of_each_list(tiny_dataset, tmp_p
     assert json.loads(capsys.readouterr().out)["summary"]["feature_cache"]["misses"] == 0
 
 
-@pytest.mark.parametrize("flag, value, says", [("--folds", "1", "--folds"), ("--similarity", "1.5", "--similarity"),
-                                               ("--similarity", "nan", "--similarity"), ("--approach", "all", "--approach")])
+@pytest.mark.parametrize(
+    "flag, value, says",
+    [
+        ("--folds", "1", "--folds"),
+        ("--similarity", "1.5", "--similarity"),
+        ("--similarity", "nan", "--similarity"),
+        ("--approach", "all", "--approach"),
+    ],
+)
 def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, tmp_path, capsys, flag, value, says):
     from engine import cli
 
@@ -289,12 +350,14 @@ def test_flipped_labels_copies_and_leaks_are_found_in_real_photos(tmp_path):
     name = os.path.basename
     flipped, n = set(planted["flipped"]), len(planted["flipped"])
     ranked = [name(i["path"]) for i in doc["label_issues"]]
-    first_n, first_2n = sum(f in flipped for f in ranked[:n]) / n, sum(f in flipped for f in ranked[:2 * n]) / n
+    first_n, first_2n = sum(f in flipped for f in ranked[:n]) / n, sum(f in flipped for f in ranked[: 2 * n]) / n
     groups = [{name(p) for p in d["paths"]} for d in doc["duplicates"]]
     exact = sum(any(set(pair) <= g for g, d in zip(groups, doc["duplicates"]) if d["exact"]) for pair in planted["exact"])
     leaks = sum(any(set(pair) <= g for g, d in zip(groups, doc["duplicates"]) if d["leak"]) for pair in planted["near"])
-    print(f"flipped among the first {n} issues: {first_n:.0%}; flipped among the first {2 * n}: {first_2n:.0%}; "
-          f"exact copies grouped {exact}/10; near-copies as leaks {leaks}/20; {doc['summary']}")
+    print(
+        f"flipped among the first {n} issues: {first_n:.0%}; flipped among the first {2 * n}: {first_2n:.0%}; "
+        f"exact copies grouped {exact}/10; near-copies as leaks {leaks}/20; {doc['summary']}"
+    )
     assert first_n >= 0.75 and first_2n >= 0.85
     assert exact == len(planted["exact"])
     assert leaks >= 0.9 * len(planted["near"])
@@ -321,18 +384,24 @@ def test_the_near_copy_threshold_parts_copies_from_different_photos(tmp_path):
         cls = "cats" if orig.startswith("cat") else "dogs"
         near_copy(root / "train" / cls / orig, root / "validation" / cls / f"crop_{i}_{orig}", "cropped")
     data = prepare_data(str(root))
-    ctx = _context(real_config(root, 160), data, "float32", RunStore(tmp_path / "runs"), tmp_path / "cache", lambda e: None, lambda: False)
+    ctx = _context(
+        real_config(root, 160), data, "float32", RunStore(tmp_path / "runs"), tmp_path / "cache", lambda e: None, lambda: False
+    )
     files = [name for s in ("train", "validation") for name in map(os.path.basename, data.splits[s].files)]
     unit = dh.unit_rows(np.concatenate([pool(ctx.features(s, "")) for s in ("train", "validation")]))
     at = {f: i for i, f in enumerate(files)}
     sims = unit @ unit.T
     resized = np.array([sims[at[a], at[b]] for a, b in planted["near"]])
     cropped = np.array([sims[at[a], at[f"crop_{i}_{a}"]] for i, (a, _) in enumerate(planted["near"])])
-    planted_names = {n for a, b in planted["near"] for n in (a, b)} | {f"crop_{i}_{a}" for i, (a, _) in enumerate(planted["near"])}
+    planted_names = {n for a, b in planted["near"] for n in (a, b)} | {
+        f"crop_{i}_{a}" for i, (a, _) in enumerate(planted["near"])
+    }
     others = [at[f] for f in files if f not in planted_names]
     between = sims[np.ix_(others, others)][np.triu_indices(len(others), 1)]
-    print(f"resized copies {resized.min():.3f}-{resized.max():.3f}, cropped {cropped.min():.3f}-{cropped.max():.3f}, "
-          f"different photos at most {between.max():.3f} ({len(others)} photos)")
+    print(
+        f"resized copies {resized.min():.3f}-{resized.max():.3f}, cropped {cropped.min():.3f}-{cropped.max():.3f}, "
+        f"different photos at most {between.max():.3f} ({len(others)} photos)"
+    )
     assert resized.min() >= dh.DEFAULT_SIMILARITY
     assert np.mean(cropped >= 0.8) >= 0.9
     assert between.max() < 0.85 and between.max() < dh.DEFAULT_SIMILARITY

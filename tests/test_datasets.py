@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from engine.data import images, pixels, report, splits
+from engine.data.images import ImageDecodeError, decode_image
 from engine.data.layout import DatasetError
 from engine.data.scan import scan_dataset
-from engine.data.images import ImageDecodeError, decode_image
 from tests.conftest import COLOURS, make_image, make_split_dataset
 
 
@@ -72,15 +72,20 @@ def test_flat_layout_is_split_stratified_and_reproducibly(tmp_path):
 def test_class_mismatch_between_splits_is_a_clear_error(tiny_dataset):
     shutil.rmtree(tiny_dataset / "validation" / "dogs")
     make_image(tiny_dataset / "validation" / "horses" / "h.png", (1, 2, 3))
-    with pytest.raises(DatasetError, match=r"validation: class folders differ from train/ \(missing \['dogs'\]; extra \['horses'\]\)"):
+    with pytest.raises(
+        DatasetError, match=r"validation: class folders differ from train/ \(missing \['dogs'\]; extra \['horses'\]\)"
+    ):
         scan_dataset(tiny_dataset)
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda p: None, "folder not found"),
-    (lambda p: make_image(p / "only" / "a.png", (1, 1, 1)), "need at least 2"),
-    (lambda p: make_image(p / "train" / "a" / "a.png", (1, 1, 1)), "need both train/ and validation/"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda p: None, "folder not found"),
+        (lambda p: make_image(p / "only" / "a.png", (1, 1, 1)), "need at least 2"),
+        (lambda p: make_image(p / "train" / "a" / "a.png", (1, 1, 1)), "need both train/ and validation/"),
+    ],
+)
 def test_unusable_layouts(tmp_path, setup, message):
     root = tmp_path / "d"
     if setup(root) is None and not root.exists() and message != "folder not found":
@@ -218,7 +223,9 @@ def test_flat_classes_named_like_splits_stay_flat(tmp_path, names):
             make_image(root / cls / f"{k}.png", list(COLOURS.values())[i], seed=k)
     r = scan_dataset(root)
     assert r.layout == "flat" and r.classes == sorted(names)
-    assert sum(r.counts["train"].values()) + sum(r.counts["validation"].values()) + sum(r.counts.get("test", {}).values()) == 4 * len(names)
+    assert sum(r.counts["train"].values()) + sum(r.counts["validation"].values()) + sum(
+        r.counts.get("test", {}).values()
+    ) == 4 * len(names)
 
 
 def test_split_layout_needs_class_folders_and_ignores_a_loose_test_folder(tmp_path):

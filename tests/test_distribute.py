@@ -17,16 +17,38 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from engine.training import distribute
 from engine.config import ConfigError
 from engine.store.runs import RunStore
+from engine.training import distribute
 from tests.conftest import ROOT, make_split_dataset
 
 APPROACHES = ("feature_extraction", "frozen", "fine_tuning")
 # Random VGG16 at 32 px on colour-coded classes: separable enough that every approach scores 1.0.
-FLAGS = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--epochs", "2",
-         "--fine-tune-epochs", "1", "--batch-size", "8", "--optimizer", "adam", "--learning-rate", "0.01",
-         "--pooling", "avg", "--dense-units", "0", "--fine-tune-learning-rate", "0.0001", "--quiet"]
+FLAGS = [
+    "--backbone",
+    "vgg16",
+    "--weights",
+    "none",
+    "--image-size",
+    "32",
+    "--epochs",
+    "2",
+    "--fine-tune-epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--optimizer",
+    "adam",
+    "--learning-rate",
+    "0.01",
+    "--pooling",
+    "avg",
+    "--dense-units",
+    "0",
+    "--fine-tune-learning-rate",
+    "0.0001",
+    "--quiet",
+]
 TWO_CPUS = """
 import sys
 import tensorflow as tf
@@ -37,13 +59,16 @@ sys.exit(main(sys.argv[1:]))
 
 
 # --- TF_CONFIG and the chief --------------------------------------------------------------
-@pytest.mark.parametrize("raw, says", [
-    ("", "describing the workers"),
-    ("{not json", "to be JSON"),
-    ('{"cluster": {}}', "'cluster' listing 'worker'"),
-    ('{"cluster": {"worker": ["a:1"]}}', "'task' of type"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task index 1 is not in"),
-])
+@pytest.mark.parametrize(
+    "raw, says",
+    [
+        ("", "describing the workers"),
+        ("{not json", "to be JSON"),
+        ('{"cluster": {}}', "'cluster' listing 'worker'"),
+        ('{"cluster": {"worker": ["a:1"]}}', "'task' of type"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task index 1 is not in"),
+    ],
+)
 def test_bad_tf_config_is_one_line_naming_the_field(raw, says):
     with pytest.raises(ConfigError) as err:
         distribute.read_tf_config(raw)
@@ -51,12 +76,15 @@ def test_bad_tf_config_is_one_line_naming_the_field(raw, says):
     assert msg.startswith("compute.distribute: 'multi_worker' needs TF_CONFIG") and says in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("task, has_chief, chief", [
-    ({"type": "worker", "index": 0}, False, True),
-    ({"type": "worker", "index": 1}, False, False),
-    ({"type": "worker", "index": 0}, True, False),
-    ({"type": "chief", "index": 0}, True, True),
-])
+@pytest.mark.parametrize(
+    "task, has_chief, chief",
+    [
+        ({"type": "worker", "index": 0}, False, True),
+        ({"type": "worker", "index": 1}, False, False),
+        ({"type": "worker", "index": 0}, True, False),
+        ({"type": "chief", "index": 0}, True, True),
+    ],
+)
 def test_is_chief(task, has_chief, chief):
     cluster = {"worker": ["a:1", "b:1"], **({"chief": ["c:1"]} if has_chief else {})}
     assert distribute.is_chief({"cluster": cluster, "task": task}) is chief
@@ -87,8 +115,12 @@ def test_mirrored_with_one_cpu_is_a_config_error(tiny_dataset, capsys):
 
 
 def test_worker_store_writes_scratch_and_reads_the_shared_store(tmp_path):
-    config = {"approach": "frozen", "backbone": {"name": "vgg16"}, "data": {"path": ""},
-              "resolved": {"classes": ["cats", "dogs"], "image_size": 32}}
+    config = {
+        "approach": "frozen",
+        "backbone": {"name": "vgg16"},
+        "data": {"path": ""},
+        "resolved": {"classes": ["cats", "dogs"], "image_size": 32},
+    }
     given = RunStore(tmp_path / "shared").create("frozen", config, "given-run")
     store = distribute.WorkerRunStore(tmp_path / "shared")
     try:
@@ -111,8 +143,22 @@ def dataset(tmp_path_factory) -> Path:
 def single_device(dataset, tmp_path_factory) -> dict:
     """The reference: --approach all on one device; its feature cache is shared by the distributed runs."""
     out = tmp_path_factory.mktemp("single")
-    rc = cli.main(["run", "--data", str(dataset), *FLAGS, "--approach", "all", "--runs-dir", str(out / "runs"), "--cache-dir", str(dataset.parent / "cache"),
-                   "--report", str(out / "report.json")])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(dataset),
+            *FLAGS,
+            "--approach",
+            "all",
+            "--runs-dir",
+            str(out / "runs"),
+            "--cache-dir",
+            str(dataset.parent / "cache"),
+            "--report",
+            str(out / "report.json"),
+        ]
+    )
     assert rc == 0
     runs = {r["approach"]: r for r in json.loads((out / "report.json").read_text())["runs"]}
     assert all(runs[a]["test_accuracy"] >= 0.9 for a in APPROACHES), runs  # learnable, so a match means something
@@ -141,9 +187,30 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(dataset, single_device,
     assert single_device["frozen"]["distribute"] == "none" and single_device["frozen"]["global_batch"] == 8
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-c", TWO_CPUS, "run", "--data", str(dataset), *FLAGS, "--approach", "all", "--distribute", "mirrored",
-         "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(dataset.parent / "cache"), "--report", str(report)],
-        env=_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            TWO_CPUS,
+            "run",
+            "--data",
+            str(dataset),
+            *FLAGS,
+            "--approach",
+            "all",
+            "--distribute",
+            "mirrored",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--cache-dir",
+            str(dataset.parent / "cache"),
+            "--report",
+            str(report),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {r["approach"]: r for r in json.loads(report.read_text())["runs"]}
     _assert_matches(runs, single_device, "mirrored")
@@ -169,10 +236,34 @@ def test_two_workers_on_localhost_match_one_device_and_only_the_chief_stores(dat
         scratch = tmp_path / f"tmp{i}"
         scratch.mkdir()
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", "--data", str(dataset), *FLAGS, "--approach", "fine_tuning", "--distribute", "multi_worker",
-             "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(dataset.parent / "cache"), "--report", str(tmp_path / f"w{i}.json")],
-            env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "engine",
+                    "run",
+                    "--data",
+                    str(dataset),
+                    *FLAGS,
+                    "--approach",
+                    "fine_tuning",
+                    "--distribute",
+                    "multi_worker",
+                    "--runs-dir",
+                    str(tmp_path / "runs"),
+                    "--cache-dir",
+                    str(dataset.parent / "cache"),
+                    "--report",
+                    str(tmp_path / f"w{i}.json"),
+                ],
+                env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         outs = [p.communicate(timeout=300) for p in procs]
     finally:

@@ -1,8 +1,8 @@
 import pytest
 
+from engine.config import BackboneConfig
 from engine.data import downloads
 from engine.models.backbones import cached_imagenet_weights, imagenet_weights_filename, keras_cache_dir
-from engine.config import BackboneConfig
 
 
 def test_offline_download_says_what_to_do(monkeypatch):

@@ -11,19 +11,39 @@ from engine.insight.ensemble import EnsembleError, ensemble_of_runs, ensemble_pr
 from engine.store.runs import RunStore
 from tests.conftest import write_run
 
-FILES = ["/d/validation/cats/c1.jpg", "/d/validation/cats/c2.jpg", "/d/validation/dogs/d1.jpg", "/d/validation/dogs/d2.jpg",
-         "/d/validation/dogs/d3.jpg"]
+FILES = [
+    "/d/validation/cats/c1.jpg",
+    "/d/validation/cats/c2.jpg",
+    "/d/validation/dogs/d1.jpg",
+    "/d/validation/dogs/d2.jpg",
+    "/d/validation/dogs/d3.jpg",
+]
 LABELS = [0, 0, 1, 1, 1]
 # probability of "dogs" per file; A gets c2 and d2 wrong (0.6 accuracy), B gets d1 and d3 wrong (0.6 accuracy)
 P_A = [0.2, 0.6, 0.7, 0.4, 0.8]
 P_B = [0.4, 0.3, 0.45, 0.9, 0.25]
 
 
-def make_run(runs_dir, rid, p_dog, *, val_acc, files=FILES, labels=LABELS, classes=("cats", "dogs"), dataset="/d",
-             test=None, state="finished"):
+def make_run(
+    runs_dir,
+    rid,
+    p_dog,
+    *,
+    val_acc,
+    files=FILES,
+    labels=LABELS,
+    classes=("cats", "dogs"),
+    dataset="/d",
+    test=None,
+    state="finished",
+):
     """A run folder with metrics.json's validation accuracy and predictions.json (binary: p_dog is P(class 1))."""
-    cfg = {"approach": "frozen", "backbone": {"name": "mobilenet_v2"}, "data": {"path": dataset},
-           "resolved": {"classes": list(classes), "image_size": 32, "dataset_root": dataset}}
+    cfg = {
+        "approach": "frozen",
+        "backbone": {"name": "mobilenet_v2"},
+        "data": {"path": dataset},
+        "resolved": {"classes": list(classes), "image_size": 32, "dataset_root": dataset},
+    }
     path = write_run(runs_dir, rid, config=cfg, state=state)
     metrics = json.loads((path / "metrics.json").read_text())
     metrics["validation"] = {"accuracy": val_acc}
@@ -75,20 +95,33 @@ def test_weighted_by_recorded_validation_accuracy(tmp_path):
 def test_the_same_files_in_another_order_are_matched_by_name(tmp_path):
     make_run(tmp_path, "A", P_A, val_acc=0.6)
     order = [4, 2, 0, 3, 1]
-    make_run(tmp_path, "B", [P_B[i] for i in order], val_acc=0.6, files=[FILES[i] for i in order], labels=[LABELS[i] for i in order])
+    make_run(
+        tmp_path, "B", [P_B[i] for i in order], val_acc=0.6, files=[FILES[i] for i in order], labels=[LABELS[i] for i in order]
+    )
     assert ensemble_of_runs(records(tmp_path, "A", "B")).splits["validation"]["ensemble"]["accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("change, says", [
-    ({"files": FILES[:4] + ["/d/validation/dogs/other.jpg"]},
-     "run B: its validation split holds other files than run A's (5 vs 5 images, e.g. /d/validation/dogs/d3.jpg in only one of them); "
-     "choose runs trained with the same split"),
-    ({"files": FILES[:4], "p_dog": P_B[:4], "labels": LABELS[:4]}, "run B: its validation split holds other files than run A's (4 vs 5"),
-    ({"labels": [0, 0, 1, 1, 0]}, "run B: its validation labels differ from run A's for the same files"),
-    ({"classes": ("dogs", "cats")}, "run B: classes dogs, cats differ from run A's (cats, dogs); an ensemble needs the same classes"),
-    ({"dataset": "/other"}, "run B: trained on /other, not on /d (run A); an ensemble needs runs of one dataset"),
-    ({"state": "failed"}, "run B is failed; an ensemble takes runs that ended and were scored"),
-])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (
+            {"files": FILES[:4] + ["/d/validation/dogs/other.jpg"]},
+            "run B: its validation split holds other files than run A's (5 vs 5 images, e.g. /d/validation/dogs/d3.jpg in only one of them); "
+            "choose runs trained with the same split",
+        ),
+        (
+            {"files": FILES[:4], "p_dog": P_B[:4], "labels": LABELS[:4]},
+            "run B: its validation split holds other files than run A's (4 vs 5",
+        ),
+        ({"labels": [0, 0, 1, 1, 0]}, "run B: its validation labels differ from run A's for the same files"),
+        (
+            {"classes": ("dogs", "cats")},
+            "run B: classes dogs, cats differ from run A's (cats, dogs); an ensemble needs the same classes",
+        ),
+        ({"dataset": "/other"}, "run B: trained on /other, not on /d (run A); an ensemble needs runs of one dataset"),
+        ({"state": "failed"}, "run B is failed; an ensemble takes runs that ended and were scored"),
+    ],
+)
 def test_runs_that_differ_are_refused_in_one_line_naming_the_run(tmp_path, change, says):
     make_run(tmp_path, "A", P_A, val_acc=0.6)
     make_run(tmp_path, "B", change.pop("p_dog", P_B), val_acc=0.6, **change)
@@ -111,7 +144,9 @@ def test_test_is_scored_once_only_when_every_run_has_test(tmp_path):
     assert without.splits["validation"]["ensemble"]["num_images"] == 5
     assert ensemble_of_runs(records(tmp_path, "B", "C")).test_note.startswith("not scored: run C")
     make_run(tmp_path, "D", P_A, val_acc=0.6)
-    assert ensemble_of_runs(records(tmp_path, "C", "D")).test_note == "not scored: the dataset has no test split (validation only)"
+    assert (
+        ensemble_of_runs(records(tmp_path, "C", "D")).test_note == "not scored: the dataset has no test split (validation only)"
+    )
 
 
 def test_ensemble_problem_is_the_cheap_check_compare_shows(tmp_path):
@@ -143,12 +178,15 @@ def test_cli_prints_a_line_per_member_and_the_ensemble_or_json(tmp_path, capsys)
     assert not out["test_scored_once"] and math.isfinite(out["splits"]["validation"]["ensemble"]["loss"])
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--run", "A"], "error: --run: give two or more runs for an ensemble (or one run with --tta"),
-    (["--run", "A", "--run", "A"], "error: run A: chosen twice"),
-    (["--run", "A", "--run", "nope"], "error: no run 'nope' in "),
-    (["--run", "A", "--run", "C"], "error: run C: classes cats, birds differ from run A's"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--run", "A"], "error: --run: give two or more runs for an ensemble (or one run with --tta"),
+        (["--run", "A", "--run", "A"], "error: run A: chosen twice"),
+        (["--run", "A", "--run", "nope"], "error: no run 'nope' in "),
+        (["--run", "A", "--run", "C"], "error: run C: classes cats, birds differ from run A's"),
+    ],
+)
 def test_cli_refusals_exit_2_with_one_line(tmp_path, capsys, args, says):
     make_run(tmp_path, "A", P_A, val_acc=0.6)
     make_run(tmp_path, "C", P_B, val_acc=0.6, classes=("cats", "birds"))
@@ -177,7 +215,7 @@ def left_right_model(k: float, bias: float):
     import keras
 
     kernel = np.zeros((SIZE, SIZE, 3), np.float32)
-    kernel[:, : SIZE // 2], kernel[:, SIZE // 2:] = k / (SIZE * SIZE * 3 / 2), -k / (SIZE * SIZE * 3 / 2)
+    kernel[:, : SIZE // 2], kernel[:, SIZE // 2 :] = k / (SIZE * SIZE * 3 / 2), -k / (SIZE * SIZE * 3 / 2)
     model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")])
     model.layers[-1].set_weights([kernel.reshape(-1, 1), np.array([bias], np.float32)])
     return model
@@ -199,12 +237,22 @@ def left_right_runs(tmp_path_factory):
 
 def write_left_right_runs(root):
     """(runs_dir, images, labels): two stored runs of Keras models that tell left from right, on 8-px images (no training)."""
-    images = {s: [half_image(root / "d" / s / c / f"{c}{i}.png", c == "dogs", 120 + 40 * i) for c in ("cats", "dogs") for i in range(n)]
-              for s, n in (("validation", 2), ("test", 1))}
+    images = {
+        s: [half_image(root / "d" / s / c / f"{c}{i}.png", c == "dogs", 120 + 40 * i) for c in ("cats", "dogs") for i in range(n)]
+        for s, n in (("validation", 2), ("test", 1))
+    }
     labels = {s: [int("/dogs/" in f) for f in fs] for s, fs in images.items()}
     for rid, (k, bias, acc) in MODELS.items():
-        make_run(root / "runs", rid, [0.5] * 4, val_acc=acc, files=images["validation"], labels=labels["validation"],
-                 dataset=str(root / "d"), test=(images["test"], labels["test"], [0.5] * 2))
+        make_run(
+            root / "runs",
+            rid,
+            [0.5] * 4,
+            val_acc=acc,
+            files=images["validation"],
+            labels=labels["validation"],
+            dataset=str(root / "d"),
+            test=(images["test"], labels["test"], [0.5] * 2),
+        )
         config = json.loads((root / "runs" / rid / "config.json").read_text())
         config["resolved"]["image_size"] = SIZE
         (root / "runs" / rid / "config.json").write_text(json.dumps(config))
@@ -250,7 +298,9 @@ def test_ensemble_tta_rescores_each_runs_images_with_flips(left_right_runs, caps
     levels = {s: [120 + 40 * i for _ in ("cats", "dogs") for i in range(n)] for s, n in (("validation", 2), ("test", 1))}
     for split in ("validation", "test"):
         lefts = [(v if y else 0, 0 if y else v) for v, y in zip(levels[split], labels[split])]
-        probs = {rid: np.array([p_dog(k, b, left, right, tta=True) for left, right in lefts]) for rid, (k, b, _) in MODELS.items()}
+        probs = {
+            rid: np.array([p_dog(k, b, left, right, tta=True) for left, right in lefts]) for rid, (k, b, _) in MODELS.items()
+        }
         for rid, p in probs.items():
             p_true = np.where(np.array(labels[split]) == 1, p, 1 - p)
             assert out["splits"][split]["members"][rid]["loss"] == pytest.approx(-np.mean(np.log(p_true)), abs=1e-5)
@@ -273,7 +323,8 @@ def test_a_run_stopped_before_it_was_scored_says_so(tmp_path):
     (tmp_path / "S" / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items() if k != "validation"}))
     assert ensemble_problem(records(tmp_path, "A", "S")) == (
         "run S was stopped before it was scored, so it has no stored predictions; "
-        "train it again (a run stopped now is scored on the epochs it kept)")
+        "train it again (a run stopped now is scored on the epochs it kept)"
+    )
     with pytest.raises(EnsembleError, match="run S was stopped before it was scored"):
         ensemble_of_runs(records(tmp_path, "A", "S"))
 
@@ -287,9 +338,14 @@ def test_a_stopped_run_is_scored_on_the_epochs_it_kept_and_can_be_a_member(tiny_
 
     data = prepare_data(str(tiny_dataset), (0.7, 0.15, 0.15), 42)
     epochs = []
-    res = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_dataset, epochs=5), data,
-                                        progress=lambda e: epochs.append(e) if e["type"] == "epoch" else None,
-                                        should_stop=lambda: len(epochs) >= 1, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "c")
+    res = RUNNERS["feature_extraction"](
+        tiny_config("feature_extraction", tiny_dataset, epochs=5),
+        data,
+        progress=lambda e: epochs.append(e) if e["type"] == "epoch" else None,
+        should_stop=lambda: len(epochs) >= 1,
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "c",
+    )
     assert res.state == "stopped" and len(res.history["loss"]) == 1
     assert res.metrics["validation"]["accuracy"] is not None and res.metrics["test"]["num_images"] == 8
     record = RunStore(tmp_path / "runs").load(res.id)
@@ -300,7 +356,9 @@ def test_a_stopped_run_is_scored_on_the_epochs_it_kept_and_can_be_a_member(tiny_
 
 def test_ensemble_of_runs_with_tta_is_the_clis_ensemble_tta(left_right_runs, capsys):
     runs_dir, _, _ = left_right_runs
-    assert cli.main(["ensemble", "--run", "lr1", "--run", "lr2", "--runs-dir", str(runs_dir), "--tta", "--json", "--weighted"]) == 0
+    assert (
+        cli.main(["ensemble", "--run", "lr1", "--run", "lr2", "--runs-dir", str(runs_dir), "--tta", "--json", "--weighted"]) == 0
+    )
     want = json.loads(capsys.readouterr().out)
     store = RunStore(runs_dir)
     from engine.insight.inference import flip_averaged

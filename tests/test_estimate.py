@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import tiny_config
+
 from engine.training import estimate
 from engine.training.approaches import RUNNERS, prepare_data
 
@@ -26,7 +26,9 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     with pytest.raises(estimate.CalibrationMissing, match="run `python -m engine estimate` once"):
         estimate.estimate_run(cfg, data, cache, calibrate=False)
     before = estimate.estimate_run(cfg, data, cache)
-    assert before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > 200  # TensorFlow and a model at least
+    assert (
+        before["reuse"] == "none" and before["wall_s"] > 0 and before["peak_memory_mb"] > 200
+    )  # TensorFlow and a model at least
     assert [p["view"][:4] for p in before["passes"]] == ["aug0", "aug1", "aug2", "plai", "plai"]  # K = 3 views, validation, test
     table = json.loads((cache / estimate.CALIBRATION_FILE).read_text())
     decode = {k: v for k, v in table.items() if k.startswith("decode|")}
@@ -60,8 +62,26 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
 def test_cli_estimate_prints_json_and_run_records_the_estimate(tiny_dataset, tmp_path, capsys, stand_in_calibration):
     from engine.cli import main
 
-    args = ["--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "mobilenet_v2", "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--runs-dir", str(tmp_path / "r")]
+    args = [
+        "--data",
+        str(tiny_dataset),
+        "--approach",
+        "feature_extraction",
+        "--backbone",
+        "mobilenet_v2",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--runs-dir",
+        str(tmp_path / "r"),
+    ]
     assert main(["estimate", *args]) == 0
     est = json.loads(capsys.readouterr().out)
     assert est["approach"] == "feature_extraction" and est["reuse"] == "none"

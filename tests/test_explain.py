@@ -11,22 +11,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import images
-from engine.models import backbones, modeling
 from engine import cli
 from engine.config import BackboneConfig, HeadConfig
+from engine.data import images
 from engine.insight.explain import colorize, explain, gradcam, gradcam_paths, overlay
 from engine.insight.inference import LoadedRun, Photo, answer, classify_file, load_run
+from engine.models import backbones, modeling
 from engine.models.pipeline import split_pipeline
 from engine.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.shared_runs import PHOTOS, copy_run, tiny_run, trained_run
 
-LAST_CONV = {"vgg16": "block5_conv3", "mobilenet_v2": "out_relu", "mobilenet": "conv_pw_13_relu",
-             "resnet50": "conv5_block3_out", "efficientnet_b0": "top_activation",
-             "mobilenet_v3_small": "", "mobilenet_v3_large": "", "resnet50_v2": "post_relu", "densenet121": "relu",
-             "efficientnet_v2_b0": "top_activation", "xception": "block14_sepconv2_act", "convnext_tiny": "",
-             "efficientnet_v2_s": "top_activation"}  # "": Keras numbers that last layer (activation_17, layer_normalization_3)
+LAST_CONV = {
+    "vgg16": "block5_conv3",
+    "mobilenet_v2": "out_relu",
+    "mobilenet": "conv_pw_13_relu",
+    "resnet50": "conv5_block3_out",
+    "efficientnet_b0": "top_activation",
+    "mobilenet_v3_small": "",
+    "mobilenet_v3_large": "",
+    "resnet50_v2": "post_relu",
+    "densenet121": "relu",
+    "efficientnet_v2_b0": "top_activation",
+    "xception": "block14_sepconv2_act",
+    "convnext_tiny": "",
+    "efficientnet_v2_s": "top_activation",
+}  # "": Keras numbers that last layer (activation_17, layer_normalization_3)
 HEAVY = {"densenet121", "xception", "convnext_tiny", "efficientnet_v2_s", "resnet50_v2"}
 
 
@@ -37,7 +47,9 @@ def tiny_pipeline(backbone: str, num_classes: int = 2, size: int = 32):
     return modeling.assemble_full_model(base, head, backbone, "backbone", size)
 
 
-@pytest.mark.parametrize("backbone", [pytest.param(b, marks=pytest.mark.slow) if b in HEAVY else b for b in sorted(backbones.BACKBONES)])
+@pytest.mark.parametrize(
+    "backbone", [pytest.param(b, marks=pytest.mark.slow) if b in HEAVY else b for b in sorted(backbones.BACKBONES)]
+)
 def test_heatmap_has_the_image_shape_and_values_in_0_1_for_every_backbone(backbone):
     assert set(LAST_CONV) == set(backbones.BACKBONES)  # a new backbone needs its expected layer here
     size = max(32, backbones.get_spec(backbone).min_size)
@@ -59,8 +71,13 @@ def red_detector(nested: bool):
     import keras
 
     inp = keras.Input((32, 32, 3))
-    conv = keras.layers.Conv2D(1, 1, activation="relu", name="redness",
-                               kernel_initializer=keras.initializers.Constant(np.array([1.0, -1.0, -1.0]).reshape(1, 1, 3, 1)))
+    conv = keras.layers.Conv2D(
+        1,
+        1,
+        activation="relu",
+        name="redness",
+        kernel_initializer=keras.initializers.Constant(np.array([1.0, -1.0, -1.0]).reshape(1, 1, 3, 1)),
+    )
     if not nested:
         x = keras.layers.GlobalAveragePooling2D()(conv(keras.layers.Rescaling(1 / 255)(inp)))
         out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones", name="predictions")(x)
@@ -112,10 +129,14 @@ def test_gradcam_paths_one_png_per_image(tmp_path):
     assert gradcam_paths(tmp_path / "cam.png", ["a/cat.jpg"]) == [tmp_path / "cam.png"]
     assert gradcam_paths(tmp_path / "cam", ["x.jpg"]) == [tmp_path / "cam.png"]
     assert gradcam_paths(tmp_path / "cam.png", ["a/cat.jpg", "b/dog.bmp", "c/cat.png"]) == [
-        tmp_path / "cam-cat.png", tmp_path / "cam-dog.png", tmp_path / "cam-cat-2.png"]
+        tmp_path / "cam-cat.png",
+        tmp_path / "cam-dog.png",
+        tmp_path / "cam-cat-2.png",
+    ]
 
 
 # --- The class explained is the class shown (inference.answer) ------------------------------
+
 
 def left_right_cam_model(size: int = 8, sign: float = 1.0):
     """A flat conv model that tells left from right, with Grad-CAMs that differ by class.
@@ -137,7 +158,7 @@ def left_right_cam_model(size: int = 8, sign: float = 1.0):
     conv.set_weights([np.array([[1 / 3, -1 / 3]] * 3, np.float32).reshape(1, 1, 3, 2), np.array([0, 255], np.float32)])
     k, light, dark = sign * 8 / (200 * half), 1 / (200 * half), 1 / (310 * half)
     w = np.zeros((size, size, 2), np.float32)
-    w[:, : size // 2, 0], w[:, size // 2:, 0], w[:, :, 1] = k + light, -k + light, -dark
+    w[:, : size // 2, 0], w[:, size // 2 :, 0], w[:, :, 1] = k + light, -k + light, -dark
     model.get_layer("predictions").set_weights([w.reshape(-1, 1), np.array([-1.0], np.float32)])
     return model
 
@@ -210,8 +231,12 @@ def write_left_right_cam_runs(runs_dir: Path) -> Path:
     from tests.conftest import write_run
 
     for rid, size, sign, acc in (("a", 8, 1.0, 0.9), ("b", 16, -1.5, 0.6)):
-        cfg = {"approach": "frozen", "backbone": {"name": "mobilenet_v2"}, "data": {"path": ""},
-               "resolved": {"classes": ["cats", "dogs"], "image_size": size}}
+        cfg = {
+            "approach": "frozen",
+            "backbone": {"name": "mobilenet_v2"},
+            "data": {"path": ""},
+            "resolved": {"classes": ["cats", "dogs"], "image_size": size},
+        }
         path = write_run(runs_dir, rid, config=cfg)
         metrics = json.loads((path / "metrics.json").read_text())
         (path / "metrics.json").write_text(json.dumps({**metrics, "validation": {"accuracy": acc}}))
@@ -244,6 +269,7 @@ def test_predict_and_answer_agree(tmp_path, capsys):
 
 # --- Saved runs (tiny, random weights) -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """A fine-tuning run (augmentation, unfrozen top block) on tiny data: (runs_dir, run id, dataset)."""
@@ -269,14 +295,22 @@ def test_explain_a_saved_fine_tuned_run(tiny_runs):
 def test_predict_writes_one_gradcam_png_per_image(tiny_runs, tmp_path, capsys):
     runs_dir, run_id, data_dir = tiny_runs
     images = [str(data_dir / "test" / c / f"{c}_0.png") for c in ("cats", "dogs")]
-    assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--json", "--gradcam", str(tmp_path / "cam.png"), *images]) == 0
+    assert (
+        cli.main(
+            ["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--json", "--gradcam", str(tmp_path / "cam.png"), *images]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)["predictions"]
     assert [r["gradcam"] for r in rows] == [str(tmp_path / "cam-cats_0.png"), str(tmp_path / "cam-dogs_0.png")]
     for r in rows:
         with Image.open(r["gradcam"]) as im:
             assert im.format == "PNG" and im.mode == "RGB" and im.size == (40, 32)
     # one image: exactly the path given; the plain output names it
-    assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "one.png"), images[0]]) == 0
+    assert (
+        cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "one.png"), images[0]])
+        == 0
+    )
     out = capsys.readouterr().out.strip()
     assert out.startswith(images[0]) and out.endswith(f"Grad-CAM -> {tmp_path / 'one.png'}") and (tmp_path / "one.png").is_file()
 
@@ -284,8 +318,14 @@ def test_predict_writes_one_gradcam_png_per_image(tiny_runs, tmp_path, capsys):
 def test_predict_gradcam_into_a_missing_folder_is_one_line(tiny_runs, tmp_path, capsys):
     runs_dir, run_id, data_dir = tiny_runs
     img = str(data_dir / "test" / "cats" / "cats_0.png")
-    assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "no" / "cam.png"), img]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist; create it first or choose another place"
+    assert (
+        cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(tmp_path / "no" / "cam.png"), img])
+        == 2
+    )
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --gradcam {tmp_path / 'no' / 'cam.png'}: folder {tmp_path / 'no'} does not exist; create it first or choose another place"
+    )
 
 
 @pytest.mark.parametrize("case", ["input", "input-other-spelling", "folder", "device", "run-folder", "existing"])
@@ -300,7 +340,10 @@ def test_predict_gradcam_never_overwrites_what_was_not_named_as_output(tiny_runs
         "input-other-spelling": (tmp_path / "." / "photo.png", "is one of this command's inputs; give a new file name"),
         "folder": (tmp_path, "is a folder; give the name of a new file"),
         "device": ("/dev/full", "is a device; give the name of a new file"),
-        "run-folder": (runs_dir / run_id / "model.png", f"is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else"),
+        "run-folder": (
+            runs_dir / run_id / "model.png",
+            f"is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else",
+        ),
         "existing": (tmp_path / "old.png", "already exists; choose a new name, or add --force to replace it"),
     }[case]
     listing = sorted(p.name for p in tmp_path.parent.iterdir()), sorted(p.name for p in (runs_dir / run_id).iterdir())
@@ -312,7 +355,10 @@ def test_predict_gradcam_never_overwrites_what_was_not_named_as_output(tiny_runs
     assert (sorted(p.name for p in tmp_path.parent.iterdir()), sorted(p.name for p in (runs_dir / run_id).iterdir())) == listing
     assert Path("/dev/full.png").exists() == device_png
     if case == "existing":  # named as output and --force: replaced by the overlay
-        assert cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(target), "--force", str(photo)]) == 0
+        assert (
+            cli.main(["predict", "--run", run_id, "--runs-dir", str(runs_dir), "--gradcam", str(target), "--force", str(photo)])
+            == 0
+        )
         with Image.open(target) as im:
             assert im.format == "PNG"
 
@@ -326,12 +372,15 @@ def test_classify_page_shows_gradcam_under_each_model(tiny_runs, monkeypatch, tm
     copy_run(shared_dir, run_id, runs_dir)  # the page's run store is this test's own
     monkeypatch.setenv("TLS_RUNS_DIR", str(runs_dir))
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_string(f"""
+    at = AppTest.from_string(
+        f"""
 import runpy
 from ui.sidebar import render_sidebar
 render_sidebar()
 runpy.run_path({str(ROOT / "pages" / "classify.py")!r}, run_name="__main__")
-""", default_timeout=120).run()
+""",
+        default_timeout=120,
+    ).run()
     assert not at.exception, at.exception
     photo = (data_dir / "test" / "cats" / "cats_0.png").read_bytes()
     at.file_uploader(key="cls_upload").set_value(("cats_0.png", photo, "image/png")).run()

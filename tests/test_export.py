@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.models import backbones, modeling
 from engine import cli
 from engine.config import BackboneConfig, HeadConfig
 from engine.insight import export
 from engine.insight.export import FORMATS, calibration_problem, export_run, portable_model, readme_snippet
 from engine.insight.inference import classify_file, load_run
+from engine.models import backbones, modeling
 from engine.store.runs import RunStore
 from tests import shared_runs
 from tests.shared_runs import PHOTOS, copy_run, trained_run
@@ -46,7 +46,11 @@ def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, 
 
     labels = json.loads((out / "labels.json").read_text())
     assert labels["classes"] == ["cats", "dogs"] and labels["image_size"] == 32
-    assert labels["input"]["shape"] == [1, 32, 32, 3] and labels["input"]["range"] == [0, 255] and labels["input"]["dtype"] == "float32"
+    assert (
+        labels["input"]["shape"] == [1, 32, 32, 3]
+        and labels["input"]["range"] == [0, 255]
+        and labels["input"]["dtype"] == "float32"
+    )
     assert "mobilenet_v2 preprocess_input, inside the model" in labels["input"]["preprocessing"]
     assert labels["output"] == {"shape": [1, 1], "activation": "sigmoid", "meaning": "probability of 'dogs'; 'cats' is 1 - p"}
     assert labels["run"] == run_id and labels["format"] == "keras" and "quantization" not in labels
@@ -61,8 +65,12 @@ def test_keras_export_writes_model_labels_readme_and_script(tiny_run, tmp_path, 
     assert classes == {"keras"}
     assert "augmentation" not in [l.name for l in exported.layers]
     run = load_run(RunStore(runs_dir), run_id)
-    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
-                  for f in sorted((data_dir / "test").rglob("*.png"))])
+    x = np.stack(
+        [
+            np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+            for f in sorted((data_dir / "test").rglob("*.png"))
+        ]
+    )
     np.testing.assert_allclose(np.asarray(exported(x)), np.asarray(run.model(x)), atol=1e-5)
 
 
@@ -86,8 +94,11 @@ def test_int8_without_the_dataset_is_one_line_and_writes_nothing(tiny_run, tmp_p
     own = tmp_path / "runs"
     copy_run(runs_dir, run_id, own)  # the shared run stays as it is
     record = RunStore(own).load(run_id)
-    gone = {**record.config, "data": {**record.config["data"], "path": str(tmp_path / "moved")},
-            "resolved": {**record.config["resolved"], "dataset_root": str(tmp_path / "moved")}}
+    gone = {
+        **record.config,
+        "data": {**record.config["data"], "path": str(tmp_path / "moved")},
+        "resolved": {**record.config["resolved"], "dataset_root": str(tmp_path / "moved")},
+    }
     assert calibration_problem(record.config) == ""
     assert calibration_problem(gone).startswith(f"the run's dataset folder {tmp_path / 'moved'} is gone; int8 quantisation")
     (record.path / "config.json").write_text(json.dumps(gone))
@@ -104,27 +115,47 @@ def test_a_three_class_model_exports_with_softmax_labels_and_the_same_answers(ti
     from tests.conftest import tiny_config
 
     runs_dir = tmp_path / "runs"
-    result = RUNNERS["feature_extraction"](tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16"),
-                                           prepare_data(str(tiny_multiclass)), runs_dir=runs_dir)
+    result = RUNNERS["feature_extraction"](
+        tiny_config("feature_extraction", tiny_multiclass, backbone="vgg16"),
+        prepare_data(str(tiny_multiclass)),
+        runs_dir=runs_dir,
+    )
     out = tmp_path / "exp"
     assert cli.main(["export", result.id, "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(out)]) == 0
     labels = json.loads((out / "labels.json").read_text())
     assert labels["classes"] == ["birds", "cats", "dogs"]
-    assert labels["output"] == {"shape": [1, 3], "activation": "softmax", "meaning": "probability of each class, in the order of 'classes'"}
+    assert labels["output"] == {
+        "shape": [1, 3],
+        "activation": "softmax",
+        "meaning": "probability of each class, in the order of 'classes'",
+    }
     assert "Output: softmax, probability of each class" in (out / "README.md").read_text()
     exported = keras.saving.load_model(out / "model.keras")
-    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
-                  for f in sorted((tiny_multiclass / "test").rglob("*.png"))])
+    x = np.stack(
+        [
+            np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+            for f in sorted((tiny_multiclass / "test").rglob("*.png"))
+        ]
+    )
     mine = np.asarray(exported(x))
     assert mine.shape == (9, 3)
     np.testing.assert_allclose(mine, np.asarray(load_run(RunStore(runs_dir), result.id).model(x)), atol=1e-5)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--format", "keras", "--out", "{full}"], "error: --out {full}: is a folder that is not empty; give a new (or empty) folder"),
-    (["--format", "keras", "--out", "{tmp}/a/b"], "error: --out {tmp}/a/b: folder {tmp}/a does not exist"),
-    (["--format", "tflite_int8", "--calibration-images", "0", "--out", "{tmp}/q"], "error: argument --calibration-images: must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--format", "keras", "--out", "{full}"],
+            "error: --out {full}: is a folder that is not empty; give a new (or empty) folder",
+        ),
+        (["--format", "keras", "--out", "{tmp}/a/b"], "error: --out {tmp}/a/b: folder {tmp}/a does not exist"),
+        (
+            ["--format", "tflite_int8", "--calibration-images", "0", "--out", "{tmp}/q"],
+            "error: argument --calibration-images: must be >= 1, got 0",
+        ),
+    ],
+)
 def test_bad_export_requests_exit_2_with_one_line(tiny_run, tmp_path, capsys, args, message):
     runs_dir, run_id, _ = tiny_run
     (tmp_path / "full").mkdir()
@@ -141,11 +172,14 @@ def test_export_never_replaces_a_zip_or_writes_into_the_run_store_unless_told(ti
     base = ["export", run_id, "--runs-dir", str(runs_dir), "--format", "keras"]
     assert cli.main([*base, "--out", str(tmp_path / "exp"), "--zip"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: --zip {tmp_path / 'exp.zip'}: already exists; choose a new name, or add --force to replace it"]
+        f"error: --zip {tmp_path / 'exp.zip'}: already exists; choose a new name, or add --force to replace it"
+    ]
     assert (tmp_path / "exp.zip").read_bytes() == b"an earlier export" and not (tmp_path / "exp").exists()
     inside = runs_dir / run_id / "exp"
     assert cli.main([*base, "--out", str(inside)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: --out {inside}: is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else"]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {inside}: is inside the run store {runs_dir}, whose folders readers trust; write it somewhere else"
+    ]
     assert not inside.exists()
     assert cli.main([*base, "--out", str(tmp_path / "exp"), "--zip", "--force"]) == 0
     with zipfile.ZipFile(tmp_path / "exp.zip") as zf:
@@ -154,7 +188,9 @@ def test_export_never_replaces_a_zip_or_writes_into_the_run_store_unless_told(ti
 
 def test_export_of_an_unknown_run_exits_2(tiny_run, tmp_path, capsys):
     runs_dir = tiny_run[0]
-    assert cli.main(["export", "no-such-run", "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(tmp_path / "n")]) == 2
+    assert (
+        cli.main(["export", "no-such-run", "--runs-dir", str(runs_dir), "--format", "keras", "--out", str(tmp_path / "n")]) == 2
+    )
     assert capsys.readouterr().err.strip() == f"error: no run 'no-such-run' in {runs_dir}"
     assert not (tmp_path / "n").exists()
 
@@ -192,14 +228,19 @@ def test_dashboard_builds_each_format_through_the_job_runner_before_offering_its
     monkeypatch.setenv("TLS_WARM_START", "0")
     record = RunStore(runs_dir).load(run_id)
     gone = {**record.config, "data": {"path": str(tmp_path / "moved")}, "resolved": {}}
-    at = AppTest.from_string(f"""
+    at = AppTest.from_string(
+        f"""
 from ui.export_panel import export_downloads
 export_downloads({run_id!r}, {record.config!r}, key="a")
 export_downloads({run_id!r}, {gone!r}, key="b")
-""", default_timeout=120).run()
+""",
+        default_timeout=120,
+    ).run()
     assert not at.exception, at.exception
     builds = [b for b in at.button if b.key.startswith(("a_build_", "b_build_"))]
-    assert [b.label for b in builds] == ["Build " + t for t in ("Keras (.keras)", "TensorFlow SavedModel", "TFLite float32", "TFLite int8")] * 2
+    assert [b.label for b in builds] == [
+        "Build " + t for t in ("Keras (.keras)", "TensorFlow SavedModel", "TFLite float32", "TFLite int8")
+    ] * 2
     assert [b.disabled for b in builds] == [False] * 4 + [False, False, False, True]  # int8 needs the dataset
     assert "is gone" in builds[-1].help
     assert not at.get("download_button")  # nothing offered before it exists
@@ -222,6 +263,7 @@ export_downloads({run_id!r}, {gone!r}, key="b")
 
 
 # --- Real assets: every format in a fresh process ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def real_exports(tmp_path_factory):
@@ -259,10 +301,18 @@ def fresh_answers(real_exports, tmp_path_factory) -> dict:
     folders, original = real_exports
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPTS, json.dumps({f: str(d) for f, d in folders.items()}), *original],
-                          cwd=tmp_path_factory.mktemp("elsewhere"), capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_SCRIPTS, json.dumps({f: str(d) for f, d in folders.items()}), *original],
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {d["format"]: d["rows"] for d in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"format"'))}
+    return {
+        d["format"]: d["rows"] for d in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"format"'))
+    }
 
 
 @pytest.mark.real_data

@@ -34,8 +34,11 @@ def test_one_point_per_image_from_the_cache_a_run_would_fill(tiny_dataset, tmp_p
     assert (base["x"], base["y"]) == (first["maps"][0]["x"], first["maps"][0]["y"])
     # the projection is PCA of the pooled cached arrays, under the keys a run of this config uses
     from engine.training.feature_map import _context
+
     ctx = _context(cfg, data, "float32", None, tmp_path / "cache", lambda e: None, lambda: False)
-    cached = np.concatenate([pool(FeatureCache(tmp_path / "cache").load(ctx.plan.plain(s, "").keys[""])) for s in ("train", "validation")])
+    cached = np.concatenate(
+        [pool(FeatureCache(tmp_path / "cache").load(ctx.plan.plain(s, "").keys[""])) for s in ("train", "validation")]
+    )
     expected = pca_2d(cached)
     assert np.column_stack([base["x"], base["y"]]) == pytest.approx(expected.coords, abs=1e-4)
     assert base["explained_variance"] == pytest.approx(expected.explained_variance_ratio, abs=1e-4)
@@ -50,7 +53,11 @@ def test_a_large_set_is_a_stated_stratified_subsample(tmp_path):
     doc = _map(tiny_config("feature_extraction", root), data, tmp_path, limit=15)
     assert doc["shown"] == 15 and doc["total"] == 60 and doc["subsampled"] is True
     assert doc["note"].startswith("PCA of 15 of 60 images (subsample")
-    counts = {(s, c): sum(p["split"] == s and p["class"] == c for p in doc["points"]) for s in ("train", "validation") for c in ("cats", "dogs")}
+    counts = {
+        (s, c): sum(p["split"] == s and p["class"] == c for p in doc["points"])
+        for s in ("train", "validation")
+        for c in ("cats", "dogs")
+    }
     # each (split, class) keeps its share of 15: 5, 5, 2.5, 2.5; the one point left over goes to the first half-share
     assert counts == {("train", "cats"): 5, ("train", "dogs"): 5, ("validation", "cats"): 3, ("validation", "dogs"): 2}
     assert len(doc["maps"][0]["x"]) == 15
@@ -104,8 +111,22 @@ def test_a_fine_tuning_run_maps_before_and_after_on_the_same_images_with_its_err
 def test_cli_writes_the_map_of_a_run_as_json(fine_tuned, capsys):
     tmp, data, run_id = fine_tuned
     out = tmp / "map.json"
-    args = ["feature-map", "--data", data.report.root, "--approach", "fine_tuning", "--runs-dir", str(tmp / "runs"),
-            "--cache-dir", str(tmp / "cache"), "--run", run_id, "--out", str(out), "--quiet"]
+    args = [
+        "feature-map",
+        "--data",
+        data.report.root,
+        "--approach",
+        "fine_tuning",
+        "--runs-dir",
+        str(tmp / "runs"),
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--run",
+        run_id,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("before: PCA of all 24 images;") and lines[1].startswith("after: PCA of all 24 images;")
@@ -114,13 +135,19 @@ def test_cli_writes_the_map_of_a_run_as_json(fine_tuned, capsys):
     assert doc["run"] == run_id and len(doc["points"]) == 24 and doc["separation"] == doc["maps"][0]["separation"]
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--approach", "all"], "error: --approach: a feature map follows one config"),
-    (["--approach", "frozen", "--limit", "5"], "error: argument --limit: must be between 10 (a map of fewer shows nothing)"),
-    (["--approach", "frozen", "--run", "nope"], "error: --run nope: no run 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--approach", "all"], "error: --approach: a feature map follows one config"),
+        (["--approach", "frozen", "--limit", "5"], "error: argument --limit: must be between 10 (a map of fewer shows nothing)"),
+        (["--approach", "frozen", "--run", "nope"], "error: --run nope: no run 'nope'"),
+    ],
+)
 def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, tmp_path, capsys, args, says):
-    assert cli.main(["feature-map", "--data", str(tiny_dataset), "--weights", "none", "--runs-dir", str(tmp_path / "runs"), *args]) == 2
+    assert (
+        cli.main(["feature-map", "--data", str(tiny_dataset), "--weights", "none", "--runs-dir", str(tmp_path / "runs"), *args])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(says), err
 

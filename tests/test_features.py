@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.training.approaches import RUNNERS, prepare_data
 from engine.training import prepared, stages
+from engine.training.approaches import RUNNERS, prepare_data
 from engine.training.features import FeatureCache, FeatureCacheError, NpyWriter, feature_key, read_rows, row_dataset
 from tests.conftest import make_image, tiny_config
 
@@ -154,7 +154,8 @@ def test_get_or_write_many_miss_then_hit_returns_memmaps(tmp_path):
     again = fresh.get_or_write_many(keys, "out", write, {}, shapes)
     assert isinstance(again["out"], np.memmap) and calls == [1] and (fresh.hits, fresh.misses) == (1, 0)
     other_shape = FeatureCache(tmp_path).get_or_write_many(
-        {"out": feature_key(k="out")}, "out", lambda s: s["out"].append(np.zeros((6, 5), np.float32)), {}, {"out": (6, 5)})
+        {"out": feature_key(k="out")}, "out", lambda s: s["out"].append(np.zeros((6, 5), np.float32)), {}, {"out": (6, 5)}
+    )
     assert other_shape["out"].shape == (6, 5)  # a stored entry of another shape is recomputed, never trusted
 
 
@@ -181,6 +182,7 @@ def test_get_or_write_many_names_the_folder_when_it_cannot_write(tmp_path):
 @pytest.mark.slow
 def test_streamed_split_second_run_never_touches_the_base(tiny_dataset, monkeypatch):
     """in_memory_mb=0: every split streams; a cached (memory-mapped) entry is served without the base or decoding."""
+
     def streamed_config(approach):
         cfg = tiny_config(approach, tiny_dataset)
         cfg.compute.in_memory_mb = 0
@@ -189,7 +191,11 @@ def test_streamed_split_second_run_never_touches_the_base(tiny_dataset, monkeypa
     data = prepare_data(str(tiny_dataset))
     first = RUNNERS["frozen"](streamed_config("frozen"), data)
     assert first.state == "finished" and _hm(first) == (0, 2 + first.config["resolved"]["views"])
-    assert {s: p["path"] for s, p in first.metrics["data_path"].items()} == {"train": "streamed", "validation": "streamed", "test": "streamed"}
+    assert {s: p["path"] for s, p in first.metrics["data_path"].items()} == {
+        "train": "streamed",
+        "validation": "streamed",
+        "test": "streamed",
+    }
     assert not data._images  # no split was ever decoded whole into memory
 
     def base_forbidden(*a, **k):

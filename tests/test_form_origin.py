@@ -22,8 +22,13 @@ def test_the_heading_names_the_finder_a_sweep_or_the_user_once_values_change(tmp
     at.number_input(key="feature_extraction_epochs").set_value(30).run()  # back to the default: nothing changed
     assert heading(at) == "Hyper-parameters (lecture defaults)"
 
-    cfg = RunConfig.from_dict({"approach": "feature_extraction", "data": {"path": at.session_state["data_path"]},
-                               "backbone": {"name": "vgg16", "image_size": 32, "weights": "none"}})
+    cfg = RunConfig.from_dict(
+        {
+            "approach": "feature_extraction",
+            "data": {"path": at.session_state["data_path"]},
+            "backbone": {"name": "vgg16", "image_size": 32, "weights": "none"},
+        }
+    )
     job_id = _finished_finder_job(cfg.to_dict(), "feature_extraction")
     at.session_state["feature_extraction_finder_jobs"] = [job_id]
     at.run()

@@ -41,8 +41,12 @@ MODES = {
     "I;16 PNG": (Image.fromarray(U16), "PNG", {}, lambda im: grey16(U16)),
     "I;16 TIFF": (Image.fromarray(U16), "TIFF", {}, lambda im: grey16(U16)),
     "I (32-bit, 16-bit values)": (Image.fromarray(U16.astype(np.int32)), "TIFF", {}, lambda im: grey16(U16)),
-    "F (0..1)": (Image.fromarray(F01), "TIFF", {},
-                 lambda im: Image.fromarray(np.round(F01.astype(np.float64) * 255).astype(np.uint8)).convert("RGB")),
+    "F (0..1)": (
+        Image.fromarray(F01),
+        "TIFF",
+        {},
+        lambda im: Image.fromarray(np.round(F01.astype(np.float64) * 255).astype(np.uint8)).convert("RGB"),
+    ),
     "LA": (with_alpha.convert("LA"), "PNG", {}, on_white),
     "RGBA": (with_alpha, "PNG", {}, on_white),
     "CMYK JPEG": (PHOTO.convert("CMYK"), "JPEG", {}, lambda im: im.convert("RGB")),
@@ -87,23 +91,29 @@ def test_pa_composites_on_white():
     assert np.all(np.asarray(images._to_rgb(pa)) == 255)
 
 
-@pytest.mark.parametrize("values,expected", [
-    (np.array([[0, 128, 255]], np.int32), [0, 128, 255]),  # already 8-bit: kept
-    (np.array([[0, 32768, 65535]], np.int32), [0, 128, 255]),  # 16-bit range: / 257
-    (np.array([[-55, 0, 200]], np.int32), [0, 55, 255]),  # anything else: stretched min..max
-    (np.array([[0.0, 0.5, 1.0]], np.float32), [0, 128, 255]),  # float 0..1: x 255
-    (np.array([[0.0, 100.0, np.nan]], np.float32), [0, 100, 0]),  # NaN is black
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        (np.array([[0, 128, 255]], np.int32), [0, 128, 255]),  # already 8-bit: kept
+        (np.array([[0, 32768, 65535]], np.int32), [0, 128, 255]),  # 16-bit range: / 257
+        (np.array([[-55, 0, 200]], np.int32), [0, 55, 255]),  # anything else: stretched min..max
+        (np.array([[0.0, 0.5, 1.0]], np.float32), [0, 128, 255]),  # float 0..1: x 255
+        (np.array([[0.0, 100.0, np.nan]], np.float32), [0, 100, 0]),  # NaN is black
+    ],
+)
 def test_high_bit_depth_scaling(values, expected):
     mode = "F" if values.dtype == np.float32 else "I"
     assert list(images._to_uint8(values, mode)[0]) == expected
 
 
-@pytest.mark.parametrize("fmt,options", [
-    ("GIF", {"duration": 100, "loop": 0}),
-    ("WEBP", {"lossless": True, "duration": 100}),
-    ("PNG", {"duration": 100}),  # APNG
-])
+@pytest.mark.parametrize(
+    "fmt,options",
+    [
+        ("GIF", {"duration": 100, "loop": 0}),
+        ("WEBP", {"lossless": True, "duration": 100}),
+        ("PNG", {"duration": 100}),  # APNG
+    ],
+)
 def test_animations_give_their_first_frame(fmt, options, tmp_path):
     frames = [Image.new("RGB", (10, 6), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
     path = tmp_path / f"anim.{fmt.lower()}"
@@ -115,7 +125,9 @@ def test_animations_give_their_first_frame(fmt, options, tmp_path):
 
 def test_mpo_reads_its_first_jpeg_frame(tmp_path):
     path = tmp_path / "camera.jpg"
-    Image.new("RGB", (16, 12), (250, 0, 0)).save(path, "MPO", save_all=True, append_images=[Image.new("RGB", (16, 12), (0, 0, 250))])
+    Image.new("RGB", (16, 12), (250, 0, 0)).save(
+        path, "MPO", save_all=True, append_images=[Image.new("RGB", (16, 12), (0, 0, 250))]
+    )
     info = check_image(path)
     assert info == images.ImageInfo(16, 12, "MPO")
     pixel = decode_image(path, 8)[4, 4].astype(int)

@@ -83,7 +83,9 @@ def test_a_symlink_entry_is_refused(dest):
 def test_a_zip_bomb_is_refused_by_its_compression_ratio(dest):
     bomb = make_zip([("mydata/cats/zeros.bmp", bytes(50 << 20))], zipfile.ZIP_DEFLATED)  # 50 MB -> ~50 KB
     assert len(bomb) < 1 << 20
-    with pytest.raises(DatasetError, match=r"zip entry 'mydata/cats/zeros.bmp' expands [\d,]+x, over the limit of 100x .*TLS_ZIP_MAX_RATIO"):
+    with pytest.raises(
+        DatasetError, match=r"zip entry 'mydata/cats/zeros.bmp' expands [\d,]+x, over the limit of 100x .*TLS_ZIP_MAX_RATIO"
+    ):
         import_zip(bomb, dest)
     assert list(dest.iterdir()) == []
 
@@ -145,8 +147,13 @@ def test_cli_import_zip(tmp_path, capsys):
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
 
 
-@pytest.mark.parametrize("where,reason", [("{file}/sub", "cannot be used (Not a directory); choose another name"),
-                                          ("/proc/tls-x", "cannot write there (No such file or directory); choose a folder you can write to")])
+@pytest.mark.parametrize(
+    "where,reason",
+    [
+        ("{file}/sub", "cannot be used (Not a directory); choose another name"),
+        ("/proc/tls-x", "cannot write there (No such file or directory); choose a folder you can write to"),
+    ],
+)
 def test_a_destination_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, where, reason):
     good = tmp_path / "good.zip"
     good.write_bytes(dataset_zip(tmp_path))
@@ -154,11 +161,14 @@ def test_a_destination_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, whe
     target = where.format(file=tmp_path / "file")
     assert cli.main(["import-zip", str(good), target]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: DEST {target}: {reason}"]  # the output gate, before the zip is read
+        f"error: DEST {target}: {reason}"
+    ]  # the output gate, before the zip is read
 
 
 def test_entries_that_clash_or_repeat_are_refused_and_nothing_is_left(dest):
-    with pytest.raises(DatasetError, match=r"zip entry 'd/cats/a.png' clashes with another entry \(a file and a folder of the same name\)"):
+    with pytest.raises(
+        DatasetError, match=r"zip entry 'd/cats/a.png' clashes with another entry \(a file and a folder of the same name\)"
+    ):
         import_zip(make_zip([("d/cats", b"x"), ("d/cats/a.png", b"y")]), dest)
     assert not any(dest.iterdir())
     with pytest.raises(DatasetError, match="zip entry 'd/cats/a.png' is in the zip twice; re-create the zip with one copy"):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.training.approaches import RUNNERS, prepare_data
 from engine.data.images import ImageDecodeError
 from engine.insight.inference import classify_bytes, classify_file, load_run
 from engine.store.runs import RunStore
+from engine.training.approaches import RUNNERS, prepare_data
 from tests.conftest import make_split_dataset, tiny_config
 
 
@@ -105,8 +105,10 @@ def test_an_unsure_answer_carries_a_caution_a_sure_one_none():
 
     assert confidence_caution(np.array([0.97, 0.03]), ["cats", "dogs"]) == ""
     caution = confidence_caution(np.array([0.58, 0.42]), ["cats", "dogs"])
-    assert caution == ("low confidence (58% for the top class, under 75%): the photo may show none of cats, dogs, "
-                       "or look unlike the training images")
+    assert caution == (
+        "low confidence (58% for the top class, under 75%): the photo may show none of cats, dogs, "
+        "or look unlike the training images"
+    )
     assert confidence_caution(np.array([0.5, 0.3, 0.2]), ["a", "b", "c"]).startswith("low confidence (50%")
 
 
@@ -255,5 +257,7 @@ def test_stored_run_flip_average_equals_the_mean_of_both_single_predictions(trai
     assert by_files[:, 1] == pytest.approx(each, abs=1e-5)
     from engine.insight.analysis import load_predictions
 
-    stored = load_predictions(store.root / result.id, "validation")  # what `ensemble --tta` re-reads: the same images, same answers
+    stored = load_predictions(
+        store.root / result.id, "validation"
+    )  # what `ensemble --tta` re-reads: the same images, same answers
     assert probabilities_for_files(run, stored.files) == pytest.approx(stored.probabilities, abs=1e-4)

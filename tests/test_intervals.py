@@ -5,12 +5,15 @@ import pytest
 from engine.insight import intervals
 
 
-@pytest.mark.parametrize("correct, n, low, high", [
-    (4, 4, 0.510, 1.000),  # the 4-photo test split of a 30-photo dataset
-    (0, 4, 0.000, 0.490),
-    (27, 30, 0.744, 0.965),
-    (50, 100, 0.404, 0.596),
-])
+@pytest.mark.parametrize(
+    "correct, n, low, high",
+    [
+        (4, 4, 0.510, 1.000),  # the 4-photo test split of a 30-photo dataset
+        (0, 4, 0.000, 0.490),
+        (27, 30, 0.744, 0.965),
+        (50, 100, 0.404, 0.596),
+    ],
+)
 def test_wilson_matches_known_values(correct, n, low, high):
     lo, hi = intervals.wilson(correct, n)
     assert lo == pytest.approx(low, abs=5e-4) and hi == pytest.approx(high, abs=5e-4)

@@ -220,10 +220,18 @@ def test_a_new_runner_sweeps_the_job_files_of_jobs_that_no_longer_live(isolated_
     job_logs.write_owner(runs, "dead-tool", dead_pid(), kind="lr-find", approach="frozen", config=cfg, started=old, log="")
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        assert job_logs.write_owner(runs, "live-tool", sleeper.pid, kind="feature-map", approach="frozen", config=cfg,
-                                    started=old, log="") == folder / "live-tool.owner.json"
+        assert (
+            job_logs.write_owner(
+                runs, "live-tool", sleeper.pid, kind="feature-map", approach="frozen", config=cfg, started=old, log=""
+            )
+            == folder / "live-tool.owner.json"
+        )
         runner = JobRunner(runs_dir=runs)
-        assert sorted(p.name for p in folder.iterdir()) == ["live-tool.config.json", "live-tool.owner.json", "starting.config.json"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "live-tool.config.json",
+            "live-tool.owner.json",
+            "starting.config.json",
+        ]
         assert runner.get("live-tool").state == "running" and runner.get("live-tool").kind == "feature-map"
         assert runner.get("dead-tool") is None
     finally:
@@ -241,4 +249,6 @@ def test_a_job_whose_config_cannot_be_written_fails_with_one_sentence(isolated_s
     job = runner.submit(tiny_config("frozen", tiny_dataset))
     assert runner.wait(job.id, timeout=30).returncode is None
     prog = runner.progress(job.id)
-    assert prog["metrics"]["state"] == "failed" and prog["error"].startswith(f"cannot write the job's files into {runs / '.jobs'} (")
+    assert prog["metrics"]["state"] == "failed" and prog["error"].startswith(
+        f"cannot write the job's files into {runs / '.jobs'} ("
+    )

@@ -44,11 +44,14 @@ def test_suggest_reads_the_chosen_rule_on_the_smoothed_loss_and_needs_five_steps
     assert ramp(FinderSettings(start_lr=1e-5, end_lr=1e-1, steps=5)) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
 
 
-@pytest.mark.parametrize("settings, says", [
-    (FinderSettings(start_lr=1.0, end_lr=1e-3), "--start-lr/--end-lr: need start < end"),
-    (FinderSettings(steps=3), "--steps: must be between 10 and 1000"),
-    (FinderSettings(rule="middle"), "--rule: must be one of valley, steepest"),
-])
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        (FinderSettings(start_lr=1.0, end_lr=1e-3), "--start-lr/--end-lr: need start < end"),
+        (FinderSettings(steps=3), "--steps: must be between 10 and 1000"),
+        (FinderSettings(rule="middle"), "--rule: must be one of valley, steepest"),
+    ],
+)
 def test_bad_settings_are_one_line_naming_the_flag(settings, says):
     with pytest.raises(ConfigError, match=says):
         settings.check()
@@ -87,8 +90,24 @@ def test_fine_tuning_without_a_frozen_run_is_refused_before_any_work(tiny_datase
 
 @pytest.mark.slow
 def test_cli_prints_the_suggestion_or_the_curve_as_json(tiny_dataset, capsys):
-    common = ["lr-find", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
-              "--image-size", "32", "--batch-size", "8", "--steps", "40", "--quiet"]
+    common = [
+        "lr-find",
+        "--data",
+        str(tiny_dataset),
+        "--approach",
+        "feature_extraction",
+        "--backbone",
+        "vgg16",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--steps",
+        "40",
+        "--quiet",
+    ]
     assert cli.main([*common, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["approach"] == "feature_extraction" and out["rule"] == "valley" and out["suggested"] == out["valley"]
@@ -99,11 +118,14 @@ def test_cli_prints_the_suggestion_or_the_curve_as_json(tiny_dataset, capsys):
     assert line.endswith("feature cache misses 0")  # the second ramp read the features the first one cached
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--approach", "all"], "error: --approach: the finder ramps one approach"),
-    (["--approach", "fine_tuning"], "error: fine_tune.from_run: the finder ramps fine-tuning's phase 2"),
-    (["--approach", "frozen", "--steps", "5"], "error: argument --steps: must be between 10 and 1000"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--approach", "all"], "error: --approach: the finder ramps one approach"),
+        (["--approach", "fine_tuning"], "error: fine_tune.from_run: the finder ramps fine-tuning's phase 2"),
+        (["--approach", "frozen", "--steps", "5"], "error: argument --steps: must be between 10 and 1000"),
+    ],
+)
 def test_cli_bad_requests_exit_2_with_one_line(tiny_dataset, capsys, args, says):
     assert cli.main(["lr-find", "--data", str(tiny_dataset), "--weights", "none", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -128,7 +150,9 @@ def test_a_run_that_finds_its_rate_trains_at_the_suggestion_from_its_initial_wei
     monkeypatch.setattr(StageBuilder, "compile", lambda self, top, lr: (rates.append(lr), real_compile(self, top, lr))[1])
     cfg = tiny_config("feature_extraction", tiny_dataset, epochs=2)
     cfg.fit.find_learning_rate = True
-    result = RUNNERS["feature_extraction"](cfg, prepare_data(str(tiny_dataset)), runs_dir=tmp_path / "runs", cache_dir=tmp_path / "c")
+    result = RUNNERS["feature_extraction"](
+        cfg, prepare_data(str(tiny_dataset)), runs_dir=tmp_path / "runs", cache_dir=tmp_path / "c"
+    )
     curve = json.loads((tmp_path / "runs" / result.id / "lr_finder.json").read_text())
     found = result.metrics["learning_rate_finder"]
     assert seen["restored"], "the ramp must leave the head at its initial weights"

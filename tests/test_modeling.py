@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+from engine.config import BackboneConfig, HeadConfig
 from engine.models import modeling
 from engine.models.backbones import BACKBONES, build_base, preprocess
-from engine.config import BackboneConfig, HeadConfig
 
 
 @pytest.fixture(scope="module")

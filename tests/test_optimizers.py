@@ -16,16 +16,21 @@ def _train(optimizer, steps=5):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 12)).astype("float32"), (rng.random(64) > 0.5).astype("float32")
-    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+    )
     model.compile(optimizer, "binary_crossentropy")
     model.fit(x, y, batch_size=16, epochs=steps, shuffle=False, verbose=0)
     return model.get_weights()
 
 
-@pytest.mark.parametrize("fused, reference", [
-    (lambda: FusedRMSprop(1e-2), lambda: keras.optimizers.RMSprop(1e-2)),
-    (lambda: FusedAdam(1e-2), lambda: keras.optimizers.Adam(1e-2)),
-])
+@pytest.mark.parametrize(
+    "fused, reference",
+    [
+        (lambda: FusedRMSprop(1e-2), lambda: keras.optimizers.RMSprop(1e-2)),
+        (lambda: FusedAdam(1e-2), lambda: keras.optimizers.Adam(1e-2)),
+    ],
+)
 def test_fused_update_equals_keras(fused, reference):
     got, want = _train(fused()), _train(reference())
     for a, b in zip(got, want):
@@ -63,7 +68,9 @@ def test_a_keras_method_missing_at_import_gives_keras_optimizer_with_one_warning
     """Faked: a Keras without Optimizer._get_variable_index (renamed, say)."""
     monkeypatch.delattr(_defining_class(keras.optimizers.RMSprop, "_get_variable_index"), "_get_variable_index")
     monkeypatch.setitem(optimizers.MISSING_AT_IMPORT, "RMSprop", optimizers.missing_internals("RMSprop"))
-    with pytest.warns(RuntimeWarning, match=r"lacks keras\.optimizers\.RMSprop\._get_variable_index: training with Keras' own RMSprop") as caught:
+    with pytest.warns(
+        RuntimeWarning, match=r"lacks keras\.optimizers\.RMSprop\._get_variable_index: training with Keras' own RMSprop"
+    ) as caught:
         opt = modeling.make_optimizer("rmsprop", 2e-5)
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
     assert type(opt) is keras.optimizers.RMSprop
@@ -84,8 +91,10 @@ def test_a_missing_fused_kernel_trains_with_keras_adam(monkeypatch):
     assert any(not np.allclose(a, b) for a, b in zip(before, head.get_weights()))
 
 
-@pytest.mark.parametrize("cls, keras_cls, slot", [(FusedRMSprop, keras.optimizers.RMSprop, "_velocities"),
-                                                  (FusedAdam, keras.optimizers.Adam, "_momentums")])
+@pytest.mark.parametrize(
+    "cls, keras_cls, slot",
+    [(FusedRMSprop, keras.optimizers.RMSprop, "_velocities"), (FusedAdam, keras.optimizers.Adam, "_momentums")],
+)
 def test_a_slot_list_missing_after_build_uses_keras_update_step(monkeypatch, cls, keras_cls, slot):
     """Faked: Keras' build no longer leaves the slot list the fused step reads; the instance keeps Keras' own step."""
     build = keras_cls.build
@@ -98,7 +107,9 @@ def test_a_slot_list_missing_after_build_uses_keras_update_step(monkeypatch, cls
     monkeypatch.setattr(keras_cls, "build", build_without_slot)
     monkeypatch.setattr(keras_cls, "update_step", lambda self, gradient, variable, learning_rate: calls.append(variable))
     opt, var = cls(learning_rate=1e-2), keras.Variable(np.ones(3, "float32"))
-    with pytest.warns(RuntimeWarning, match=rf"lacks keras\.optimizers\.{keras_cls.__name__}\(\)\.{slot}: training with Keras' own"):
+    with pytest.warns(
+        RuntimeWarning, match=rf"lacks keras\.optimizers\.{keras_cls.__name__}\(\)\.{slot}: training with Keras' own"
+    ):
         opt.build([var])
     assert not opt._fused_ok
     opt.update_step(tf.ones(3), var, 1e-2)

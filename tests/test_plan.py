@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import tiny_config
+
 from engine.training.approaches import RUNNERS, prepare_data
 from engine.training.estimate import estimate_run
 from engine.training.features import FeatureCache
@@ -37,7 +37,9 @@ def test_each_approach_plans_its_passes_in_the_order_it_makes_them(tiny_dataset)
 @pytest.mark.slow
 def test_the_estimate_plans_exactly_the_cache_keys_and_paths_a_real_run_writes(tiny_dataset, tmp_path, stand_in_calibration):
     data = prepare_data(str(tiny_dataset))
-    cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2")  # the stand-in calibration's cuts; both phases: views at two cuts, plain features at two cuts
+    cfg = tiny_config(
+        "fine_tuning", tiny_dataset, backbone="mobilenet_v2"
+    )  # the stand-in calibration's cuts; both phases: views at two cuts, plain features at two cuts
     cfg.compute.in_memory_mb = 0  # every split streamed from disk: the planner decides that too
     cache = tmp_path / "cache"
     est = estimate_run(cfg, data, cache)
@@ -46,6 +48,9 @@ def test_the_estimate_plans_exactly_the_cache_keys_and_paths_a_real_run_writes(t
     assert result.state == "finished"
     written = {p.stem for p in FeatureCache(cache).root.glob("*.npy")}
     assert planned == written and len(written) == 2 * cfg.augmentation.views + 2 + 1
-    assert est["data_path"] == {s: d["path"] for s, d in result.metrics["data_path"].items()} == {
-        "train": "streamed", "validation": "streamed", "test": "streamed"}
+    assert (
+        est["data_path"]
+        == {s: d["path"] for s, d in result.metrics["data_path"].items()}
+        == {"train": "streamed", "validation": "streamed", "test": "streamed"}
+    )
     assert estimate_run(cfg, data, cache)["reuse"] == "all"

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from engine import cli
-from engine.models import modeling
 from engine.config import HeadConfig
+from engine.models import modeling
 from engine.models.optimizers import FusedAdam, FusedRMSprop
 from engine.models.precision import dtype_policy, resolve_precision
 
@@ -113,8 +113,30 @@ def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: auto resolves by its compute capability (tested above with faked GPUs)")
     report = tmp_path / "report.json"
-    rc = cli.main(["run", "--data", str(tiny_dataset), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
-                   "--epochs", "1", "--precision", "auto", "--runs-dir", str(tmp_path / "r"), "--report", str(report), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(tiny_dataset),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--precision",
+            "auto",
+            "--runs-dir",
+            str(tmp_path / "r"),
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     run = json.loads(report.read_text())["runs"][0]
     assert run["precision"] == "float32"
@@ -125,8 +147,8 @@ def test_run_with_auto_records_float32_on_this_cpu(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_mixed_float16_run_trains_end_to_end_and_leaves_float32_behind(tiny_dataset, tmp_path):
     """The GPU code path on a CPU: every model built under the policy, loss scaled, the saved head's output float32."""
-    from engine.training.approaches import RUNNERS, prepare_data
     from engine.store.runs import RunStore
+    from engine.training.approaches import RUNNERS, prepare_data
     from tests.conftest import tiny_config
 
     cfg = tiny_config("frozen", tiny_dataset)

@@ -43,9 +43,35 @@ def test_cli_lists_presets_and_runs_one_with_flags_on_top(tiny_dataset, tmp_path
     assert set(listed) == set(PRESETS) and listed["dlwp_5_3"]["published"]["fine_tuning"] == {"val_accuracy": 0.97}
     assert main(["presets"]) == 0 and "tf_tutorial" in capsys.readouterr().out
 
-    assert main(["run", "--data", str(tiny_dataset), "--approach", "frozen", "--preset", "tf_tutorial", "--weights", "none",
-                 "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--views", "1", "--runs-dir", str(tmp_path / "r"),
-                 "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--data",
+                str(tiny_dataset),
+                "--approach",
+                "frozen",
+                "--preset",
+                "tf_tutorial",
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--views",
+                "1",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     run = json.loads(capsys.readouterr().out)["runs"][0]
     config = json.loads((tmp_path / "r" / run["id"] / "config.json").read_text())
     assert (config["head"]["pooling"], config["fit"]["optimizer"], config["augmentation"]["rotation"]) == ("avg", "adam", 72.0)

@@ -80,9 +80,12 @@ def test_subsample_keeps_a_rare_class_and_hands_out_remainders():
 def test_separation_counts_points_nearest_their_own_class():
     coords = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [0.5, 0.5]])
     labels = np.array([0, 0, 0, 1, 1, 1])  # the last one sits among class 0: it is nearer their mean, and it is the
-    s = separation(coords, labels)          # nearest neighbour of all three of them (0.71 < 1), so 1-NN gets only the pair right
-    assert s == {"nearest_centroid_accuracy": pytest.approx(5 / 6, abs=1e-4), "one_nn_accuracy": pytest.approx(2 / 6, abs=1e-4),
-                 "chance": 0.5}
+    s = separation(coords, labels)  # nearest neighbour of all three of them (0.71 < 1), so 1-NN gets only the pair right
+    assert s == {
+        "nearest_centroid_accuracy": pytest.approx(5 / 6, abs=1e-4),
+        "one_nn_accuracy": pytest.approx(2 / 6, abs=1e-4),
+        "chance": 0.5,
+    }
     assert separation(coords, np.zeros(6))["one_nn_accuracy"] is None
 
 

@@ -4,10 +4,21 @@ import json
 
 from engine.insight.rates import learning_rate_label, learning_rate_source, stored_finder_results
 
-CONFIG = {"approach": "feature_extraction", "fit": {"learning_rate": 1.3e-05}, "fine_tune": {"learning_rate": 1e-5},
-          "backbone": {"name": "mobilenet_v2"}, "resolved": {"dataset_root": "/data/cvd", "image_size": 150}}
-FINDER = {"approach": "feature_extraction", "suggested": 1.2987e-05, "rule": "valley", "dataset_root": "/data/cvd",
-          "backbone": "mobilenet_v2", "image_size": 150}
+CONFIG = {
+    "approach": "feature_extraction",
+    "fit": {"learning_rate": 1.3e-05},
+    "fine_tune": {"learning_rate": 1e-5},
+    "backbone": {"name": "mobilenet_v2"},
+    "resolved": {"dataset_root": "/data/cvd", "image_size": 150},
+}
+FINDER = {
+    "approach": "feature_extraction",
+    "suggested": 1.2987e-05,
+    "rule": "valley",
+    "dataset_root": "/data/cvd",
+    "backbone": "mobilenet_v2",
+    "image_size": 150,
+}
 
 
 def _store(tmp_path, *docs):
@@ -27,7 +38,9 @@ def test_a_rate_applied_from_a_finder_names_that_finder(tmp_path):
 
 
 def test_a_finder_on_other_settings_did_not_advise_the_run(tmp_path):
-    for i, other in enumerate(({"image_size": 224}, {"dataset_root": "/data/other"}, {"approach": "frozen"}, {"suggested": 1.4e-05})):
+    for i, other in enumerate(
+        ({"image_size": 224}, {"dataset_root": "/data/other"}, {"approach": "frozen"}, {"suggested": 1.4e-05})
+    ):
         (tmp_path / str(i)).mkdir()
         finders = _store(tmp_path / str(i), {**FINDER, **other})
         assert learning_rate_source(CONFIG, {}, finders)["source"] == "set", other

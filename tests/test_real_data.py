@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from engine.training.approaches import RUNNERS, prepare_data
 from engine.config import default_config
 from engine.store.runs import RunStore
+from engine.training.approaches import RUNNERS, prepare_data
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 WEIGHTS = "weights/mobilenet_v2_1.0_imagenet_no_top.weights.h5"
@@ -80,7 +80,11 @@ def test_fine_tuning_keeps_batchnorm_statistics_and_does_not_fall_below_its_star
         return next(l for l in model.layers if hasattr(l, "layers") and l.name not in ("head", "augmentation"))
 
     before, after = base_of(frozen.id), base_of(tuned.id)
-    bn_layers = [l.name for l in after.layers if isinstance(l, keras.layers.BatchNormalization) and l.name.startswith(("block_15", "block_16", "Conv_1"))]
+    bn_layers = [
+        l.name
+        for l in after.layers
+        if isinstance(l, keras.layers.BatchNormalization) and l.name.startswith(("block_15", "block_16", "Conv_1"))
+    ]
     assert len(bn_layers) >= 6
     for name in bn_layers:  # the unfrozen blocks' BatchNorm statistics are untouched ...
         for a, b in zip(before.get_layer(name).non_trainable_weights, after.get_layer(name).non_trainable_weights):

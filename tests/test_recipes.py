@@ -32,6 +32,7 @@ def _rate_at(opt, step: int) -> float:
 
 # --- 1. AdamW ---------------------------------------------------------------------------------------------------
 
+
 def test_adamw_is_built_with_its_weight_decay_and_decays_the_weights():
     top = _head()
     _builder(optimizer="adamw", weight_decay=0.05).compile(top, 1e-2)
@@ -51,6 +52,7 @@ def test_other_optimizers_ignore_weight_decay():
 
 
 # --- 2. schedules -------------------------------------------------------------------------------------------------
+
 
 def test_constant_is_todays_plain_rate():
     top = _head()
@@ -115,10 +117,13 @@ def test_the_finders_compile_keeps_a_rate_it_can_set():
 
 # --- 3. label smoothing -------------------------------------------------------------------------------------------
 
+
 def test_binary_loss_carries_the_smoothing():
     top = _head()
     _builder(label_smoothing=0.1).compile(top, 1e-3)
-    assert isinstance(top.loss, keras.losses.BinaryCrossentropy) and top.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert isinstance(top.loss, keras.losses.BinaryCrossentropy) and top.loss.get_config()["label_smoothing"] == pytest.approx(
+        0.1
+    )
     assert phase_loss(2, 0.0) == "binary_crossentropy" and phase_loss(5, 0.0) == "sparse_categorical_crossentropy"
 
 
@@ -141,6 +146,7 @@ def test_label_smoothing_of_a_half_is_refused():
 
 
 # --- 4. discriminative rates --------------------------------------------------------------------------------------
+
 
 def _two_layers():
     block, head = keras.layers.Dense(3, name="block"), keras.layers.Dense(1, name="head")
@@ -178,8 +184,13 @@ def test_a_rate_of_one_builds_the_plain_optimizer():
 
 def test_recipe_knobs_are_flags_and_round_trip():
     names = {(s, n) for s, n, _, _ in cfgmod.knobs()}
-    assert {("fit", "weight_decay"), ("fit", "schedule"), ("fit", "warmup_epochs"), ("fit", "label_smoothing"),
-            ("fine_tune", "discriminative_rate")} <= names
+    assert {
+        ("fit", "weight_decay"),
+        ("fit", "schedule"),
+        ("fit", "warmup_epochs"),
+        ("fit", "label_smoothing"),
+        ("fine_tune", "discriminative_rate"),
+    } <= names
     cfg = default_config("fine_tuning")
     cfg.fit.optimizer, cfg.fit.schedule, cfg.fine_tune.discriminative_rate = "adamw", "one_cycle", 0.3
     back = cfgmod.RunConfig.from_json(cfg.to_json())

@@ -8,11 +8,28 @@ import pytest
 
 from engine.store.record import RunRecord
 
-CONFIG = {"approach": "frozen", "backbone": {"name": "mobilenet_v2", "image_size": 0}, "data": {"path": "given/path"},
-          "fit": {"seed": 3}, "resolved": {"dataset_root": "/data/pets", "classes": ["cats", "dogs"], "image_size": 150,
-                                           "seed": 5, "estimate_s": 90.0, "repeat_group": "g1"}}
-METRICS = {"state": "finished", "epochs_total": 20, "validation": {"accuracy": 0.9, "loss": 0.3}, "test": None,
-           "wall_seconds": 100.0, "images_per_second": {"fit": 812.5, "features_train": 40.0}}
+CONFIG = {
+    "approach": "frozen",
+    "backbone": {"name": "mobilenet_v2", "image_size": 0},
+    "data": {"path": "given/path"},
+    "fit": {"seed": 3},
+    "resolved": {
+        "dataset_root": "/data/pets",
+        "classes": ["cats", "dogs"],
+        "image_size": 150,
+        "seed": 5,
+        "estimate_s": 90.0,
+        "repeat_group": "g1",
+    },
+}
+METRICS = {
+    "state": "finished",
+    "epochs_total": 20,
+    "validation": {"accuracy": 0.9, "loss": 0.3},
+    "test": None,
+    "wall_seconds": 100.0,
+    "images_per_second": {"fit": 812.5, "features_train": 40.0},
+}
 
 
 def record(config=CONFIG, metrics=METRICS, history=None, rid="r1", path=Path("/nowhere")) -> RunRecord:
@@ -21,7 +38,13 @@ def record(config=CONFIG, metrics=METRICS, history=None, rid="r1", path=Path("/n
 
 def test_accessors_read_what_the_engine_resolved():
     r = record()
-    assert (r.approach, r.backbone, r.dataset_root, r.classes, r.image_size) == ("frozen", "mobilenet_v2", "/data/pets", ["cats", "dogs"], 150)
+    assert (r.approach, r.backbone, r.dataset_root, r.classes, r.image_size) == (
+        "frozen",
+        "mobilenet_v2",
+        "/data/pets",
+        ["cats", "dogs"],
+        150,
+    )
     assert (r.seed, r.estimate_s, r.repeat_group, r.wall_seconds, r.images_per_second) == (5, 90.0, "g1", 100.0, 812.5)
     assert (r.epochs_run, r.epochs_total, r.state) == (20, 20, "finished")
     assert r.scored_accuracy == (0.9, "validation")  # no test split: validation, and it says so
@@ -35,13 +58,16 @@ def test_an_older_run_without_resolved_falls_back_to_what_was_given():
     assert r.epochs_total == 2 and r.scored_accuracy == (None, "validation")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({}, ""),
-    ({"dataset_root": "/data/other"}, "another dataset or class list"),
-    ({"classes": ["cats", "dogs", "birds"]}, "another dataset or class list"),
-    ({"backbone": "vgg16"}, "another backbone or image size"),
-    ({"image_size": 224}, "another backbone or image size"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({}, ""),
+        ({"dataset_root": "/data/other"}, "another dataset or class list"),
+        ({"classes": ["cats", "dogs", "birds"]}, "another dataset or class list"),
+        ({"backbone": "vgg16"}, "another backbone or image size"),
+        ({"image_size": 224}, "another backbone or image size"),
+    ],
+)
 def test_fine_tuning_continues_only_a_finished_frozen_run_of_the_same_dataset_classes_backbone_and_size(change, reason):
     asked = {"dataset_root": "/data/pets", "classes": ["cats", "dogs"], "backbone": "mobilenet_v2", "image_size": 150, **change}
     problem = record().continue_problem(**asked)

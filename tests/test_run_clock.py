@@ -8,9 +8,13 @@ from engine.store.status import StatusTracker
 
 def frozen_parts() -> list[Part]:
     """A frozen run with K = 3 views and 4 epochs, as engine/training/timeline.py plans it."""
-    return ([Part(f"pass:train view {v}/3", "view", 10.0) for v in (1, 2, 3)] + [Part("pass:validation", "plain", 5.0)]
-            + [Part("epoch:1", "first_epoch", 6.0)] + [Part(f"epoch:{e}", "epoch1", 4.0) for e in (2, 3, 4)]
-            + [Part("pass:test", "plain", 5.0), Part("scoring", "scoring", 1.0), Part("saving", "saving", 2.0)])
+    return (
+        [Part(f"pass:train view {v}/3", "view", 10.0) for v in (1, 2, 3)]
+        + [Part("pass:validation", "plain", 5.0)]
+        + [Part("epoch:1", "first_epoch", 6.0)]
+        + [Part(f"epoch:{e}", "epoch1", 4.0) for e in (2, 3, 4)]
+        + [Part("pass:test", "plain", 5.0), Part("scoring", "scoring", 1.0), Part("saving", "saving", 2.0)]
+    )
 
 
 def test_a_part_slower_than_estimated_makes_the_rest_as_much_slower():
@@ -37,7 +41,9 @@ def test_the_part_under_way_counts_with_its_own_rate_and_never_reads_zero():
     # foreseen from its first tenth only (first batches run slow): its own rest, the others as estimated
     assert clock.seconds_left(10.0, current_left=20.0, current_share=0.1) == pytest.approx(20.0 + 2.0)
     assert clock.seconds_left(8.0) == pytest.approx(2.0 + 2.0)  # no rate yet: its estimate less the time gone
-    assert clock.seconds_left(30.0) == pytest.approx(0.2 * 30 + 2.0 * 36 / 10)  # past its estimate: a share of its time, the rest slower
+    assert clock.seconds_left(30.0) == pytest.approx(
+        0.2 * 30 + 2.0 * 36 / 10
+    )  # past its estimate: a share of its time, the rest slower
     clock.start("saving", 30.0)
     assert clock.seconds_left(500.0) == pytest.approx(0.2 * 470)  # the last part, long past its estimate: still not "0 s"
     clock.end(501.0)
@@ -61,8 +67,13 @@ def test_building_the_base_gives_the_pace_before_any_part_has():
 
 def test_a_setup_is_timed_apart_from_the_counted_work():
     """A calibration's one-off tracing says little of a run's: setups (tracing, decoding) are their own kind."""
-    clock = RunClock([Part("pass:train view 1/2", "view", 10.0, setup_s=20.0), Part("pass:train view 2/2", "view", 10.0, setup_s=20.0),
-                      Part("epoch:1", "epoch1", 4.0, setup_s=5.0)])
+    clock = RunClock(
+        [
+            Part("pass:train view 1/2", "view", 10.0, setup_s=20.0),
+            Part("pass:train view 2/2", "view", 10.0, setup_s=20.0),
+            Part("epoch:1", "epoch1", 4.0, setup_s=5.0),
+        ]
+    )
     clock.start("pass:train view 1/2", 0.0)
     clock.begin_body(2.0)  # its first batch after 2 s of the 20 estimated: tracing 0.1x
     clock.start("pass:train view 2/2", 22.0)  # its 2000 images in 20 s of the 10 estimated: 2x
@@ -82,9 +93,16 @@ class Clock:
 
 def test_status_json_has_one_whole_run_eta_and_one_bar_from_0_to_1_once():
     """Fake stage timings: views and epochs 1.5x slower than planned; the ETA follows, the bar only goes up."""
-    parts = ([Part(f"pass:train view {v}/2", "view", 10.0) for v in (1, 2)] + [Part("pass:validation", "plain", 4.0)]
-             + [Part("epoch:1", "first_epoch", 4.0), Part("epoch:2", "epoch1", 2.0), Part("scoring", "scoring", 1.0),
-                Part("saving", "saving", 1.0)])
+    parts = (
+        [Part(f"pass:train view {v}/2", "view", 10.0) for v in (1, 2)]
+        + [Part("pass:validation", "plain", 4.0)]
+        + [
+            Part("epoch:1", "first_epoch", 4.0),
+            Part("epoch:2", "epoch1", 2.0),
+            Part("scoring", "scoring", 1.0),
+            Part("saving", "saving", 1.0),
+        ]
+    )
     clock, writes = Clock(), []
     t = StatusTracker(writes.append, None, started=clock.t, epochs_total=2, clock=clock, run_clock=RunClock(parts))
     assert writes[-1]["run_eta_s"] == pytest.approx(32.0) and writes[-1]["run_fraction"] == 0.0
@@ -102,16 +120,18 @@ def test_status_json_has_one_whole_run_eta_and_one_bar_from_0_to_1_once():
     s = step(5, {"type": "status", "message": "caching augmented view 2/2 of the training images", "part": "pass:train view 2/2"})
     assert s["run_eta_s"] == pytest.approx(15.0 + 12.0 * 1.5)  # view 1 took 15 s (1.5x): view 2 as long, the rest 1.5x
     fractions = [s["run_fraction"]]
-    for seconds, event in [(15, {"type": "status", "message": "caching validation features (40 images)", "part": "pass:validation"}),
-                           (6, {"type": "stage", "stage": "training", "message": "epoch 1/2: preparing", "part": "epoch:1"}),
-                           (3, {"type": "batch", "phase": 1, "epoch": 1, "batch": 1, "batches": 4}),
-                           (3, {"type": "epoch", "phase": 1, "epoch": 1, "epochs_total": 2, "seconds": 6.0}),
-                           (0, {"type": "batch", "phase": 1, "epoch": 2, "batch": 1, "batches": 4}),
-                           (1, {"type": "batch", "phase": 1, "epoch": 2, "batch": 3, "batches": 4}),
-                           (1, {"type": "epoch", "phase": 1, "epoch": 2, "epochs_total": 2, "seconds": 3.0}),
-                           (0, {"type": "stage", "stage": "scoring", "message": "scoring"}),
-                           (1.5, {"type": "stage", "stage": "saving", "message": "saving model.keras"}),
-                           (30, {"type": "stage", "stage": "saving", "message": "saving model.keras"})]:
+    for seconds, event in [
+        (15, {"type": "status", "message": "caching validation features (40 images)", "part": "pass:validation"}),
+        (6, {"type": "stage", "stage": "training", "message": "epoch 1/2: preparing", "part": "epoch:1"}),
+        (3, {"type": "batch", "phase": 1, "epoch": 1, "batch": 1, "batches": 4}),
+        (3, {"type": "epoch", "phase": 1, "epoch": 1, "epochs_total": 2, "seconds": 6.0}),
+        (0, {"type": "batch", "phase": 1, "epoch": 2, "batch": 1, "batches": 4}),
+        (1, {"type": "batch", "phase": 1, "epoch": 2, "batch": 3, "batches": 4}),
+        (1, {"type": "epoch", "phase": 1, "epoch": 2, "epochs_total": 2, "seconds": 3.0}),
+        (0, {"type": "stage", "stage": "scoring", "message": "scoring"}),
+        (1.5, {"type": "stage", "stage": "saving", "message": "saving model.keras"}),
+        (30, {"type": "stage", "stage": "saving", "message": "saving model.keras"}),
+    ]:
         s = step(seconds, event)
         fractions.append(s["run_fraction"])
         assert s["run_eta_s"] >= 1.0  # never "0 s" while work remains

@@ -2,8 +2,8 @@ import errno
 import json
 import os
 import socket
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,15 +87,25 @@ def test_run_ids_never_leave_the_store(tmp_path, bad):
 
 # --- damaged folders: listed with the reason, never a crash -----------------------------------
 
-@pytest.mark.parametrize("config,reason", [
-    ({}, "config.json lacks 'approach'"),
-    ({"approach": "frozen", "backbone": {}}, "config.json lacks 'backbone.name'"),
-    ({**CONFIG, "resolved": None}, "config.json lacks 'resolved'"),
-    ({**CONFIG, "resolved": {"image_size": 32}}, "config.json lacks 'resolved.classes'"),
-    ({**CONFIG, "resolved": {"classes": ["a", "b"], "image_size": "big"}}, "config.json lacks 'resolved.image_size'"),
-    ({**CONFIG, "resolved": {"classes": ["a"], "image_size": 32}}, "config.json: 'resolved.classes' must name two or more different classes"),
-    ({**CONFIG, "resolved": {"classes": ["a", "a"], "image_size": 32}}, "config.json: 'resolved.classes' must name two or more different classes"),
-])
+
+@pytest.mark.parametrize(
+    "config,reason",
+    [
+        ({}, "config.json lacks 'approach'"),
+        ({"approach": "frozen", "backbone": {}}, "config.json lacks 'backbone.name'"),
+        ({**CONFIG, "resolved": None}, "config.json lacks 'resolved'"),
+        ({**CONFIG, "resolved": {"image_size": 32}}, "config.json lacks 'resolved.classes'"),
+        ({**CONFIG, "resolved": {"classes": ["a", "b"], "image_size": "big"}}, "config.json lacks 'resolved.image_size'"),
+        (
+            {**CONFIG, "resolved": {"classes": ["a"], "image_size": 32}},
+            "config.json: 'resolved.classes' must name two or more different classes",
+        ),
+        (
+            {**CONFIG, "resolved": {"classes": ["a", "a"], "image_size": 32}},
+            "config.json: 'resolved.classes' must name two or more different classes",
+        ),
+    ],
+)
 def test_incomplete_config_is_listed_as_damaged(tmp_path, config, reason):
     store = RunStore(tmp_path / "r")
     write_run(store.root, "broken", config=config)
@@ -113,7 +123,9 @@ def test_incomplete_config_is_listed_as_damaged(tmp_path, config, reason):
 def test_uneven_history_and_unknown_state_are_damaged(tmp_path):
     store = RunStore(tmp_path / "r")
     uneven = write_run(store.root, "uneven", epochs=3)
-    (uneven / "history.json").write_text(json.dumps({"loss": [1.0, 0.9], "accuracy": [0.5], "val_loss": [1, 1], "val_accuracy": [0, 0]}))
+    (uneven / "history.json").write_text(
+        json.dumps({"loss": [1.0, 0.9], "accuracy": [0.5], "val_loss": [1, 1], "val_accuracy": [0, 0]})
+    )
     odd = write_run(store.root, "odd")
     (odd / "metrics.json").write_text(json.dumps({"state": "exploded"}))
     reasons = {d.id: d.reason for d in store.list().damaged}
@@ -121,19 +133,42 @@ def test_uneven_history_and_unknown_state_are_damaged(tmp_path):
     assert reasons["odd"].startswith("metrics.json has no valid 'state' (got 'exploded'")
 
 
-@pytest.mark.parametrize("file,content,reason", [
-    ("metrics.json", {"state": "finished", "validation": "high"}, "metrics.json: 'validation' is not an object (it is 'high')"),
-    ("metrics.json", {"state": "finished", "validation": {"accuracy": "high"}}, "metrics.json: 'validation.accuracy' is not a number (it is 'high')"),
-    ("metrics.json", {"state": "finished", "epochs_total": [3]}, "metrics.json: 'epochs_total' is not a number (it is '[3]')"),
-    ("metrics.json", {"state": "finished", "message": 42}, "metrics.json: 'message' is not text"),
-    ("metrics.json", {"state": "finished", "test": {"confusion_matrix": [[1, "x"]]}}, "metrics.json: 'test.confusion_matrix' is not a table of numbers"),
-    ("metrics.json", {"state": "finished", "test": {"per_class": ["a"]}}, "metrics.json: 'test.per_class' is not an object"),
-    ("metrics.json", {"state": "finished", "feature_cache": {"hits": "many"}}, "metrics.json: 'feature_cache' holds a value that is not a number"),
-    ("metrics.json", "[" * 100_000 + "]" * 100_000, "metrics.json is nested too deeply to be a run's record"),
-    ("heartbeat.json", {"pid": 2**70, "host": "h"}, f"heartbeat.json: 'pid' is not a process id (it is '{2**70}')"),
-    ("heartbeat.json", {"pid": True}, "heartbeat.json: 'pid' is not a process id (it is 'True')"),
-    ("heartbeat.json", {"pid": 5, "heartbeat": "now"}, "heartbeat.json: 'heartbeat' is not a time (it is 'now')"),
-])
+@pytest.mark.parametrize(
+    "file,content,reason",
+    [
+        (
+            "metrics.json",
+            {"state": "finished", "validation": "high"},
+            "metrics.json: 'validation' is not an object (it is 'high')",
+        ),
+        (
+            "metrics.json",
+            {"state": "finished", "validation": {"accuracy": "high"}},
+            "metrics.json: 'validation.accuracy' is not a number (it is 'high')",
+        ),
+        (
+            "metrics.json",
+            {"state": "finished", "epochs_total": [3]},
+            "metrics.json: 'epochs_total' is not a number (it is '[3]')",
+        ),
+        ("metrics.json", {"state": "finished", "message": 42}, "metrics.json: 'message' is not text"),
+        (
+            "metrics.json",
+            {"state": "finished", "test": {"confusion_matrix": [[1, "x"]]}},
+            "metrics.json: 'test.confusion_matrix' is not a table of numbers",
+        ),
+        ("metrics.json", {"state": "finished", "test": {"per_class": ["a"]}}, "metrics.json: 'test.per_class' is not an object"),
+        (
+            "metrics.json",
+            {"state": "finished", "feature_cache": {"hits": "many"}},
+            "metrics.json: 'feature_cache' holds a value that is not a number",
+        ),
+        ("metrics.json", "[" * 100_000 + "]" * 100_000, "metrics.json is nested too deeply to be a run's record"),
+        ("heartbeat.json", {"pid": 2**70, "host": "h"}, f"heartbeat.json: 'pid' is not a process id (it is '{2**70}')"),
+        ("heartbeat.json", {"pid": True}, "heartbeat.json: 'pid' is not a process id (it is 'True')"),
+        ("heartbeat.json", {"pid": 5, "heartbeat": "now"}, "heartbeat.json: 'heartbeat' is not a time (it is 'now')"),
+    ],
+)
 def test_odd_but_parseable_files_are_damaged_and_hide_no_other_run(tmp_path, capsys, file, content, reason):
     from engine import cli
 
@@ -180,6 +215,7 @@ def test_truncated_model_is_damaged_not_file_not_found(tmp_path):
 
 # --- saving: atomic, and a failed write is an error that names the file ----------------------
 
+
 def test_a_failed_model_write_keeps_the_previous_model(tmp_path):
     store = RunStore(tmp_path / "r")
     path = write_run(store.root, "r1")
@@ -199,6 +235,7 @@ def test_a_failed_model_write_keeps_the_previous_model(tmp_path):
 
 
 # --- liveness: a run whose process died reads `interrupted` ----------------------------------
+
 
 def _owner(**changes) -> dict:
     return {**heartbeat.identity(), "heartbeat": time.time(), **changes}
@@ -256,6 +293,7 @@ def test_heartbeat_is_written_refreshed_and_ends_with_the_run(tmp_path, monkeypa
 
 # --- during training: checkpoints, and save errors fail the run with the reason ---------------
 
+
 @pytest.mark.slow
 def test_improved_epochs_are_checkpointed_as_a_loadable_full_model(tiny_dataset, monkeypatch):
     from engine.training.approaches import RUNNERS, prepare_data
@@ -298,8 +336,11 @@ def test_a_run_that_ends_off_its_last_checkpoint_saves_its_final_weights(tiny_da
     real_save = RunStore.save_model
     monkeypatch.setattr(RunStore, "save_model", lambda store, run_dir, model: (saves.append(1), real_save(store, run_dir, model)))
     real_checkpoint = context.RunContext.checkpoint
-    monkeypatch.setattr(context.RunContext, "checkpoint",  # only epoch 1 is checkpointed: epoch 2 ends elsewhere
-                        lambda ctx, stage, epoch: real_checkpoint(ctx, stage, epoch) if epoch == 1 else None)
+    monkeypatch.setattr(
+        context.RunContext,
+        "checkpoint",  # only epoch 1 is checkpointed: epoch 2 ends elsewhere
+        lambda ctx, stage, epoch: real_checkpoint(ctx, stage, epoch) if epoch == 1 else None,
+    )
     result = RUNNERS["frozen"](tiny_config("frozen", tiny_dataset, epochs=2), prepare_data(str(tiny_dataset)))
     assert result.state == "finished" and len(saves) == 2  # epoch 1's checkpoint, then the final weights
     assert_model_file_gives_the_scored_probabilities(result)

@@ -65,8 +65,14 @@ def test_app_sh_refuses_a_network_address_without_a_token(args):
 @pytest.mark.parametrize("args", [[], ["--server.address", "0.0.0.0"]])
 @pytest.mark.parametrize("token", WEAK)
 def test_app_sh_refuses_a_weak_token_wherever_it_serves(token, args):
-    proc = subprocess.run(["bash", "scripts/app.sh", *args], cwd=ROOT, env={**os.environ, "TLS_ACCESS_TOKEN": token},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "scripts/app.sh", *args],
+        cwd=ROOT,
+        env={**os.environ, "TLS_ACCESS_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("app.sh: refusing to serve: TLS_ACCESS_TOKEN ")
     assert "16" in proc.stderr and not proc.stdout  # refused before set-up or Streamlit ran
@@ -77,10 +83,26 @@ def test_serve_py_refuses_a_weak_token_before_serving(tmp_path):
     it; the refusal there must end the process (exit 2, one line), not leave a server up."""
     for token in (" ", "short"):
         port = free_port()
-        proc = subprocess.run([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                              env={**os.environ, "TLS_ACCESS_TOKEN": token, "TLS_RUNS_DIR": str(tmp_path / "runs")},
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "serve.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "TLS_ACCESS_TOKEN": token, "TLS_RUNS_DIR": str(tmp_path / "runs")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr[-3000:]
         assert proc.stderr.count("\n") == 1, proc.stderr[-3000:]
         assert proc.stderr.startswith("serve.py: refusing to serve: TLS_ACCESS_TOKEN ")
@@ -140,9 +162,13 @@ def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
 
     port = free_port()
     env = {**os.environ, "TLS_ACCESS_TOKEN": TOKEN, "TLS_RUNS_DIR": str(tmp_path / "runs"), "TLS_UPLOAD_MAX_MB": "0.001"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "server.log", "w"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, proc, tmp_path / "server.log")
@@ -157,8 +183,11 @@ def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
 
         async def stream(cookie):
             try:
-                async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
-                                              additional_headers={"Cookie": cookie} if cookie else {}):
+                async with websockets.connect(
+                    f"ws://127.0.0.1:{port}/_stcore/stream",
+                    subprotocols=["streamlit"],
+                    additional_headers={"Cookie": cookie} if cookie else {},
+                ):
                     return "open"
             except websockets.InvalidStatus as e:
                 return e.response.status_code
@@ -181,9 +210,13 @@ def test_the_served_app_refuses_every_door_without_the_token(tmp_path):
 
         def post(next_path: str) -> bytes:
             form = urllib.parse.urlencode({"token": TOKEN, "next": next_path}).encode()
-            return raw(b"POST " + access_gate.LOGIN_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                       b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
-                       + str(len(form)).encode() + b"\r\n\r\n" + form)
+            return raw(
+                b"POST " + access_gate.LOGIN_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                + str(len(form)).encode()
+                + b"\r\n\r\n"
+                + form
+            )
 
         assert post("/\r\nSet-Cookie: x=1").startswith(b"HTTP/1.1 400 ")
         assert b"\r\nlocation: /\r\n" in post("/\\evil.example/steal").lower()

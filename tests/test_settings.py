@@ -6,10 +6,17 @@ from engine import settings
 from engine.data.paths import confined_here
 
 
-@pytest.mark.parametrize("token,problem", [
-    ("", "is 0 characters"), (" ", "holds whitespace"), ("short-token", "is 11 characters"),
-    ("sixteen-chars-ok", ""), ("a token with spaces inside", "holds whitespace"), ("tab\tinside-a-long-token", "holds whitespace"),
-])
+@pytest.mark.parametrize(
+    "token,problem",
+    [
+        ("", "is 0 characters"),
+        (" ", "holds whitespace"),
+        ("short-token", "is 11 characters"),
+        ("sixteen-chars-ok", ""),
+        ("a token with spaces inside", "holds whitespace"),
+        ("tab\tinside-a-long-token", "holds whitespace"),
+    ],
+)
 def test_token_problem_refuses_short_or_spaced_tokens(token, problem):
     got = settings.token_problem(token)
     assert (problem in got) if problem else got == ""

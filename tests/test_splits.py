@@ -48,7 +48,11 @@ def test_zero_means_every_photo_and_a_small_class_is_kept_whole():
 def test_the_report_says_it_is_a_sample(tmp_path):
     root = make_split_dataset(tmp_path / "d", counts={"train": 8, "validation": 4, "test": 4})
     report = limit_per_class(scan_dataset(root), 6, seed=42)
-    assert report.counts == {"train": {"cats": 3, "dogs": 3}, "validation": {"cats": 2, "dogs": 2}, "test": {"cats": 1, "dogs": 1}}
+    assert report.counts == {
+        "train": {"cats": 3, "dogs": 3},
+        "validation": {"cats": 2, "dogs": 2},
+        "test": {"cats": 1, "dogs": 1},
+    }
     assert report.warnings[-1] == "a sample: at most 6 photos per class (seed 42), 12 of 32 usable images"
 
 
@@ -65,8 +69,28 @@ def test_the_knob_is_validated_and_refused_below_zero_in_one_line(capsys):
 def test_a_run_trains_on_the_sample_and_records_it(tmp_path, capsys):
     root = make_split_dataset(tmp_path / "d", counts={"train": 8, "validation": 4, "test": 4})
     runs = tmp_path / "runs"
-    rc = cli.main(["run", "--data", str(root), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none",
-                   "--image-size", "32", "--epochs", "1", "--max-per-class", "6", "--runs-dir", str(runs), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(root),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--max-per-class",
+            "6",
+            "--runs-dir",
+            str(runs),
+            "--quiet",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "a sample: at most 6 photos per class (seed 42), 12 of 32 usable images" in err

@@ -111,8 +111,9 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     monkeypatch.setattr(RunClock, "__init__", plan)
     monkeypatch.setattr(RunClock, "start", start)
     cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2", epochs=2, fine_tune_epochs=1)
-    result = RUNNERS["fine_tuning"](cfg, prepare_data(str(tiny_dataset)), runs_dir=isolated_store / "runs",
-                                    cache_dir=isolated_store / "cache")
+    result = RUNNERS["fine_tuning"](
+        cfg, prepare_data(str(tiny_dataset)), runs_dir=isolated_store / "runs", cache_dir=isolated_store / "cache"
+    )
     stages = [s["stage"] for s in seen]
     assert stages[0] == "starting" and stages[-1] == "finished"
     for stage in ("caching features", "caching augmented views", "training", "scoring", "saving"):
@@ -123,8 +124,11 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     assert {s["epochs_total"] for s in seen if s["stage"] == "training"} == {3}  # both phases together
     after_first = [s for s in seen if s["stage"] == "training" and s["message"] == "epoch 1/3 done"]
     assert after_first and after_first[0]["eta_s"] is not None
-    assert started == planned == ["pass:train view 1/1", "pass:validation", "epoch:1", "epoch:2", "epoch:3", "pass:test",
-                                  "scoring", "saving"]  # every planned part is named by the run's own events, in order
+    assert (
+        started
+        == planned
+        == ["pass:train view 1/1", "pass:validation", "epoch:1", "epoch:2", "epoch:3", "pass:test", "scoring", "saving"]
+    )  # every planned part is named by the run's own events, in order
     running = [s for s in seen if s["stage"] not in ("finished", "stopped", "failed")]
     assert all(s["run_eta_s"] >= 1.0 for s in running)  # never "0 s" while work remains
     fractions = [s["run_fraction"] for s in seen]

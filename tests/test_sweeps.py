@@ -20,17 +20,26 @@ def test_a_knob_is_named_by_its_flag_or_its_field_and_its_values_are_typed():
     assert isinstance(sweeps.parse_sweep("epochs=5", "frozen")[1][0], int)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("dropout=0.2,1.5", "--sweep dropout: must be in [0, 0.95], got 1.5"),
-    ("learning-rate=0", "--sweep learning-rate: must be > 0, got 0.0"),
-    ("dense-units=3.5", "--sweep dense-units: '3.5' is not a whole number"),
-    ("pooling=max", "--sweep pooling: must be one of flatten, avg, got 'max'"),
-    ("dropout", "--sweep dropout: write KNOB=V1,V2,... (e.g. --sweep learning-rate=1e-4,1e-3)"),
-    ("dropout=0.2,0.2", "--sweep dropout: a value is given twice; give each value once"),
-    ("seed=1,2", "--sweep seed: not a knob a sweep can vary; choose one of learning-rate, epochs, batch-size, optimizer, "
-                 "early-stopping, pooling, dense-units, dropout, schedule, warmup-epochs, label-smoothing, weight-decay"),
-    ("fine-tune-epochs=1,2", "--sweep fine-tune-epochs: feature_extraction does not use fine_tune.epochs; every point would train the same run"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("dropout=0.2,1.5", "--sweep dropout: must be in [0, 0.95], got 1.5"),
+        ("learning-rate=0", "--sweep learning-rate: must be > 0, got 0.0"),
+        ("dense-units=3.5", "--sweep dense-units: '3.5' is not a whole number"),
+        ("pooling=max", "--sweep pooling: must be one of flatten, avg, got 'max'"),
+        ("dropout", "--sweep dropout: write KNOB=V1,V2,... (e.g. --sweep learning-rate=1e-4,1e-3)"),
+        ("dropout=0.2,0.2", "--sweep dropout: a value is given twice; give each value once"),
+        (
+            "seed=1,2",
+            "--sweep seed: not a knob a sweep can vary; choose one of learning-rate, epochs, batch-size, optimizer, "
+            "early-stopping, pooling, dense-units, dropout, schedule, warmup-epochs, label-smoothing, weight-decay",
+        ),
+        (
+            "fine-tune-epochs=1,2",
+            "--sweep fine-tune-epochs: feature_extraction does not use fine_tune.epochs; every point would train the same run",
+        ),
+    ],
+)
 def test_a_bad_sweep_is_one_line_naming_the_flag(spec, message):
     with pytest.raises(ConfigError) as exc:
         sweeps.parse_sweep(spec, "feature_extraction")
@@ -69,7 +78,9 @@ def test_a_point_is_applied_to_a_copy_and_a_swept_rate_is_trained_at():
     assert (out.fit.learning_rate, out.head.dropout, out.fit.find_learning_rate) == (1e-3, 0.2, False)
     assert (cfg.fit.learning_rate, cfg.head.dropout) == (2e-5, 0.5)
     assert sweeps.parse_point('{"learning-rate": 0.001, "head.dropout": 0.2}', "feature_extraction") == {
-        "fit.learning_rate": 0.001, "head.dropout": 0.2}
+        "fit.learning_rate": 0.001,
+        "head.dropout": 0.2,
+    }
     with pytest.raises(ConfigError, match="--sweep-point dropout: must be in"):
         sweeps.parse_point('{"head.dropout": 2}', "feature_extraction")
     with pytest.raises(ConfigError, match="--sweep-point: not valid JSON"):
@@ -77,16 +88,22 @@ def test_a_point_is_applied_to_a_copy_and_a_swept_rate_is_trained_at():
 
 
 def record(run_id, point, val, test, seed=42, group="G", state="finished"):
-    config = {"approach": "feature_extraction", "resolved": {"sweep_group": group, "sweep_point": point, "seed": seed,
-                                                             "dataset_root": "/d"}}
+    config = {
+        "approach": "feature_extraction",
+        "resolved": {"sweep_group": group, "sweep_point": point, "seed": seed, "dataset_root": "/d"},
+    }
     metrics = {"state": state, "validation": {"accuracy": val}, "test": {"accuracy": test}}
     return RunRecord(run_id, None, config, {}, metrics)
 
 
 def sweep_records():
     """A 2 x 2 sweep, two seeds per point; the point with the best test accuracy is not the best on validation."""
-    rows = [("a", 1e-4, 0.2, [0.80, 0.82], [0.99, 0.99]), ("b", 1e-4, 0.5, [0.90, 0.94], [0.85, 0.87]),
-            ("c", 1e-3, 0.2, [0.70, 0.70], [0.60, 0.60]), ("d", 1e-3, 0.5, [0.88, 0.86], [0.81, 0.83])]
+    rows = [
+        ("a", 1e-4, 0.2, [0.80, 0.82], [0.99, 0.99]),
+        ("b", 1e-4, 0.5, [0.90, 0.94], [0.85, 0.87]),
+        ("c", 1e-3, 0.2, [0.70, 0.70], [0.60, 0.60]),
+        ("d", 1e-3, 0.5, [0.88, 0.86], [0.81, 0.83]),
+    ]
     out = []
     for name, lr, d, vals, tests in rows:
         for s, (v, t) in enumerate(zip(vals, tests)):
@@ -101,8 +118,12 @@ def test_the_best_point_is_picked_on_validation_and_only_its_test_accuracy_is_re
     assert summary["knobs"] == ["fit.learning_rate", "head.dropout"]
     assert summary["axes"] == {"fit.learning_rate": [1e-4, 1e-3], "head.dropout": [0.2, 0.5]}
     means = [(p["label"], round(p["mean"], 4), p["n"]) for p in summary["points"]]
-    assert means == [("learning-rate=0.0001, dropout=0.2", 0.81, 2), ("learning-rate=0.0001, dropout=0.5", 0.92, 2),
-                     ("learning-rate=0.001, dropout=0.2", 0.70, 2), ("learning-rate=0.001, dropout=0.5", 0.87, 2)]
+    assert means == [
+        ("learning-rate=0.0001, dropout=0.2", 0.81, 2),
+        ("learning-rate=0.0001, dropout=0.5", 0.92, 2),
+        ("learning-rate=0.001, dropout=0.2", 0.70, 2),
+        ("learning-rate=0.001, dropout=0.5", 0.87, 2),
+    ]
     assert summary["points"][1]["std"] == pytest.approx(math.sqrt(0.0008))  # sample std of 0.90, 0.94
     assert summary["best"] == 1  # 0.92 on validation, though point 0 scores 0.99 on test
     assert summary["picked_test_accuracy"] == pytest.approx(0.86) and summary["picked_test_n"] == 2
@@ -110,14 +131,17 @@ def test_the_best_point_is_picked_on_validation_and_only_its_test_accuracy_is_re
     assert len(summary["trials"]) == 9 and summary["trials"][-1]["val_accuracy"] is None  # the failed run: a trial, no score
     lines = sweeps.summary_lines(summary)
     assert lines[2].startswith("* learning-rate=0.0001, dropout=0.5") and "0.9200 ± 0.0283 (n=2)" in lines[2]
-    assert lines[-1] == ("best on validation: learning-rate=0.0001, dropout=0.5 (0.9200); "
-                         "test accuracy of the picked point (scored once): 0.8600")
+    assert lines[-1] == (
+        "best on validation: learning-rate=0.0001, dropout=0.5 (0.9200); test accuracy of the picked point (scored once): 0.8600"
+    )
 
 
 def test_sweep_groups_list_each_group_once_newest_first():
     groups = sweeps.sweep_groups(sweep_records() + [record("z-plain", {}, 0.5, 0.5, group=None)])
     assert [(g["group"], g["runs"], g["knobs"]) for g in groups] == [
-        ("G", 9, ["fit.learning_rate", "head.dropout"]), ("H", 1, ["head.dropout"])]  # a-other < r-e0: G is newer
+        ("G", 9, ["fit.learning_rate", "head.dropout"]),
+        ("H", 1, ["head.dropout"]),
+    ]  # a-other < r-e0: G is newer
 
 
 def test_the_heatmap_holds_each_points_mean_and_outlines_the_best():
@@ -130,13 +154,24 @@ def test_the_heatmap_holds_each_points_mean_and_outlines_the_best():
 
 
 def test_one_knob_is_a_line_with_error_bars_on_a_log_axis_and_the_best_starred():
-    recs = [record(f"r{i}{s}", {"fit.learning_rate": lr}, v, 0.5, seed=s)
-            for i, (lr, vals) in enumerate([(1e-4, [0.8, 0.9]), (1e-3, [0.95, 0.93]), (1e-2, [0.5, 0.6])]) for s, v in enumerate(vals)]
+    recs = [
+        record(f"r{i}{s}", {"fit.learning_rate": lr}, v, 0.5, seed=s)
+        for i, (lr, vals) in enumerate([(1e-4, [0.8, 0.9]), (1e-3, [0.95, 0.93]), (1e-2, [0.5, 0.6])])
+        for s, v in enumerate(vals)
+    ]
     fig = sweep_charts.grid_figure(sweeps.summarize(recs, "G"))
     line, star = fig.data
     assert list(line.x) == [1e-4, 1e-3, 1e-2] and [round(y, 3) for y in line.y] == [0.85, 0.94, 0.55]
-    assert [round(e, 4) for e in line.error_y.array] == [round(math.sqrt(0.005), 4), round(math.sqrt(0.0002), 4), round(math.sqrt(0.005), 4)]
-    assert fig.layout.xaxis.type == "log" and (star.name, list(star.x), round(star.y[0], 3)) == ("best (validation)", [1e-3], 0.94)
+    assert [round(e, 4) for e in line.error_y.array] == [
+        round(math.sqrt(0.005), 4),
+        round(math.sqrt(0.0002), 4),
+        round(math.sqrt(0.005), 4),
+    ]
+    assert fig.layout.xaxis.type == "log" and (star.name, list(star.x), round(star.y[0], 3)) == (
+        "best (validation)",
+        [1e-3],
+        0.94,
+    )
 
 
 def test_parallel_coordinates_show_every_finished_trial():
@@ -171,8 +206,12 @@ def weights_file(path, kernels: dict) -> str:
     return str(path)
 
 
-MOBILENET_V2_ALPHA_1 = {"layers/conv2d/vars/0": (3, 3, 3, 32), "layers/conv2d_1/vars/0": (1, 1, 32, 16),
-                        "layers/conv2d_33/vars/0": (1, 1, 960, 320), "layers/depthwise_conv2d/vars/0": (3, 3, 32, 1)}
+MOBILENET_V2_ALPHA_1 = {
+    "layers/conv2d/vars/0": (3, 3, 3, 32),
+    "layers/conv2d_1/vars/0": (1, 1, 32, 16),
+    "layers/conv2d_33/vars/0": (1, 1, 960, 320),
+    "layers/depthwise_conv2d/vars/0": (3, 3, 32, 1),
+}
 
 
 def point(name="mobilenet_v2", alpha=1.0, weights="none", size=32):
@@ -200,8 +239,10 @@ def test_a_weights_file_of_another_width_is_refused_from_its_shapes(tmp_path, no
     sweeps.check_point(point(name="vgg16", weights=path))  # no width to judge by: left to Keras
     with pytest.raises(StudioError) as exc:
         sweeps.check_point(point(alpha=0.35, weights=path))
-    assert str(exc.value) == (f"weights file {path} does not fit MobileNetV2 with alpha 0.35: it holds MobileNetV2 weights "
-                              f"of alpha 1; give a file saved from MobileNetV2 at alpha 0.35 without its top, 'imagenet' or 'none'")
+    assert str(exc.value) == (
+        f"weights file {path} does not fit MobileNetV2 with alpha 0.35: it holds MobileNetV2 weights "
+        f"of alpha 1; give a file saved from MobileNetV2 at alpha 0.35 without its top, 'imagenet' or 'none'"
+    )
     odd = weights_file(tmp_path / "other.h5", {"dense/kernel": (10, 2)})  # shapes it cannot place: not refused
     sweeps.check_point(point(alpha=0.35, weights=odd))
     text = tmp_path / "notes.weights.h5"
@@ -223,8 +264,12 @@ def test_the_real_mobilenet_files_fit_their_own_width_only(assets, no_model):
     v1 = str(assets / "weights" / "mobilenet_v1_0.75_imagenet_no_top.weights.h5")
     sweeps.check_point(point(alpha=1.0, weights=v2))
     sweeps.check_point(point(name="mobilenet", alpha=0.75, weights=v1))
-    for cfg in (point(alpha=0.5, weights=v2), point(alpha=1.3, weights=v2), point(name="mobilenet", alpha=1.0, weights=v1),
-                point(name="mobilenet", alpha=0.75, weights=v2)):
+    for cfg in (
+        point(alpha=0.5, weights=v2),
+        point(alpha=1.3, weights=v2),
+        point(name="mobilenet", alpha=1.0, weights=v1),
+        point(name="mobilenet", alpha=0.75, weights=v2),
+    ):
         with pytest.raises(StudioError, match="does not fit"):
             sweeps.check_point(cfg)
 
@@ -232,8 +277,11 @@ def test_the_real_mobilenet_files_fit_their_own_width_only(assets, no_model):
 def test_imagenet_weights_must_exist_for_the_width_and_be_cached_or_downloadable(monkeypatch, no_model):
     from engine.models import backbones
 
-    with pytest.raises(ConfigError, match=r"backbone.alpha: ImageNet weights of MobileNetV2 \(fast on CPU\) exist for alpha "
-                                          r"0.35, 0.5, 0.75, 1, 1.3, 1.4 only, not 0.6"):
+    with pytest.raises(
+        ConfigError,
+        match=r"backbone.alpha: ImageNet weights of MobileNetV2 \(fast on CPU\) exist for alpha "
+        r"0.35, 0.5, 0.75, 1, 1.3, 1.4 only, not 0.6",
+    ):
         sweeps.check_point(point(alpha=0.6, weights="imagenet"))
     monkeypatch.setattr(backbones, "download_host_reachable", lambda: False)
     with pytest.raises(backbones.WeightsUnavailable, match="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_96_no_top.h5"):

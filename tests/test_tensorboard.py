@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from engine import cli
-from engine.training.tensorboard_logs import flatten_config
 from engine.training.fit import History, fit_phase
+from engine.training.tensorboard_logs import flatten_config
 from tests.conftest import import_or_missing, make_split_dataset
 
 
@@ -47,8 +47,17 @@ def test_fit_phase_logs_every_epoch_numbered_across_phases(tmp_path):
     model, h = _model(), History()
     for phase, epochs in ((1, 2), (2, 1)):
         train, val = _data(x, y)
-        fit_phase(model, train, val, steps_per_epoch=4, epochs=epochs, history=h, phase=phase, total_epochs=3,
-                  tensorboard_dir=str(tmp_path / "tb"))
+        fit_phase(
+            model,
+            train,
+            val,
+            steps_per_epoch=4,
+            epochs=epochs,
+            history=h,
+            phase=phase,
+            total_epochs=3,
+            tensorboard_dir=str(tmp_path / "tb"),
+        )
     train_tags, val_tags = read_events(tmp_path / "tb" / "train"), read_events(tmp_path / "tb" / "validation")
     for tags, prefix in ((train_tags, ""), (val_tags, "val_")):
         for metric in ("loss", "accuracy"):
@@ -67,14 +76,31 @@ def test_an_epoch_cut_short_by_stop_is_not_logged(tmp_path):
 
     train, val = _data(x, y)
     h = History()
-    out = fit_phase(_model(), train, val, steps_per_epoch=4, epochs=5, history=h, should_stop=should_stop, tensorboard_dir=str(tmp_path / "tb"))
+    out = fit_phase(
+        _model(),
+        train,
+        val,
+        steps_per_epoch=4,
+        epochs=5,
+        history=h,
+        should_stop=should_stop,
+        tensorboard_dir=str(tmp_path / "tb"),
+    )
     assert out.stopped and len(h) == 1
     assert sorted(read_events(tmp_path / "tb" / "train")["epoch_loss"]) == [0]
 
 
 def test_flatten_config_gives_scalars_only():
-    flat = flatten_config({"fit": {"epochs": 3, "learning_rate": 1e-3}, "resolved": {"classes": ["a", "b"], "x": None}, "approach": "frozen"})
-    assert flat == {"fit.epochs": 3, "fit.learning_rate": 1e-3, "resolved.classes": '["a", "b"]', "resolved.x": "", "approach": "frozen"}
+    flat = flatten_config(
+        {"fit": {"epochs": 3, "learning_rate": 1e-3}, "resolved": {"classes": ["a", "b"], "x": None}, "approach": "frozen"}
+    )
+    assert flat == {
+        "fit.epochs": 3,
+        "fit.learning_rate": 1e-3,
+        "resolved.classes": '["a", "b"]',
+        "resolved.x": "",
+        "approach": "frozen",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +109,34 @@ def logged_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tb-run")
     data = make_split_dataset(root / "tiny")
     report = root / "report.json"
-    rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--backbone", "vgg16", "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--learning-rate", "0.001", "--run-id", "fe-tb", "--tensorboard", str(root / "tb"),
-                   "--runs-dir", str(root / "r"), "--report", str(report), "--quiet"])
+    rc = cli.main(
+        [
+            "run",
+            "--data",
+            str(data),
+            "--approach",
+            "feature_extraction",
+            "--backbone",
+            "vgg16",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--learning-rate",
+            "0.001",
+            "--run-id",
+            "fe-tb",
+            "--tensorboard",
+            str(root / "tb"),
+            "--runs-dir",
+            str(root / "r"),
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return json.loads(report.read_text())["runs"][0], root / "tb", data
 
@@ -101,7 +152,11 @@ def test_run_with_tensorboard_flag_writes_scalars_and_hyperparameters(logged_run
     np.testing.assert_allclose([float(val["epoch_accuracy"][s]) for s in (0, 1)], run["history"]["val_accuracy"], rtol=1e-6)
     root = read_events(log_dir)
     table = root["config"][0].item().decode()
-    assert "| fit.epochs | 2 |" in table and "| resolved.precision | float32 |" in table and f"| data.path | {tiny_dataset} |" in table
+    assert (
+        "| fit.epochs | 2 |" in table
+        and "| resolved.precision | float32 |" in table
+        and f"| data.path | {tiny_dataset} |" in table
+    )
     if "_hparams_/session_start_info" not in root:
         import_or_missing("tensorboard", "the HParams summary is written only when the tensorboard package is installed")
         pytest.fail("tensorboard is installed but no HParams summary was written")
@@ -123,10 +178,10 @@ def test_tensorboards_own_reader_loads_the_run(logged_run):
 def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from engine.training import lifecycle
-    from engine.training.approaches import RUNNERS, prepare_data
     from engine.errors import StudioError
     from engine.store.runs import RunStore
+    from engine.training import lifecycle
+    from engine.training.approaches import RUNNERS, prepare_data
     from tests.conftest import tiny_config
 
     def denied(*args, **kwargs):  # what a folder turned read-only after the CLI's check gives (root ignores chmod)
@@ -135,7 +190,10 @@ def test_logs_that_cannot_be_written_fail_the_run_in_one_sentence(tiny_dataset, 
     monkeypatch.setattr(lifecycle, "write_hyperparameters", denied)
     cfg = tiny_config("feature_extraction", tiny_dataset)
     cfg.compute.tensorboard = str(tmp_path / "tb")
-    with pytest.raises(StudioError, match=r"^--tensorboard .*/tb: cannot write the logs \(.*Permission denied\); choose a folder you can write to$"):
+    with pytest.raises(
+        StudioError,
+        match=r"^--tensorboard .*/tb: cannot write the logs \(.*Permission denied\); choose a folder you can write to$",
+    ):
         RUNNERS["feature_extraction"](cfg, prepare_data(str(tiny_dataset)))
     [record] = RunStore().list().runs
     assert record.state == "failed" and record.metrics["message"].startswith("--tensorboard ")

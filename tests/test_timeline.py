@@ -16,15 +16,28 @@ def _parts(cfg, data, cache):
 
 def test_a_frozen_run_with_three_views_plans_each_view_each_epoch_scoring_and_saving(tiny_dataset, tmp_path):
     data = prepare_data(str(tiny_dataset))
-    parts, build_s = _parts(tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=3, views=3), data,
-                            FeatureCache(tmp_path / "cache"))
-    assert [p.key for p in parts] == ["pass:train view 1/3", "pass:train view 2/3", "pass:train view 3/3", "pass:validation",
-                                      "epoch:1", "epoch:2", "epoch:3", "pass:test", "scoring", "saving"]
+    parts, build_s = _parts(
+        tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=3, views=3), data, FeatureCache(tmp_path / "cache")
+    )
+    assert [p.key for p in parts] == [
+        "pass:train view 1/3",
+        "pass:train view 2/3",
+        "pass:train view 3/3",
+        "pass:validation",
+        "epoch:1",
+        "epoch:2",
+        "epoch:3",
+        "pass:test",
+        "scoring",
+        "saving",
+    ]
     assert [p.kind for p in parts] == ["view"] * 3 + ["plain", "epoch1", "epoch1", "epoch1", "plain", "scoring", "saving"]
     assert all(p.prior_s > 0 for p in parts) and build_s > 0  # no calibration stored: the row's speed and rough constants
     assert all(p.setup_s > 0 for p in parts[:5])  # each view traces its augmentation, validation the plain pass, epoch 1 the step
     assert parts[5].setup_s == parts[6].setup_s == 0  # later epochs: the train step is traced once
-    long, _ = _parts(tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=8, views=3), data, FeatureCache(tmp_path / "c"))
+    long, _ = _parts(
+        tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=8, views=3), data, FeatureCache(tmp_path / "c")
+    )
     epochs = [p.prior_s for p in long if p.key.startswith("epoch:")]
     assert epochs[0] > epochs[1] == epochs[7]  # epoch 1 saves its checkpoint for sure, 3 more saves shared by the other 7
     assert 0 < parts[7].setup_s < parts[3].setup_s  # the test pass decodes its images; the plain pass was traced by validation
@@ -37,11 +50,26 @@ def test_fine_tuning_numbers_its_epochs_across_both_phases_and_skips_what_the_ca
     cache = FeatureCache(tmp_path / "cache")
     parts, _ = _parts(cfg, data, cache)
     assert [(p.key, p.kind) for p in parts] == [
-        ("pass:train view 1/2", "view"), ("pass:train view 2/2", "view"), ("finder", "finder"), ("pass:validation", "plain"),
-        ("epoch:1", "epoch1"), ("epoch:2", "epoch1"), ("epoch:3", "epoch2"), ("epoch:4", "epoch2"),
-        ("pass:test", "plain"), ("scoring", "scoring"), ("saving", "saving")]
-    assert [p.key for p in parts if p.setup_s] == ["pass:train view 1/2", "pass:train view 2/2", "pass:validation", "epoch:1", "epoch:3",
-                                                    "pass:test"]
+        ("pass:train view 1/2", "view"),
+        ("pass:train view 2/2", "view"),
+        ("finder", "finder"),
+        ("pass:validation", "plain"),
+        ("epoch:1", "epoch1"),
+        ("epoch:2", "epoch1"),
+        ("epoch:3", "epoch2"),
+        ("epoch:4", "epoch2"),
+        ("pass:test", "plain"),
+        ("scoring", "scoring"),
+        ("saving", "saving"),
+    ]
+    assert [p.key for p in parts if p.setup_s] == [
+        "pass:train view 1/2",
+        "pass:train view 2/2",
+        "pass:validation",
+        "epoch:1",
+        "epoch:3",
+        "pass:test",
+    ]
     plan = RunPlan.for_data(cfg, data, 32, "w", "float32")
     for p in plan.views("", plan.fine_tune_cut):  # both views in the cache already (a frozen run made them)
         for key in p.keys.values():

@@ -35,8 +35,16 @@ def test_learns_records_history_and_events():
     x, y = _problem()
     events, saved = [], []
     h = History()
-    out = fit_phase(_model(), _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h,
-                    progress=events.append, on_epoch_end=lambda hh: saved.append(len(hh)))
+    out = fit_phase(
+        _model(),
+        _stream(x, y),
+        _val(x, y),
+        steps_per_epoch=4,
+        epochs=5,
+        history=h,
+        progress=events.append,
+        on_epoch_end=lambda hh: saved.append(len(hh)),
+    )
     assert out.epochs_run == 5 and not out.stopped and not out.failed
     assert len(h.loss) == len(h.val_accuracy) == len(h.epoch_seconds) == 5 and h.phase == [1] * 5
     assert h.val_accuracy[-1] > 0.85 and h.loss[-1] < h.loss[0]
@@ -53,7 +61,9 @@ def test_second_phase_continues_epoch_numbering():
     model = _model()
     fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=2, history=h, phase=1, total_epochs=5)
     events = []
-    out = fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=3, history=h, phase=2, total_epochs=5, progress=events.append)
+    out = fit_phase(
+        model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=3, history=h, phase=2, total_epochs=5, progress=events.append
+    )
     assert out.epochs_run == 3 and h.phase == [1, 1, 2, 2, 2] and h.to_dict()["fine_tune_start_epoch"] == 3
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [3, 4, 5]
 
@@ -69,8 +79,16 @@ def test_stop_keeps_finished_epochs_and_their_weights():
         return calls["n"] > 6  # 4 batches/epoch: stop during epoch 2
 
     after_epoch1 = {}
-    out = fit_phase(model, _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h, should_stop=should_stop,
-                    on_epoch_end=lambda hh: after_epoch1.setdefault("w", model.get_weights()))
+    out = fit_phase(
+        model,
+        _stream(x, y),
+        _val(x, y),
+        steps_per_epoch=4,
+        epochs=5,
+        history=h,
+        should_stop=should_stop,
+        on_epoch_end=lambda hh: after_epoch1.setdefault("w", model.get_weights()),
+    )
     assert out.stopped and out.epochs_run == 1 and len(h) == 1
     for a, b in zip(model.get_weights(), after_epoch1["w"]):
         np.testing.assert_array_equal(a, b)
@@ -79,8 +97,15 @@ def test_stop_keeps_finished_epochs_and_their_weights():
 def test_stop_is_checked_with_several_steps_per_execution():
     x, y = _problem()
     h = History()
-    out = fit_phase(_model(steps_per_execution=2), _stream(x, y), _val(x, y), steps_per_epoch=4, epochs=5, history=h,
-                    should_stop=lambda: len(h) >= 2)
+    out = fit_phase(
+        _model(steps_per_execution=2),
+        _stream(x, y),
+        _val(x, y),
+        steps_per_epoch=4,
+        epochs=5,
+        history=h,
+        should_stop=lambda: len(h) >= 2,
+    )
     assert out.stopped and len(h) == 2
 
 

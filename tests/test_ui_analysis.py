@@ -18,9 +18,31 @@ def run_tiny(data, runs_dir, cache_dir, *extra) -> list[dict]:
     """`python -m engine run` of feature extraction on tiny data (in this process); its report's runs."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = cli.main(["run", "--data", str(data), "--approach", "feature_extraction", "--weights", "none", "--backbone", "vgg16",
-                       "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet", "--runs-dir", str(runs_dir),
-                       "--cache-dir", str(cache_dir), *extra])
+        rc = cli.main(
+            [
+                "run",
+                "--data",
+                str(data),
+                "--approach",
+                "feature_extraction",
+                "--weights",
+                "none",
+                "--backbone",
+                "vgg16",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--quiet",
+                "--runs-dir",
+                str(runs_dir),
+                "--cache-dir",
+                str(cache_dir),
+                *extra,
+            ]
+        )
     assert rc == 0
     return json.loads(out.getvalue())["runs"]
 
@@ -55,8 +77,10 @@ def test_error_gallery_shows_both_directions_and_filters(two_seed_runs):
     preds = json.load(open(path))
     test = preds["splits"]["test"]  # make one image of each class wrong, whatever the tiny model learnt
     first = {label: test["labels"].index(label) for label in (0, 1)}
-    test["probabilities"] = [[0.1, 0.9] if i == first[0] else [0.8, 0.2] if i == first[1] else
-                             ([0.7, 0.3] if lab == 0 else [0.3, 0.7]) for i, lab in enumerate(test["labels"])]
+    test["probabilities"] = [
+        [0.1, 0.9] if i == first[0] else [0.8, 0.2] if i == first[1] else ([0.7, 0.3] if lab == 0 else [0.3, 0.7])
+        for i, lab in enumerate(test["labels"])
+    ]
     json.dump(preds, open(path, "w"))
     run_id = os.path.basename(run_dir)
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
@@ -86,10 +110,13 @@ def test_compare_shows_repeat_mean_std_and_marks_cached_rerun(two_seed_runs, tra
     assert not cmp.exception, cmp.exception
     table = cmp.dataframe[0].value
     assert dict(zip(table["run"], table["feature cache"])) == {
-        two_seed_runs[0]["id"]: "from scratch", two_seed_runs[1]["id"]: "from scratch", rerun["id"]: "cached rerun"}
+        two_seed_runs[0]["id"]: "from scratch",
+        two_seed_runs[1]["id"]: "from scratch",
+        rerun["id"]: "cached rerun",
+    }
     accs = [r["test_accuracy"] for r in two_seed_runs]
     mean = sum(accs) / 2
-    std = abs(accs[0] - accs[1]) / 2 ** 0.5  # sample std of two values
+    std = abs(accs[0] - accs[1]) / 2**0.5  # sample std of two values
     line = next(c.value for c in cmp.caption if "over seeds" in c.value)
     assert line.startswith(f"Feature extraction: {mean:.4f} ± {std:.4f} over seeds [42, 43]")
     assert len(cmp.get("plotly_chart")) >= 4  # curves, accuracy vs time, the repeats' error bars
@@ -141,8 +168,15 @@ def test_repeat_groups_say_how_many_photos_each_seed_was_scored_on():
             config = {"approach": approach, "resolved": {"repeat_group": f"g-{approach}", "seed": seed}}
             return RunRecord(rid, Path("/r"), config, {}, {"test": {"accuracy": acc, "num_images": 40}})
 
-        show_repeat_groups([rec("a", "frozen", 42, 0.9), rec("b", "frozen", 43, 0.95),
-                            rec("c", "fine_tuning", 42, 0.8), rec("d", "fine_tuning", 43, 0.85)], "test_accuracy")
+        show_repeat_groups(
+            [
+                rec("a", "frozen", 42, 0.9),
+                rec("b", "frozen", 43, 0.95),
+                rec("c", "fine_tuning", 42, 0.8),
+                rec("d", "fine_tuning", 43, 0.85),
+            ],
+            "test_accuracy",
+        )
 
     from streamlit.testing.v1 import AppTest
 

@@ -22,13 +22,23 @@ def scored_run(run_id: str, dataset: str, *, test: float, n: int, val=0.9, wall=
     path = Path(os.environ["TLS_RUNS_DIR"]) / run_id
     path.mkdir(parents=True)
     approach = run_id.split("-")[2]
-    config = {"approach": approach, "backbone": {"name": "mobilenet_v2"}, "data": {"path": dataset},
-              "resolved": {"classes": ["circle", "square"], "image_size": 96, "dataset_root": dataset}}
+    config = {
+        "approach": approach,
+        "backbone": {"name": "mobilenet_v2"},
+        "data": {"path": dataset},
+        "resolved": {"classes": ["circle", "square"], "image_size": 96, "dataset_root": dataset},
+    }
     if from_run:
         config["fine_tune"] = {"from_run": from_run}
     history = {"loss": [0.6, 0.4], "accuracy": [0.7, 0.8], "val_loss": [0.6, 0.5], "val_accuracy": [0.5, val]}
-    metrics = {"state": "finished", "epochs_run": 2, "epochs_total": 2, "wall_seconds": wall,
-               "validation": {"accuracy": val, "loss": 0.3, "num_images": n}, "test": {"accuracy": test, "loss": 0.3, "num_images": n}}
+    metrics = {
+        "state": "finished",
+        "epochs_run": 2,
+        "epochs_total": 2,
+        "wall_seconds": wall,
+        "validation": {"accuracy": val, "loss": 0.3, "num_images": n},
+        "test": {"accuracy": test, "loss": 0.3, "num_images": n},
+    }
     for name, obj in (("config", config), ("history", history), ("metrics", metrics)):
         (path / f"{name}.json").write_text(json.dumps(obj))
 
@@ -65,7 +75,10 @@ def test_a_clear_winner_gets_the_star():
     at = page("pages/compare.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc["20260101-000002-frozen-bbbbbb", "best"] == "★" and table.loc["20260101-000001-feature_extraction-aaaaaa", "best"] == ""
+    assert (
+        table.loc["20260101-000002-frozen-bbbbbb", "best"] == "★"
+        and table.loc["20260101-000001-feature_extraction-aaaaaa", "best"] == ""
+    )
     assert any("clearly best" in c.value for c in at.caption)
 
 

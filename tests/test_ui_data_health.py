@@ -13,21 +13,38 @@ def health_doc(root) -> dict:
     """What a data-health job answers (engine/training/data_health.py), about photos of `root`."""
     p = lambda rel: str(root / rel)  # noqa: E731
     return {
-        "label_issues": [{"path": p("train/cats/cats_1.png"), "split": "train", "given": "cats", "suggested": "dogs", "score": 0.1},
-                         {"path": p("validation/dogs/dogs_2.png"), "split": "validation", "given": "dogs", "suggested": "cats", "score": 0.2}],
-        "duplicates": [{"paths": [p("train/dogs/dogs_0.png"), p("validation/dogs/dogs_0.png")], "splits": ["train", "validation"],
-                        "similarity": 1.0, "exact": True, "leak": True},
-                       {"paths": [p("train/cats/cats_3.png"), p("train/cats/cats_4.png")], "splits": ["train", "train"],
-                        "similarity": 0.95, "exact": False, "leak": False}],
-        "outliers": [{"path": p("test/cats/cats_2.png"), "split": "test", "score": 5.0},
-                     {"path": p("train/cats/cats_3.png"), "split": "train", "score": 4.0}],  # also a copy: two rows
+        "label_issues": [
+            {"path": p("train/cats/cats_1.png"), "split": "train", "given": "cats", "suggested": "dogs", "score": 0.1},
+            {"path": p("validation/dogs/dogs_2.png"), "split": "validation", "given": "dogs", "suggested": "cats", "score": 0.2},
+        ],
+        "duplicates": [
+            {
+                "paths": [p("train/dogs/dogs_0.png"), p("validation/dogs/dogs_0.png")],
+                "splits": ["train", "validation"],
+                "similarity": 1.0,
+                "exact": True,
+                "leak": True,
+            },
+            {
+                "paths": [p("train/cats/cats_3.png"), p("train/cats/cats_4.png")],
+                "splits": ["train", "train"],
+                "similarity": 0.95,
+                "exact": False,
+                "leak": False,
+            },
+        ],
+        "outliers": [
+            {"path": p("test/cats/cats_2.png"), "split": "test", "score": 5.0},
+            {"path": p("train/cats/cats_3.png"), "split": "train", "score": 4.0},
+        ],  # also a copy: two rows
         "summary": {"photos": 32, "label_issues": 2, "duplicate_groups": 2, "leaks": 1, "outliers": 1},
     }
 
 
 def health_app(doc: dict, root) -> AppTest:
-    return AppTest.from_string(f"from ui.data_health_view import show_health\n"
-                               f"show_health({doc!r}, {str(root)!r}, ['cats', 'dogs'], 'dh')").run()
+    return AppTest.from_string(
+        f"from ui.data_health_view import show_health\nshow_health({doc!r}, {str(root)!r}, ['cats', 'dogs'], 'dh')"
+    ).run()
 
 
 def buttons(at, suffix: str) -> list:
@@ -39,7 +56,12 @@ def test_leaks_come_first_then_labels_copies_and_outliers(tmp_path):
     at = health_app(health_doc(root), root)
     assert not at.exception, at.exception
     titles = [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**")]
-    assert titles == ["Leaks: the same photo in more than one split (1)", "Likely wrong labels (2)", "Duplicates (1)", "Outliers (2)"]
+    assert titles == [
+        "Leaks: the same photo in more than one split (1)",
+        "Likely wrong labels (2)",
+        "Duplicates (1)",
+        "Outliers (2)",
+    ]
     assert any("labelled **cats** → probably **dogs** (probability of its label 0.10)" in m.value for m in at.markdown)
     assert "validation · dogs · dogs_0.png" in [c.value for c in at.caption]  # the leak's copies side by side
     assert len(at.get("image")) == 8  # a thumbnail per photo, through the one decoder
@@ -62,7 +84,9 @@ def test_relabel_moves_the_photo_out_of_the_list_and_undo_brings_it_back(tmp_pat
     assert [b.label for b in undo] == ["Undo: relabelled cats_1.png to dogs"]
     undo[0].click().run()
     assert photo.is_file() and not (root / "train" / "dogs" / "cats_1.png").exists()
-    assert [s.value for s in at.success] == ["Undid: relabelled cats_1.png to dogs; the dataset changed: train again to see the effect."]
+    assert [s.value for s in at.success] == [
+        "Undid: relabelled cats_1.png to dogs; the dataset changed: train again to see the effect."
+    ]
     assert "Likely wrong labels (2)" in " ".join(m.value for m in at.markdown)
 
 
@@ -85,8 +109,14 @@ def test_a_dataset_that_may_not_change_disables_the_actions_and_says_why_once():
 
     root = ensure_sample_dataset()
     files = sorted((root / "train").rglob("*.png"))[:2]
-    doc = {"label_issues": [{"path": str(f), "split": "train", "given": f.parent.name, "suggested": "x", "score": 0.1} for f in files],
-           "duplicates": [], "outliers": [], "summary": {}}
+    doc = {
+        "label_issues": [
+            {"path": str(f), "split": "train", "given": f.parent.name, "suggested": "x", "score": 0.1} for f in files
+        ],
+        "duplicates": [],
+        "outliers": [],
+        "summary": {},
+    }
     at = health_app(doc, root)
     assert not at.exception, at.exception
     reasons = [c.value for c in at.caption if c.value.startswith("Relabel, Remove and Keep are off here")]
@@ -135,7 +165,7 @@ def test_the_data_overview_queues_a_data_health_job_and_shows_its_lists(tmp_path
     at.sidebar.text_input(key="sb_folder").set_value(str(root)).run()
     at.button(key="dh_check").click().run()
     assert not at.exception, at.exception
-    (command, cfg), = runner.submitted
+    ((command, cfg),) = runner.submitted
     assert command == "data-health" and cfg.data.path == str(root)
     assert any(i.value == "Data health running: train: 8/16 images through the base" for i in at.info)
     runner.state = "done"

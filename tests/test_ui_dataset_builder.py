@@ -85,7 +85,9 @@ def test_add_class_keeps_names_as_typed_and_refuses_with_the_reason(datasets):
     assert errors == ["class 'café' is already here"], errors  # the last one; each refusal shows on its own run
     at.text_input(key="mk_new_class").set_value("a/b")
     at.button[[b.label for b in at.button].index("Add class")].click().run()
-    assert [e.value for e in at.error] == ["class name 'a/b': holds a path separator (/ or \\); a name is one folder, e.g. 'cats'"]
+    assert [e.value for e in at.error] == [
+        "class name 'a/b': holds a path separator (/ or \\); a name is one folder, e.g. 'cats'"
+    ]
 
 
 def test_a_datasets_folder_outside_the_allowed_roots_is_refused_when_served(tmp_path, monkeypatch):
@@ -126,8 +128,9 @@ def test_uploads_the_bound_turns_away_are_named_on_screen_and_duplicates_do_not_
     at.file_uploader(key="mk_up_cats_0").set_value(upload).run()
     assert not at.exception, at.exception
     assert "Added 2 images; 2 already here" in [c.value for c in at.caption] and at.session_state["mk_saved"][0] == 2
-    at.file_uploader(key="mk_up_cats_1").set_value([("notes.png", b"not an image", "image/png")]
-                                                   + [(n, d, "image/png") for n, d in files[2:]]).run()
+    at.file_uploader(key="mk_up_cats_1").set_value(
+        [("notes.png", b"not an image", "image/png")] + [(n, d, "image/png") for n, d in files[2:]]
+    ).run()
     assert not at.exception, at.exception
     errors = [e.value for e in at.error if e.value.startswith("Refused")]  # (the report below says its own)
     assert errors[0].startswith("Refused notes.png: not a readable image")  # refused by the decoder: no room taken
@@ -165,4 +168,6 @@ def test_thumbnail_names_keep_their_extension_and_tiles_are_one_size(tmp_path):
     assert (images_text(1), images_text(2), images_text(0)) == ("1 image", "2 images", "0 images")
     make_image(tmp_path / "wide.png", (200, 30, 30), size=(120, 40))
     make_image(tmp_path / "tall.png", (30, 30, 200), size=(30, 90))
-    assert square_thumbnail(tmp_path / "wide.png", 160).shape == square_thumbnail(tmp_path / "tall.png", 160).shape == (160, 160, 3)
+    assert (
+        square_thumbnail(tmp_path / "wide.png", 160).shape == square_thumbnail(tmp_path / "tall.png", 160).shape == (160, 160, 3)
+    )

@@ -28,8 +28,13 @@ def test_hidden_with_one_device(monkeypatch):
     assert not at.exception and not at.radio and at.markdown[-1].value == "distribute=none"
 
 
-@pytest.mark.parametrize("choice, shown", [("none", "20 per replica × 1 replica(s) = global batch 20"),
-                                           ("mirrored", "20 per replica × 4 replica(s) = global batch 80")])
+@pytest.mark.parametrize(
+    "choice, shown",
+    [
+        ("none", "20 per replica × 1 replica(s) = global batch 20"),
+        ("mirrored", "20 per replica × 4 replica(s) = global batch 80"),
+    ],
+)
 def test_shown_with_several_devices_with_per_replica_and_global_batch(monkeypatch, choice, shown):
     at = form(monkeypatch, 4)
     at.radio(key="t_distribute").set_value(choice)

@@ -18,12 +18,15 @@ def data_roots(tmp_path, monkeypatch):
 
 
 def page(path: str) -> AppTest:
-    return AppTest.from_string(f"""
+    return AppTest.from_string(
+        f"""
 import runpy
 from ui.sidebar import render_sidebar
 render_sidebar()
 runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
-""", default_timeout=120)
+""",
+        default_timeout=120,
+    )
 
 
 def ensemble_table(at) -> list[dict]:
@@ -53,7 +56,10 @@ def test_compare_adds_the_ensemble_row_of_the_selected_runs(isolated_store):
     at.checkbox(key="cmp_ens_weighted").check().run()
     rows = ensemble_table(at)
     assert rows[-1]["validation acc"].startswith("0.800 (4/5, 95 % ")
-    assert {r["run"]: r["weight"] for r in rows[:2]} == {"20260101-000001-frozen-aaaaaa": "0.400", "20260101-000002-frozen-bbbbbb": "0.600"}
+    assert {r["run"]: r["weight"] for r in rows[:2]} == {
+        "20260101-000001-frozen-aaaaaa": "0.400",
+        "20260101-000002-frozen-bbbbbb": "0.600",
+    }
 
 
 def test_compare_ensemble_row_with_tta_classifies_each_image_with_its_flip(isolated_store, monkeypatch):
@@ -98,7 +104,9 @@ def test_classify_switches_flip_each_model_and_add_the_ensembles_answer(isolated
     assert [m.value for m in at.metric] == ["dogs", "cats"]
     at.toggle(key="cls_ens").set_value(True).run()
     assert not at.exception, at.exception
-    assert [m.value for m in at.metric] == ["dogs", "cats", "dogs"] and at.metric[2].label == "Ensemble of 2 models"  # its own last column
+    assert [m.value for m in at.metric] == ["dogs", "cats", "dogs"] and at.metric[
+        2
+    ].label == "Ensemble of 2 models"  # its own last column
     at.checkbox(key="cls_ens_weighted").check().run()
     assert at.metric[2].label == "Ensemble of 2 models, weighted by validation accuracy"  # the numbers: test_inference.py
 

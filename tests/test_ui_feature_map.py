@@ -8,16 +8,45 @@ from tests.test_app_pages import page, sample_dir, tiny_setup, wait_for  # noqa:
 from ui.feature_map_view import _picked, map_figure
 
 DOC = {
-    "classes": ["cats", "dogs"], "note": "PCA of 3 of 30 images (subsample, stratified by split and class, seed 42)", "subsampled": True,
+    "classes": ["cats", "dogs"],
+    "note": "PCA of 3 of 30 images (subsample, stratified by split and class, seed 42)",
+    "subsampled": True,
     "points": [
-        {"file": "/d/train/cats/a.png", "split": "train", "label": 0, "class": "cats", "misclassified": False, "probabilities": None},
-        {"file": "/d/validation/dogs/b.png", "split": "validation", "label": 1, "class": "dogs", "misclassified": True,
-         "probabilities": [0.75, 0.25]},
-        {"file": "/d/validation/cats/c.png", "split": "validation", "label": 0, "class": "cats", "misclassified": False,
-         "probabilities": [0.9, 0.1]},
+        {
+            "file": "/d/train/cats/a.png",
+            "split": "train",
+            "label": 0,
+            "class": "cats",
+            "misclassified": False,
+            "probabilities": None,
+        },
+        {
+            "file": "/d/validation/dogs/b.png",
+            "split": "validation",
+            "label": 1,
+            "class": "dogs",
+            "misclassified": True,
+            "probabilities": [0.75, 0.25],
+        },
+        {
+            "file": "/d/validation/cats/c.png",
+            "split": "validation",
+            "label": 0,
+            "class": "cats",
+            "misclassified": False,
+            "probabilities": [0.9, 0.1],
+        },
     ],
-    "maps": [{"name": "before", "title": "the pretrained base", "explained_variance": [0.5, 0.25],
-              "x": [1.0, 2.0, 3.0], "y": [-1.0, 0.0, 1.0], "separation": {}}],
+    "maps": [
+        {
+            "name": "before",
+            "title": "the pretrained base",
+            "explained_variance": [0.5, 0.25],
+            "x": [1.0, 2.0, 3.0],
+            "y": [-1.0, 0.0, 1.0],
+            "separation": {},
+        }
+    ],
 }
 
 
@@ -75,13 +104,18 @@ def test_a_finished_run_offers_its_map_as_a_feature_map_job_of_that_run(tmp_path
     metrics = {"validation": {"accuracy": 0.5}}
     at = AppTest.from_string(f"from ui.run_analysis import show_run_analysis\nshow_run_analysis({metrics!r}, 'frozen-1')").run()
     assert not at.exception, at.exception
-    assert [e.label for e in at.expander] == ["Feature map of this run"] and at.button(key="fm_frozen-1_draw").label == "Draw the feature map"
+    assert [e.label for e in at.expander] == ["Feature map of this run"] and at.button(
+        key="fm_frozen-1_draw"
+    ).label == "Draw the feature map"
     runner = JobRunner(runs_dir=tmp_path / "runs")
-    spec = runner.spec(Job("feature-map-x", "frozen", {"data": {"path": "/d"}}, kind="feature-map", options={"run": "frozen-1"}), "c.json")
+    spec = runner.spec(
+        Job("feature-map-x", "frozen", {"data": {"path": "/d"}}, kind="feature-map", options={"run": "frozen-1"}), "c.json"
+    )
     assert spec["command"] == "feature-map" and spec["options"]["run"] == "frozen-1"
     at.radio(key="fm_frozen-1_method").set_value("tsne").run()
     at.button(key="fm_frozen-1_draw").click().run()  # queues (its process fails at once: this run has no model)
     from ui import resources
+
     job = resources.job_runner().jobs()[-1]
     assert job.kind == "feature-map" and job.options == {"method": "tsne", "run": "frozen-1"}
     resources.job_runner().stop(job.id)

@@ -14,7 +14,10 @@ def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(
     job = Job("lr-find-x", "frozen", {"data": {"path": "/data"}}, kind="lr-find")
     spec = runner.spec(job, "cfg.json")
     assert spec["command"] == "lr-find" and {k: spec["options"][k] for k in ("config", "data", "approach")} == {
-        "config": "cfg.json", "data": "/data", "approach": "frozen"}
+        "config": "cfg.json",
+        "data": "/data",
+        "approach": "frozen",
+    }
     assert spec["options"]["out"] == str(tmp_path / "runs" / ".lr-find" / "lr-find-x.json")  # a dot folder: never a run
     assert "run_id" not in spec["options"] and spec["options"]["cache_dir"] == str(tmp_path / "cache")
     from engine.cli.job import argv_for  # the CLI makes them flags from its own parser
@@ -25,8 +28,13 @@ def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(
 
 
 def test_the_chart_marks_both_rules_on_a_log_axis_and_keeps_the_blow_up_off_the_scale():
-    result = {"learning_rates": [1e-5, 1e-4, 1e-3, 1e-2], "losses": [1.0, 0.8, 0.5, 9.0], "smoothed": [1.0, 0.9, 0.7, 30.0],
-              "valley": 1e-4, "steepest": 1e-3}
+    result = {
+        "learning_rates": [1e-5, 1e-4, 1e-3, 1e-2],
+        "losses": [1.0, 0.8, 0.5, 9.0],
+        "smoothed": [1.0, 0.9, 0.7, 30.0],
+        "valley": 1e-4,
+        "steepest": 1e-3,
+    }
     fig = finder_figure(result)
     assert fig.layout.xaxis.type == "log" and [t.name for t in fig.data] == ["loss of each step", "smoothed loss"]
     assert [s.x0 for s in fig.layout.shapes] == [1e-4, 1e-3]
@@ -67,14 +75,34 @@ def _finished_finder_job(cfg_dict: dict, approach: str) -> str:
     from ui import resources
 
     runner = resources.job_runner()
-    job = Job(f"lr-find-{approach}-{len(runner.jobs())}", approach, cfg_dict, state="done", kind="lr-find", ended=time.time(),
-              returncode=0)
+    job = Job(
+        f"lr-find-{approach}-{len(runner.jobs())}",
+        approach,
+        cfg_dict,
+        state="done",
+        kind="lr-find",
+        ended=time.time(),
+        returncode=0,
+    )
     path = runner._tool_path(job)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"learning_rates": [1e-5, 1e-4, 1e-3], "losses": [1.0, 0.7, 3.0], "smoothed": [1.0, 0.8, 2.0],
-                                "valley": 1e-4, "steepest": 1e-4, "suggested": 3.5e-05, "rule": "valley",
-                                "applies_to": "fit.learning_rate", "ended": "ramp done", "seconds": 1.0,
-                                "feature_cache": {"misses": 0}}))
+    path.write_text(
+        json.dumps(
+            {
+                "learning_rates": [1e-5, 1e-4, 1e-3],
+                "losses": [1.0, 0.7, 3.0],
+                "smoothed": [1.0, 0.8, 2.0],
+                "valley": 1e-4,
+                "steepest": 1e-4,
+                "suggested": 3.5e-05,
+                "rule": "valley",
+                "applies_to": "fit.learning_rate",
+                "ended": "ramp done",
+                "seconds": 1.0,
+                "feature_cache": {"misses": 0},
+            }
+        )
+    )
     runner._jobs[job.id] = job
     return job.id
 
@@ -87,8 +115,13 @@ def test_a_finder_result_is_offered_only_on_the_dataset_backbone_and_size_it_was
     from ui import resources
 
     at = tiny_setup(page("pages/feature_extraction.py"))  # the sample, VGG16, 32 px
-    cfg = RunConfig.from_dict({"approach": "feature_extraction", "data": {"path": at.session_state["data_path"]},
-                               "backbone": {"name": "vgg16", "image_size": 32, "weights": "none"}})
+    cfg = RunConfig.from_dict(
+        {
+            "approach": "feature_extraction",
+            "data": {"path": at.session_state["data_path"]},
+            "backbone": {"name": "vgg16", "image_size": 32, "weights": "none"},
+        }
+    )
     job_id = _finished_finder_job(cfg.to_dict(), "feature_extraction")
     at.session_state["feature_extraction_finder_jobs"] = [job_id]
     at.run()
@@ -104,8 +137,10 @@ def test_a_finder_result_is_offered_only_on_the_dataset_backbone_and_size_it_was
     assert at.session_state["data_path"] == str(pets)
     assert not [m for m in at.metric if m.label == "Suggested learning rate"]  # A's rate is not offered on B
     assert not [b for b in at.button if b.key == f"{job_id}_use"]
-    assert any(c.value.startswith(f"The last rate was found on {sample} · vgg16 · 32 px, not on this setup (pets · vgg16 · 32 px)")
-               for c in at.caption)
+    assert any(
+        c.value.startswith(f"The last rate was found on {sample} · vgg16 · 32 px, not on this setup (pets · vgg16 · 32 px)")
+        for c in at.caption
+    )
 
     at.sidebar.radio(key="sb_source").set_value("sample").run()  # back on A: offered again
     at.sidebar.slider(key="sb_image_size").set_value(48).run()  # ... but not at another size

@@ -1,7 +1,6 @@
 """What a user sees on the training forms and the sidebar (AppTest): weights that cannot train, visible
 range errors, values that survive a page switch and a refresh, one augmentation state for every page."""
 
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -154,8 +153,16 @@ def _augmentation_values(at: AppTest) -> dict:
     return {k: at.session_state[k] for k in keys}
 
 
-LECTURE_AUGMENTATION = {"aug_enabled": True, "aug_rot": 20, "aug_ws": 0.1, "aug_hs": 0.1, "aug_zoom": 0.2, "aug_hf": True,
-                        "aug_vf": True, "aug_views": 3}
+LECTURE_AUGMENTATION = {
+    "aug_enabled": True,
+    "aug_rot": 20,
+    "aug_ws": 0.1,
+    "aug_hs": 0.1,
+    "aug_zoom": 0.2,
+    "aug_hf": True,
+    "aug_vf": True,
+    "aug_views": 3,
+}
 
 
 def test_bad_folders_and_a_refused_zip_never_cost_the_frozen_form_its_values(tmp_path):
@@ -186,7 +193,9 @@ def test_a_remembered_value_that_cannot_train_falls_back_to_the_default_with_a_n
     assert not at.exception, at.exception
     assert (at.session_state["aug_views"], at.session_state["aug_rot"], at.session_state["frozen_epochs"]) == (3, 20, 20)
     notes = [c.value for c in at.caption if c.value.startswith("⚠️")]
-    assert "⚠️ Augmented views (K): the remembered value 0 must be a whole number in [1, 100], got 0; back to the default 3." in notes
+    assert (
+        "⚠️ Augmented views (K): the remembered value 0 must be a whole number in [1, 100], got 0; back to the default 3." in notes
+    )
     assert any(n.startswith("⚠️ Rotation (°): the remembered value 400") for n in notes)
     assert any(n.startswith("⚠️ Epochs: the remembered value 0") for n in notes)
     assert not any(e.value.startswith("Augmented views (K) must be") for e in at.error)  # Train is not blocked by it
@@ -231,8 +240,10 @@ def test_continuing_a_frozen_run_shows_its_own_phase_one_settings_and_the_budget
     config.update(fit={"epochs": 12, "learning_rate": 0.001}, head={"pooling": "avg", "dense_units": 128, "dropout": 0.3})
     config_path.write_text(json.dumps(config))
     at.run()
-    assert any(c.value.startswith("Phase 2 trains ") and "block_16" in c.value and "BatchNorm layers stay frozen" in c.value
-               for c in at.caption)
+    assert any(
+        c.value.startswith("Phase 2 trains ") and "block_16" in c.value and "BatchNorm layers stay frozen" in c.value
+        for c in at.caption
+    )
     assert not at.number_input(key="fine_tuning_epochs").disabled
     at.selectbox(key="fine_tuning_from_run").set_value(run_id).run()
     assert not at.exception, at.exception
@@ -244,8 +255,9 @@ def test_continuing_a_frozen_run_shows_its_own_phase_one_settings_and_the_budget
     assert not at.number_input(key="fine_tuning_ftep").disabled  # phase 2 is still the user's
     assert any(c.value.startswith(f"Phase 1 comes from frozen run {run_id}") for c in at.caption)
     ftep, ftlr = at.number_input(key="fine_tuning_ftep").value, at.number_input(key="fine_tuning_ftlr").value
-    assert (f"Phase 1 is done (12 epochs, 47 s, in run {run_id}); this trains phase 2 only: {ftep} epochs at {ftlr:g}."
-            in [m.value for m in at.markdown])
+    assert f"Phase 1 is done (12 epochs, 47 s, in run {run_id}); this trains phase 2 only: {ftep} epochs at {ftlr:g}." in [
+        m.value for m in at.markdown
+    ]
     assert next(h.value for h in at.subheader if h.value.startswith("Hyper-parameters")) == "Hyper-parameters (lecture defaults)"
     at.selectbox(key="fine_tuning_from_run").set_value("").run()  # phase 1 here again: the form's own values
     assert at.number_input(key="fine_tuning_epochs").value == 30 and not at.number_input(key="fine_tuning_epochs").disabled
@@ -266,11 +278,14 @@ def test_best_cpu_finds_its_rate_and_the_page_says_the_budget_in_steps():
     assert not at.number_input(key="feature_extraction_lr").disabled and "finder" not in budget()
 
 
-@pytest.mark.parametrize("approach_page,key,extra", [
-    ("pages/feature_extraction.py", "feature_extraction", {}),
-    ("pages/frozen_training.py", "frozen", {"aug_views": 2}),
-    ("pages/fine_tuning.py", "fine_tuning", {"fine_tuning_ftep": 4, "aug_views": 2}),
-])
+@pytest.mark.parametrize(
+    "approach_page,key,extra",
+    [
+        ("pages/feature_extraction.py", "feature_extraction", {}),
+        ("pages/frozen_training.py", "frozen", {"aug_views": 2}),
+        ("pages/fine_tuning.py", "fine_tuning", {"fine_tuning_ftep": 4, "aug_views": 2}),
+    ],
+)
 def test_form_values_survive_three_other_pages_and_a_source_switch_and_back(tmp_path, approach_page, key, extra):
     at = harness(approach_page)
     at.query_params["weights"] = "none"

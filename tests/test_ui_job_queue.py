@@ -44,12 +44,15 @@ def held_jobs(monkeypatch):
 
 
 def page() -> AppTest:
-    at = AppTest.from_string(f"""
+    at = AppTest.from_string(
+        f"""
 import runpy
 from ui.sidebar import render_sidebar
 render_sidebar()
 runpy.run_path({str(ROOT / "pages/feature_extraction.py")!r}, run_name="__main__")
-""", default_timeout=120)
+""",
+        default_timeout=120,
+    )
     at.query_params["weights"] = "none"
     return at
 
@@ -83,7 +86,9 @@ def test_seeds_double_train_cancel_and_stop_each_show_what_the_runner_has(held_j
 
     next(b for b in at.button if b.label == "Train").click().run()  # the same settings again: refused with a sentence
     assert len(runner.jobs()) == 2
-    assert any(w.value.startswith(f"Not queued again: the same settings are already running as job {first.id}") for w in at.warning)
+    assert any(
+        w.value.startswith(f"Not queued again: the same settings are already running as job {first.id}") for w in at.warning
+    )
 
     at.button(key=f"cancel_{second.id}").click().run()
     assert second.state == "cancelled" and len(held_jobs) == 1  # it never starts
@@ -100,17 +105,22 @@ def test_seeds_double_train_cancel_and_stop_each_show_what_the_runner_has(held_j
     assert len(runner.jobs()) == 4  # both seeds again
 
 
-@pytest.mark.parametrize("before, after, pace, reruns", [
-    ([], [], 5.0, 0),  # idle: a slow poll
-    (["job"], ["job"], 1.0, 0),  # a job queued or running: every second
-    (["job"], [], 1.0, 1),  # the last job ended during this poll: one whole-page redraw (which slows the poll)
-    ([], ["job"], 5.0, 1),  # a job queued in another tab appeared: one whole-page redraw (which speeds it up)
-])
+@pytest.mark.parametrize(
+    "before, after, pace, reruns",
+    [
+        ([], [], 5.0, 0),  # idle: a slow poll
+        (["job"], ["job"], 1.0, 0),  # a job queued or running: every second
+        (["job"], [], 1.0, 1),  # the last job ended during this poll: one whole-page redraw (which slows the poll)
+        ([], ["job"], 5.0, 1),  # a job queued in another tab appeared: one whole-page redraw (which speeds it up)
+    ],
+)
 def test_the_job_panel_polls_every_second_only_while_jobs_are_active(monkeypatch, before, after, pace, reruns):
     from ui import approach_page
 
     active = iter([before, after])
-    monkeypatch.setattr(approach_page.resources, "job_runner", lambda: type("Runner", (), {"active": lambda self: next(active)})())
+    monkeypatch.setattr(
+        approach_page.resources, "job_runner", lambda: type("Runner", (), {"active": lambda self: next(active)})()
+    )
     monkeypatch.setattr(approach_page, "job_panel", lambda approach: None)
     paces, rerun = [], []
     monkeypatch.setattr(approach_page.st, "fragment", lambda run_every: (paces.append(run_every), lambda fn: fn)[1])
@@ -128,8 +138,16 @@ def test_a_finder_job_started_before_a_restart_is_shown_running_with_its_stop(is
     finder = subprocess.Popen(["sleep", "60"])  # the finder's process, left running by a dashboard that was killed
     try:
         job_id = "lr-find-20260101-000000-feature_extraction-abcdef"
-        job_logs.write_owner(isolated_store / "runs", job_id, finder.pid, kind="lr-find", approach="feature_extraction",
-                             config=tiny_config("feature_extraction", tiny_dataset).to_dict(), started=time.time(), log="")
+        job_logs.write_owner(
+            isolated_store / "runs",
+            job_id,
+            finder.pid,
+            kind="lr-find",
+            approach="feature_extraction",
+            config=tiny_config("feature_extraction", tiny_dataset).to_dict(),
+            started=time.time(),
+            log="",
+        )
         at = page().run()  # the new server's runner adopts it
         assert not at.exception, at.exception
         assert any("Also in the queue: Feature extraction learning-rate finder (running)" in c for c in captions(at))

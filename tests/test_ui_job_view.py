@@ -12,8 +12,15 @@ def job(state="running", started=1000.0, ended=None, config=CONFIG):
 
 
 def test_caching_features_says_what_it_does_with_counts_and_a_measured_eta():
-    status = {"stage": "caching features", "message": "caching validation features 400/1000", "done": 400, "total": 1000,
-              "epoch": 0, "epochs_total": 3, "eta_s": 42.0}
+    status = {
+        "stage": "caching features",
+        "message": "caching validation features 400/1000",
+        "done": 400,
+        "total": 1000,
+        "epoch": 0,
+        "epochs_total": 3,
+        "eta_s": 42.0,
+    }
     fraction, text = progress_line(job(), {"status": status, "metrics": {"state": "running"}, "elapsed_s": 30.0}, now=1030.0)
     assert text == "running: caching validation features 400/1000 · elapsed 30s · ETA 42s"
     assert fraction == 0.4
@@ -26,7 +33,15 @@ def test_no_eta_zero_before_anything_is_measured():
 
 
 def test_training_bar_covers_the_whole_run():
-    status = {"stage": "training", "message": "epoch 2/3, step 5/10", "epoch": 2, "epochs_total": 3, "step": 5, "steps_total": 10, "eta_s": 15.0}
+    status = {
+        "stage": "training",
+        "message": "epoch 2/3, step 5/10",
+        "epoch": 2,
+        "epochs_total": 3,
+        "step": 5,
+        "steps_total": 10,
+        "eta_s": 15.0,
+    }
     prog = {"status": status, "metrics": {"state": "running"}, "history": {"loss": [1.0]}, "elapsed_s": 10.0}
     fraction, text = progress_line(job(), prog, now=1010.0)
     assert abs(fraction - 0.5) < 1e-9 and text.startswith("running: epoch 2/3, step 5/10 · elapsed 10s · ETA 15s")
@@ -42,22 +57,33 @@ def test_elapsed_is_frozen_when_the_run_finished():
 
     ended = job(state="done", ended=1073.0)
     for now in (1100.0, 1500.0, 9000.0):  # polls long after the end read the same
-        prog = {"metrics": {"state": "finished", "epochs_total": 3}, "history": {"loss": [1, 2, 3]}, "status": {},
-                "elapsed_s": JobRunner.elapsed(ended, {}, now=now)}
+        prog = {
+            "metrics": {"state": "finished", "epochs_total": 3},
+            "history": {"loss": [1, 2, 3]},
+            "status": {},
+            "elapsed_s": JobRunner.elapsed(ended, {}, now=now),
+        }
         assert progress_line(ended, prog, now=now) == (1.0, "finished: epoch 3/3 · took 73s")
 
 
 def test_a_stopped_run_reads_epochs_done_of_planned():
-    prog = {"metrics": {"state": "stopped", "epochs_total": 3}, "history": {"loss": [0.9]}, "status": {"epochs_total": 3}, "elapsed_s": 20.0}
+    prog = {
+        "metrics": {"state": "stopped", "epochs_total": 3},
+        "history": {"loss": [0.9]},
+        "status": {"epochs_total": 3},
+        "elapsed_s": 20.0,
+    }
     fraction, text = progress_line(job(state="done", ended=1020.0), prog, now=2000.0)
     assert text == "stopped: epoch 1/3 · took 20s" and abs(fraction - 1 / 3) < 1e-9
 
 
 def test_engine_errors_become_one_sentence_without_tensorflow_noise():
-    log = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-           "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
-           "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
-           "error: ImageNet weights for vgg16 could not be downloaded; pass a local weights file with --weights PATH")
+    log = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
+        "I0000 00:00:1732 cpu_feature_guard.cc:210] oneDNN custom operations are on.\n"
+        "error: ImageNet weights for vgg16 could not be downloaded; pass a local weights file with --weights PATH"
+    )
     sentence = one_sentence(log)
     assert "absl" not in sentence and "oneDNN" not in sentence and not sentence.startswith("error:")
     assert sentence.startswith("ImageNet weights for vgg16 could not be downloaded") and "a Local file in the sidebar" in sentence
@@ -65,26 +91,49 @@ def test_engine_errors_become_one_sentence_without_tensorflow_noise():
 
 def test_the_panel_gives_one_bar_and_one_eta_for_the_whole_run():
     job = SimpleNamespace(state="running", started=1000.0, ended=None, config={"approach": "frozen", "fit": {"epochs": 20}})
-    status = {"stage": "caching features", "message": "caching validation features 4/4", "done": 4, "total": 4, "eta_s": 0.0,
-              "run_eta_s": 140.0, "run_fraction": 0.3, "epochs_total": 20}
+    status = {
+        "stage": "caching features",
+        "message": "caching validation features 4/4",
+        "done": 4,
+        "total": 4,
+        "eta_s": 0.0,
+        "run_eta_s": 140.0,
+        "run_fraction": 0.3,
+        "epochs_total": 20,
+    }
     fraction, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
     assert text == "running: caching validation features 4/4 · elapsed 95s · about 2 min 20 s left"
     assert fraction == 0.3  # the whole run's share, not the stage's 4/4 with 20 epochs still to run
 
 
 def test_an_early_stopped_run_ends_on_a_full_bar_and_a_stopped_one_where_it_stood():
-    prog = {"metrics": {"state": "finished", "epochs_total": 10}, "history": {"loss": [1, 2, 3, 4]},
-            "status": {"run_fraction": 1.0}, "elapsed_s": 40.0}
+    prog = {
+        "metrics": {"state": "finished", "epochs_total": 10},
+        "history": {"loss": [1, 2, 3, 4]},
+        "status": {"run_fraction": 1.0},
+        "elapsed_s": 40.0,
+    }
     assert progress_line(job(state="done", ended=1040.0), prog, now=2000.0) == (1.0, "finished: epoch 4/10 · took 40s")
-    prog = {"metrics": {"state": "stopped", "epochs_total": 10}, "history": {"loss": [1]}, "status": {"run_fraction": 0.62},
-            "elapsed_s": 40.0}
+    prog = {
+        "metrics": {"state": "stopped", "epochs_total": 10},
+        "history": {"loss": [1]},
+        "status": {"run_fraction": 0.62},
+        "elapsed_s": 40.0,
+    }
     assert progress_line(job(state="done", ended=1040.0), prog, now=2000.0)[0] == 0.62  # not back to 1/10
 
 
 def test_an_ended_run_gives_one_time_the_same_as_its_results_with_start_up_apart():
-    prog = {"metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 229.4}, "history": {"loss": [1, 2, 3]},
-            "status": {}, "elapsed_s": 237.0}
-    assert progress_line(job(state="done", ended=1237.0), prog, now=2000.0) == (1.0, "finished: epoch 3/3 · took 229s (+8s start-up)")
+    prog = {
+        "metrics": {"state": "finished", "epochs_total": 3, "wall_seconds": 229.4},
+        "history": {"loss": [1, 2, 3]},
+        "status": {},
+        "elapsed_s": 237.0,
+    }
+    assert progress_line(job(state="done", ended=1237.0), prog, now=2000.0) == (
+        1.0,
+        "finished: epoch 3/3 · took 229s (+8s start-up)",
+    )
 
 
 class HandOverRunner:
@@ -93,10 +142,22 @@ class HandOverRunner:
     def __init__(self):
         config = {"approach": "feature_extraction", "fit": {"epochs": 3}, "data": {"path": "/d"}}
         point = '{"fit.learning_rate": 0.0001, "head.dropout": 0.5}'
-        self.first, self.second = (SimpleNamespace(id=f"run-{i}", kind="run", approach="feature_extraction", config=config,
-                                                   state=state, started=1000.0, ended=None, repeat_size=1, repeat_index=0,
-                                                   adopted_owner=None, options={"sweep_point": point})
-                                   for i, state in ((1, "running"), (2, "queued")))
+        self.first, self.second = (
+            SimpleNamespace(
+                id=f"run-{i}",
+                kind="run",
+                approach="feature_extraction",
+                config=config,
+                state=state,
+                started=1000.0,
+                ended=None,
+                repeat_size=1,
+                repeat_index=0,
+                adopted_owner=None,
+                options={"sweep_point": point},
+            )
+            for i, state in ((1, "running"), (2, "queued"))
+        )
 
     def jobs(self):
         return [self.first, self.second]
@@ -108,8 +169,12 @@ class HandOverRunner:
         if job_id == self.first.id and self.first.state == "running":  # the runner's thread moves on meanwhile
             self.first.state, self.first.ended, self.second.state = "done", 1060.0, "running"
         history = {"loss": [0.9, 0.5], "val_loss": [0.8, 0.6], "accuracy": [0.5, 0.7], "val_accuracy": [0.5, 0.6]}
-        return {"history": history, "metrics": {"state": "stopped", "epochs_total": 3}, "status": {"epochs_total": 3},
-                "elapsed_s": 60.0}
+        return {
+            "history": history,
+            "metrics": {"state": "stopped", "epochs_total": 3},
+            "status": {"epochs_total": 3},
+            "elapsed_s": 60.0,
+        }
 
     def log_tail(self, job_id, lines=40):
         return ""
@@ -132,5 +197,6 @@ def test_a_job_that_ends_while_its_panel_is_drawn_is_drawn_once(monkeypatch, iso
     assert not at.exception, at.exception
     assert [t.key for t in at.toggle] == ["feature_extraction_run-1_logloss"]  # drawn once, as the running job it was
     assert runner.second.state == "running"  # drawn as the snapshot had it: queued, with its sweep point
-    assert ("Queued 1/1: run run-2 · sweep point: learning rate 0.0001, dropout 0.5, starts when the job before it ends"
-            in [c.value for c in at.caption])
+    assert "Queued 1/1: run run-2 · sweep point: learning rate 0.0001, dropout 0.5, starts when the job before it ends" in [
+        c.value for c in at.caption
+    ]

@@ -19,12 +19,15 @@ def sample_dir(tmp_path, monkeypatch):
 
 
 def page(path: str) -> AppTest:
-    return AppTest.from_string(f"""
+    return AppTest.from_string(
+        f"""
 import runpy
 from ui.sidebar import render_sidebar
 render_sidebar()
 runpy.run_path({str(ROOT / path)!r}, run_name="__main__")
-""", default_timeout=120)
+""",
+        default_timeout=120,
+    )
 
 
 def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9, size=96, wall=100.0, estimate_s=None):
@@ -32,14 +35,25 @@ def saved_run(run_id: str, dataset: str, *, state="finished", epochs=3, val=0.9,
     path = Path(os.environ["TLS_RUNS_DIR"]) / run_id
     path.mkdir(parents=True)
     approach = run_id.split("-")[2]
-    config = {"approach": approach, "backbone": {"name": "mobilenet_v2"}, "data": {"path": dataset},
-              "resolved": {"classes": ["circle", "square", "triangle"], "image_size": size, "dataset_root": dataset}}
+    config = {
+        "approach": approach,
+        "backbone": {"name": "mobilenet_v2"},
+        "data": {"path": dataset},
+        "resolved": {"classes": ["circle", "square", "triangle"], "image_size": size, "dataset_root": dataset},
+    }
     if estimate_s is not None:
         config["resolved"]["estimate_s"] = estimate_s
     curve = [0.5 + 0.1 * i for i in range(epochs)]
     history = {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve[:-1] + [val]}
-    metrics = {"state": state, "epochs_run": epochs, "epochs_total": 3, "wall_seconds": wall, "trainable_params": 1234567,
-               "total_params": 2345678, "validation": {"accuracy": val, "loss": 0.3}}
+    metrics = {
+        "state": state,
+        "epochs_run": epochs,
+        "epochs_total": 3,
+        "wall_seconds": wall,
+        "trainable_params": 1234567,
+        "total_params": 2345678,
+        "validation": {"accuracy": val, "loss": 0.3},
+    }
     for name, obj in (("config", config), ("history", history), ("metrics", metrics)):
         (path / f"{name}.json").write_text(json.dumps(obj))
 
@@ -130,9 +144,14 @@ def test_an_approach_page_shows_only_jobs_of_the_sidebar_dataset(tmp_path):
     at.query_params["weights"] = "none"
     at.run()
     runner = resources.job_runner()
-    other = Job("20260101-000009-feature_extraction-eeeeee", "feature_extraction",
-                {"approach": "feature_extraction", "data": {"path": str(tmp_path / "cats_vs_dogs_small")}, "fit": {"epochs": 3}},
-                state="done", started=1000.0, ended=1072.0)
+    other = Job(
+        "20260101-000009-feature_extraction-eeeeee",
+        "feature_extraction",
+        {"approach": "feature_extraction", "data": {"path": str(tmp_path / "cats_vs_dogs_small")}, "fit": {"epochs": 3}},
+        state="done",
+        started=1000.0,
+        ended=1072.0,
+    )
     with runner._lock:  # a finished job of this server process, without training one
         runner._jobs[other.id] = other
     at.run()
@@ -170,7 +189,10 @@ def test_compare_shows_the_estimate_against_the_actual_time():
     at = page("pages/compare.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc["20260101-000001-feature_extraction-aaaaaa", "estimate vs actual"] == "estimated 1 min 30 s, took 1 min 40 s (11% longer than estimated)"
+    assert (
+        table.loc["20260101-000001-feature_extraction-aaaaaa", "estimate vs actual"]
+        == "estimated 1 min 30 s, took 1 min 40 s (11% longer than estimated)"
+    )
     assert table.loc["20260101-000002-frozen-bbbbbb", "estimate vs actual"] == "—"
 
 
@@ -190,7 +212,9 @@ def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in
     assert not at.exception, at.exception
     runner = resources.job_runner()
     (job,) = runner.jobs()  # not measured yet: a measuring job, never a measurement in the server
-    assert job.kind == "estimate" and any("Measuring this machine for the full estimate in the job queue" in c.value for c in at.caption)
+    assert job.kind == "estimate" and any(
+        "Measuring this machine for the full estimate in the job queue" in c.value for c in at.caption
+    )
     runner.stop(job.id)  # measured here instead, with the stand-in calibration, by the job's own command
     (tmp_path / "cfg.json").write_text(json.dumps(job.config))
     options = {k: v for k, v in runner.spec(job, tmp_path / "cfg.json")["options"].items() if k != "out"}
@@ -198,8 +222,11 @@ def test_the_estimate_button_shows_time_memory_and_reuse_under_the_form(stand_in
     next(b for b in at.button if b.label == "Estimate time and memory").click().run()
     assert not at.exception, at.exception
     line = next(c.value for c in at.caption if c.value.startswith("Estimate on this machine"))
-    assert re.fullmatch(r"Estimate on this machine: about (\d+ min )?\d+ s \(\+\d+ s to build the base\), peak memory about "
-                        r"\d+\.\d GB; nothing cached yet: the base runs over every image\.", line), line
+    assert re.fullmatch(
+        r"Estimate on this machine: about (\d+ min )?\d+ s \(\+\d+ s to build the base\), peak memory about "
+        r"\d+\.\d GB; nothing cached yet: the base runs over every image\.",
+        line,
+    ), line
     assert [j.kind for j in runner.jobs()] == ["estimate"]  # estimating trains nothing
 
 
@@ -208,10 +235,17 @@ def test_compare_counts_a_continued_fine_tuning_with_its_phase_1():
     from ui.compare_extras import cache_note, wall_time
 
     frozen = RunRecord("20260101-000001-frozen-aaaaaa", Path("/r"), {"approach": "frozen"}, {}, {"wall_seconds": 415.0})
-    ft = RunRecord("20260101-000002-fine_tuning-bbbbbb", Path("/r"),
-                   {"approach": "fine_tuning", "fine_tune": {"from_run": frozen.id}}, {}, {"wall_seconds": 601.0})
+    ft = RunRecord(
+        "20260101-000002-fine_tuning-bbbbbb",
+        Path("/r"),
+        {"approach": "fine_tuning", "fine_tune": {"from_run": frozen.id}},
+        {},
+        {"wall_seconds": 601.0},
+    )
     assert wall_time(ft, [frozen, ft]) == "1,016 (601 + 415 phase 1, run …aaaaaa)"
     assert wall_time(ft, [ft]) == f"601 + phase 1 in run {frozen.id}"  # that run was deleted
     assert wall_time(frozen, [frozen, ft]) == "415"
-    assert cache_note({"feature_cache": {"hits": 2, "misses": 3, "reused_splits": ["validation"]}}) == "partly cached (validation)"
+    assert (
+        cache_note({"feature_cache": {"hits": 2, "misses": 3, "reused_splits": ["validation"]}}) == "partly cached (validation)"
+    )
     assert cache_note({"feature_cache": {"hits": 4, "misses": 0, "reused_splits": ["train", "validation"]}}) == "cached rerun"

@@ -8,7 +8,6 @@ from engine.store.jobs import JobRunner
 from tests.conftest import write_run
 from tests.test_app_pages import page, sample_dir, tiny_setup  # noqa: F401  (sample_dir: autouse fixture)
 
-
 SWEEP_CELLS = {(1e-4, 0.2): (0.70, 0.99), (1e-4, 0.5): (0.80, 0.98), (1e-3, 0.2): (0.85, 0.97), (1e-3, 0.5): (0.90, 0.75)}
 
 
@@ -16,11 +15,21 @@ def stored_sweep(runs_dir, dataset: str, first: int = 0, last: int = 4) -> None:
     """A finished 2 x 2 sweep (lr x dropout, one seed) on `dataset`: best on validation lr 1e-3, dropout 0.5 (test 0.75).
     `first`/`last`: only those points' runs (the others not started yet)."""
     for i, ((lr, d), (val, test)) in list(enumerate(SWEEP_CELLS.items()))[first:last]:
-        config = {"approach": "feature_extraction", "backbone": {"name": "vgg16"}, "data": {"path": dataset},
-                  "fit": {"learning_rate": lr}, "head": {"dropout": d},
-                  "resolved": {"classes": ["circles", "squares", "triangles"], "image_size": 32, "dataset_root": dataset,
-                               "sweep_group": "20260101-000000-sweep-feature_extraction", "seed": 42,
-                               "sweep_point": {"fit.learning_rate": lr, "head.dropout": d}}}
+        config = {
+            "approach": "feature_extraction",
+            "backbone": {"name": "vgg16"},
+            "data": {"path": dataset},
+            "fit": {"learning_rate": lr},
+            "head": {"dropout": d},
+            "resolved": {
+                "classes": ["circles", "squares", "triangles"],
+                "image_size": 32,
+                "dataset_root": dataset,
+                "sweep_group": "20260101-000000-sweep-feature_extraction",
+                "seed": 42,
+                "sweep_point": {"fit.learning_rate": lr, "head.dropout": d},
+            },
+        }
         path = write_run(runs_dir, f"20260101-00000{i}-feature_extraction-aaaaa{i}", config=config)
         metrics = {"state": "finished", "epochs_run": 2, "validation": {"accuracy": val}, "test": {"accuracy": test}}
         (path / "metrics.json").write_text(json.dumps(metrics))
@@ -29,7 +38,9 @@ def stored_sweep(runs_dir, dataset: str, first: int = 0, last: int = 4) -> None:
 @pytest.mark.slow  # renders the page eight times (a model summary each): about 12 CPU-seconds
 def test_queue_a_sweep_then_read_its_results_and_apply_the_best(tmp_path, monkeypatch):
     queued = []
-    monkeypatch.setattr(JobRunner, "submit", lambda self, cfg, preset=None, seeds=1, options=None: queued.append((cfg, seeds, dict(options))))
+    monkeypatch.setattr(
+        JobRunner, "submit", lambda self, cfg, preset=None, seeds=1, options=None: queued.append((cfg, seeds, dict(options)))
+    )
     at = tiny_setup(page("pages/feature_extraction.py"))
     at.multiselect(key="feature_extraction_sweep_knobs").set_value(["fit.learning_rate", "head.dropout"]).run()
     assert at.text_input(key="feature_extraction_sweep_values_fit.learning_rate").value == "2e-06, 2e-05, 0.0002"  # from 2e-5
@@ -40,7 +51,8 @@ def test_queue_a_sweep_then_read_its_results_and_apply_the_best(tmp_path, monkey
     at.button(key="feature_extraction_sweep_queue").click().run()
     assert not at.exception, at.exception
     assert [(c.fit.learning_rate, c.head.dropout, s) for c, s, _ in queued] == [
-        (lr, d, 2) for lr in (2e-6, 2e-5, 2e-4) for d in (0.2, 0.5)]
+        (lr, d, 2) for lr in (2e-6, 2e-5, 2e-4) for d in (0.2, 0.5)
+    ]
     groups = {a["sweep_group"] for _, _, a in queued}
     assert len(groups) == 1 and groups.pop().endswith("-sweep-feature_extraction")
     assert [json.loads(a["sweep_point"]) for _, _, a in queued][-1] == {"fit.learning_rate": 2e-4, "head.dropout": 0.5}
@@ -75,7 +87,9 @@ def test_a_queued_sweep_trains_through_the_job_runner_and_its_best_point_fills_t
     runs = resources.run_store().list().runs
     assert sorted(r.sweep_point["fit.learning_rate"] for r in runs) == [1e-3, 1e-2] and len({r.sweep_group for r in runs}) == 1
     assert sorted(r.metrics["feature_cache"]["misses"] for r in runs) == [0, 3]  # the job that ran second read every split
-    best = max(runs, key=lambda r: (r.accuracy("validation"), -r.sweep_point["fit.learning_rate"]))  # ties: the first in grid order
+    best = max(
+        runs, key=lambda r: (r.accuracy("validation"), -r.sweep_point["fit.learning_rate"])
+    )  # ties: the first in grid order
     line = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "best (validation)" in c.proto.spec)
     assert line["data"][1]["x"] == [best.sweep_point["fit.learning_rate"]]
     at.button(key="feature_extraction_sweep_apply").click().run()
@@ -91,9 +105,15 @@ def test_the_picker_counts_every_point_of_a_sweep_and_the_best_shows_once_the_la
     stored_sweep(tmp_path / "runs", data, last=2)
     group = "20260101-000000-sweep-feature_extraction"
     runner = resources.job_runner()
-    pending = [Job(f"20260101-00000{i}-feature_extraction-aaaaa{i}", "feature_extraction", {}, options={
-        "sweep_group": group, "sweep_point": json.dumps({"fit.learning_rate": lr, "head.dropout": d})})
-        for i, (lr, d) in list(enumerate(SWEEP_CELLS))[2:]]
+    pending = [
+        Job(
+            f"20260101-00000{i}-feature_extraction-aaaaa{i}",
+            "feature_extraction",
+            {},
+            options={"sweep_group": group, "sweep_point": json.dumps({"fit.learning_rate": lr, "head.dropout": d})},
+        )
+        for i, (lr, d) in list(enumerate(SWEEP_CELLS))[2:]
+    ]
     for job in pending:  # queued in the runner's list only: its worker never starts them
         runner._jobs[job.id] = job
     at.run()

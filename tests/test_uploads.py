@@ -80,7 +80,10 @@ def test_sidebar_uploads_replace_refuse_and_clean_up(tmp_path, private_tmp):
     assert not first.exists() and uploads(private_tmp) == [second.name]  # the replaced upload is deleted
 
     upload(at, "evil.zip", make_zip([("ok/a.png", b"x"), ("../evil", b"x")]))
-    assert at.sidebar.error[0].value == "evil.zip: zip entry '../evil' climbs out of the folder with '..'; refusing to unpack the zip"
+    assert (
+        at.sidebar.error[0].value
+        == "evil.zip: zip entry '../evil' climbs out of the folder with '..'; refusing to unpack the zip"
+    )
     assert at.session_state["data_path"] == ""  # the previous dataset is not silently kept
     assert at.warning[0].value.startswith("No dataset is active: the uploaded zip was refused (evil.zip: ")  # said on the page
     assert uploads(private_tmp) == []  # neither the refused nor the previous folder is left

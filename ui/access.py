@@ -18,8 +18,10 @@ import streamlit as st
 from engine import settings
 from ui.access_gate import PASS_HEADER, pass_mark
 
-UNGATED = ("TLS_ACCESS_TOKEN is set but this server has no access gate in front of it, so it will not "
-           "show the dashboard: start it with `bash scripts/app.sh` (or `streamlit run serve.py`), not `streamlit run app.py`.")
+UNGATED = (
+    "TLS_ACCESS_TOKEN is set but this server has no access gate in front of it, so it will not "
+    "show the dashboard: start it with `bash scripts/app.sh` (or `streamlit run serve.py`), not `streamlit run app.py`."
+)
 
 
 def behind_gate(headers, token: str) -> bool:

@@ -54,6 +54,8 @@ UPLOAD_PATH = re.compile(r"^/_stcore/upload_file/(?P<session>[^/]+)/[^/]+$")
 MAX_LOGIN_BODY = 4096  # a token and a path; anything longer is not a login
 WRONG = "That access token is not right; ask whoever runs this dashboard for it."
 BAD_REQUEST = b"Bad request: the address holds characters this server does not take."
+
+
 def _mac(token: str, purpose: bytes) -> str:
     return hmac.new(token.encode(), purpose, hashlib.sha256).hexdigest()
 
@@ -90,8 +92,11 @@ def streamlit_uploads_held(session_id: str) -> tuple[int, int]:
 
 
 def _login_page(next_path: str, error: str = "") -> bytes:
-    note = f'<p class="err">{html.escape(error)}</p>' if error else (
-        "<p>This dashboard needs its access token: type it below or open the link with ?token=… .</p>")
+    note = (
+        f'<p class="err">{html.escape(error)}</p>'
+        if error
+        else ("<p>This dashboard needs its access token: type it below or open the link with ?token=… .</p>")
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Transfer Learning Studio</title>
 <style>body{{font-family:sans-serif;max-width:28rem;margin:4rem auto}}.err{{color:#b00}}
 input{{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}}button{{margin-top:.6rem;font-size:1rem}}</style></head>
@@ -104,8 +109,13 @@ input{{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}}button{{ma
 class AccessGate:
     """Pure ASGI middleware (Starlette's BaseHTTPMiddleware cannot see websockets)."""
 
-    def __init__(self, app, token: str | None = None, uploads_held: Callable[[str], tuple[int, int]] | None = None,
-                 limits: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        app,
+        token: str | None = None,
+        uploads_held: Callable[[str], tuple[int, int]] | None = None,
+        limits: tuple[int, int] | None = None,
+    ) -> None:
         self.app = app
         self.token = settings.access_token() if token is None else token
         if self.token and settings.token_problem(self.token):
@@ -118,8 +128,11 @@ class AccessGate:
             return await self.app(scope, receive, send)  # lifespan
         try:
             headers = _request_headers(scope)
-            logged_in = not self.token or self._has_cookie(headers) or (
-                scope["type"] == "http" and scope["path"].startswith(API_PREFIX) and self._has_bearer(headers))
+            logged_in = (
+                not self.token
+                or self._has_cookie(headers)
+                or (scope["type"] == "http" and scope["path"].startswith(API_PREFIX) and self._has_bearer(headers))
+            )
         except BadRequest:
             return await _bad_request(scope, send)
         scope = {**scope, "headers": headers}
@@ -166,8 +179,10 @@ class AccessGate:
         if files + 1 > max_files:
             return f"Upload refused: this session already holds {files} files (TLS_UPLOAD_MAX_FILES={max_files}); remove some or reload the page."
         if held + int(size) > max_bytes:
-            return (f"Upload refused: this session would hold {(held + int(size)) / 2**20:.0f} MB "
-                    f"(TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); remove some uploads or reload the page.")
+            return (
+                f"Upload refused: this session would hold {(held + int(size)) / 2**20:.0f} MB "
+                f"(TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); remove some uploads or reload the page."
+            )
         return ""
 
     async def _refuse(self, scope, receive, send) -> None:
@@ -198,9 +213,18 @@ class AccessGate:
         if not given or not _same(given, self.token):
             return await _respond(send, 401, _login_page(next_path, WRONG), "text/html; charset=utf-8")
         cookie = f"{COOKIE}={cookie_value(self.token)}; Path=/; HttpOnly; SameSite=Strict"
-        await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", _header_value(next_path)), (b"set-cookie", cookie.encode()),
-                                (b"content-length", b"0"), (b"cache-control", b"no-store")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", _header_value(next_path)),
+                    (b"set-cookie", cookie.encode()),
+                    (b"content-length", b"0"),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -233,7 +257,16 @@ async def _read_body(receive, limit: int) -> bytes:
 
 
 async def _respond(send, status: int, body: bytes, content_type: str, extra=()) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store"), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

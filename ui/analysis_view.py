@@ -44,17 +44,26 @@ def gallery(rows: list[dict], classes: list[str], key: str, root: str | None) ->
     acted = photo_actions.acted_on(root)
     left = [r for r in rows if str(Path(r["path"])) not in acted]
     if len(left) < len(rows):
-        st.caption(f"{len(rows) - len(left)} photo(s) acted on since this run scored them are left out: train again to score the change.")
+        st.caption(
+            f"{len(rows) - len(left)} photo(s) acted on since this run scored them are left out: train again to score the change."
+        )
     photo_actions.undo_button(root, key, problem)
-    _image_grid(left, 3, lambda row: f"{row['true']} → {row['predicted']} ("
-                + ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items()) + ")", (root, classes, key, problem))
+    _image_grid(
+        left,
+        3,
+        lambda row: (
+            f"{row['true']} → {row['predicted']} (" + ", ".join(f"{c} {p:.0%}" for c, p in row["probabilities"].items()) + ")"
+        ),
+        (root, classes, key, problem),
+    )
 
 
 def confusion_cells(scored: dict, run_dir, key: str, root: str | None) -> None:
     """The confusion matrix; a clicked cell shows its photos (true row, predicted column), each with its actions."""
     classes = list(scored["per_class"])
-    event = st.plotly_chart(clickable_confusion(scored["confusion_matrix"], classes), key=key, on_select="rerun",
-                            selection_mode="points")
+    event = st.plotly_chart(
+        clickable_confusion(scored["confusion_matrix"], classes), key=key, on_select="rerun", selection_mode="points"
+    )
     cell = picked_cell(event)
     if cell is None:
         st.caption("Click a cell to see its photos.")
@@ -66,7 +75,10 @@ def confusion_cells(scored: dict, run_dir, key: str, root: str | None) -> None:
     except analysis.AnalysisError as exc:
         st.info(str(exc))
         return
-    st.markdown(f"**True {true}, predicted {pred}**: {len(rows)} photo(s)" + (" (the 12 with the highest loss)" if len(rows) == 12 else ""))
+    st.markdown(
+        f"**True {true}, predicted {pred}**: {len(rows)} photo(s)"
+        + (" (the 12 with the highest loss)" if len(rows) == 12 else "")
+    )
     if rows:
         gallery(rows, preds.classes, f"{key}_cell", root)
 
@@ -75,9 +87,15 @@ def clickable_confusion(matrix: list[list[int]], classes: list[str]):
     """charts.confusion_figure with an invisible point on each cell (a heatmap cannot be selected; a point can)."""
     fig = confusion_figure(matrix, classes)
     cells = [(i, j) for i in range(len(classes)) for j in range(len(classes))]
-    fig.add_scatter(x=[classes[j] for _, j in cells], y=[classes[i] for i, _ in cells], customdata=[[i, j] for i, j in cells],
-                    mode="markers", marker={"size": 40, "opacity": 0, "symbol": "square"}, showlegend=False,
-                    hovertemplate="true %{y}, predicted %{x}: click for its photos<extra></extra>")
+    fig.add_scatter(
+        x=[classes[j] for _, j in cells],
+        y=[classes[i] for i, _ in cells],
+        customdata=[[i, j] for i, j in cells],
+        mode="markers",
+        marker={"size": 40, "opacity": 0, "symbol": "square"},
+        showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: click for its photos<extra></extra>",
+    )
     fig.update_layout(hoverdistance=-1)  # a click anywhere in a cell selects its point (Chromium: else only near its centre)
     return fig
 
@@ -94,8 +112,9 @@ def show_class_report(metrics_split: dict, classes: list[str]) -> None:
     cm = metrics_split.get("confusion_matrix")
     if not cm:
         return
-    st.dataframe(class_report_table(cm, classes).style.format({"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}),
-                 width="stretch")
+    st.dataframe(
+        class_report_table(cm, classes).style.format({"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), width="stretch"
+    )
     pairs = analysis.most_confused(cm, classes)
     if pairs:
         st.caption("Most confused: " + "; ".join(f"{p['true']} taken for {p['predicted']} ×{p['count']}" for p in pairs[:5]))
@@ -119,8 +138,14 @@ def show_disagreements(runs: dict, k: int = 12) -> None:
     if not rows:
         st.write("The selected runs agree on every image.")
         return
-    _image_grid(rows, 4, lambda row: f"true {row['true']} — "
-                + "; ".join(f"{label}: {r['predicted']} {r['probability']:.0%}" for label, r in row["runs"].items()))
+    _image_grid(
+        rows,
+        4,
+        lambda row: (
+            f"true {row['true']} — "
+            + "; ".join(f"{label}: {r['predicted']} {r['probability']:.0%}" for label, r in row["runs"].items())
+        ),
+    )
 
 
 def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
@@ -141,16 +166,24 @@ def show_repeat_groups(records, metric: str = "test_accuracy") -> list[dict]:
             verdict = "the only repeated group: repeat another approach to compare spreads"
         else:
             verdict = f"overlaps {', '.join(names)}: no clear winner" if names else "no overlap with the other repeated groups"
-        st.caption(f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])}"
-                   f"{_photos(records, g, metric)} — {verdict}")
+        st.caption(
+            f"{_title(g)}: {g['mean']:.4f} ± {g['std']:.4f} over seeds {sorted(g['seeds'])}"
+            f"{_photos(records, g, metric)} — {verdict}"
+        )
     return groups
 
 
 def _photos(records, group: dict, metric: str) -> str:
     """', each on 40 photos': how many photos each seed's accuracy was scored on ('' when not recorded)."""
     split = "test" if metric.startswith("test") else "validation"
-    counts = sorted({intervals.scored_count(r.metrics.get(split)) for r in records
-                     if getattr(r, "id", None) in group["run_ids"] and isinstance(getattr(r, "metrics", None), dict)} - {None})
+    counts = sorted(
+        {
+            intervals.scored_count(r.metrics.get(split))
+            for r in records
+            if getattr(r, "id", None) in group["run_ids"] and isinstance(getattr(r, "metrics", None), dict)
+        }
+        - {None}
+    )
     if not counts:
         return ""
     return f", each on {counts[0]} photos" if len(counts) == 1 else f", on {counts[0]}–{counts[-1]} photos"

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class ApiError(Exception):
     """A refusal: the HTTP status and one sentence for the client."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
@@ -51,6 +52,7 @@ class RunCache:
 
     def get(self, store, run_id: str):
         from engine.insight.inference import load_run
+
         record = store.load(run_id)  # RunNotFound, or RunStoreError for a bad id or damaged folder
         if record.state != "finished":
             raise ApiError(409, f"run {run_id} is {record.state}, not finished; only a finished run answers")
@@ -74,9 +76,11 @@ class Api:
         self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one semaphore per event loop
 
     def routes(self) -> list[Route]:
-        return [Route(f"{PREFIX}/runs", self.runs, methods=["GET"]),
-                Route(f"{PREFIX}/predict", self.predict, methods=["POST"]),
-                Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"])]
+        return [
+            Route(f"{PREFIX}/runs", self.runs, methods=["GET"]),
+            Route(f"{PREFIX}/predict", self.predict, methods=["POST"]),
+            Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"]),
+        ]
 
     def byte_limit(self) -> int:
         return self.max_bytes if self.max_bytes is not None else min(MAX_IMAGE_BYTES, settings.upload_limits()[1])
@@ -97,16 +101,24 @@ class Api:
             data = await self._image(request)
             async with self._slot():
                 return await run_in_threadpool(self._answer, ids, data, tta)
+
         return await _answering(work())
 
     def _answer(self, ids: list[str], data: bytes, tta: bool) -> dict:
         from engine.insight.inference import answer
         from engine.store.runs import RunStore
+
         store = RunStore(settings.runs_dir_override())
         runs = [self.cache.get(store, rid) for rid in ids]
         got = answer(runs, data, tta=tta, name="the image")
-        return {"label": got.label, "probabilities": got.probabilities, "runs": got.runs, "ms": round(got.ms, 2),
-                "tta": got.tta, "caution": got.caution}
+        return {
+            "label": got.label,
+            "probabilities": got.probabilities,
+            "runs": got.runs,
+            "ms": round(got.ms, 2),
+            "tta": got.tta,
+            "caution": got.caution,
+        }
 
     async def _image(self, request: Request) -> bytes:
         limit = self.byte_limit()
@@ -155,12 +167,22 @@ def _query(request: Request) -> tuple[list[str], bool]:
 
 def list_runs() -> dict:
     from engine.store.runs import RunStore
+
     out = []
     for r in RunStore(settings.runs_dir_override()).list().runs:
         if r.state == "finished" and r.model_path.is_file():
             accuracy, split = r.scored_accuracy
-            out.append({"id": r.id, "approach": r.approach, "backbone": r.backbone, "image_size": r.image_size,
-                        "classes": r.classes, "accuracy": accuracy, "split": split})
+            out.append(
+                {
+                    "id": r.id,
+                    "approach": r.approach,
+                    "backbone": r.backbone,
+                    "image_size": r.image_size,
+                    "classes": r.classes,
+                    "accuracy": accuracy,
+                    "split": split,
+                }
+            )
     return {"runs": out}
 
 
@@ -172,25 +194,51 @@ async def _answering(work) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except StudioError as exc:
         from engine.store.runs import RunNotFound
-        return JSONResponse({"error": (str(exc).splitlines() or [type(exc).__name__])[0]},
-                            status_code=404 if isinstance(exc, RunNotFound) else 400)
+
+        return JSONResponse(
+            {"error": (str(exc).splitlines() or [type(exc).__name__])[0]},
+            status_code=404 if isinstance(exc, RunNotFound) else 400,
+        )
     except Exception:
         log.exception("web API: request failed")
         return JSONResponse({"error": "the server failed to answer this request; its log says why"}, status_code=500)
 
 
-OPENAPI = {"openapi": "3.0.3", "info": {"title": "Transfer Learning Studio", "version": "1"},
-           "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}],
-           "paths": {f"{PREFIX}/runs": {"get": {"summary": "Finished runs: id, approach, backbone, image_size, classes, accuracy, split",
-                                                "responses": {"200": {"description": '{"runs": [...]}'}}}},
-                     f"{PREFIX}/predict": {"post": {
-                         "summary": "Classify one image with a run, or an ensemble of runs of the same classes",
-                         "parameters": [{"name": "run", "in": "query", "required": True, "schema": {"type": "string"}},
-                                        {"name": "tta", "in": "query", "schema": {"type": "integer", "enum": [0, 1]}}],
-                         "requestBody": {"content": {"application/octet-stream": {}, "multipart/form-data": {"schema": {
-                             "type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}}}},
-                         "responses": {"200": {"description": '{"label", "probabilities": {class: p}, "runs", "ms", "tta", "caution"}'},
-                                       "4XX": {"description": '{"error": one sentence}'}}}}}}
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "Transfer Learning Studio", "version": "1"},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        f"{PREFIX}/runs": {
+            "get": {
+                "summary": "Finished runs: id, approach, backbone, image_size, classes, accuracy, split",
+                "responses": {"200": {"description": '{"runs": [...]}'}},
+            }
+        },
+        f"{PREFIX}/predict": {
+            "post": {
+                "summary": "Classify one image with a run, or an ensemble of runs of the same classes",
+                "parameters": [
+                    {"name": "run", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "tta", "in": "query", "schema": {"type": "integer", "enum": [0, 1]}},
+                ],
+                "requestBody": {
+                    "content": {
+                        "application/octet-stream": {},
+                        "multipart/form-data": {
+                            "schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}
+                        },
+                    }
+                },
+                "responses": {
+                    "200": {"description": '{"label", "probabilities": {class: p}, "runs", "ms", "tta", "caution"}'},
+                    "4XX": {"description": '{"error": one sentence}'},
+                },
+            }
+        },
+    },
+}
 
 
 def api_routes(**kw) -> list[Route]:

@@ -10,16 +10,15 @@ from engine.store.jobs import DuplicateJob
 from engine.training.budget import budget_sentence
 from ui import estimate_view, resources
 from ui.dataset_source import current_report, dataset_name
-from ui.finder_view import finder_panel
-from ui.form_origin import changed_fields, form_note, values_of
-from ui.sweep_view import FORM_KEYS, sweep_panel
 from ui.distribution import distribution_fields
+from ui.finder_view import finder_panel
 from ui.form_fields import fit_fields, form_problems, head_fields, take_phase_one
+from ui.form_origin import changed_fields, form_note, values_of
 from ui.job_view import job_panel
 from ui.preset_form import preset_choice, preset_config, seeds_field
 from ui.sidebar import base_config, weights_problem
+from ui.sweep_view import FORM_KEYS, sweep_panel
 from ui.tensorboard_logs import tensorboard_fields
-
 
 BUSY_POLL_S = 1.0  # seconds between job-panel redraws while a job is queued or running
 IDLE_POLL_S = 5.0  # ... and while none is
@@ -65,8 +64,9 @@ def _continued_run(approach: str, cfg, report):
         run = resources.run_store().load(run_id)
     except StudioError:
         return None
-    problem = run.continue_problem(dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name,
-                                   image_size=image_size_for(cfg.backbone))
+    problem = run.continue_problem(
+        dataset_root=report.root, classes=report.classes, backbone=cfg.backbone.name, image_size=image_size_for(cfg.backbone)
+    )
     return None if problem else run
 
 
@@ -75,10 +75,13 @@ def phase_two_only(run, cfg) -> str:
     wall = run.wall_seconds
     spent = f", {wall:.0f} s" if wall else ""
     ft = cfg.fine_tune
-    rate = f"{ft.learning_rate:g}" + (f" (the unfrozen block at {ft.learning_rate * ft.discriminative_rate:g})"
-                                       if ft.discriminative_rate != 1.0 else "")
-    return (f"Phase 1 is done ({run.epochs_run} epochs{spent}, in run {run.id}); this trains phase 2 only: "
-            f"{ft.epochs} epoch{'s' if ft.epochs != 1 else ''} at {rate}.")
+    rate = f"{ft.learning_rate:g}" + (
+        f" (the unfrozen block at {ft.learning_rate * ft.discriminative_rate:g})" if ft.discriminative_rate != 1.0 else ""
+    )
+    return (
+        f"Phase 1 is done ({run.epochs_run} epochs{spent}, in run {run.id}); this trains phase 2 only: "
+        f"{ft.epochs} epoch{'s' if ft.epochs != 1 else ''} at {rate}."
+    )
 
 
 def approach_page(approach: str, title: str, explanation: str, extra_fields=None) -> None:
@@ -99,8 +102,10 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
         phase_one = _continued_run(approach, cfg, report)
         if phase_one is not None:
             take_phase_one(baseline, phase_one)  # the run's phase 1 is no change of the user's
-            st.caption(f"Phase 1 comes from frozen run {phase_one.id}: its epochs, learning rate and head below are that "
-                       "run's (choose “Train phase 1 here” below to set your own).")
+            st.caption(
+                f"Phase 1 comes from frozen run {phase_one.id}: its epochs, learning rate and head below are that "
+                "run's (choose “Train phase 1 here” below to set your own)."
+            )
         fit_fields(cfg, approach, phase_one=phase_one)
         distribution_fields(cfg, approach)  # only when more than one device is visible
         head_fields(cfg, approach, phase_one=phase_one)
@@ -118,8 +123,11 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
             st.caption(budget_sentence(cfg, sum(report.counts.get("train", {}).values())))
         b1, b2 = st.columns(2)
         submitted = b1.button("Train", type="primary", disabled=bool(blocked), help=blocked or None, key=f"{approach}_train")
-        estimate = b2.button("Estimate time and memory", key=f"{approach}_estimate",
-                             help="Measures this machine once per backbone and size (a job of tens of seconds), then is instant.")
+        estimate = b2.button(
+            "Estimate time and memory",
+            key=f"{approach}_estimate",
+            help="Measures this machine once per backbone and size (a job of tens of seconds), then is instant.",
+        )
     if blocked:
         st.error(f"Train is disabled: {blocked}")
     for problem in problems:
@@ -133,14 +141,19 @@ def approach_page(approach: str, title: str, explanation: str, extra_fields=None
     if submitted and not blocked and not problems:
         try:
             resources.job_runner().submit(validate(cfg), preset=preset, seeds=seeds)
-            st.toast("Training job queued" if seeds == 1 else f"{seeds} training jobs queued (seeds {cfg.fit.seed}–{cfg.fit.seed + seeds - 1})")
+            st.toast(
+                "Training job queued"
+                if seeds == 1
+                else f"{seeds} training jobs queued (seeds {cfg.fit.seed}–{cfg.fit.seed + seeds - 1})"
+            )
         except DuplicateJob as exc:  # a double click, or Train again on an unchanged form
             st.warning(f"Not queued again: {exc}.")
         except ValueError as exc:  # ConfigError: the field and what to do
             st.error(str(exc))
 
     live_job_panel(approach)  # right under Train: the progress line is in view after a click, not below the fold
-    st.toggle("Show jobs of all datasets", key=f"{approach}_all_datasets",
-              help="Off: only jobs on the dataset chosen in the sidebar.")
+    st.toggle(
+        "Show jobs of all datasets", key=f"{approach}_all_datasets", help="Off: only jobs on the dataset chosen in the sidebar."
+    )
     finder_panel(approach, cfg, blocked or "; ".join(problems))
     sweep_panel(approach, cfg, preset, blocked or "; ".join(problems))

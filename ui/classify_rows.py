@@ -27,8 +27,9 @@ def short_caption(run) -> str:
 
 def _probabilities(col, probabilities: dict, label: str, key: str) -> None:
     fig = charts.probabilities_figure(probabilities, label)
-    fig.update_layout(height=CHART_PX + 28 * len(probabilities), margin=dict(l=10, r=10, t=40, b=10), xaxis_title=None,
-                      yaxis_title=None)
+    fig.update_layout(
+        height=CHART_PX + 28 * len(probabilities), margin=dict(l=10, r=10, t=40, b=10), xaxis_title=None, yaxis_title=None
+    )
     col.plotly_chart(fig, key=key)
 
 
@@ -39,9 +40,11 @@ def answer_rows(n: int, name: str, preview, answers: list[tuple], together: tupl
     st.image(preview, caption=name, width=256)  # what the models see: oriented, RGB
     classes = {tuple(a.probabilities) for _, a in answers}
     if len(classes) == 1:  # said once, not under every model
-        st.caption(f"These models only know {', '.join(next(iter(classes)))}: they answer with one of them for any photo."
-                   if len(answers) > 1 else
-                   f"This model only knows {', '.join(next(iter(classes)))}: it answers with one of them for any photo.")
+        st.caption(
+            f"These models only know {', '.join(next(iter(classes)))}: they answer with one of them for any photo."
+            if len(answers) > 1
+            else f"This model only knows {', '.join(next(iter(classes)))}: it answers with one of them for any photo."
+        )
     for run, ans in answers:
         with st.container(border=True):
             left, mid, right = st.columns(ROW, vertical_alignment="top")

@@ -85,8 +85,10 @@ def best_of(picked: list, split: str) -> tuple[str | None, str]:
         return ranked[best][0].id, f"★ {split} accuracy clearly best: its 95 % interval lies above every other run's."
     if any(n is None for _, n in scores):
         return None, "No ★: not every run recorded how many photos it was scored on, so no interval can say which is best."
-    return None, (intervals.no_clear_best([n for _, n in scores], split).capitalize()
-                  + ": the runs' 95 % intervals overlap, so no ★ (more photos narrow them).")
+    return None, (
+        intervals.no_clear_best([n for _, n in scores], split).capitalize()
+        + ": the runs' 95 % intervals overlap, so no ★ (more photos narrow them)."
+    )
 
 
 def accuracy_point(r, split: str, runs: list) -> dict:
@@ -122,15 +124,21 @@ def recipe_label(config: dict) -> str:
 
 def cost_columns(r) -> dict:
     """Cost beside accuracy: images/s when measured, cache use, the estimate's error; and the run's training recipe."""
-    return {"images/s": images_per_second(r), "feature cache": cache_note(r.metrics),
-            "estimate vs actual": estimate_view.estimate_error(r) or "—", "recipe": recipe_label(r.config or {})}
+    return {
+        "images/s": images_per_second(r),
+        "feature cache": cache_note(r.metrics),
+        "estimate vs actual": estimate_view.estimate_error(r) or "—",
+        "recipe": recipe_label(r.config or {}),
+    }
 
 
 def show_repeats(runs: list, metric: str) -> None:
     """Repeat groups (runs trained with seeds N, N+1, ...): mean ± std with error bars and overlap."""
     if not any(r.repeat_group for r in runs):
-        st.caption("No repeated runs yet: use “Repeat with N seeds” on an approach page (CLI: `--seeds 3`) "
-                   "to see mean ± std instead of one seed's number.")
+        st.caption(
+            "No repeated runs yet: use “Repeat with N seeds” on an approach page (CLI: `--seeds 3`) "
+            "to see mean ± std instead of one seed's number."
+        )
         return
     st.subheader("Repeats over seeds")
     analysis_view.show_repeat_groups(runs, metric)
@@ -159,8 +167,12 @@ def show_photo_changes(picked: list) -> None:
             changed = split_changes(resources.run_store().root, a.id, b.id)
             if changed:
                 actions = actions_between(root, started(a), started(b))
-                st.warning(f"{approach_title(a)} (…{a.id[-6:]}) and {approach_title(b)} (…{b.id[-6:]}) saw different photos: "
-                           + "; ".join(changed) + "." + (f" Between their starts: {actions}." if actions else ""))
+                st.warning(
+                    f"{approach_title(a)} (…{a.id[-6:]}) and {approach_title(b)} (…{b.id[-6:]}) saw different photos: "
+                    + "; ".join(changed)
+                    + "."
+                    + (f" Between their starts: {actions}." if actions else "")
+                )
 
 
 def split_changes(runs_root: Path, a: str, b: str) -> list[str]:
@@ -178,8 +190,10 @@ def split_changes(runs_root: Path, a: str, b: str) -> list[str]:
         moved = {Path(f).name for f in gone} & {Path(f).name for f in new}
         n = len(gone) + len(new) - len(moved)
         if n:
-            out.append(f"{split} changed: {n} photo{'s' if n > 1 else ''} differ{'' if n > 1 else 's'}, "
-                       "so their scores are not on the same photos")
+            out.append(
+                f"{split} changed: {n} photo{'s' if n > 1 else ''} differ{'' if n > 1 else 's'}, "
+                "so their scores are not on the same photos"
+            )
     return out
 
 

@@ -25,9 +25,11 @@ THUMB = 120
 def data_health_panel(cfg: RunConfig, root: str, classes: list[str], key: str = "dh") -> None:
     """The button that queues the check of `cfg`'s dataset with its base, the job's line while it runs, then the lists."""
     state_key = f"{key}_job"
-    st.caption("Finds photos that are probably labelled wrong (out-of-fold heads on the base's features), duplicates "
-               "(a copy across train and validation/test is a leak), and outliers; the base runs only when the feature "
-               "cache is cold. Act on each photo here: Relabel, Remove (to a trash folder inside the dataset) or Keep.")
+    st.caption(
+        "Finds photos that are probably labelled wrong (out-of-fold heads on the base's features), duplicates "
+        "(a copy across train and validation/test is a leak), and outliers; the base runs only when the feature "
+        "cache is cold. Act on each photo here: Relabel, Remove (to a trash folder inside the dataset) or Keep."
+    )
     if st.button("Check data health", key=f"{key}_check"):
         try:
             st.session_state[state_key] = resources.job_runner().submit_tool("data-health", cfg).id
@@ -87,20 +89,35 @@ def show_health(doc: dict, root: str, classes: list[str], key: str) -> None:
     outliers = [o for o in doc.get("outliers", []) if listed(o["path"])]
     s = doc.get("summary") or {}
     if "photos" in s:
-        st.caption(f"Checked {s['photos']} photos: {s.get('label_issues', 0)} label issues, {s.get('duplicate_groups', 0)} "
-                   f"duplicate groups ({s.get('leaks', 0)} leaks), {s.get('outliers', 0)} outliers. Still open below.")
+        st.caption(
+            f"Checked {s['photos']} photos: {s.get('label_issues', 0)} label issues, {s.get('duplicate_groups', 0)} "
+            f"duplicate groups ({s.get('leaks', 0)} leaks), {s.get('outliers', 0)} outliers. Still open below."
+        )
     ctx = (root, classes, key, problem)
-    _groups("Leaks: the same photo in more than one split", [g for g in groups if g.get("leak")], ctx,
-            "a validation or test score counts these photos the model trained on: remove one copy", "_leak")
+    _groups(
+        "Leaks: the same photo in more than one split",
+        [g for g in groups if g.get("leak")],
+        ctx,
+        "a validation or test score counts these photos the model trained on: remove one copy",
+        "_leak",
+    )
     st.markdown(f"**Likely wrong labels ({len(issues)})**")
     for i in issues[:SHOWN]:
-        _photo(i["path"], f"{i['split']} · labelled **{i['given']}** → probably **{i['suggested']}** "
-                          f"(probability of its label {i['score']:.2f})", ctx, "_label", suggest=i["suggested"])
+        _photo(
+            i["path"],
+            f"{i['split']} · labelled **{i['given']}** → probably **{i['suggested']}** "
+            f"(probability of its label {i['score']:.2f})",
+            ctx,
+            "_label",
+            suggest=i["suggested"],
+        )
     _more(len(issues))
     _groups("Duplicates", [g for g in groups if not g.get("leak")], ctx, "copies within one split weigh a photo twice", "_copy")
     st.markdown(f"**Outliers ({len(outliers)})**")
     for o in outliers[:SHOWN]:
-        _photo(o["path"], f"{o['split']} · far from every class (score {o['score']:.2f}): another kind of photo?", ctx, "_outlier")
+        _photo(
+            o["path"], f"{o['split']} · far from every class (score {o['score']:.2f}): another kind of photo?", ctx, "_outlier"
+        )
     _more(len(outliers))
 
 

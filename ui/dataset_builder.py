@@ -50,8 +50,13 @@ def sidebar_fields() -> str:
     sb = st.sidebar
     root = builder.datasets_dir()  # a file in its place: made_dataset_path says so once a name is typed
     made = builder.list_datasets() if root.is_dir() or not root.exists() else []
-    sb.text_input("Dataset name", key="sb_made", placeholder="my-photos", **own("sb_made", fallback=""),
-                  help="A new name starts a dataset; the name of one made before opens it to add more.")
+    sb.text_input(
+        "Dataset name",
+        key="sb_made",
+        placeholder="my-photos",
+        **own("sb_made", fallback=""),
+        help="A new name starts a dataset; the name of one made before opens it to add more.",
+    )
     if made:
         sb.caption("Made here: " + ", ".join(d["name"] for d in made))
     sb.caption(f"Saved under {builder.datasets_dir()} as NAME/<class>/ images; the Data overview page edits it.")
@@ -128,10 +133,17 @@ def _class_editor(path, cls: str, count: int) -> None:
             st.session_state.pop(f"mk_confirm_{cls}")
             st.rerun()
     n = st.session_state.setdefault(f"mk_round_{cls}", 0)  # a new key empties the uploader once its files are saved
-    ups = st.file_uploader(f"Photos of {cls}", accept_multiple_files=True, key=f"mk_up_{cls}_{n}",
-                           type=sorted(s.lstrip(".") for s in builder.IMAGE_SUFFIXES))
-    shot = st.camera_input(f"Take a photo of {cls}", key=f"mk_cam_{cls}_{n}") if st.toggle(
-        f"Camera for {cls}", key=f"mk_cam_on_{cls}") else None
+    ups = st.file_uploader(
+        f"Photos of {cls}",
+        accept_multiple_files=True,
+        key=f"mk_up_{cls}_{n}",
+        type=sorted(s.lstrip(".") for s in builder.IMAGE_SUFFIXES),
+    )
+    shot = (
+        st.camera_input(f"Take a photo of {cls}", key=f"mk_cam_{cls}_{n}")
+        if st.toggle(f"Camera for {cls}", key=f"mk_cam_on_{cls}")
+        else None
+    )
     files = [(u.name, u.getvalue()) for u in list(ups or []) + ([shot] if shot is not None else [])]
     if files:
         forget_notes()
@@ -162,13 +174,18 @@ def _save(path, cls: str, files: list[tuple[str, bytes]]) -> None:
         except DatasetError as exc:  # a full disk: what was saved before it stays, the rest is to add again
             said, pending = said + [f"Refused the rest: {exc}"], []
             break
-        done_files, done_bytes = done_files + len(added.saved), done_bytes + sum((path / cls / n).stat().st_size for n in added.saved)
+        done_files, done_bytes = (
+            done_files + len(added.saved),
+            done_bytes + sum((path / cls / n).stat().st_size for n in added.saved),
+        )
         saved, duplicates, pending = saved + len(added.saved), duplicates + len(added.duplicates), rest
         said += [f"Refused {name}: {reason}" for name, reason in added.refused]
     st.session_state["mk_saved"] = (done_files, done_bytes)
-    said += [f"Refused {name}: this session has saved {done_files} images ({done_bytes / 2**20:.0f} MB), its bound "
-             f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on"
-             for name, _ in pending]
+    said += [
+        f"Refused {name}: this session has saved {done_files} images ({done_bytes / 2**20:.0f} MB), its bound "
+        f"(TLS_UPLOAD_MAX_FILES={max_files}, TLS_UPLOAD_MAX_MB={max_bytes / 2**20:.0f}); reload the page to go on"
+        for name, _ in pending
+    ]
     if saved:
         said.append(f"Added {images_text(saved)}" + (f"; {duplicates} already here" if duplicates else ""))
     elif duplicates:
@@ -196,10 +213,18 @@ def _summary(path, counts: dict) -> None:
     """Counts per class, the warnings a scan would give, and the dataset as a zip."""
     filled = {c: n for c, n in counts.items() if n}
     if len(filled) >= 2 and max(filled.values()) / min(filled.values()) > IMBALANCE_RATIO:
-        st.warning("Classes are imbalanced: " + ", ".join(f"{c} {n}" for c, n in counts.items()) + ". Add images to the smaller ones.")
+        st.warning(
+            "Classes are imbalanced: " + ", ".join(f"{c} {n}" for c, n in counts.items()) + ". Add images to the smaller ones."
+        )
     few = [c for c, n in counts.items() if n < MIN_PER_CLASS]
     if few:
         st.warning(f"Too few images in {', '.join(few)}: add at least {MIN_PER_CLASS} per class before training.")
     stamp = tuple(sorted((c, tuple(p.name for p in builder.images_of(path, c))) for c in counts))
-    st.download_button("Download as zip", _zip(str(path), stamp), f"{path.name}.zip", "application/zip", key="mk_zip",
-                       help="NAME/<class>/<image>: `python -m engine import-zip` and any image-folder tool read it.")
+    st.download_button(
+        "Download as zip",
+        _zip(str(path), stamp),
+        f"{path.name}.zip",
+        "application/zip",
+        key="mk_zip",
+        help="NAME/<class>/<image>: `python -m engine import-zip` and any image-folder tool read it.",
+    )

@@ -34,7 +34,7 @@ def short_name(name: str, limit: int = NAME_CHARS) -> str:
         stem, ext = name, ""
     room = max(2, limit - len(ext) - (1 if ext else 0) - 1)  # the stem's characters besides "…"
     head = (room + 1) // 2
-    return f"{stem[:head]}…{stem[len(stem) - (room - head):]}" + (f".{ext}" if ext else "")
+    return f"{stem[:head]}…{stem[len(stem) - (room - head) :]}" + (f".{ext}" if ext else "")
 
 
 def forget_notes() -> None:
@@ -48,14 +48,23 @@ def photo_grid(path, cls: str) -> None:
     images = builder.images_of(path, cls)
     for start in range(0, len(images), THUMBS_PER_ROW):
         cols = st.columns(THUMBS_PER_ROW)
-        for col, img in zip(cols, images[start:start + THUMBS_PER_ROW]):
+        for col, img in zip(cols, images[start : start + THUMBS_PER_ROW]):
             try:
                 pixels, caption = square_thumbnail(str(img), THUMB_PX), short_name(img.name)
             except Exception:  # a file changed on disk since it was added: a blank tile of the same size, still removable
-                pixels, caption = np.full((THUMB_PX, THUMB_PX, 3), 235, dtype=np.uint8), "⚠ " + short_name(img.name, NAME_CHARS - 2)
+                pixels, caption = (
+                    np.full((THUMB_PX, THUMB_PX, 3), 235, dtype=np.uint8),
+                    "⚠ " + short_name(img.name, NAME_CHARS - 2),
+                )
             col.image(pixels, caption=caption, width="stretch")
-            col.button("Remove", key=f"mk_del_{cls}_{img.name}", help=f"{img.name}: moved to the dataset's trash (Undo brings it back)",
-                       on_click=_remove_photo, args=(str(path), str(img)), width="stretch")
+            col.button(
+                "Remove",
+                key=f"mk_del_{cls}_{img.name}",
+                help=f"{img.name}: moved to the dataset's trash (Undo brings it back)",
+                on_click=_remove_photo,
+                args=(str(path), str(img)),
+                width="stretch",
+            )
 
 
 def _remove_photo(root: str, image: str) -> None:

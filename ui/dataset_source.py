@@ -10,20 +10,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.data.layout import DatasetError
-from engine.data.report import DatasetReport
-from engine.data.zip_import import import_zip
 from engine.data.downloads import DownloadUnavailable, download_cats_and_dogs
+from engine.data.layout import DatasetError
 from engine.data.paths import confine
+from engine.data.report import DatasetReport
 from engine.data.sample import ensure_sample_dataset
+from engine.data.zip_import import import_zip
 from ui import resources
 from ui.dataset_builder import sidebar_fields
 from ui.forms import own
 from ui.uploads import UploadFolder
 
 # Stable option keys (kept in the URL) -> what the radio shows.
-SOURCES = {"sample": "Built-in sample", "catsdogs": "Cats & dogs (download)", "folder": "Folder path", "zip": "Upload .zip",
-           "made": "Make a dataset"}
+SOURCES = {
+    "sample": "Built-in sample",
+    "catsdogs": "Cats & dogs (download)",
+    "folder": "Folder path",
+    "zip": "Upload .zip",
+    "made": "Make a dataset",
+}
 
 
 def _forget_upload() -> None:
@@ -78,7 +83,9 @@ def dataset_fields() -> str:
         if st.session_state.get("sb_catsdogs_root"):
             path = st.session_state["sb_catsdogs_root"]
         elif not resources.online():
-            sb.warning("Offline: the cats-and-dogs sample cannot be downloaded. Use the built-in sample, a folder path or a .zip upload.")
+            sb.warning(
+                "Offline: the cats-and-dogs sample cannot be downloaded. Use the built-in sample, a folder path or a .zip upload."
+            )
         elif sb.button("Download cats & dogs (68 MB, cached)", key="sb_catsdogs_get"):
             try:
                 with st.spinner("Downloading …"):
@@ -112,10 +119,16 @@ def current_report() -> DatasetReport | None:
         error_key = {"zip": "sb_zip_error", "folder": "sb_path_error"}.get(source)
         refused = st.session_state.get(error_key, "") if error_key else ""
         if refused:
-            what = f"the uploaded zip was refused ({refused}). Upload another zip" if source == "zip" else f"{refused}. Type another folder"
+            what = (
+                f"the uploaded zip was refused ({refused}). Upload another zip"
+                if source == "zip"
+                else f"{refused}. Type another folder"
+            )
             st.warning(f"No dataset is active: {what} or choose another source.")
         else:
-            st.info("Choose a dataset in the sidebar: the built-in sample, a folder path, a .zip upload, or make one (Make a dataset).")
+            st.info(
+                "Choose a dataset in the sidebar: the built-in sample, a folder path, a .zip upload, or make one (Make a dataset)."
+            )
         return None
     try:
         return resources.scan(path, resources.folder_mtime(path))

@@ -22,9 +22,14 @@ def distribution_fields(cfg: RunConfig, key: str) -> None:
     if devices < 2:
         return
     cfg.compute.distribute = st.radio(
-        "Distribution", list(CHOICES), format_func=CHOICES.get, key=f"{key}_distribute", horizontal=True,
+        "Distribution",
+        list(CHOICES),
+        format_func=CHOICES.get,
+        key=f"{key}_distribute",
+        horizontal=True,
         help="Mirrored: one copy of the model per GPU, each global batch split between them, gradients averaged. "
-             "Several machines: run `python -m engine run --distribute multi_worker` on each (see docs/gpus.md).")
+        "Several machines: run `python -m engine run --distribute multi_worker` on each (see docs/gpus.md).",
+    )
     replicas = devices if cfg.compute.distribute == "mirrored" else 1
     per = int(cfg.fit.batch_size)
     st.caption(f"Batch size is per replica: {per} per replica × {replicas} replica(s) = global batch {per * replicas}.")

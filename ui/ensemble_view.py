@@ -37,11 +37,21 @@ def ensemble_rows(result, titles: dict[str, str]) -> list[dict]:
     how = ", with TTA" if result.tta else ""
 
     def row(name: str, scores_of) -> dict:
-        return {"": name, "validation acc": _acc(scores_of(val)), "validation loss": _fmt(scores_of(val)["loss"], "{:.4f}"),
-                test_col: _acc(scores_of(test)) if test else "—"}
+        return {
+            "": name,
+            "validation acc": _acc(scores_of(val)),
+            "validation loss": _fmt(scores_of(val)["loss"], "{:.4f}"),
+            test_col: _acc(scores_of(test)) if test else "—",
+        }
 
-    rows = [{**row(titles.get(rid, rid) + (" with TTA" if result.tta else ""), lambda s, rid=rid: s["members"][rid]),
-             "weight": f"{weights[rid]:.3f}", "run": rid} for rid in result.members]
+    rows = [
+        {
+            **row(titles.get(rid, rid) + (" with TTA" if result.tta else ""), lambda s, rid=rid: s["members"][rid]),
+            "weight": f"{weights[rid]:.3f}",
+            "run": rid,
+        }
+        for rid in result.members
+    ]
     total = {**row(f"Ensemble ({len(result.members)} runs{how})", lambda s: s["ensemble"]), "weight": "1.000", "run": "—"}
     return rows + [total]
 
@@ -64,17 +74,25 @@ def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:
     if problem:
         st.caption(f"Ensemble of the selected runs: not offered ({problem}).")
         return
-    if not st.toggle("Ensemble of the selected runs", key=key,
-                     help="The runs' stored probabilities for every validation (and test) image averaged: no model runs."):
+    if not st.toggle(
+        "Ensemble of the selected runs",
+        key=key,
+        help="The runs' stored probabilities for every validation (and test) image averaged: no model runs.",
+    ):
         return
     c0, c1 = st.columns(2)
     weighted = c0.checkbox("Weight by validation accuracy", key=f"{key}_weighted", help=WEIGHT_HELP)
-    tta = c1.checkbox("Average each image with its horizontal flip (TTA)", key=f"{key}_tta",
-                      help="Each run's model classifies its validation and test images again, each with its mirror image, "
-                           "as `python -m engine ensemble --tta` does: seconds to minutes, once per choice of runs.")
+    tta = c1.checkbox(
+        "Average each image with its horizontal flip (TTA)",
+        key=f"{key}_tta",
+        help="Each run's model classifies its validation and test images again, each with its mirror image, "
+        "as `python -m engine ensemble --tta` does: seconds to minutes, once per choice of runs.",
+    )
     try:
         if tta:
-            with st.spinner(f"Classifying every validation and test image of {len(picked_runs)} runs again, each with its flip …"):
+            with st.spinner(
+                f"Classifying every validation and test image of {len(picked_runs)} runs again, each with its flip …"
+            ):
                 result = _flip_scores(tuple(r.id for r in picked_runs), weighted, str(resources.run_store().root))
         else:
             result = ensemble_of_runs(picked_runs, weighted)
@@ -82,19 +100,27 @@ def ensemble_section(picked_runs: list, key: str = "cmp_ens") -> None:
         st.warning(str(exc))
         return
     st.dataframe(pd.DataFrame(ensemble_rows(result, {r.id: approach_title(r) for r in picked_runs})), hide_index=True)
-    st.caption(f"Test: {result.test_note}. Choose runs and weighting on validation; a weighted ensemble's validation "
-               "score is slightly optimistic (its weights were read from validation)."
-               + (" With TTA: every image averaged with its horizontal flip through each run's model." if result.tta else ""))
+    st.caption(
+        f"Test: {result.test_note}. Choose runs and weighting on validation; a weighted ensemble's validation "
+        "score is slightly optimistic (its weights were read from validation)."
+        + (" With TTA: every image averaged with its horizontal flip through each run's model." if result.tta else "")
+    )
 
 
 def classify_switches(chosen: int) -> tuple[bool, bool, bool]:
     """Classify's switches: (flip averaging, ensemble of the chosen models, weighted by validation accuracy)."""
-    tta = st.toggle("Average with the horizontal flip (TTA)", key="cls_tta",
-                    help="Each photo and its mirror image go through the model together; their probabilities are averaged.")
+    tta = st.toggle(
+        "Average with the horizontal flip (TTA)",
+        key="cls_tta",
+        help="Each photo and its mirror image go through the model together; their probabilities are averaged.",
+    )
     if chosen < 2:
         return tta, False, False
-    together = st.toggle("Ensemble of the chosen models", key="cls_ens",
-                         help="One more answer: the chosen models' probabilities averaged (they must share their classes).")
+    together = st.toggle(
+        "Ensemble of the chosen models",
+        key="cls_ens",
+        help="One more answer: the chosen models' probabilities averaged (they must share their classes).",
+    )
     weighted = together and st.checkbox("Weight by validation accuracy", key="cls_ens_weighted", help=WEIGHT_HELP)
     return tta, together, bool(weighted)
 
@@ -121,8 +147,11 @@ def show_ensemble(container, together, problem: str, key: str) -> None:
         container.warning(problem)
         return
     how = ", weighted by validation accuracy" if together.weighted else ""
-    container.metric(f"Ensemble of {len(together.runs)} models{how}", together.label,
-                     help="The chosen models' probabilities averaged" + (" (each with its flip)" if together.tta else ""))
+    container.metric(
+        f"Ensemble of {len(together.runs)} models{how}",
+        together.label,
+        help="The chosen models' probabilities averaged" + (" (each with its flip)" if together.tta else ""),
+    )
     container.plotly_chart(charts.probabilities_figure(together.probabilities, together.label), key=key)
     if together.caution:
         container.warning(together.caution[0].upper() + together.caution[1:] + ".")

@@ -15,10 +15,11 @@ from engine.training.estimate import CalibrationMissing, calibration_stamp, esti
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def _estimate(cfg_json: str, data_path: str, fractions: tuple, seed: int, max_per_class: int, cache_dir: str | None,
-              calibrated: float) -> dict:
-    from engine.training.approaches import prepare_data
+def _estimate(
+    cfg_json: str, data_path: str, fractions: tuple, seed: int, max_per_class: int, cache_dir: str | None, calibrated: float
+) -> dict:
     from engine.config import RunConfig
+    from engine.training.approaches import prepare_data
 
     data = prepare_data(data_path, fractions, seed, max_per_class=max_per_class)
     try:
@@ -31,16 +32,25 @@ def show_estimate(cfg, runner, key: str) -> dict | None:
     """Wall time, peak memory and cache reuse of `cfg`, one line under the Train button; a measuring job when needed."""
     d = cfg.data
     try:
-        est = _estimate(cfg.to_json(), d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed,
-                        d.max_per_class, runner.cache_dir, calibration_stamp(runner.cache_dir))
+        est = _estimate(
+            cfg.to_json(),
+            d.path,
+            (d.train_fraction, d.val_fraction, d.test_fraction),
+            cfg.fit.seed,
+            d.max_per_class,
+            runner.cache_dir,
+            calibration_stamp(runner.cache_dir),
+        )
     except StudioError as exc:
         st.caption(f"No estimate: {exc}")
         return None
     if "floor" in est:  # not measured here yet: a floor from the backbone's speed now, the estimate from a queued job
         job = runner.submit_tool("estimate", cfg)
         st.session_state[key] = job.id
-        st.caption(_floor_text(est["floor"]) + " Measuring this machine for the full estimate in the job queue "
-                   "(tens of seconds, once); it shows here when that job ends.")
+        st.caption(
+            _floor_text(est["floor"]) + " Measuring this machine for the full estimate in the job queue "
+            "(tens of seconds, once); it shows here when that job ends."
+        )
         return None
     _caption(est)
     return est
@@ -49,8 +59,10 @@ def show_estimate(cfg, runner, key: str) -> dict | None:
 def _floor_text(floor: dict) -> str:
     if not floor["images"]:
         return "Every feature pass is already cached."
-    return (f"At least {_human(floor['floor_s'])}: the base's passes over {floor['images']} images at ~{floor['images_per_s']:g} "
-            f"images/s ({floor['backbone']}'s measured speed, scaled to {floor['image_size']} px), epochs on top.")
+    return (
+        f"At least {_human(floor['floor_s'])}: the base's passes over {floor['images']} images at ~{floor['images_per_s']:g} "
+        f"images/s ({floor['backbone']}'s measured speed, scaled to {floor['image_size']} px), epochs on top."
+    )
 
 
 def show_measured_estimate(runner, key: str) -> None:
@@ -69,10 +81,15 @@ def show_measured_estimate(runner, key: str) -> None:
 
 
 def _caption(est: dict) -> None:
-    reuse = {"all": "all cached features/views reused", "partial": "some cached features/views reused",
-             "none": "nothing cached yet: the base runs over every image"}[est["reuse"]]
-    st.caption(f"Estimate on this machine: about {_human(est['wall_s'])} (+{est['startup_s']:.0f} s to build the base), "
-               f"peak memory about {est['peak_memory_mb'] / 1024:.1f} GB; {reuse}.")
+    reuse = {
+        "all": "all cached features/views reused",
+        "partial": "some cached features/views reused",
+        "none": "nothing cached yet: the base runs over every image",
+    }[est["reuse"]]
+    st.caption(
+        f"Estimate on this machine: about {_human(est['wall_s'])} (+{est['startup_s']:.0f} s to build the base), "
+        f"peak memory about {est['peak_memory_mb'] / 1024:.1f} GB; {reuse}."
+    )
 
 
 def estimate_error(r) -> str:

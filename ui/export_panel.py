@@ -18,15 +18,18 @@ from ui import resources
 
 def export_downloads(run_id: str, config: dict, key: str) -> None:
     """Per format: Build (an export job), its line while it builds, then its download button."""
-    st.caption("Download the model: each zip holds it with labels.json, a README and classify.py. Input: RGB "
-               "pixels 0-255 at the run's size, preprocessing inside the model. Build a format first "
-               "(seconds; TFLite int8 calibrates on training images: a minute or more), then download it.")
+    st.caption(
+        "Download the model: each zip holds it with labels.json, a README and classify.py. Input: RGB "
+        "pixels 0-255 at the run's size, preprocessing inside the model. Build a format first "
+        "(seconds; TFLite int8 calibrates on training images: a minute or more), then download it."
+    )
     int8_problem = calibration_problem(config)
     for col, fmt in zip(st.columns(len(FORMATS)), FORMATS):
         built_key = f"_export_{run_id}_{fmt}"
         refused = int8_problem if fmt == "tflite_int8" else ""
         if built_key not in st.session_state and col.button(
-                f"Build {FORMAT_TITLES[fmt]}", key=f"{key}_build_{fmt}", disabled=bool(refused), help=refused or None):
+            f"Build {FORMAT_TITLES[fmt]}", key=f"{key}_build_{fmt}", disabled=bool(refused), help=refused or None
+        ):
             try:
                 st.session_state[built_key] = resources.job_runner().submit_export(run_id, fmt).id
             except StudioError as exc:
@@ -37,8 +40,14 @@ def export_downloads(run_id: str, config: dict, key: str) -> None:
                 _building(built_key, fmt)
         built = st.session_state.get(built_key)
         if isinstance(built, bytes):
-            col.download_button(f"Download {FORMAT_TITLES[fmt]}", data=built, file_name=f"{run_id}-{fmt}.zip",
-                                mime="application/zip", key=f"{key}_export_{fmt}", on_click="ignore")
+            col.download_button(
+                f"Download {FORMAT_TITLES[fmt]}",
+                data=built,
+                file_name=f"{run_id}-{fmt}.zip",
+                mime="application/zip",
+                key=f"{key}_export_{fmt}",
+                on_click="ignore",
+            )
 
 
 @st.fragment(run_every=1.0)

@@ -26,9 +26,11 @@ def feature_map_panel(cfg: RunConfig, key: str, run_id: str | None = None) -> No
     """The button that queues the map of `cfg`'s base (of run `run_id` when given), its job's state, then the map."""
     state_key = f"{key}_job"
     what = "this run's base (and, for fine-tuning, the fine-tuned base beside it)" if run_id else "the chosen base"
-    st.caption(f"A 2-D map of what {what} makes of every training and validation image, read from the feature cache "
-               "(the base runs only when the cache is cold). Colour: true class; ◆ validation, ● training; a black ring: "
-               "misclassified by the run. Click a point to see its image and probabilities.")
+    st.caption(
+        f"A 2-D map of what {what} makes of every training and validation image, read from the feature cache "
+        "(the base runs only when the cache is cold). Colour: true class; ◆ validation, ● training; a black ring: "
+        "misclassified by the run. Click a point to see its image and probabilities."
+    )
     method = st.radio("Projection", list(METHOD_LABELS), format_func=METHOD_LABELS.get, horizontal=True, key=f"{key}_method")
     if st.button("Draw the feature map", key=f"{key}_draw"):
         options = {"method": method, **({"run": run_id} if run_id else {})}
@@ -82,12 +84,15 @@ def show_maps(doc: dict, key: str, root: str | None = None) -> None:
     maps = doc["maps"]
     selected = None
     for col, i in zip(st.columns(len(maps)), range(len(maps))):
-        event = col.plotly_chart(map_figure(doc, i), width="stretch", key=f"{key}_map{i}",
-                                 on_select="rerun", selection_mode="points")
+        event = col.plotly_chart(
+            map_figure(doc, i), width="stretch", key=f"{key}_map{i}", on_select="rerun", selection_mode="points"
+        )
         selected = _picked(event) if _picked(event) is not None else selected
         sep = maps[i]["separation"]
-        col.caption(f"Classes apart in this map: {_pct(sep['nearest_centroid_accuracy'])} of points nearest their own class's "
-                    f"mean, {_pct(sep['one_nn_accuracy'])} with a neighbour of their class (chance {_pct(sep['chance'])}).")
+        col.caption(
+            f"Classes apart in this map: {_pct(sep['nearest_centroid_accuracy'])} of points nearest their own class's "
+            f"mean, {_pct(sep['one_nn_accuracy'])} with a neighbour of their class (chance {_pct(sep['chance'])})."
+        )
     if selected is not None:
         show_point(doc, selected, key, root)
 
@@ -130,17 +135,35 @@ def map_figure(doc: dict, index: int = 0) -> go.Figure:
     fig = go.Figure()
     for c, name in enumerate(classes):
         idx = [i for i, p in enumerate(points) if p["label"] == c]
-        fig.add_trace(go.Scatter(
-            x=[m["x"][i] for i in idx], y=[m["y"][i] for i in idx], mode="markers", name=name,
-            customdata=[[i] for i in idx], hovertext=[_hover(points[i], classes) for i in idx], hoverinfo="text",
-            marker={"color": PALETTE[c % len(PALETTE)], "size": [9 if points[i]["misclassified"] else 6 for i in idx],
-                    "symbol": [SYMBOLS.get(points[i]["split"], "circle") for i in idx], "opacity": 0.8,
-                    "line": {"color": "black", "width": [2 if points[i]["misclassified"] else 0 for i in idx]}}))
+        fig.add_trace(
+            go.Scatter(
+                x=[m["x"][i] for i in idx],
+                y=[m["y"][i] for i in idx],
+                mode="markers",
+                name=name,
+                customdata=[[i] for i in idx],
+                hovertext=[_hover(points[i], classes) for i in idx],
+                hoverinfo="text",
+                marker={
+                    "color": PALETTE[c % len(PALETTE)],
+                    "size": [9 if points[i]["misclassified"] else 6 for i in idx],
+                    "symbol": [SYMBOLS.get(points[i]["split"], "circle") for i in idx],
+                    "opacity": 0.8,
+                    "line": {"color": "black", "width": [2 if points[i]["misclassified"] else 0 for i in idx]},
+                },
+            )
+        )
     ev = m["explained_variance"]
     axes = [f"PC {a + 1} ({ev[a]:.0%} of variance)" for a in range(2)] if ev else ["t-SNE 1", "t-SNE 2"]
     title = f"{doc['note']}<br>{m['title']}"  # says "PCA of N of M images (subsample ...)" when it is one
-    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=420, margin={"t": 40, "b": 40}, legend_title="class",
-                      xaxis_title=axes[0], yaxis_title=axes[1])
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=420,
+        margin={"t": 40, "b": 40},
+        legend_title="class",
+        xaxis_title=axes[0],
+        yaxis_title=axes[1],
+    )
     return fig
 
 

@@ -60,10 +60,15 @@ def finder_panel(approach: str, cfg: RunConfig, blocked: str = "") -> None:
     mine = [j for j in (runner.get(i) for i in st.session_state.get(key, [])) if j is not None]
     matching = [j for j in mine if finder_scope(j.config, approach) == here]
     with st.expander("Learning-rate finder: which rate to train at", expanded=bool(matching)):
-        st.caption("A short ramp of the learning rate (1e-7 → 1, one step each, 100 steps) on what this approach trains, "
-                   "read from the feature cache: seconds when the cache is warm. The suggestion follows fastai's valley rule.")
-        why_not = blocked or ("choose a finished frozen run to continue first: phase 2 starts from its head"
-                              if approach == "fine_tuning" and not cfg.fine_tune.from_run else "")
+        st.caption(
+            "A short ramp of the learning rate (1e-7 → 1, one step each, 100 steps) on what this approach trains, "
+            "read from the feature cache: seconds when the cache is warm. The suggestion follows fastai's valley rule."
+        )
+        why_not = blocked or (
+            "choose a finished frozen run to continue first: phase 2 starts from its head"
+            if approach == "fine_tuning" and not cfg.fine_tune.from_run
+            else ""
+        )
         if st.button("Find a learning rate", key=f"{approach}_find_lr", disabled=bool(why_not), help=why_not or None):
             job = runner.submit_tool("lr-find", cfg)
             st.session_state[key] = [*st.session_state.get(key, []), job.id]
@@ -73,8 +78,10 @@ def finder_panel(approach: str, cfg: RunConfig, blocked: str = "") -> None:
         if matching:
             _finder_live(approach, matching[-1].id)
         elif mine:  # found on another dataset, backbone, size or run: its rate would mislead here
-            st.caption(f"The last rate was {scope_label(finder_scope(mine[-1].config, approach))}, not on this "
-                       f"setup ({scope_label(here).removeprefix('found on ')}): find one here.")
+            st.caption(
+                f"The last rate was {scope_label(finder_scope(mine[-1].config, approach))}, not on this "
+                f"setup ({scope_label(here).removeprefix('found on ')}): find one here."
+            )
 
 
 def _finder_live(approach: str, job_id: str) -> None:
@@ -119,11 +126,15 @@ def _finder_job(approach: str, job_id: str) -> None:
     st.plotly_chart(finder_figure(result), width="stretch", key=f"{job_id}_chart")
     rate = float(f"{result['suggested']:.2g}")
     c1, c2 = st.columns([2, 3])
-    c1.metric("Suggested learning rate", f"{rate:g}", help=f"{RULES[result['rule']]}; steepest descent at {result['steepest']:.2g}")
+    c1.metric(
+        "Suggested learning rate", f"{rate:g}", help=f"{RULES[result['rule']]}; steepest descent at {result['steepest']:.2g}"
+    )
     scope = scope_label(finder_scope(job.config, approach))
     scope = scope[0].upper() + scope[1:]
-    c2.caption(f"{scope}, for {result['applies_to']}. {len(result['losses'])} steps, {result['ended']}; "
-               f"{result['seconds']:.1f} s, feature cache misses {result['feature_cache'].get('misses', 0)}.")
+    c2.caption(
+        f"{scope}, for {result['applies_to']}. {len(result['losses'])} steps, {result['ended']}; "
+        f"{result['seconds']:.1f} s, feature cache misses {result['feature_cache'].get('misses', 0)}."
+    )
     c2.button("Use this rate", key=f"{job_id}_use", on_click=_use_rate, args=(RATE_FIELDS[approach], rate), type="primary")
 
 

@@ -28,8 +28,13 @@ def meta(section: str, name: str) -> dict:
         ConfigError: no such section or field.
     """
     m = field_meta(section, name)
-    return {"min": m.get("min"), "max": m.get("max"), "choices": m.get("choices"), "help": m.get("help"),
-            "min_exclusive": bool(m.get("min_exclusive"))}
+    return {
+        "min": m.get("min"),
+        "max": m.get("max"),
+        "choices": m.get("choices"),
+        "help": m.get("help"),
+        "min_exclusive": bool(m.get("min_exclusive")),
+    }
 
 
 def _parse(raw: str, default):
@@ -64,8 +69,11 @@ def remember(key: str, default, knob: tuple[str, str] | None = None) -> str:
 def _problem(value, default, knob: tuple[str, str] | None) -> str:
     """Why a remembered value cannot prime its field ('' when it can)."""
     numeric = (int, float)
-    if isinstance(default, bool) != isinstance(value, bool) or (isinstance(default, numeric) and not isinstance(value, numeric)) \
-            or (isinstance(default, str) and not isinstance(value, str)):
+    if (
+        isinstance(default, bool) != isinstance(value, bool)
+        or (isinstance(default, numeric) and not isinstance(value, numeric))
+        or (isinstance(default, str) and not isinstance(value, str))
+    ):
         return "has the wrong type"
     if knob is None:
         return ""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-HELP = ("Grad-CAM: the parts of the photo that raised the score of the class shown most, from the last "
-        "convolutional layer of each model's base (red = most; an ensemble's through its first model). "
-        "Coarse by nature: a 160 px MobileNetV2 sees a 5 x 5 grid.")
+HELP = (
+    "Grad-CAM: the parts of the photo that raised the score of the class shown most, from the last "
+    "convolutional layer of each model's base (red = most; an ensemble's through its first model). "
+    "Coarse by nature: a 160 px MobileNetV2 sees a 5 x 5 grid."
+)
 THUMB_PX = 220  # beside a model's answer: large enough to see where it looked, small enough to keep the rows level
 
 

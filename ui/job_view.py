@@ -27,6 +27,8 @@ except ImportError:  # the export helper's panel (engine/insight/export.py) may 
     export_downloads = None
 
 FINAL = FINAL_STATES
+
+
 def one_sentence(text: str) -> str:
     """The engine's one sentence for an error (job_logs.error_sentence), in the dashboard's words."""
     return error_sentence(text).replace("--weights PATH", "a Local file in the sidebar") or "the job ended unexpectedly"
@@ -93,8 +95,14 @@ def _on_dataset(job) -> bool:
     return (job.config.get("data") or {}).get("path") == st.session_state.get("data_path", "")
 
 
-TOOL_LABELS = {"run": "", "lr-find": " learning-rate finder", "feature-map": " feature map", "estimate": " estimate (measuring this machine)",
-               "export": " export", "data-health": " data health"}  # what a queued job does
+TOOL_LABELS = {
+    "run": "",
+    "lr-find": " learning-rate finder",
+    "feature-map": " feature map",
+    "estimate": " estimate (measuring this machine)",
+    "export": " export",
+    "data-health": " data health",
+}  # what a queued job does
 
 
 def job_panel(approach: str) -> None:
@@ -104,13 +112,23 @@ def job_panel(approach: str) -> None:
     everything = st.session_state.get(f"{approach}_all_datasets", False)
     elsewhere = [j for j in runner.active() if j.approach != approach or j.kind != "run"]
     if elsewhere:
-        st.caption("Also in the queue: " + " → ".join(
-            f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{TOOL_LABELS.get(j.kind, ' ' + j.kind)} ({j.state})"
-            for j in elsewhere))
+        st.caption(
+            "Also in the queue: "
+            + " → ".join(
+                f"{charts.APPROACH_TITLES.get(j.approach, j.approach)}{TOOL_LABELS.get(j.kind, ' ' + j.kind)} ({j.state})"
+                for j in elsewhere
+            )
+        )
     for j in (j for j in elsewhere if j.kind != "run" and j.adopted_owner is not None and j.state == "running"):
-        st.button(f"Stop the{TOOL_LABELS.get(j.kind, ' ' + j.kind)} job {j.id} (started before the dashboard restarted)",
-                  key=f"stop_{j.id}", on_click=runner.stop, args=(j.id,))  # its page lost it with the old session
-    mine = [j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))]  # finder jobs: finder_view
+        st.button(
+            f"Stop the{TOOL_LABELS.get(j.kind, ' ' + j.kind)} job {j.id} (started before the dashboard restarted)",
+            key=f"stop_{j.id}",
+            on_click=runner.stop,
+            args=(j.id,),
+        )  # its page lost it with the old session
+    mine = [
+        j for j in runner.jobs() if j.kind == "run" and j.approach == approach and (everything or _on_dataset(j))
+    ]  # finder jobs: finder_view
     # One snapshot of the states: the runner's thread moves jobs on while this draws, and a job read as running
     # here and as done further down would be drawn twice, its widgets' keys with it (StreamlitDuplicateElementKey).
     state = {j.id: j.state for j in mine}
@@ -119,7 +137,9 @@ def job_panel(approach: str) -> None:
     queued = [j for j in mine if state[j.id] == "queued"]
     for place, job in enumerate(queued, start=1):
         left, right = st.columns([5, 1])
-        left.caption(f"Queued {place}/{len(queued)}{_seed_note(job)}: run {job.id}{_point_note(job)}, starts when the job before it ends")
+        left.caption(
+            f"Queued {place}/{len(queued)}{_seed_note(job)}: run {job.id}{_point_note(job)}, starts when the job before it ends"
+        )
         right.button("Cancel", key=f"cancel_{job.id}", on_click=runner.stop, args=(job.id,))  # before the rerun draws
     ended = [j for j in mine if state[j.id] in ("done", "cancelled")]
     for job in [j for j in ended if state[j.id] == "cancelled"][-3:]:
@@ -151,7 +171,11 @@ def _point_note(job) -> str:
 
 def _seed_note(job) -> str:
     seed = (job.config.get("fit") or {}).get("seed")
-    return f" (seed {seed + job.repeat_index}, {job.repeat_index + 1} of {job.repeat_size})" if job.repeat_size > 1 and seed is not None else ""
+    return (
+        f" (seed {seed + job.repeat_index}, {job.repeat_index + 1} of {job.repeat_size})"
+        if job.repeat_size > 1 and seed is not None
+        else ""
+    )
 
 
 def _live_job(runner, job, approach: str) -> None:
@@ -164,7 +188,9 @@ def _live_job(runner, job, approach: str) -> None:
         st.button("Stop", key=f"stop_{job.id}", on_click=runner.stop, args=(job.id,))
     hist = prog.get("history") or {}
     if hist.get("loss"):
-        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}")
+        curve_pair(
+            [{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}"
+        )
 
 
 def _ended_job(runner, job, approach: str) -> None:
@@ -175,7 +201,9 @@ def _ended_job(runner, job, approach: str) -> None:
     st.progress(fraction, text=text)
     hist, metrics = prog.get("history") or {}, prog.get("metrics") or {}
     if hist.get("loss"):
-        curve_pair([{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}")
+        curve_pair(
+            [{"label": charts.APPROACH_TITLES[approach], "approach": approach, "history": hist}], key=f"{approach}_{job.id}"
+        )
     state = text.split(":", 1)[0]
     if state in FINAL:
         render_results(metrics, state, job.id, error=prog.get("error"), log=prog.get("log") or runner.log_tail(job.id, 40))

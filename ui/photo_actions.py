@@ -63,8 +63,9 @@ def notice(root: str | None, key: str) -> str:
     return problem
 
 
-def action_row(path: str, root: str | None, classes: list[str], key: str, problem: str = "", suggest: str | None = None,
-               slot: str = "") -> None:
+def action_row(
+    path: str, root: str | None, classes: list[str], key: str, problem: str = "", suggest: str | None = None, slot: str = ""
+) -> None:
     """Relabel to … (the other classes, `suggest` first chosen) + Relabel, Remove, Keep (not an issue) for the photo at `path`.
 
     `key` names the place (its notice shows the outcome); `problem` (from notice) disables the row; `slot` tells
@@ -74,14 +75,33 @@ def action_row(path: str, root: str | None, classes: list[str], key: str, proble
     others = [c for c in classes if c != given] or list(classes)
     off = bool(problem)
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-    target = row.selectbox("Relabel to …", others, index=others.index(suggest) if suggest in others else 0, key=f"{k}_to",
-                           disabled=off, width=160)
-    row.button("Relabel", key=f"{k}_relabel", on_click=_act, args=(key, "relabel", root, path, target), disabled=off or target == given,
-               help=f"Move it to the class {target}")
-    row.button("Remove", key=f"{k}_remove", on_click=_act, args=(key, "remove", root, path),
-               disabled=off, help="Move it to the dataset's trash folder (Undo brings it back)")
-    row.button("Keep (not an issue)", key=f"{k}_keep", on_click=_act, args=(key, "keep", root, path),
-               disabled=off, help="Leave it as it is and never propose it again")
+    target = row.selectbox(
+        "Relabel to …", others, index=others.index(suggest) if suggest in others else 0, key=f"{k}_to", disabled=off, width=160
+    )
+    row.button(
+        "Relabel",
+        key=f"{k}_relabel",
+        on_click=_act,
+        args=(key, "relabel", root, path, target),
+        disabled=off or target == given,
+        help=f"Move it to the class {target}",
+    )
+    row.button(
+        "Remove",
+        key=f"{k}_remove",
+        on_click=_act,
+        args=(key, "remove", root, path),
+        disabled=off,
+        help="Move it to the dataset's trash folder (Undo brings it back)",
+    )
+    row.button(
+        "Keep (not an issue)",
+        key=f"{k}_keep",
+        on_click=_act,
+        args=(key, "keep", root, path),
+        disabled=off,
+        help="Leave it as it is and never propose it again",
+    )
 
 
 def undo_button(root: str | None, key: str, problem: str = "") -> None:

@@ -18,8 +18,7 @@ _KEPT = ("_all_datasets", "_preset")  # the approach's keys a preset leaves alon
 
 def _form_keys(approach: str) -> list[str]:
     mine = (f"{approach}_", "aug_")
-    return [k for k in st.session_state if str(k).removeprefix(KEEP).startswith(mine)
-            and not str(k).endswith(_KEPT)]
+    return [k for k in st.session_state if str(k).removeprefix(KEEP).startswith(mine) and not str(k).endswith(_KEPT)]
 
 
 def _switch(approach: str, key: str) -> None:
@@ -59,5 +58,15 @@ def seeds_field(approach: str) -> int:
     """'Repeat with N seeds' (inside the form): N runs with seed, seed+1, ... grouped on Compare."""
     from ui.forms import field
 
-    return int(field(st.number_input, "Repeat with N seeds", f"{approach}_seeds", 1, min_value=1, max_value=20, step=1,
-                     help="N runs with the sidebar's seed, seed+1, ... on the same split; Compare shows mean ± std."))
+    return int(
+        field(
+            st.number_input,
+            "Repeat with N seeds",
+            f"{approach}_seeds",
+            1,
+            min_value=1,
+            max_value=20,
+            step=1,
+            help="N runs with the sidebar's seed, seed+1, ... on the same split; Compare shows mean ± std.",
+        )
+    )

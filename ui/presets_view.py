@@ -12,9 +12,15 @@ NONE = "(none: the lecture defaults)"
 def preset_selector(key: str, on_change=None, args: tuple = ()) -> str | None:
     """A selectbox of presets; returns the chosen name or None (`on_change(*args)` when the choice changes)."""
     names = [NONE, *PRESETS]
-    choice = st.selectbox("Preset", names, key=key, format_func=lambda n: n if n == NONE else PRESETS[n].title,
-                          help="Reproduce a published setup in one click; fields you change afterwards win.",
-                          on_change=on_change, args=args)
+    choice = st.selectbox(
+        "Preset",
+        names,
+        key=key,
+        format_func=lambda n: n if n == NONE else PRESETS[n].title,
+        help="Reproduce a published setup in one click; fields you change afterwards win.",
+        on_change=on_change,
+        args=args,
+    )
     if choice == NONE:
         return None
     p = PRESETS[choice]

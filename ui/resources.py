@@ -17,14 +17,13 @@ import streamlit as st
 
 from engine import settings
 from engine.config import RunConfig
+from engine.data.downloads import internet_available
 from engine.data.report import DatasetReport
 from engine.data.scan import scan_dataset
-from engine.data.downloads import internet_available
-from engine.training.features import default_cache_dir
 from engine.store.jobs import JobRunner
 from engine.store.runs import RunStore
+from engine.training.features import default_cache_dir
 from ui.uploads import sweep_stale
-
 
 _RUNNERS: dict[tuple, JobRunner] = {}
 _RUNNERS_LOCK = threading.Lock()

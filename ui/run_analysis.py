@@ -57,8 +57,9 @@ def show_run_analysis(metrics: dict, run_id: str | None) -> None:
                 st.caption(f"No feature map: {exc}")
     preset = record.resolved.get("preset")
     if preset:
-        presets_view.show_published(preset, record.approach or "",
-                                    {"val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")})
+        presets_view.show_published(
+            preset, record.approach or "", {"val_accuracy": val.get("accuracy"), "test_accuracy": test.get("accuracy")}
+        )
 
 
 def train_again_button(run_id: str) -> None:
@@ -70,8 +71,11 @@ def train_again_button(run_id: str) -> None:
         return
     if record.state != "finished":
         return
-    if st.button("Train again with the same settings", key=f"again_{run_id}",
-                 help="Queues a new run with this run's settings on its dataset as it is now"):
+    if st.button(
+        "Train again with the same settings",
+        key=f"again_{run_id}",
+        help="Queues a new run with this run's settings on its dataset as it is now",
+    ):
         try:
             cfg = RunConfig.from_dict({k: v for k, v in record.config.items() if k != "resolved"})
             job = resources.job_runner().submit(cfg, preset=record.resolved.get("preset") or None)

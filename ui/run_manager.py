@@ -12,8 +12,12 @@ from ui.run_labels import run_label
 def manage_runs(runs: list) -> None:
     """An expander to delete chosen runs (their folders, model included), after a confirmation tick."""
     with st.expander("Manage runs"):
-        doomed = st.multiselect("Runs to delete", [r.id for r in runs if r.state != "running"],
-                                format_func={r.id: run_label(r) for r in runs}.get, key="cmp_delete")
+        doomed = st.multiselect(
+            "Runs to delete",
+            [r.id for r in runs if r.state != "running"],
+            format_func={r.id: run_label(r) for r in runs}.get,
+            key="cmp_delete",
+        )
         sure = st.checkbox("Yes, delete these runs and their models", key="cmp_delete_sure")
         if st.button("Delete", key="cmp_delete_go", disabled=not (doomed and sure)):
             store = resources.run_store()

@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.models import backbones
 from engine.config import BackboneConfig, RunConfig, default_config
 from engine.data.layout import DatasetError
 from engine.data.paths import confine
+from engine.models import backbones
 from ui import resources
-from ui.forms import KEEP, own
 from ui.dataset_source import SOURCES, dataset_fields
+from ui.forms import KEEP, own
 
 WEIGHTS = {"imagenet": "ImageNet", "local": "Local file", "none": "None (random)"}
 NO_PATH = "Weights: “Local file” has no path yet. Type the path of a .weights.h5 file, or choose ImageNet or None (random)."
 
 # key -> (default, type); mirrored into the query string so a refresh or a shared link restores them.
 DEFAULTS = {
-    "sb_source": ("sample", str), "sb_folder": ("", str), "sb_made": ("", str), "sb_backbone": ("mobilenet_v2", str),
-    "sb_weights": ("imagenet", str), "sb_weights_path": ("", str),
-    "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int), "sb_seed": (42, int),
-    "sb_train_pct": (70, int), "sb_val_pct": (15, int), "sb_max_per_class": (0, int),
+    "sb_source": ("sample", str),
+    "sb_folder": ("", str),
+    "sb_made": ("", str),
+    "sb_backbone": ("mobilenet_v2", str),
+    "sb_weights": ("imagenet", str),
+    "sb_weights_path": ("", str),
+    "sb_image_size": (backbones.BACKBONES["mobilenet_v2"].default_size, int),
+    "sb_seed": (42, int),
+    "sb_train_pct": (70, int),
+    "sb_val_pct": (15, int),
+    "sb_max_per_class": (0, int),
 }
 _ALLOWED = {"sb_source": tuple(SOURCES), "sb_backbone": tuple(backbones.BACKBONES), "sb_weights": tuple(WEIGHTS)}
 _LABELS = {**{v: k for k, v in SOURCES.items()}, **{v: k for k, v in WEIGHTS.items()}}  # links made before the keys
@@ -60,7 +67,9 @@ def _restore() -> None:
             except ValueError:
                 pass  # a hand-edited URL never breaks the page
         if key == "sb_image_size":
-            value = min(max(value, 32), max(s.max_size for s in backbones.BACKBONES.values()))  # the row's own range: render_sidebar
+            value = min(
+                max(value, 32), max(s.max_size for s in backbones.BACKBONES.values())
+            )  # the row's own range: render_sidebar
         st.session_state[key] = value
     if fresh:  # offline-first: a local weights file found in the known places becomes the default
         found = _found_here()
@@ -82,8 +91,11 @@ def _save() -> None:
 
 def _found_here() -> str:
     """The local weights file the engine itself found for the sidebar's backbone and size ("" if none)."""
-    size = backbones.image_size_for(BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"),
-                                                   image_size=int(st.session_state.get("sb_image_size", 0))))
+    size = backbones.image_size_for(
+        BackboneConfig(
+            name=st.session_state.get("sb_backbone", "mobilenet_v2"), image_size=int(st.session_state.get("sb_image_size", 0))
+        )
+    )
     value = weights_default(st.session_state.get("sb_backbone", "mobilenet_v2"), 1.0, size).value
     return value if value not in ("imagenet", "") else ""
 
@@ -155,18 +167,32 @@ def render_sidebar() -> None:
     top = sb.container()  # filled last: the blocking problem sits above the fold
     sb.header("Setup")
     dataset_fields()
-    sb.selectbox("Backbone", list(backbones.BACKBONES), key="sb_backbone", format_func=lambda n: backbones.BACKBONES[n].title,
-                 help=speeds_help(),
-                 **own("sb_backbone", list(backbones.BACKBONES)))
+    sb.selectbox(
+        "Backbone",
+        list(backbones.BACKBONES),
+        key="sb_backbone",
+        format_func=lambda n: backbones.BACKBONES[n].title,
+        help=speeds_help(),
+        **own("sb_backbone", list(backbones.BACKBONES)),
+    )
     choice = sb.radio("Weights", list(WEIGHTS), key="sb_weights", format_func=WEIGHTS.get, **own("sb_weights", list(WEIGHTS)))
     if choice == "local":
         sb.text_input("Weights file (.weights.h5 / .h5)", key="sb_weights_path", **own("sb_weights_path", fallback=""))
     spec = backbones.get_spec(st.session_state["sb_backbone"])
     sb.caption(speed_label(spec.name))
-    size = own("sb_image_size", fallback=spec.default_size)  # the row's range: a value kept from another backbone is moved into it
+    size = own(
+        "sb_image_size", fallback=spec.default_size
+    )  # the row's range: a value kept from another backbone is moved into it
     size["value"] = min(max(int(size["value"]), spec.min_size), spec.max_size)
-    sb.slider("Image size (px)", spec.min_size, spec.max_size, step=1, key="sb_image_size",
-              help=f"{spec.title}: default {spec.default_size} px, {spec.min_size}-{spec.max_size} px", **size)
+    sb.slider(
+        "Image size (px)",
+        spec.min_size,
+        spec.max_size,
+        step=1,
+        key="sb_image_size",
+        help=f"{spec.title}: default {spec.default_size} px, {spec.min_size}-{spec.max_size} px",
+        **size,
+    )
     with sb.expander("Split for flat folders (DATA/<class>/*)"):
         st.slider("Train %", 5, 95, step=5, key="sb_train_pct", **own("sb_train_pct"))
         st.slider("Validation %", 5, 95, step=5, key="sb_val_pct", **own("sb_val_pct"))
@@ -174,11 +200,19 @@ def render_sidebar() -> None:
         if train + val > 1:
             st.error(f"Train % + Validation % is {train + val:.0%}; keep it at most 100 %.")
         else:
-            st.caption(f"train {train:.0%} · validation {val:.0%} · test {test:.0%} (a given train/validation/test layout is kept as is)")
+            st.caption(
+                f"train {train:.0%} · validation {val:.0%} · test {test:.0%} (a given train/validation/test layout is kept as is)"
+            )
     sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed", **own("sb_seed"))
-    sb.number_input("At most N photos per class (0 = all)", 0, 10**7, step=10, key="sb_max_per_class",
-                    help="A first try on a big folder: a sample of each class, drawn with the seed (--max-per-class).",
-                    **own("sb_max_per_class"))
+    sb.number_input(
+        "At most N photos per class (0 = all)",
+        0,
+        10**7,
+        step=10,
+        key="sb_max_per_class",
+        help="A first try on a big folder: a sample of each class, drawn with the seed (--max-per-class).",
+        **own("sb_max_per_class"),
+    )
     problem = weights_problem()
     if problem:  # offline ImageNet is a warning with a way out; a bad local path is an error
         (top.warning if choice == "imagenet" else top.error)(problem)
@@ -192,8 +226,11 @@ def base_config(approach: str) -> RunConfig:
     cfg = default_config(approach)
     cfg.data.path = st.session_state.get("data_path", "")
     cfg.data.train_fraction, cfg.data.val_fraction, cfg.data.test_fraction = split_fractions()
-    cfg.backbone = BackboneConfig(name=st.session_state.get("sb_backbone", "mobilenet_v2"), weights=weights_setting() or "none",
-                                  image_size=int(st.session_state.get("sb_image_size", 0)))
+    cfg.backbone = BackboneConfig(
+        name=st.session_state.get("sb_backbone", "mobilenet_v2"),
+        weights=weights_setting() or "none",
+        image_size=int(st.session_state.get("sb_image_size", 0)),
+    )
     cfg.fit.seed = int(st.session_state.get("sb_seed", 42))
     cfg.data.max_per_class = int(st.session_state.get("sb_max_per_class", 0))
     return cfg

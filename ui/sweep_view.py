@@ -20,15 +20,33 @@ from ui.forms import set_field
 from ui.run_labels import on_dataset
 
 # The form field each knob lives in (ui/form_fields.fit_fields/head_fields/augmentation_fields, pages/fine_tuning.py).
-FORM_KEYS = {"fit.epochs": "{a}_epochs", "fit.batch_size": "{a}_bs", "fit.learning_rate": "{a}_lr", "fit.optimizer": "{a}_opt",
-              "fit.early_stopping_patience": "{a}_patience", "head.pooling": "{a}_pool", "head.dense_units": "{a}_units",
-              "head.dropout": "{a}_drop", "augmentation.views": "aug_views", "augmentation.rotation": "aug_rot",
-              "augmentation.zoom": "aug_zoom", "augmentation.width_shift": "aug_ws", "augmentation.height_shift": "aug_hs",
-              "augmentation.horizontal_flip": "aug_hf", "augmentation.vertical_flip": "aug_vf",
-              "fine_tune.unfreeze_blocks": "{a}_blocks", "fine_tune.learning_rate": "{a}_ftlr", "fine_tune.epochs": "{a}_ftep",
-              "fit.schedule": "{a}_sched", "fit.warmup_epochs": "{a}_warmup", "fit.label_smoothing": "{a}_ls",
-              "fit.weight_decay": "{a}_wd", "fine_tune.discriminative_rate": "{a}_discr",
-              "fit.find_learning_rate": "{a}_findlr", "fit.class_weight": "{a}_cw"}
+FORM_KEYS = {
+    "fit.epochs": "{a}_epochs",
+    "fit.batch_size": "{a}_bs",
+    "fit.learning_rate": "{a}_lr",
+    "fit.optimizer": "{a}_opt",
+    "fit.early_stopping_patience": "{a}_patience",
+    "head.pooling": "{a}_pool",
+    "head.dense_units": "{a}_units",
+    "head.dropout": "{a}_drop",
+    "augmentation.views": "aug_views",
+    "augmentation.rotation": "aug_rot",
+    "augmentation.zoom": "aug_zoom",
+    "augmentation.width_shift": "aug_ws",
+    "augmentation.height_shift": "aug_hs",
+    "augmentation.horizontal_flip": "aug_hf",
+    "augmentation.vertical_flip": "aug_vf",
+    "fine_tune.unfreeze_blocks": "{a}_blocks",
+    "fine_tune.learning_rate": "{a}_ftlr",
+    "fine_tune.epochs": "{a}_ftep",
+    "fit.schedule": "{a}_sched",
+    "fit.warmup_epochs": "{a}_warmup",
+    "fit.label_smoothing": "{a}_ls",
+    "fit.weight_decay": "{a}_wd",
+    "fine_tune.discriminative_rate": "{a}_discr",
+    "fit.find_learning_rate": "{a}_findlr",
+    "fit.class_weight": "{a}_cw",
+}
 
 PICKED_TEST = "test accuracy of the picked point (scored once)"
 
@@ -36,8 +54,10 @@ PICKED_TEST = "test accuracy of the picked point (scored once)"
 def sweep_panel(approach: str, cfg: RunConfig, preset: str | None = None, blocked: str = "") -> None:
     """The expander: knobs, values, seeds, **Queue sweep**; then the results of a sweep of this approach and dataset."""
     with st.expander("Sweep: try several values", expanded=f"{approach}_sweep_group" in st.session_state):
-        st.caption("One training job per point (× seeds), queued like repeats; every point reuses the feature cache. "
-                   "The best point is picked on validation accuracy; only its test accuracy is shown.")
+        st.caption(
+            "One training job per point (× seeds), queued like repeats; every point reuses the feature cache. "
+            "The best point is picked on validation accuracy; only its test accuracy is shown."
+        )
         axes, problems = _knob_fields(approach, cfg)
         seeds = int(st.number_input("Seeds per point", min_value=1, max_value=20, step=1, key=f"{approach}_sweep_seeds"))
         points = []
@@ -60,15 +80,24 @@ def _knob_fields(approach: str, cfg: RunConfig) -> tuple[list, list[str]]:
     """The knobs chosen and their values (prefilled from the suggestion, editable): ([(dotted, values)], problems)."""
     table = sweeps.sweepable()
     options = [d for d in sweeps.RELEVANT[approach] if d in table]
-    chosen = st.multiselect("Knobs to vary (one or two)", options, max_selections=sweeps.MAX_KNOBS,
-                            format_func=lambda d: table[d]["flag"], key=f"{approach}_sweep_knobs")
+    chosen = st.multiselect(
+        "Knobs to vary (one or two)",
+        options,
+        max_selections=sweeps.MAX_KNOBS,
+        format_func=lambda d: table[d]["flag"],
+        key=f"{approach}_sweep_knobs",
+    )
     axes, problems = [], []
     for dotted in chosen:
         section, name = dotted.split(".")
         current = getattr(getattr(cfg, section), name)
         suggested = ", ".join(sweeps.format_value(v) for v in sweeps.suggest(dotted, current))
-        text = st.text_input(f"Values of {table[dotted]['flag']} (comma-separated)", value=suggested,
-                             key=f"{approach}_sweep_values_{dotted}", help=table[dotted]["help"])
+        text = st.text_input(
+            f"Values of {table[dotted]['flag']} (comma-separated)",
+            value=suggested,
+            key=f"{approach}_sweep_values_{dotted}",
+            help=table[dotted]["help"],
+        )
         try:
             axes.append(sweeps.parse_sweep(f"{dotted}={text}", approach))
         except ConfigError as exc:
@@ -82,8 +111,12 @@ def _queue(approach: str, cfg: RunConfig, preset: str | None, points: list[dict]
     runner, queued, refused = resources.job_runner(), 0, []
     for point in points:
         try:
-            runner.submit(validate(sweeps.apply_point(cfg, point)), preset=preset, seeds=seeds,
-                          options={"sweep_group": group, "sweep_point": json.dumps(point)})
+            runner.submit(
+                validate(sweeps.apply_point(cfg, point)),
+                preset=preset,
+                seeds=seeds,
+                options={"sweep_group": group, "sweep_point": json.dumps(point)},
+            )
             queued += 1
         except (DuplicateJob, ConfigError) as exc:  # the same settings already queued, or a value the backbone refuses
             refused.append(f"{sweeps.point_label(point)}: {exc}")
@@ -123,8 +156,9 @@ def _results(approach: str) -> None:
     mine = st.session_state.get(f"{approach}_sweep_group")
     queued = [j for j in runner.active() if j.state == "queued" and j.options.get("sweep_group")]
     labels = {g["group"]: _group_label(g, records, [j for j in queued if j.options["sweep_group"] == g["group"]]) for g in groups}
-    group = st.selectbox("Sweep results", ids, index=ids.index(mine) if mine in ids else 0, format_func=labels.get,
-                         key=f"{approach}_sweep_shown")
+    group = st.selectbox(
+        "Sweep results", ids, index=ids.index(mine) if mine in ids else 0, format_func=labels.get, key=f"{approach}_sweep_shown"
+    )
     if not _active_points(runner, group):
         _group_results(approach, group, records)
         return
@@ -149,17 +183,29 @@ def _group_results(approach: str, group: str, records) -> None:
     st.plotly_chart(sweep_charts.grid_figure(summary), width="stretch", key=f"{approach}_sweep_grid")
     st.plotly_chart(sweep_charts.parallel_figure(summary), width="stretch", key=f"{approach}_sweep_parallel")
     if summary["best"] is None:
-        st.info("No point of this sweep has finished yet." if _active_points(resources.job_runner(), group)
-                else "No point of this sweep finished: each one failed or was stopped (its job panel says why).")
+        st.info(
+            "No point of this sweep has finished yet."
+            if _active_points(resources.job_runner(), group)
+            else "No point of this sweep finished: each one failed or was stopped (its job panel says why)."
+        )
         return
     best = summary["points"][summary["best"]]
     test = summary["picked_test_accuracy"]
     c1, c2, c3 = st.columns([2, 2, 1])
-    c1.metric("Best on validation", f"{best['mean']:.3f}", help=f"{best['label']}; mean ± std {best['std']:.3f} over {best['n']} seed(s)")
-    c2.metric(PICKED_TEST, "no test split" if test is None else f"{test:.3f}",
-              help="Scored only for the point validation picked: the other points' test scores are not read.")
+    c1.metric(
+        "Best on validation",
+        f"{best['mean']:.3f}",
+        help=f"{best['label']}; mean ± std {best['std']:.3f} over {best['n']} seed(s)",
+    )
+    c2.metric(
+        PICKED_TEST,
+        "no test split" if test is None else f"{test:.3f}",
+        help="Scored only for the point validation picked: the other points' test scores are not read.",
+    )
     c1.caption(best["label"])
-    c3.button("Apply best", key=f"{approach}_sweep_apply", on_click=apply_best, args=(approach, best["point"], group), type="primary")
+    c3.button(
+        "Apply best", key=f"{approach}_sweep_apply", on_click=apply_best, args=(approach, best["point"], group), type="primary"
+    )
 
 
 def apply_best(approach: str, point: dict, group: str = "") -> None:

@@ -25,7 +25,11 @@ def tensorboard_folder() -> Path:
 def tensorboard_fields(cfg: RunConfig, key: str) -> None:
     """Sets cfg.compute.tensorboard to the server's folder when the box is ticked, else leaves it off."""
     folder = tensorboard_folder()
-    if st.checkbox("Write TensorBoard logs", value=False, key=f"{key}_tensorboard",
-                   help=f"Per-epoch loss/accuracy and the run's settings, under {folder}/<run id>. "
-                        f"View them with: tensorboard --logdir {folder}  (the folder is set by {FOLDER_ENV})."):
+    if st.checkbox(
+        "Write TensorBoard logs",
+        value=False,
+        key=f"{key}_tensorboard",
+        help=f"Per-epoch loss/accuracy and the run's settings, under {folder}/<run id>. "
+        f"View them with: tensorboard --logdir {folder}  (the folder is set by {FOLDER_ENV}).",
+    ):
         cfg.compute.tensorboard = str(folder)

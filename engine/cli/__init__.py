@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None, error_file: str | None = None) -> int:
         if exc.errno not in DISK_ERRORS:
             raise
         where = f"{exc.filename}: " if exc.filename else "writing the run store, the feature cache or an output: "
-        return _refuse(f"{where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", error_file)
+        return _refuse(
+            f"{where}{exc.strerror or exc}; free some space (or choose a writable folder) and run it again", error_file
+        )
 
 
 def _refuse(sentence: str, error_file: str | None) -> int:

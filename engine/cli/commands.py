@@ -29,22 +29,38 @@ def add_parsers(sub) -> None:
     ls.set_defaults(func=cmd_runs)
 
     pr = sub.add_parser("predict", help="classify image files with a stored run (or an ensemble of runs)")
-    pr.add_argument("--run", required=True, action="append",
-                    help="run id; give it several times for an ensemble (the runs' probabilities averaged)")
+    pr.add_argument(
+        "--run",
+        required=True,
+        action="append",
+        help="run id; give it several times for an ensemble (the runs' probabilities averaged)",
+    )
     pr.add_argument("--weighted", action="store_true", help="ensemble: weigh each run by its validation accuracy")
     pr.add_argument("--tta", action="store_true", help="average each image with its horizontal flip")
     pr.add_argument("--runs-dir")
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of a line per image")
-    add_output(pr, "--gradcam", metavar="OUT.png", targets=_gradcam_targets,
-               help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several")
+    add_output(
+        pr,
+        "--gradcam",
+        metavar="OUT.png",
+        targets=_gradcam_targets,
+        help="write the Grad-CAM overlay of each image: OUT.png for one image, OUT-<image name>.png for several",
+    )
     pr.add_argument("images", nargs="+")
     pr.set_defaults(func=cmd_predict)
 
     _add_export_parser(sub)
 
     sp = sub.add_parser("sample", help="create the built-in sample dataset and print its path")
-    add_output(sp, "dir", kind="folder", nargs="?", metavar="DIR", reuse=lambda folder: (folder / ".complete").is_file(),
-               help="a new (or empty) folder to create it in, or one holding it already (default: $TLS_SAMPLE_DIR or ~/.cache/...)")
+    add_output(
+        sp,
+        "dir",
+        kind="folder",
+        nargs="?",
+        metavar="DIR",
+        reuse=lambda folder: (folder / ".complete").is_file(),
+        help="a new (or empty) folder to create it in, or one holding it already (default: $TLS_SAMPLE_DIR or ~/.cache/...)",
+    )
     sp.set_defaults(func=cmd_sample)
 
     iz = sub.add_parser("import-zip", help="unpack a dataset zip safely (bounded, no path tricks) and print the dataset root")
@@ -67,8 +83,14 @@ def _add_export_parser(sub) -> None:
     ex = sub.add_parser("export", help="export a stored run's model: .keras, SavedModel, TFLite float32 or int8")
     ex.add_argument("run", help="run id")
     ex.add_argument("--format", required=True, choices=FORMATS)
-    add_output(ex, "--out", kind="folder", required=True, metavar="FOLDER",
-               help="a new (or empty) folder for the model, labels.json, README.md and classify.py")
+    add_output(
+        ex,
+        "--out",
+        kind="folder",
+        required=True,
+        metavar="FOLDER",
+        help="a new (or empty) folder for the model, labels.json, README.md and classify.py",
+    )
     ex.add_argument("--zip", action="store_true", help="also write FOLDER.zip (what the dashboard's download holds)")
     add_output(ex, flag="--zip", dest="out", targets=lambda args, out: [str(Path(out)) + ".zip"] if args.zip else [])
     add_settings_flags(ex, ExportSettings)  # --calibration-images
@@ -87,7 +109,9 @@ def cmd_scan(args) -> int:
         print(f"  {split:<11} " + "  ".join(f"{c}: {n}" for c, n in counts.items()))
     if d["image_size"]:
         w, h = d["image_size"]["width"], d["image_size"]["height"]
-        print(f"  size        width {w['min']}/{w['median']}/{w['max']}  height {h['min']}/{h['median']}/{h['max']} (min/median/max)")
+        print(
+            f"  size        width {w['min']}/{w['median']}/{w['max']}  height {h['min']}/{h['median']}/{h['max']} (min/median/max)"
+        )
     print("  formats     " + ", ".join(f"{k} {v}" for k, v in sorted(d["formats"].items())))
     for b in d["bad_files"]:
         print(f"  bad file    {b['path']}: {b['reason']}")
@@ -126,8 +150,10 @@ def cmd_runs(args) -> int:
             print(f"{row['id']}  damaged      {row['message']}")
             continue
         epochs = f"{row['epochs_run']}/{row['epochs_total']}" if row["epochs_total"] else str(row["epochs_run"])
-        print(f"{row['id']}  {row['state']:<11}  epochs {epochs:<7}  val {fmt(row['val_accuracy'])}  test {fmt(row['test_accuracy'])}"
-              + (f"  ({row['message']})" if row["state"] in ("interrupted", "failed") and row["message"] else ""))
+        print(
+            f"{row['id']}  {row['state']:<11}  epochs {epochs:<7}  val {fmt(row['val_accuracy'])}  test {fmt(row['test_accuracy'])}"
+            + (f"  ({row['message']})" if row["state"] in ("interrupted", "failed") and row["message"] else "")
+        )
     return 0
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from engine.data import builder, curation
 from engine.data.layout import DatasetError
-from engine.store.outputs import add_output, output_of
 from engine.data.reads import MAX_IMAGE_BYTES, FileRefused, read_regular_file
 from engine.data.sample import default_sample_dir
+from engine.store.outputs import add_output, output_of
 
 EXIT_REFUSED = 2
 
@@ -88,9 +88,12 @@ def cmd_add(args) -> int:
     added = builder.add_images(path, cls, _read_each(args.files, refused))
     for name, reason in refused + added.refused:
         print(f"refused {name}: {reason}", file=sys.stderr)
-    print(f"{path}: {len(added.saved)} added to {cls!r}" + (f", {len(added.duplicates)} already there" if added.duplicates else "")
-          + (f", {len(refused) + len(added.refused)} refused" if refused or added.refused else "")
-          + f"; {cls!r} now holds {len(builder.images_of(path, cls))}")
+    print(
+        f"{path}: {len(added.saved)} added to {cls!r}"
+        + (f", {len(added.duplicates)} already there" if added.duplicates else "")
+        + (f", {len(refused) + len(added.refused)} refused" if refused or added.refused else "")
+        + f"; {cls!r} now holds {len(builder.images_of(path, cls))}"
+    )
     return EXIT_REFUSED if refused or added.refused else 0
 
 
@@ -140,13 +143,17 @@ def cmd_relabel(args) -> int:
 
 def cmd_remove(args) -> int:
     done = curation.remove(_data(args), args.files)
-    print(f"removed {len(done['files'])} file(s) to the trash (undo: python -m engine dataset undo --data {args.data}): {_moves(done)}")
+    print(
+        f"removed {len(done['files'])} file(s) to the trash (undo: python -m engine dataset undo --data {args.data}): {_moves(done)}"
+    )
     return 0
 
 
 def cmd_keep(args) -> int:
     done = curation.keep(_data(args), args.files)
-    print(f"kept {len(done['files'])} file(s) as not an issue: " + ", ".join(_short(done["root"], m["from"]) for m in done["files"]))
+    print(
+        f"kept {len(done['files'])} file(s) as not an issue: " + ", ".join(_short(done["root"], m["from"]) for m in done["files"])
+    )
     return 0
 
 

@@ -19,8 +19,11 @@ def add_parser(sub) -> None:
     en.add_argument("--run", required=True, action="append", help="run id; give it two or more times (one is enough with --tta)")
     en.add_argument("--runs-dir")
     en.add_argument("--weighted", action="store_true", help="weigh each run by its recorded validation accuracy (else 1/N each)")
-    en.add_argument("--tta", action="store_true",
-                    help="classify the images again through each model, averaged with their horizontal flip (minutes, not instant)")
+    en.add_argument(
+        "--tta",
+        action="store_true",
+        help="classify the images again through each model, averaged with their horizontal flip (minutes, not instant)",
+    )
     en.add_argument("--json", action="store_true", help="print one JSON object instead of a line per run")
     en.set_defaults(func=cmd_ensemble)
 
@@ -35,6 +38,7 @@ def cmd_ensemble(args) -> int:
     store = RunStore(args.runs_dir)
     members = check_members([load_member(store.load(rid)) for rid in args.run])  # every refusal before a model loads
     if args.tta:
+
         def progress(message: str) -> None:
             print(f"[ensemble] {message}", file=sys.stderr, flush=True)
 
@@ -61,10 +65,14 @@ def score_lines(result) -> list[str]:
                 lines.append(f"test                {result.test_note}")
             continue
         for rid, s in scores["members"].items():
-            lines.append(f"{label:<19} {rid}  accuracy {s['accuracy']:.4f}  loss {s['loss']:.4f}  weight {weights[rid]:.3f}"
-                         + ("  with flips" if result.tta else ""))
+            lines.append(
+                f"{label:<19} {rid}  accuracy {s['accuracy']:.4f}  loss {s['loss']:.4f}  weight {weights[rid]:.3f}"
+                + ("  with flips" if result.tta else "")
+            )
         if len(result.members) > 1:
             s = scores["ensemble"]
-            lines.append(f"{label:<19} ensemble of {len(result.members)} runs ({how})  accuracy {s['accuracy']:.4f}  "
-                         f"loss {s['loss']:.4f}  ({s['num_images']} images)")
+            lines.append(
+                f"{label:<19} ensemble of {len(result.members)} runs ({how})  accuracy {s['accuracy']:.4f}  "
+                f"loss {s['loss']:.4f}  ({s['num_images']} images)"
+            )
     return lines

@@ -15,11 +15,20 @@ from engine.training.feature_map import MapSettings
 def add_parser(sub) -> None:
     p = sub.add_parser("feature-map", help="a 2-D map (PCA) of the base's cached features of every training and validation image")
     add_run_arguments(p)
-    p.add_argument("--run", metavar="RUN_ID", help="map this finished run: its config's base, its misclassified validation "
-                   "images, and for fine-tuning the fine-tuned base beside the pretrained one (its config replaces the run options)")
+    p.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="map this finished run: its config's base, its misclassified validation "
+        "images, and for fine-tuning the fine-tuned base beside the pretrained one (its config replaces the run options)",
+    )
     add_settings_flags(p, MapSettings)  # --limit, --method
     p.add_argument("--json", action="store_true", help="print the whole map (points, projections) as JSON")
-    add_output(p, "--out", metavar="FILE", help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)")
+    add_output(
+        p,
+        "--out",
+        metavar="FILE",
+        help="also write that JSON to FILE (written whole or not at all: the dashboard's jobs read it)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_feature_map)
 
@@ -58,13 +67,27 @@ def cmd_feature_map(args) -> int:
         args.data = resolve_data_path(args.data)
         cfg = build_config(args.approach, args, read_config_file(args.config) if args.config else None)
     d = cfg.data
-    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), cfg.fit.seed,
-                        checks_dir=args.cache_dir or default_cache_dir(), max_per_class=d.max_per_class)
+    data = prepare_data(
+        d.path,
+        (d.train_fraction, d.val_fraction, d.test_fraction),
+        cfg.fit.seed,
+        checks_dir=args.cache_dir or default_cache_dir(),
+        max_per_class=d.max_per_class,
+    )
     stop = StopFlag()
     stop.install()
     try:
-        doc = feature_map(cfg, data, run_id=args.run, limit=args.limit, method=args.method, progress=pass_progress("feature-map", args.quiet), should_stop=stop,
-                          runs_dir=args.runs_dir, cache_dir=args.cache_dir)
+        doc = feature_map(
+            cfg,
+            data,
+            run_id=args.run,
+            limit=args.limit,
+            method=args.method,
+            progress=pass_progress("feature-map", args.quiet),
+            should_stop=stop,
+            runs_dir=args.runs_dir,
+            cache_dir=args.cache_dir,
+        )
     except TrainingStopped:
         print("[feature-map] stopped by request", file=sys.stderr)
         return 1
@@ -76,9 +99,10 @@ def cmd_feature_map(args) -> int:
         for m in doc["maps"]:
             sep = m["separation"]
             kept = f"axes keep {sum(m['explained_variance']):.1%} of the variance; " if m["explained_variance"] else ""
-            print(f"{m['name']}: {doc['note']}; {kept}classes apart: "
-                  f"nearest class mean {sep['nearest_centroid_accuracy']}, 1-NN {sep['one_nn_accuracy']} (chance {sep['chance']})")
+            print(
+                f"{m['name']}: {doc['note']}; {kept}classes apart: "
+                f"nearest class mean {sep['nearest_centroid_accuracy']}, 1-NN {sep['one_nn_accuracy']} (chance {sep['chance']})"
+            )
         print(f"{doc['seconds']:.1f} s, feature cache misses {doc['feature_cache'].get('misses', 0)}")
     print(f"[feature-map] {doc['note']}", file=sys.stderr)
     return 0
-

@@ -43,7 +43,9 @@ def number_type(type_name: str, meta: dict):
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if cast is int else 'a number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if cast is int else 'a number'}, got {text!r}"
+            ) from None
         problem = cfgmod.field_problem(value, meta)
         if problem:
             raise argparse.ArgumentTypeError(problem)
@@ -63,8 +65,18 @@ def add_settings_flags(p: argparse.ArgumentParser, settings_class, prefix: str =
             continue  # not a flag (an internal setting without a knob)
         flag = "--" + prefix + (meta.get("flag") or f.name.replace("_", "-"))
         type_name = str(f.type).replace(" | None", "")  # an optional knob: None = unset
-        kw: dict = {"dest": f.name, "default": f.default, "help": _help(meta) + ("" if f.default is None else f" (default {f.default:g})"
-                                                                                   if isinstance(f.default, float) else f" (default {f.default})")}
+        kw: dict = {
+            "dest": f.name,
+            "default": f.default,
+            "help": _help(meta)
+            + (
+                ""
+                if f.default is None
+                else f" (default {f.default:g})"
+                if isinstance(f.default, float)
+                else f" (default {f.default})"
+            ),
+        }
         if type_name == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif meta.get("choices"):
@@ -80,6 +92,8 @@ def settings_from(args: argparse.Namespace, settings_class):
     import dataclasses
 
     return settings_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)})
+
+
 REGISTRY_CHOICES = {("backbone", "name"): lambda: tuple(sorted(BACKBONES))}  # choices that live in a registry, not the config
 
 
@@ -125,8 +139,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file with a RunConfig (flags override it)")
     p.add_argument("--preset", help="start from a published setup (see `python -m engine presets`); flags override it")
     add_knob_flags(p)
-    p.add_argument("--split", type=number_type("float", cfgmod.field_meta("data", "train_fraction")), nargs=3, metavar=("TRAIN", "VAL", "TEST"),
-                   help="flat layout fractions at once (--train-fraction, --val-fraction, --test-fraction)")
+    p.add_argument(
+        "--split",
+        type=number_type("float", cfgmod.field_meta("data", "train_fraction")),
+        nargs=3,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="flat layout fractions at once (--train-fraction, --val-fraction, --test-fraction)",
+    )
     p.add_argument("--runs-dir", help="run store folder (default: $TLS_RUNS_DIR or ./runs)")
     p.add_argument("--cache-dir", help="feature cache folder (default: $TLS_CACHE_DIR or ~/.cache/...)")
 

@@ -38,15 +38,24 @@ def add_parsers(sub) -> None:
     add_output(r, "--report", metavar="FILE", help="write {'runs': [...]} JSON here (after each run, whole or not at all)")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_settings_flags(r, RepeatSettings)
-    r.add_argument("--repeat-group", help="record the run as repeat --repeat-index of this group (the dashboard queues "
-                   "one job per seed; the split still comes from --seed)")
-    r.add_argument("--sweep", action="append", metavar="KNOB=V1,V2,...",
-                   help="train one run per value (a knob's flag name or section.field, e.g. learning-rate=1e-4,1e-3); "
-                        "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation. "
-                        "Every point is checked before the first trains; a point that fails or diverges is recorded "
-                        "and the sweep goes on: its summary is still written, and the exit status is 1")
+    r.add_argument(
+        "--repeat-group",
+        help="record the run as repeat --repeat-index of this group (the dashboard queues "
+        "one job per seed; the split still comes from --seed)",
+    )
+    r.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KNOB=V1,V2,...",
+        help="train one run per value (a knob's flag name or section.field, e.g. learning-rate=1e-4,1e-3); "
+        "twice for a grid of two knobs; with --seeds N each point N times; best point picked on validation. "
+        "Every point is checked before the first trains; a point that fails or diverges is recorded "
+        "and the sweep goes on: its summary is still written, and the exit status is 1",
+    )
     r.add_argument("--sweep-group", help="record the run as a point of this sweep (the dashboard queues one job per point)")
-    r.add_argument("--sweep-point", metavar="JSON", help="with --sweep-group: the point's values, e.g. '{\"fit.learning_rate\": 0.001}'")
+    r.add_argument(
+        "--sweep-point", metavar="JSON", help="with --sweep-group: the point's values, e.g. '{\"fit.learning_rate\": 0.001}'"
+    )
     r.set_defaults(func=cmd_run)
     es = sub.add_parser("estimate", help="predict wall time and peak memory of a run (same options as run), as JSON")
     add_run_arguments(es)
@@ -59,8 +68,14 @@ def add_parsers(sub) -> None:
 class RepeatSettings:
     """`run`'s repeats: flags from these knobs (engine/cli/flags.add_settings_flags)."""
 
-    seeds: int = knob(1, "repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs",
-                      min=1, max=20, integer=True, metavar="N")  # 1-20
+    seeds: int = knob(
+        1,
+        "repeat each approach with seeds SEED, SEED+1, ... (same data split) and group the runs",
+        min=1,
+        max=20,
+        integer=True,
+        metavar="N",
+    )  # 1-20
     repeat_index: int = knob(0, "with --repeat-group: train with seed SEED + this", min=0, max=19, integer=True)  # 0-19
 
 
@@ -109,7 +124,8 @@ def print_progress(label: str):
             print(
                 f"[{label}] epoch {event['epoch']}/{event['epochs_total']}{phase}  loss {lg['loss']:.4f}  acc {lg['accuracy']:.4f}"
                 f"  val_loss {lg['val_loss']:.4f}  val_acc {lg['val_accuracy']:.4f}  {event['seconds']:.1f}s",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
         elif event["type"] == "status":
             print(f"[{label}] {event['message']}", file=sys.stderr, flush=True)
@@ -119,8 +135,11 @@ def print_progress(label: str):
 
 def cmd_run(args) -> int:
     configs = _run_configs(args)
-    plan = sweep_plan(args, configs[0]) if args.sweep or args.sweep_group else \
-        repeat_plan(configs, args.seeds, getattr(args, "preset", None))  # every point checked before any work
+    plan = (
+        sweep_plan(args, configs[0])
+        if args.sweep or args.sweep_group
+        else repeat_plan(configs, args.seeds, getattr(args, "preset", None))
+    )  # every point checked before any work
     data = _prepare(args, configs)
     stop = StopFlag()
     stop.install()
@@ -222,9 +241,18 @@ def _sweep_point(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
     print(f"[{cfg.approach} {point_label(extra['sweep_point'])}] failed: {message}", file=sys.stderr, flush=True)
     config = {**cfg.to_dict(), "resolved": {"seed": cfg.fit.seed, **extra}}
     record = RunRecord("", None, config, {}, {"state": "failed", "message": message})
-    rep = {"id": None, "approach": cfg.approach, "state": "failed", "message": message, "val_accuracy": None,
-           "test_accuracy": None, "feature_cache": None, "run_dir": "", "seed": cfg.fit.seed,
-           **{k: v for k, v in extra.items() if k in ("repeat_group", "preset", "sweep_group", "sweep_point")}}
+    rep = {
+        "id": None,
+        "approach": cfg.approach,
+        "state": "failed",
+        "message": message,
+        "val_accuracy": None,
+        "test_accuracy": None,
+        "feature_cache": None,
+        "run_dir": "",
+        "seed": cfg.fit.seed,
+        **{k: v for k, v in extra.items() if k in ("repeat_group", "preset", "sweep_group", "sweep_point")},
+    }
     return SimpleNamespace(id="", state="failed", record=record), rep
 
 
@@ -273,8 +301,13 @@ def _prepare(args, configs: list[RunConfig]):
     from engine.training.approaches import prepare_data  # imports TensorFlow
 
     d = configs[0].data
-    data = prepare_data(d.path, (d.train_fraction, d.val_fraction, d.test_fraction), configs[0].fit.seed,
-                        checks_dir=args.cache_dir or default_cache_dir(), max_per_class=d.max_per_class)
+    data = prepare_data(
+        d.path,
+        (d.train_fraction, d.val_fraction, d.test_fraction),
+        configs[0].fit.seed,
+        checks_dir=args.cache_dir or default_cache_dir(),
+        max_per_class=d.max_per_class,
+    )
     if data.report.bad_files:
         print(f"skipping {len(data.report.bad_files)} unreadable file(s); see `python -m engine scan {d.path}`", file=sys.stderr)
     if d.max_per_class > 0:
@@ -294,17 +327,27 @@ def _train_one(args, cfg: RunConfig, data, extra: dict, stop) -> tuple:
     keras.backend.clear_session()  # safe here: the CLI runs one approach at a time in one thread
     t0 = time.perf_counter()
     result = RUNNERS[cfg.approach](
-        cfg, data, progress=(lambda e: None) if args.quiet else print_progress(label), should_stop=stop,
-        runs_dir=args.runs_dir, cache_dir=args.cache_dir, run_id=args.run_id, resolved_extra=extra,
+        cfg,
+        data,
+        progress=(lambda e: None) if args.quiet else print_progress(label),
+        should_stop=stop,
+        runs_dir=args.runs_dir,
+        cache_dir=args.cache_dir,
+        run_id=args.run_id,
+        resolved_extra=extra,
     )
     rep = result.to_report()
-    rep.update({k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s", "sweep_group", "sweep_point")}, seed=cfg.fit.seed)
+    rep.update(
+        {k: v for k, v in extra.items() if k in ("repeat_group", "preset", "estimate_s", "sweep_group", "sweep_point")},
+        seed=cfg.fit.seed,
+    )
     acc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
         f"[{label}] {result.state}: val_acc {acc(rep['val_accuracy'])}  test_acc {acc(rep['test_accuracy'])}  "
         f"{time.perf_counter() - t0:.1f}s  -> {result.run_dir or 'not stored here: the chief worker stores the run'}"
         + (f"  ({result.message})" if result.message else ""),
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     return result, rep
 

@@ -9,8 +9,14 @@ from engine.config import AugmentationConfig
 
 def augments(cfg: AugmentationConfig) -> bool:
     """Whether the config changes images at all (switched on, and some flip, rotation, shift or zoom set)."""
-    return cfg.enabled and (cfg.horizontal_flip or cfg.vertical_flip or cfg.rotation > 0 or cfg.width_shift > 0
-                            or cfg.height_shift > 0 or cfg.zoom > 0)
+    return cfg.enabled and (
+        cfg.horizontal_flip
+        or cfg.vertical_flip
+        or cfg.rotation > 0
+        or cfg.width_shift > 0
+        or cfg.height_shift > 0
+        or cfg.zoom > 0
+    )
 
 
 def build_augmentation(cfg: AugmentationConfig, seed: int = 42):

@@ -69,7 +69,7 @@ def write_atomically(target: Path, data: bytes) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -183,8 +183,11 @@ def images_of(path: Path, cls: str) -> list[Path]:
     if not _real_dir(folder):
         return []
     with os.scandir(folder) as entries:
-        return sorted(folder / e.name for e in entries if e.is_file(follow_symlinks=False)
-                      and not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(
+            folder / e.name
+            for e in entries
+            if e.is_file(follow_symlinks=False) and not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+        )
 
 
 def counts(path: Path) -> dict[str, int]:
@@ -199,8 +202,11 @@ def list_datasets(root: Path | None = None) -> list[dict]:
         raise DatasetError(f"datasets folder (--datasets-dir or ${DATASETS_ENV}): {root} is a file, not a folder")
     if not root.is_dir():
         return []
-    return [{"name": d.name, "path": str(d), "classes": counts(d)} for d in sorted(root.iterdir())
-            if d.is_dir() and not d.name.startswith(".")]
+    return [
+        {"name": d.name, "path": str(d), "classes": counts(d)}
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    ]
 
 
 def upload_stem(upload_name: str) -> str:
@@ -241,7 +247,9 @@ def add_images(path: Path, cls: str, files: Iterable[tuple[str, bytes]]) -> Adde
 def _class_folder(path: Path, cls: str) -> Path:
     """The folder of an existing class (one `class_names` lists), else a DatasetError naming the classes there."""
     if cls not in class_names(path):
-        raise DatasetError(f"class {cls!r}: no such class in {Path(path).name} (its classes: {', '.join(class_names(path)) or 'none'})")
+        raise DatasetError(
+            f"class {cls!r}: no such class in {Path(path).name} (its classes: {', '.join(class_names(path)) or 'none'})"
+        )
     return Path(path) / cls
 
 
@@ -274,8 +282,10 @@ def remove_class(path: Path, cls: str) -> None:
     temps = [p for p in folder.iterdir() if p.name.startswith(_TEMP_PREFIX) and p.name.endswith(".tmp") and not p.is_symlink()]
     others = sorted(p.name for p in folder.iterdir() if p not in images and p not in temps)
     if others:
-        raise DatasetError(f"class {cls!r} also holds {len(others)} file(s) that are not its images ({', '.join(others[:3])}); "
-                           "move them out first: nothing was removed")
+        raise DatasetError(
+            f"class {cls!r} also holds {len(others)} file(s) that are not its images ({', '.join(others[:3])}); "
+            "move them out first: nothing was removed"
+        )
     for p in images + temps:
         p.unlink()
     folder.rmdir()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from engine.data import paths
 from engine.data.builder import check_name
-from engine.data.layout import DatasetError, JUNK_DIRS, split_layout_dirs
+from engine.data.layout import JUNK_DIRS, DatasetError, split_layout_dirs
 from engine.data.reads import FileRefused, read_regular_file
 from engine.data.sample import default_sample_dir
 
@@ -64,8 +64,9 @@ def check_editable(root: str | os.PathLike) -> None:
         raise CurationRefused(f"{given}: the built-in sample is rebuilt on demand; copy it to make your own")
     tmp = Path(tempfile.gettempdir()).resolve()
     if real.is_relative_to(tmp) and real != tmp and real.relative_to(tmp).parts[0].startswith(UPLOAD_PREFIX):
-        raise CurationRefused(f"{given}: unpacked from an upload: it is deleted when the session ends; "
-                              "download, unzip and use it as a folder")
+        raise CurationRefused(
+            f"{given}: unpacked from an upload: it is deleted when the session ends; download, unzip and use it as a folder"
+        )
     paths.confine(str(given), "Dataset folder")  # PathNotAllowed (one line) outside the allowed roots when confined
     if not given.is_dir():
         raise CurationRefused(f"{given}: not a dataset folder (missing, or not a folder)")
@@ -269,7 +270,9 @@ def _result(root: Path, entry: dict) -> dict:
     """A log entry with absolute paths, as the functions return it."""
     out = {k: v for k, v in entry.items() if k != "files"}
     out["root"] = str(root)
-    out["files"] = [{"from": _abs(root, m["from"]), "to": _abs(root, m["to"]) if m.get("to") else None} for m in entry.get("files", [])]
+    out["files"] = [
+        {"from": _abs(root, m["from"]), "to": _abs(root, m["to"]) if m.get("to") else None} for m in entry.get("files", [])
+    ]
     return out
 
 
@@ -305,8 +308,14 @@ def relabel(root: str | os.PathLike, files: list[str], cls: str) -> dict:
             if not os.path.lexists(folder):
                 _make_dir(folder, f"class {cls!r}")
                 made.append(_rel(root, folder))
-        entry = {"id": None, "time": _now(), "kind": "relabel", "class": cls,
-                 "files": [{"from": s, "to": d} for s, d in moves], "made": made}
+        entry = {
+            "id": None,
+            "time": _now(),
+            "kind": "relabel",
+            "class": cls,
+            "files": [{"from": s, "to": d} for s, d in moves],
+            "made": made,
+        }
         if moves:
             entry["id"] = _next_id(_read_log(root))
             try:
@@ -388,17 +397,28 @@ def undo(root: str | os.PathLike) -> dict:
         moves = [] if last["kind"] == "keep" else [(m["to"], m["from"]) for m in last["files"]]
         for src, dst in moves:
             if not (root / src).is_file() or (root / src).is_symlink():
-                raise CurationRefused(f"{root / src}: missing or not a file any more; cannot undo the {last['kind']} of {last['time']}")
+                raise CurationRefused(
+                    f"{root / src}: missing or not a file any more; cannot undo the {last['kind']} of {last['time']}"
+                )
             if os.path.lexists(root / dst):
-                raise CurationRefused(f"{root / dst}: a file of that name is there now; move it away to undo the "
-                                      f"{last['kind']} of {last['time']}")
+                raise CurationRefused(
+                    f"{root / dst}: a file of that name is there now; move it away to undo the {last['kind']} of {last['time']}"
+                )
         real_root = Path(os.path.realpath(root))
         for folder in sorted({(root / dst).parent for _, dst in moves}):
             _make_dir(folder, "class folder")
             if not Path(os.path.realpath(folder)).is_relative_to(real_root):  # a folder swapped for a link since
-                raise CurationRefused(f"{folder}: leads outside the dataset now; cannot undo the {last['kind']} of {last['time']}")
-        entry = {"id": _next_id(entries), "time": _now(), "kind": "undo", "of": last["id"], "undid": last["kind"],
-                 "files": [{"from": s, "to": d} for s, d in moves]}
+                raise CurationRefused(
+                    f"{folder}: leads outside the dataset now; cannot undo the {last['kind']} of {last['time']}"
+                )
+        entry = {
+            "id": _next_id(entries),
+            "time": _now(),
+            "kind": "undo",
+            "of": last["id"],
+            "undid": last["kind"],
+            "files": [{"from": s, "to": d} for s, d in moves],
+        }
         _log_moves(root, entry, moves)
         if last["kind"] == "relabel":
             _remove_empty(root, list(reversed(last.get("made", []))))

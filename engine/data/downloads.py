@@ -5,10 +5,10 @@ Everything here degrades to a clear message offline; nothing in training depends
 
 from __future__ import annotations
 
-from engine.errors import StudioError
-
 import socket
 from pathlib import Path
+
+from engine.errors import StudioError
 
 CATS_DOGS_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 CATS_DOGS_FILE = "cats_and_dogs_filtered.zip"

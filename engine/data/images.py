@@ -199,7 +199,9 @@ def _too_many_pixels(pixels: int | None) -> str:
 
 def _unreadable(exc: Exception) -> str:
     message = " ".join(str(exc).split())[:_MAX_REASON]
-    return f"not a readable image ({type(exc).__name__}: {message})" if message else f"not a readable image ({type(exc).__name__})"
+    return (
+        f"not a readable image ({type(exc).__name__}: {message})" if message else f"not a readable image ({type(exc).__name__})"
+    )
 
 
 def _decode(im: Image.Image, name: str | None) -> Image.Image:

@@ -143,7 +143,9 @@ def _require_same_classes(split_dirs: dict[str, Path], raw: dict[str, dict[str, 
             missing = sorted(set(reference) - set(cls_names))
             extra = sorted(set(cls_names) - set(reference))
             detail = "; ".join(x for x in (f"missing {missing}" if missing else "", f"extra {extra}" if extra else "") if x)
-            raise DatasetError(f"{split_dirs[split]}: class folders differ from train/ ({detail}); every split needs the same class folders")
+            raise DatasetError(
+                f"{split_dirs[split]}: class folders differ from train/ ({detail}); every split needs the same class folders"
+            )
 
 
 def read_layout(root: Path, notes: list[str]) -> tuple[str, dict[str, dict[str, list[Path]]]]:

@@ -21,8 +21,13 @@ from engine.errors import StudioError
 # 32-bit TIFF or BMP is about 342 MiB; no photo comes near this, and a bigger file is not an image.
 MAX_IMAGE_BYTES = 384 * 2**20
 _CHUNK = 1 << 20
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a device"),
-          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a pipe"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class FileRefused(StudioError, ValueError):

@@ -95,4 +95,7 @@ def require_trainable(report: DatasetReport) -> None:
         counts = report.counts.get(split, {})
         empty = [c for c in report.classes if counts.get(c, 0) == 0]
         if empty:
-            raise DatasetError(f"{report.root}: the {split} split has no usable images of class(es) {', '.join(empty)}; add some or fix the bad files listed by `scan`")
+            raise DatasetError(
+                f"{report.root}: the {split} split has no usable images of class(es) {', '.join(empty)}; "
+                "add some or fix the bad files listed by `scan`"
+            )

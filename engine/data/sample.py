@@ -62,6 +62,8 @@ def ensure_sample_dataset(root: str | os.PathLike | None = None, seed: int = 0) 
                     _draw(cls, rng).save(folder / f"{cls}_{i:03d}.png")
         done.write_text("ok\n")
     except OSError as exc:
-        raise StudioError(f"{root}: cannot create the sample there ({exc.strerror or exc}); "
-                           "give a folder you can write to (or set TLS_SAMPLE_DIR)") from None
+        raise StudioError(
+            f"{root}: cannot create the sample there ({exc.strerror or exc}); "
+            "give a folder you can write to (or set TLS_SAMPLE_DIR)"
+        ) from None
     return root

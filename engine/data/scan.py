@@ -22,8 +22,12 @@ from engine.data.report import BadFile, DatasetReport, report_warnings, size_sta
 from engine.data.splits import stratified_split
 
 
-def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42,
-                 checks_dir: str | os.PathLike | None = None) -> DatasetReport:
+def scan_dataset(
+    path: str | os.PathLike,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 42,
+    checks_dir: str | os.PathLike | None = None,
+) -> DatasetReport:
     """Scans a dataset folder: layout, classes, usable files per split, bad files, statistics.
 
     A flat layout is split with `stratified_split(fractions, seed)`. With `checks_dir` (the
@@ -43,8 +47,16 @@ def scan_dataset(path: str | os.PathLike, fractions: tuple[float, float, float] 
     checked = _check_images([p for by_class in raw.values() for cls in classes for p in by_class.get(cls, [])], checks_dir)
     usable, bad, formats, sizes = _sort_files(raw, classes, checked)
     files = stratified_split(usable["all"], fractions, seed) if layout == "flat" else usable
-    report = DatasetReport(root=str(root), layout=layout, classes=classes, files=files, bad_files=bad, formats=formats,
-                           size_stats=size_stats(sizes), sizes=sizes)
+    report = DatasetReport(
+        root=str(root),
+        layout=layout,
+        classes=classes,
+        files=files,
+        bad_files=bad,
+        formats=formats,
+        size_stats=size_stats(sizes),
+        sizes=sizes,
+    )
     report.warnings = notes + report_warnings(report)
     return report
 

@@ -14,7 +14,9 @@ from engine.data.layout import SPLITS
 from engine.data.report import DatasetReport
 
 
-def stratified_split(files_by_class: dict[str, list[str]], fractions: tuple[float, float, float], seed: int) -> dict[str, dict[str, list[str]]]:
+def stratified_split(
+    files_by_class: dict[str, list[str]], fractions: tuple[float, float, float], seed: int
+) -> dict[str, dict[str, list[str]]]:
     """Splits each class's files into train/validation/test with a seeded shuffle.
 
     Per class, so every split keeps the class proportions; rounding puts leftovers in train.

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine import settings
-from engine.data.reads import open_regular_file
 from engine.data.layout import JUNK_DIRS, DatasetError, is_junk
+from engine.data.reads import open_regular_file
 
 ZIP_LIMIT_ENV = {"max_bytes": settings.ZIP_MAX_BYTES, "max_files": settings.ZIP_MAX_FILES, "max_ratio": settings.ZIP_MAX_RATIO}
 RATIO_FLOOR = 1 << 20  # entries (and totals) under 1 MiB may compress any amount: small text files do, harmlessly
@@ -41,8 +41,12 @@ class ZipLimits:
         """Defaults, overridden by TLS_ZIP_MAX_BYTES / TLS_ZIP_MAX_FILES / TLS_ZIP_MAX_RATIO."""
         defaults = cls()
         try:
-            return cls(**{name: settings.positive_number(var, getattr(defaults, name), integer=name != "max_ratio")
-                          for name, var in ZIP_LIMIT_ENV.items()})
+            return cls(
+                **{
+                    name: settings.positive_number(var, getattr(defaults, name), integer=name != "max_ratio")
+                    for name, var in ZIP_LIMIT_ENV.items()
+                }
+            )
         except settings.SettingError as exc:
             raise DatasetError(str(exc)) from None
 
@@ -85,10 +89,14 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
             raise DatasetError(f"zip entry {info.filename!r} is in the zip twice; re-create the zip with one copy")
         seen.add(name)
     if len(infos) > limits.max_files:
-        raise DatasetError(f"the zip holds {len(infos):,} entries, over the limit of {limits.max_files:,}; set {ZIP_LIMIT_ENV['max_files']} to raise it")
+        raise DatasetError(
+            f"the zip holds {len(infos):,} entries, over the limit of {limits.max_files:,}; set {ZIP_LIMIT_ENV['max_files']} to raise it"
+        )
     total, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
     if total > limits.max_bytes:
-        raise DatasetError(f"the zip unpacks to {_size(total)}, over the limit of {_size(limits.max_bytes)}; set {ZIP_LIMIT_ENV['max_bytes']} (bytes) to raise it")
+        raise DatasetError(
+            f"the zip unpacks to {_size(total)}, over the limit of {_size(limits.max_bytes)}; set {ZIP_LIMIT_ENV['max_bytes']} (bytes) to raise it"
+        )
     ratios = [(f"entry {i.filename!r}", i.file_size, i.compress_size) for i in infos] + [("as a whole", total, packed)]
     for label, size, csize in ratios:
         if size > RATIO_FLOOR and size > limits.max_ratio * max(csize, 1):
@@ -120,12 +128,18 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path, limi
                         )
                     out.write(chunk)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"zip entry {info.filename!r} cannot be unpacked ({type(exc).__name__}: {exc}); re-create the zip") from None
+            raise DatasetError(
+                f"zip entry {info.filename!r} cannot be unpacked ({type(exc).__name__}: {exc}); re-create the zip"
+            ) from None
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
-            raise DatasetError(f"zip entry {info.filename!r} clashes with another entry (a file and a folder of the same name); "
-                               "re-create the zip") from None
+            raise DatasetError(
+                f"zip entry {info.filename!r} clashes with another entry (a file and a folder of the same name); "
+                "re-create the zip"
+            ) from None
         except OSError as exc:
-            raise DatasetError(f"cannot write zip entry {info.filename!r} into {dest} ({exc.strerror or exc}); free disk space or re-create the zip") from None
+            raise DatasetError(
+                f"cannot write zip entry {info.filename!r} into {dest} ({exc.strerror or exc}); free disk space or re-create the zip"
+            ) from None
 
 
 def _empty_folder(folder: Path, remove: bool) -> None:
@@ -138,7 +152,9 @@ def _empty_folder(folder: Path, remove: bool) -> None:
         folder.rmdir()
 
 
-def import_zip(zip_source: str | os.PathLike | bytes | BinaryIO, dest: str | os.PathLike, limits: ZipLimits | None = None) -> Path:
+def import_zip(
+    zip_source: str | os.PathLike | bytes | BinaryIO, dest: str | os.PathLike, limits: ZipLimits | None = None
+) -> Path:
     """Unpacks a dataset zip into `dest` after checking every entry; returns the dataset root.
 
     Nothing is written until all entries pass: no absolute paths, `..`, drive letters,
@@ -179,7 +195,9 @@ def import_zip(zip_source: str | os.PathLike | bytes | BinaryIO, dest: str | os.
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # under a file (/etc/passwd/sub), in /proc, read-only, ...
         zf.close()
-        raise DatasetError(f"{dest}: cannot create that folder ({exc.strerror or exc}); give a new or empty folder you can write to") from None
+        raise DatasetError(
+            f"{dest}: cannot create that folder ({exc.strerror or exc}); give a new or empty folder you can write to"
+        ) from None
     try:
         with zf:
             infos = zf.infolist()

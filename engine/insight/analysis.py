@@ -84,7 +84,9 @@ def load_predictions(run_dir: str | Path, split: str | None = None) -> SplitPred
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise AnalysisError(f"{path}: no stored predictions (run stopped before scoring, or trained by an older version); train it again") from None
+        raise AnalysisError(
+            f"{path}: no stored predictions (run stopped before scoring, or trained by an older version); train it again"
+        ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise AnalysisError(f"{path}: unreadable ({exc}); train the run again") from None
     splits = raw.get("splits") or {}
@@ -107,8 +109,13 @@ def _row(preds: SplitPredictions, i: int, losses: np.ndarray) -> dict:
     }
 
 
-def highest_loss(preds: SplitPredictions, k: int = 12, true_class: str | None = None, predicted_class: str | None = None,
-                 errors_only: bool = True) -> list[dict]:
+def highest_loss(
+    preds: SplitPredictions,
+    k: int = 12,
+    true_class: str | None = None,
+    predicted_class: str | None = None,
+    errors_only: bool = True,
+) -> list[dict]:
     """The `k` images with the highest loss, highest first, optionally only those of one true and/or predicted class.
 
     Each row: path, true, predicted, loss, probabilities (per class). With `errors_only`
@@ -133,8 +140,12 @@ def highest_loss(preds: SplitPredictions, k: int = 12, true_class: str | None = 
 def most_confused(confusion_matrix, classes: list[str], min_count: int = 1) -> list[dict]:
     """Off-diagonal cells of a confusion matrix (rows = true), largest first: [{true, predicted, count}]."""
     cm = np.asarray(confusion_matrix, dtype=np.int64)
-    pairs = [{"true": classes[i], "predicted": classes[j], "count": int(cm[i, j])}
-             for i in range(len(classes)) for j in range(len(classes)) if i != j and cm[i, j] >= min_count]
+    pairs = [
+        {"true": classes[i], "predicted": classes[j], "count": int(cm[i, j])}
+        for i in range(len(classes))
+        for j in range(len(classes))
+        if i != j and cm[i, j] >= min_count
+    ]
     return sorted(pairs, key=lambda r: -r["count"])
 
 
@@ -165,7 +176,9 @@ def disagreements(runs: dict[str, SplitPredictions], k: int | None = None) -> li
     classes = items[0][1].classes
     for rid, p in items[1:]:
         if p.classes != classes:
-            raise AnalysisError(f"disagreements: run {rid} has classes {p.classes}, not {classes}; compare runs on the same dataset")
+            raise AnalysisError(
+                f"disagreements: run {rid} has classes {p.classes}, not {classes}; compare runs on the same dataset"
+            )
     index = [{f: i for i, f in enumerate(p.files)} for _, p in items]
     common = [f for f in items[0][1].files if all(f in ix for ix in index[1:])]
     if not common:
@@ -176,13 +189,17 @@ def disagreements(runs: dict[str, SplitPredictions], k: int | None = None) -> li
         if len(set(picks.values())) < 2:
             continue
         true = int(items[0][1].labels[index[0][f]])
-        rows.append({
-            "path": f,
-            "true": classes[true],
-            "wrong": sum(v != true for v in picks.values()),
-            "runs": {rid: {"predicted": classes[v], "probability": round(float(p.probabilities[ix[f], v]), 6)}
-                     for ((rid, p), ix), v in zip(zip(items, index), picks.values())},
-        })
+        rows.append(
+            {
+                "path": f,
+                "true": classes[true],
+                "wrong": sum(v != true for v in picks.values()),
+                "runs": {
+                    rid: {"predicted": classes[v], "probability": round(float(p.probabilities[ix[f], v]), 6)}
+                    for ((rid, p), ix), v in zip(zip(items, index), picks.values())
+                },
+            }
+        )
     rows.sort(key=lambda r: -r["wrong"])
     return rows[:k] if k else rows
 

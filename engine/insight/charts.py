@@ -11,7 +11,9 @@ APPROACH_TITLES = {"feature_extraction": "Feature extraction", "frozen": "Frozen
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, margin=dict(l=40, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(
+        title=title, xaxis_title=x, yaxis_title=y, margin=dict(l=40, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2)
+    )
     return fig
 
 
@@ -40,9 +42,15 @@ def curves_figure(series: list[dict], metric: str = "accuracy", smoothing: float
             epochs = list(range(1, len(ys) + 1))
             most = max(most, len(ys))
             if smoothing > 0 and ys:
-                fig.add_trace(go.Scatter(x=epochs, y=ys, mode="markers", showlegend=False, opacity=0.3, marker=dict(color=colour)))
+                fig.add_trace(
+                    go.Scatter(x=epochs, y=ys, mode="markers", showlegend=False, opacity=0.3, marker=dict(color=colour))
+                )
                 ys = smooth(ys, smoothing)
-            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=f"{s['label']} {suffix}", line=dict(color=colour, dash=dash)))
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs, y=ys, mode="lines+markers", name=f"{s['label']} {suffix}", line=dict(color=colour, dash=dash)
+                )
+            )
         start = h.get("fine_tune_start_epoch")
         if start:
             fig.add_vline(x=start - 0.5, line_dash="dot", line_color=colour or "grey", annotation_text="fine-tuning starts")
@@ -72,14 +80,20 @@ def image_size_figure(sizes: list[tuple[int, int]]) -> go.Figure:
 
 
 def confusion_figure(matrix: list[list[int]], classes: list[str]) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}", showscale=False))
+    fig = go.Figure(
+        go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}", showscale=False)
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Confusion matrix (rows: true, columns: predicted)", "predicted", "true")
 
 
 def probabilities_figure(probabilities: dict[str, float], title: str) -> go.Figure:
     classes = list(probabilities)
-    fig = go.Figure(go.Bar(x=[probabilities[c] for c in classes], y=classes, orientation="h", text=[f"{probabilities[c]:.1%}" for c in classes]))
+    fig = go.Figure(
+        go.Bar(
+            x=[probabilities[c] for c in classes], y=classes, orientation="h", text=[f"{probabilities[c]:.1%}" for c in classes]
+        )
+    )
     fig.update_xaxes(range=[0, 1])
     return _layout(fig, title, "probability", "class")
 
@@ -100,21 +114,47 @@ def accuracy_vs_time_figure(rows: list[dict], accuracy_label: str = "Test accura
     continued = [r for r in rows if r.get("phase2_seconds") is not None]
     for r in continued:  # drawn first: the whole-cost dot lies on top of its segment
         colour = APPROACH_COLOURS.get(r.get("approach"), "#888")
-        fig.add_trace(go.Scatter(
-            x=[r["phase2_seconds"], r["wall_seconds"]], y=[r["accuracy"]] * 2, mode="lines+markers", showlegend=False,
-            line={"dash": "dot", "color": colour}, marker={"symbol": ["circle-open", "circle"], "size": [10, 0], "color": colour},
-            name=f"{r['label']} phase 2 only", cliponaxis=False,
-            hovertemplate=f"{r['label']}<br>phase 2 only: %{{x:.0f}} s (continued a frozen run)<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["phase2_seconds"], r["wall_seconds"]],
+                y=[r["accuracy"]] * 2,
+                mode="lines+markers",
+                showlegend=False,
+                line={"dash": "dot", "color": colour},
+                marker={"symbol": ["circle-open", "circle"], "size": [10, 0], "color": colour},
+                name=f"{r['label']} phase 2 only",
+                cliponaxis=False,
+                hovertemplate=f"{r['label']}<br>phase 2 only: %{{x:.0f}} s (continued a frozen run)<extra></extra>",
+            )
+        )
     hover = [r.get("hover") or f"accuracy {r['accuracy']:.3f}" for r in rows]
-    fig.add_trace(go.Scatter(
-        x=[r["wall_seconds"] for r in rows], y=accs, mode="markers+text", text=[r["label"] for r in rows], customdata=hover,
-        textposition="top center", marker=dict(size=[18 if r.get("best") else 12 for r in rows],
-                                               symbol=["star" if r.get("best") else "circle" for r in rows],
-                                               color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows]),
-        error_y=dict(type="data", symmetric=False, array=[h - a for h, a in zip(highs, accs)],
-                     arrayminus=[a - lo for a, lo in zip(accs, lows)], thickness=1.5, width=6, color="rgba(80, 80, 80, 0.6)"),
-        hovertemplate="%{text}<br>%{customdata}<br>%{x:.0f} s (whole cost)<extra></extra>", showlegend=False,
-        cliponaxis=False))  # labels may reach past the plot area instead of being cut ("ature extraction (…)")
+    fig.add_trace(
+        go.Scatter(
+            x=[r["wall_seconds"] for r in rows],
+            y=accs,
+            mode="markers+text",
+            text=[r["label"] for r in rows],
+            customdata=hover,
+            textposition="top center",
+            marker=dict(
+                size=[18 if r.get("best") else 12 for r in rows],
+                symbol=["star" if r.get("best") else "circle" for r in rows],
+                color=[APPROACH_COLOURS.get(r.get("approach"), "#888") for r in rows],
+            ),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[h - a for h, a in zip(highs, accs)],
+                arrayminus=[a - lo for a, lo in zip(accs, lows)],
+                thickness=1.5,
+                width=6,
+                color="rgba(80, 80, 80, 0.6)",
+            ),
+            hovertemplate="%{text}<br>%{customdata}<br>%{x:.0f} s (whole cost)<extra></extra>",
+            showlegend=False,
+            cliponaxis=False,
+        )
+    )  # labels may reach past the plot area instead of being cut ("ature extraction (…)")
     if accs:
         pad = max(0.01, (max(highs) - min(lows)) * 0.1)
         fig.update_yaxes(range=[max(0.0, min(lows) - pad), 1.0], tickformat=".3f")  # accuracy never reads past 1.0
@@ -123,8 +163,9 @@ def accuracy_vs_time_figure(rows: list[dict], accuracy_label: str = "Test accura
         span = max(times) - min(times) or max(times) or 1.0
         fig.update_xaxes(range=[min(times) - 0.25 * span, max(times) + 0.25 * span])
     note = " (◯ ⋯ a continued run's phase 2 alone)" if continued else ""
-    fig = _layout(fig, f"{accuracy_label} vs training time{note}", "wall time, whole cost (s)",
-                  f"{accuracy_label.lower()} (95 % interval)")
+    fig = _layout(
+        fig, f"{accuracy_label} vs training time{note}", "wall time, whole cost (s)", f"{accuracy_label.lower()} (95 % interval)"
+    )
     fig.update_layout(margin={"l": 70, "r": 70})
     return fig
 
@@ -137,12 +178,29 @@ def repeat_groups_figure(groups: list[dict], metric_label: str) -> go.Figure:
     fig = go.Figure()
     for g in groups:
         colour = APPROACH_COLOURS.get(g.get("approach"), "#888")
-        fig.add_trace(go.Scatter(x=[g["label"]], y=[g["mean"]], mode="markers", marker=dict(size=14, color=colour, symbol="diamond"),
-                                 error_y=dict(type="data", array=[g["std"]], thickness=2, width=12), name=g["label"],
-                                 hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>", showlegend=False))
-        fig.add_trace(go.Scatter(x=[g["label"]] * len(g["values"]), y=g["values"], mode="markers", name=f"{g['label']} seeds",
-                                 marker=dict(size=7, color=colour, opacity=0.45), hovertemplate="seed value %{y:.4f}<extra></extra>",
-                                 showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=[g["label"]],
+                y=[g["mean"]],
+                mode="markers",
+                marker=dict(size=14, color=colour, symbol="diamond"),
+                error_y=dict(type="data", array=[g["std"]], thickness=2, width=12),
+                name=g["label"],
+                hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[g["label"]] * len(g["values"]),
+                y=g["values"],
+                mode="markers",
+                name=f"{g['label']} seeds",
+                marker=dict(size=7, color=colour, opacity=0.45),
+                hovertemplate="seed value %{y:.4f}<extra></extra>",
+                showlegend=False,
+            )
+        )
     lows = [min(g["mean"] - g["std"], *g["values"]) for g in groups]
     highs = [max(g["mean"] + g["std"], *g["values"]) for g in groups]
     if groups:
@@ -165,7 +223,7 @@ def steepest_on_descent(lrs: list[float], smoothed: list[float], stored: float |
     if stored is not None and stored <= finite[best][0]:
         return stored
     skip = len(finite) // 10
-    part = finite[skip:best + 1]
+    part = finite[skip : best + 1]
     if len(part) < 2:
         return finite[best][0]
     slopes = [(b[1] - a[1]) / (math.log10(b[0]) - math.log10(a[0]) or 1e-12) for a, b in zip(part, part[1:])]
@@ -181,7 +239,9 @@ def finder_figure(result: dict) -> go.Figure:
     """
     lrs, smoothed = list(result["learning_rates"]), list(result["smoothed"])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=lrs, y=result["losses"], mode="markers", name="loss of each step", marker={"size": 4, "opacity": 0.35}))
+    fig.add_trace(
+        go.Scatter(x=lrs, y=result["losses"], mode="markers", name="loss of each step", marker={"size": 4, "opacity": 0.35})
+    )
     fig.add_trace(go.Scatter(x=lrs, y=smoothed, mode="lines", name="smoothed loss"))
     rule = result.get("rule") or "valley"
     steepest = steepest_on_descent(lrs, smoothed, result.get("steepest"))
@@ -192,9 +252,19 @@ def finder_figure(result: dict) -> go.Figure:
         if not rate or not lrs:
             continue
         i = min(range(len(lrs)), key=lambda j: abs(math.log10(lrs[j]) - math.log10(rate)))
-        fig.add_trace(go.Scatter(x=[rate], y=[smoothed[i]], mode="markers+text", name=name, text=[f"{name} {rate:.2g}"],
-                                 textposition=position, marker={"size": 11, "color": colour, "symbol": "diamond"},
-                                 cliponaxis=False, showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=[rate],
+                y=[smoothed[i]],
+                mode="markers+text",
+                name=name,
+                text=[f"{name} {rate:.2g}"],
+                textposition=position,
+                marker={"size": 11, "color": colour, "symbol": "diamond"},
+                cliponaxis=False,
+                showlegend=False,
+            )
+        )
         fig.add_vline(x=rate, line_dash="dot", line_color=colour, opacity=0.5)
     finite = [v for v in smoothed if v is not None and math.isfinite(v) and v > 0]
     yaxis = {"title": "training loss"}

@@ -50,8 +50,9 @@ def effective_folds(labels: np.ndarray, folds: int) -> int:
     return max(2, min(folds, smallest))
 
 
-def out_of_fold_probabilities(x: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = DEFAULT_FOLDS,
-                              seed: int = 0) -> np.ndarray:
+def out_of_fold_probabilities(
+    x: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = DEFAULT_FOLDS, seed: int = 0
+) -> np.ndarray:
     """(n, n_classes) probabilities of each photo from a logistic-regression head that never saw it
     (stratified, seeded k-fold; features standardised on each fold's training part)."""
     from sklearn.linear_model import LogisticRegression
@@ -146,7 +147,7 @@ def near_pairs(unit: np.ndarray, threshold: float):
     computed a block of rows at a time (never the whole n x n matrix)."""
     n = len(unit)
     for s in range(0, n, BLOCK):
-        sims = unit[s:s + BLOCK] @ unit.T
+        sims = unit[s : s + BLOCK] @ unit.T
         rows, cols = np.nonzero(sims >= threshold)
         for r, c in zip(rows, cols):
             i = s + int(r)
@@ -189,9 +190,9 @@ def outlier_scores(unit: np.ndarray, k: int = OUTLIER_NEIGHBOURS) -> np.ndarray:
     k = max(1, min(k, n - 1))
     out = np.zeros(n)
     for s in range(0, n, BLOCK):
-        sims = unit[s:s + BLOCK] @ unit.T
+        sims = unit[s : s + BLOCK] @ unit.T
         sims[np.arange(len(sims)), np.arange(s, s + len(sims))] = -np.inf  # not itself
-        out[s:s + BLOCK] = 1.0 - np.sort(sims, axis=1)[:, -k:].mean(axis=1)
+        out[s : s + BLOCK] = 1.0 - np.sort(sims, axis=1)[:, -k:].mean(axis=1)
     return out
 
 
@@ -205,9 +206,19 @@ def outlier_cut(scores: np.ndarray, z: float = OUTLIER_Z) -> float:
 LABELLED_SPLITS = ("train", "validation")  # label issues: the photos a run learns from and picks its epoch on
 
 
-def health_report(features: np.ndarray, labels: np.ndarray, splits: list[str], paths: list[str], hashes: list[str],
-                  classes: list[str], *, folds: int = DEFAULT_FOLDS, similarity: float = DEFAULT_SIMILARITY, seed: int = 0,
-                  exclude: set[str] | frozenset = frozenset()) -> dict:
+def health_report(
+    features: np.ndarray,
+    labels: np.ndarray,
+    splits: list[str],
+    paths: list[str],
+    hashes: list[str],
+    classes: list[str],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    similarity: float = DEFAULT_SIMILARITY,
+    seed: int = 0,
+    exclude: set[str] | frozenset = frozenset(),
+) -> dict:
     """Label issues (train and validation photos), duplicates (every split; leaks first) and outliers, each most
     suspicious first. `exclude`: paths a user kept ("not an issue"): never proposed again (a duplicate
     group is proposed while two of its photos are not kept). A group spanning splits (train with validation or
@@ -228,26 +239,55 @@ def health_report(features: np.ndarray, labels: np.ndarray, splits: list[str], p
         for i, sug, score in zip(found.indices, found.suggested, found.scores):
             row = int(labelled[i])
             if paths[row] not in exclude:
-                issues.append({"path": paths[row], "split": splits[row], "given": classes[labels[row]],
-                               "suggested": classes[int(sug)], "score": round(float(score), 5)})
+                issues.append(
+                    {
+                        "path": paths[row],
+                        "split": splits[row],
+                        "given": classes[labels[row]],
+                        "suggested": classes[int(sug)],
+                        "score": round(float(score), 5),
+                    }
+                )
     dups = []
     for g in duplicate_groups(unit, hashes, similarity):
         if sum(paths[i] not in exclude for i in g.members) < 2:
             continue
         in_splits = [splits[i] for i in g.members]
         leak = len(set(in_splits)) > 1  # train with validation or test, or validation with test: a score not held out
-        dups.append({"paths": [paths[i] for i in g.members], "splits": in_splits,
-                     "similarity": round(g.similarity, 5), "exact": g.exact, "leak": leak})
+        dups.append(
+            {
+                "paths": [paths[i] for i in g.members],
+                "splits": in_splits,
+                "similarity": round(g.similarity, 5),
+                "exact": g.exact,
+                "leak": leak,
+            }
+        )
     dups.sort(key=lambda d: (not d["leak"], not d["exact"], -d["similarity"], d["paths"][0]))
     scores = outlier_scores(unit)
     cut = outlier_cut(scores)
     order = np.argsort(-scores, kind="stable")
-    outliers = [{"path": paths[i], "split": splits[i], "score": round(float(scores[i]), 5)}
-                for i in order if scores[i] > cut and paths[i] not in exclude]
-    return {"label_issues": issues, "duplicates": dups, "outliers": outliers,
-            "summary": {"photos": len(paths), "labelled_photos": int(len(labelled)), "label_issues": len(issues),
-                        "duplicate_groups": len(dups), "leaks": sum(d["leak"] for d in dups),
-                        "exact_groups": sum(d["exact"] for d in dups), "outliers": len(outliers),
-                        "excluded": len(set(paths) & set(exclude)), "folds": used_folds,
-                        "similarity_threshold": similarity, "outlier_cut": round(cut, 5),
-                        "outlier_neighbours": OUTLIER_NEIGHBOURS}}
+    outliers = [
+        {"path": paths[i], "split": splits[i], "score": round(float(scores[i]), 5)}
+        for i in order
+        if scores[i] > cut and paths[i] not in exclude
+    ]
+    return {
+        "label_issues": issues,
+        "duplicates": dups,
+        "outliers": outliers,
+        "summary": {
+            "photos": len(paths),
+            "labelled_photos": int(len(labelled)),
+            "label_issues": len(issues),
+            "duplicate_groups": len(dups),
+            "leaks": sum(d["leak"] for d in dups),
+            "exact_groups": sum(d["exact"] for d in dups),
+            "outliers": len(outliers),
+            "excluded": len(set(paths) & set(exclude)),
+            "folds": used_folds,
+            "similarity_threshold": similarity,
+            "outlier_cut": round(cut, 5),
+            "outlier_neighbours": OUTLIER_NEIGHBOURS,
+        },
+    }

@@ -53,9 +53,15 @@ class EnsembleScore:
     test_note: str = ""
 
     def to_dict(self) -> dict:
-        return {"members": self.members, "weights": dict(zip(self.members, self.weights)), "weighted": self.weighted,
-                "tta": self.tta, "splits": self.splits, "test_scored_once": self.splits.get("test") is not None,
-                "test_note": self.test_note}
+        return {
+            "members": self.members,
+            "weights": dict(zip(self.members, self.weights)),
+            "weighted": self.weighted,
+            "tta": self.tta,
+            "splits": self.splits,
+            "test_scored_once": self.splits.get("test") is not None,
+            "test_note": self.test_note,
+        }
 
 
 def _stored_splits(run_dir) -> list[str]:
@@ -71,8 +77,10 @@ def run_problem(record) -> str:
         return f"run {record.id} is {record.state}; an ensemble takes runs that ended and were scored (finished or stopped)"
     if not (record.path / PREDICTIONS_FILE).is_file():
         if record.state == "stopped" and record.accuracy("validation") is None:
-            return (f"run {record.id} was stopped before it was scored, so it has no stored predictions; "
-                    "train it again (a run stopped now is scored on the epochs it kept)")
+            return (
+                f"run {record.id} was stopped before it was scored, so it has no stored predictions; "
+                "train it again (a run stopped now is scored on the epochs it kept)"
+            )
         return f"run {record.id} has no stored predictions (trained by an older version); train it again"
     return ""
 
@@ -97,14 +105,18 @@ def _aligned(first: Member, other: Member, split: str) -> SplitPredictions:
     if set(a.files) != set(b.files) or len(a.files) != len(b.files):
         extra = sorted(set(b.files) ^ set(a.files))
         example = f", e.g. {extra[0]} in only one of them" if extra else ""
-        raise EnsembleError(f"run {other.id}: its {split} split holds other files than run {first.id}'s "
-                            f"({len(b.files)} vs {len(a.files)} images{example}); choose runs trained with the same split "
-                            "(same dataset, seed and split settings)")
+        raise EnsembleError(
+            f"run {other.id}: its {split} split holds other files than run {first.id}'s "
+            f"({len(b.files)} vs {len(a.files)} images{example}); choose runs trained with the same split "
+            "(same dataset, seed and split settings)"
+        )
     index = {f: i for i, f in enumerate(b.files)}
     order = np.asarray([index[f] for f in a.files], dtype=np.int64)
     if not np.array_equal(b.labels[order], a.labels):
-        raise EnsembleError(f"run {other.id}: its {split} labels differ from run {first.id}'s for the same files; "
-                            "the dataset changed between the runs: train them again")
+        raise EnsembleError(
+            f"run {other.id}: its {split} labels differ from run {first.id}'s for the same files; "
+            "the dataset changed between the runs: train them again"
+        )
     return replace(b, files=list(a.files), labels=a.labels, probabilities=b.probabilities[order])
 
 
@@ -118,12 +130,16 @@ def check_members(members: list[Member]) -> list[Member]:
         if m.id in [o.id for o in out]:
             raise EnsembleError(f"run {m.id}: chosen twice; choose each run once")
         if m.dataset != first.dataset:
-            raise EnsembleError(f"run {m.id}: trained on {m.dataset or 'an unknown dataset'}, not on {first.dataset} "
-                                f"(run {first.id}); an ensemble needs runs of one dataset")
+            raise EnsembleError(
+                f"run {m.id}: trained on {m.dataset or 'an unknown dataset'}, not on {first.dataset} "
+                f"(run {first.id}); an ensemble needs runs of one dataset"
+            )
         classes, want = m.splits["validation"].classes, first.splits["validation"].classes
         if classes != want:
-            raise EnsembleError(f"run {m.id}: classes {', '.join(classes)} differ from run {first.id}'s "
-                                f"({', '.join(want)}); an ensemble needs the same classes in the same order")
+            raise EnsembleError(
+                f"run {m.id}: classes {', '.join(classes)} differ from run {first.id}'s "
+                f"({', '.join(want)}); an ensemble needs the same classes in the same order"
+            )
         splits = {s: _aligned(first, m, s) for s in SPLITS if s in m.splits and s in first.splits}
         out.append(replace(m, splits={**m.splits, **splits}))
     return out
@@ -168,12 +184,17 @@ def score_ensemble(members: list[Member], weighted: bool = False, tta: bool = Fa
         if missing:
             result.splits[split] = None
             if split == "test":
-                result.test_note = (f"not scored: run {missing[0]} has no test split" if len(missing) < len(members)
-                                    else "not scored: the dataset has no test split (validation only)")
+                result.test_note = (
+                    f"not scored: run {missing[0]} has no test split"
+                    if len(missing) < len(members)
+                    else "not scored: the dataset has no test split (validation only)"
+                )
             continue
         preds = [m.splits[split] for m in members]
-        result.splits[split] = {"members": {m.id: score(p) for m, p in zip(members, preds)},
-                                "ensemble": score(average(preds, weights))}
+        result.splits[split] = {
+            "members": {m.id: score(p) for m, p in zip(members, preds)},
+            "ensemble": score(average(preds, weights)),
+        }
     if result.splits.get("test") is not None:
         result.test_note = "scored once: never used to choose runs or weights"
     return result

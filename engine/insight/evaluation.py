@@ -33,7 +33,9 @@ def roc_auc(scores: np.ndarray, positives: np.ndarray) -> float | None:
     return float(auc.result())
 
 
-def score_predictions(probs: np.ndarray, labels: np.ndarray, classes: list[str], files: list[str] | None = None, max_mistakes: int = 200) -> dict:
+def score_predictions(
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], files: list[str] | None = None, max_mistakes: int = 200
+) -> dict:
     """Metrics for one split from (N, C) class probabilities and integer labels.
 
     Returns a JSON-ready dict: accuracy, loss (cross-entropy), confusion_matrix (rows =
@@ -59,12 +61,14 @@ def score_predictions(probs: np.ndarray, labels: np.ndarray, classes: list[str],
     mistakes = []
     if files is not None:
         for idx in np.flatnonzero(pred != labels)[:max_mistakes]:
-            mistakes.append({
-                "path": files[idx],
-                "true": classes[labels[idx]],
-                "predicted": classes[pred[idx]],
-                "probabilities": {name: round(float(probs[idx, j]), 6) for j, name in enumerate(classes)},
-            })
+            mistakes.append(
+                {
+                    "path": files[idx],
+                    "true": classes[labels[idx]],
+                    "predicted": classes[pred[idx]],
+                    "probabilities": {name: round(float(probs[idx, j]), 6) for j, name in enumerate(classes)},
+                }
+            )
     return {
         "num_images": int(n),
         "accuracy": float((pred == labels).mean()) if n else float("nan"),

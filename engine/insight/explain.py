@@ -199,8 +199,14 @@ def explain(run, pixels: np.ndarray, photo: np.ndarray, class_index: int) -> Exp
     """
     cam = gradcam(run.model, pixels, class_index)
     heat = resize_heatmap(cam.heatmap, (photo.shape[1], photo.shape[0]))
-    return Explanation(run=run.id, explained=run.classes[cam.class_index], class_index=cam.class_index,
-                       layer=cam.layer, heatmap=heat, overlay=overlay(photo, heat))
+    return Explanation(
+        run=run.id,
+        explained=run.classes[cam.class_index],
+        class_index=cam.class_index,
+        layer=cam.layer,
+        heatmap=heat,
+        overlay=overlay(photo, heat),
+    )
 
 
 def save_png(rgb: np.ndarray, path: str | Path) -> Path:

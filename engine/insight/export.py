@@ -44,8 +44,16 @@ REPRESENTATIVE_IMAGES = 100  # calibration sample for int8; TensorFlow's guide s
 class ExportSettings:
     """`export`'s numbers; its flags are made from these knobs (engine/cli/flags.add_settings_flags)."""
 
-    calibration_images: int = knob(REPRESENTATIVE_IMAGES, "tflite_int8: training images used to calibrate the quantisation",
-                                   min=1, max=10_000, integer=True, metavar="N")  # 1-10,000
+    calibration_images: int = knob(
+        REPRESENTATIVE_IMAGES,
+        "tflite_int8: training images used to calibrate the quantisation",
+        min=1,
+        max=10_000,
+        integer=True,
+        metavar="N",
+    )  # 1-10,000
+
+
 AGREEMENT_ATOL = 1e-4  # rebuilt vs original model outputs (probabilities) on random images
 TFLITE_ATOL = 1e-3  # float TFLite vs the run's model: the converter fuses ops (measured <= 2e-5 on the registry's backbones)
 
@@ -63,8 +71,13 @@ class ExportResult:
     zip_path: Path | None = None  # folder.zip when asked for
 
     def to_dict(self) -> dict:
-        return {"format": self.format, "folder": str(self.folder), "model": str(self.model_path), "files": self.files,
-                "zip": str(self.zip_path) if self.zip_path else None}
+        return {
+            "format": self.format,
+            "folder": str(self.folder),
+            "model": str(self.model_path),
+            "files": self.files,
+            "zip": str(self.zip_path) if self.zip_path else None,
+        }
 
 
 def check_format(fmt: str) -> str:
@@ -85,11 +98,13 @@ def check_out_folder(out: str | os.PathLike) -> Path:
 
 # --- The portable model -------------------------------------------------------------------
 
+
 def preprocessing_affine(layer, probe_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """(A, b) with layer(x) = x @ A + b per pixel, measured on probe pixels; raises if not affine.
 
     A is 3x3 (input channel -> output channel: scale and channel order), b the offset.
     """
+
     def apply(rgb) -> np.ndarray:
         x = np.broadcast_to(np.asarray(rgb, np.float32), (1, probe_size, probe_size, 3)).copy()
         return np.asarray(layer(x), np.float64)[0, 0, 0]
@@ -100,7 +115,9 @@ def preprocessing_affine(layer, probe_size: int = 4) -> tuple[np.ndarray, np.nda
     x = rng.uniform(0, 255, (1, probe_size, probe_size, 3)).astype(np.float32)
     expected = np.asarray(layer(x), np.float64)
     if expected.shape != x.shape or not np.allclose(x.astype(np.float64) @ a + b, expected, rtol=1e-4, atol=1e-3):
-        raise ExportError(f"preprocessing layer {layer.name!r} is not a per-pixel affine map; this run cannot be exported portably")
+        raise ExportError(
+            f"preprocessing layer {layer.name!r} is not a per-pixel affine map; this run cannot be exported portably"
+        )
     return a.astype(np.float32), b.astype(np.float32)
 
 
@@ -132,9 +149,15 @@ def portable_model(model, image_size: int):
             a, b = preprocessing_affine(layer)
             if np.allclose(a, np.eye(3)) and np.allclose(b, 0):
                 continue  # e.g. EfficientNet: its preprocess_input is the identity (it normalises inside)
-            conv = keras.layers.Conv2D(3, 1, name="preprocess", dtype="float32", trainable=False,
-                                       kernel_initializer=keras.initializers.Constant(a[None, None]),
-                                       bias_initializer=keras.initializers.Constant(b))
+            conv = keras.layers.Conv2D(
+                3,
+                1,
+                name="preprocess",
+                dtype="float32",
+                trainable=False,
+                kernel_initializer=keras.initializers.Constant(a[None, None]),
+                bias_initializer=keras.initializers.Constant(b),
+            )
             x = conv(x)
             continue
         x = layer(x, training=False)
@@ -156,6 +179,7 @@ def _check_agreement(original, portable, image_size: int) -> None:
 
 # --- Calibration images -------------------------------------------------------------------
 
+
 def _dataset_root(config: dict) -> str:
     return (config.get("data") or {}).get("path") or (config.get("resolved") or {}).get("dataset_root") or ""
 
@@ -165,8 +189,10 @@ def calibration_problem(config: dict) -> str:
     root = _dataset_root(config)
     if root and Path(root).is_dir():
         return ""
-    return (f"the run's dataset folder {root or '(none recorded)'} is gone; int8 quantisation calibrates on a sample "
-            "of the run's training images. Put the dataset back there, or export keras, saved_model or tflite instead")
+    return (
+        f"the run's dataset folder {root or '(none recorded)'} is gone; int8 quantisation calibrates on a sample "
+        "of the run's training images. Put the dataset back there, or export keras, saved_model or tflite instead"
+    )
 
 
 def representative_images(config: dict, image_size: int, count: int = REPRESENTATIVE_IMAGES) -> np.ndarray:
@@ -208,6 +234,7 @@ def representative_images(config: dict, image_size: int, count: int = REPRESENTA
 
 
 # --- Writers ------------------------------------------------------------------------------
+
 
 def _write_saved_model(model, path: Path) -> None:
     model.export(str(path), format="tf_saved_model", verbose=False)
@@ -303,13 +330,23 @@ def check_tflite_agreement(content: bytes, model, image_size: int) -> float:
     got = tflite_answers(content, pixels).astype(np.float64)
     diff = float(np.max(np.abs(want - got))) if want.shape == got.shape else float("inf")
     if diff > TFLITE_ATOL:
-        raise ExportError(f"the TFLite file disagrees with the run's model (max difference {diff:.2e} > {TFLITE_ATOL:g}); "
-                          "export keras or saved_model instead, and report this backbone")
+        raise ExportError(
+            f"the TFLite file disagrees with the run's model (max difference {diff:.2e} > {TFLITE_ATOL:g}); "
+            "export keras or saved_model instead, and report this backbone"
+        )
     return diff
 
 
-def export_run(store, run_id: str, fmt: str, out: str | os.PathLike, *, make_zip: bool = False,
-               calibration_count: int = REPRESENTATIVE_IMAGES, progress=lambda message: None) -> ExportResult:
+def export_run(
+    store,
+    run_id: str,
+    fmt: str,
+    out: str | os.PathLike,
+    *,
+    make_zip: bool = False,
+    calibration_count: int = REPRESENTATIVE_IMAGES,
+    progress=lambda message: None,
+) -> ExportResult:
     """Writes one export of a stored run into the folder `out` (created; must be new or empty).
 
     Raises:

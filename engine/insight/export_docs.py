@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-FORMAT_TITLES = {"keras": "Keras (.keras)", "saved_model": "TensorFlow SavedModel", "tflite": "TFLite float32",
-                 "tflite_int8": "TFLite int8"}
+FORMAT_TITLES = {
+    "keras": "Keras (.keras)",
+    "saved_model": "TensorFlow SavedModel",
+    "tflite": "TFLite float32",
+    "tflite_int8": "TFLite int8",
+}
 
 
 def labels_document(record, fmt: str, model_file: str, calibration_count: int | None = None) -> dict:
@@ -18,13 +22,22 @@ def labels_document(record, fmt: str, model_file: str, calibration_count: int | 
         "classes": classes,
         "image_size": size,
         "input": {
-            "shape": [1, size, size, 3], "dtype": "float32", "color": "RGB", "range": [0, 255],
+            "shape": [1, size, size, 3],
+            "dtype": "float32",
+            "color": "RGB",
+            "range": [0, 255],
             "resize": f"the whole image to {size} x {size} px (bilinear), no crop",
             "preprocessing": f"{how}, inside the model: feed raw pixel values 0-255 (uint8 cast to float32)",
         },
-        "output": ({"shape": [1, 1], "activation": "sigmoid", "meaning": f"probability of {classes[1]!r}; {classes[0]!r} is 1 - p"}
-                   if binary else
-                   {"shape": [1, len(classes)], "activation": "softmax", "meaning": "probability of each class, in the order of 'classes'"}),
+        "output": (
+            {"shape": [1, 1], "activation": "sigmoid", "meaning": f"probability of {classes[1]!r}; {classes[0]!r} is 1 - p"}
+            if binary
+            else {
+                "shape": [1, len(classes)],
+                "activation": "softmax",
+                "meaning": "probability of each class, in the order of 'classes'",
+            }
+        ),
         "format": fmt,
         "model_file": model_file,
         "run": record.id,
@@ -32,22 +45,31 @@ def labels_document(record, fmt: str, model_file: str, calibration_count: int | 
         "backbone": backbone,
     }
     if calibration_count is not None:
-        doc["quantization"] = {"type": "int8 post-training (weights and activations)", "calibration_images": calibration_count,
-                               "io": "float32 (quantised inside the model)"}
+        doc["quantization"] = {
+            "type": "int8 post-training (weights and activations)",
+            "calibration_images": calibration_count,
+            "io": "float32 (quantised inside the model)",
+        }
     return doc
 
 
 _LOADERS = {
-    "keras": ('import keras  # pip install keras tensorflow (Keras 3)',
-              'model = keras.saving.load_model(HERE / "model.keras")',
-              'raw = np.asarray(model(x))[0]'),
-    "saved_model": ('import tensorflow as tf',
-                    'model = tf.saved_model.load(str(HERE / "saved_model"))',
-                    'raw = model.serve(tf.constant(x)).numpy()[0]'),
-    "tflite": ('import tensorflow as tf  # or: from ai_edge_litert.interpreter import Interpreter',
-               'interpreter = tf.lite.Interpreter(model_path=str(HERE / "{file}"))\ninterpreter.allocate_tensors()\n'
-               'inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]',
-               'interpreter.set_tensor(inp["index"], x)\n    interpreter.invoke()\n    raw = interpreter.get_tensor(out["index"])[0]'),
+    "keras": (
+        "import keras  # pip install keras tensorflow (Keras 3)",
+        'model = keras.saving.load_model(HERE / "model.keras")',
+        "raw = np.asarray(model(x))[0]",
+    ),
+    "saved_model": (
+        "import tensorflow as tf",
+        'model = tf.saved_model.load(str(HERE / "saved_model"))',
+        "raw = model.serve(tf.constant(x)).numpy()[0]",
+    ),
+    "tflite": (
+        "import tensorflow as tf  # or: from ai_edge_litert.interpreter import Interpreter",
+        'interpreter = tf.lite.Interpreter(model_path=str(HERE / "{file}"))\ninterpreter.allocate_tensors()\n'
+        "inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]",
+        'interpreter.set_tensor(inp["index"], x)\n    interpreter.invoke()\n    raw = interpreter.get_tensor(out["index"])[0]',
+    ),
 }
 
 
@@ -89,15 +111,17 @@ def readme_text(doc: dict, snippet: str) -> str:
     quant = ""
     if "quantization" in doc:
         q = doc["quantization"]
-        quant = (f"Weights and activations are int8, calibrated on {q['calibration_images']} of the run's training images; "
-                 "input and output stay float32. Expect probabilities within a few percent of the float model.\n\n")
-    return f"""# {FORMAT_TITLES[fmt]} export of run {doc['run']}
+        quant = (
+            f"Weights and activations are int8, calibrated on {q['calibration_images']} of the run's training images; "
+            "input and output stay float32. Expect probabilities within a few percent of the float model.\n\n"
+        )
+    return f"""# {FORMAT_TITLES[fmt]} export of run {doc["run"]}
 
-{doc['approach']} on {doc['backbone']}; classes: {', '.join(doc['classes'])}.
+{doc["approach"]} on {doc["backbone"]}; classes: {", ".join(doc["classes"])}.
 
 Input: one RGB image resized to {size} x {size} px, pixel values 0-255 as float32, shape
-(1, {size}, {size}, 3). Preprocessing: {doc['input']['preprocessing']}; do not scale or
-normalise them yourself. Output: {doc['output']['activation']}, {doc['output']['meaning']}.
+(1, {size}, {size}, 3). Preprocessing: {doc["input"]["preprocessing"]}; do not scale or
+normalise them yourself. Output: {doc["output"]["activation"]}, {doc["output"]["meaning"]}.
 `labels.json` holds the class names and these details.
 
 {quant}Save this as `classify.py` in this folder and run `python classify.py photo.jpg` (it is also

@@ -51,8 +51,15 @@ class LoadedRun:
 def load_run(store: RunStore, run_id: str) -> LoadedRun:
     """Loads a run's model and the settings needed to feed it (raises RunStoreError: unknown, damaged, no model)."""
     record = store.load(run_id)
-    return LoadedRun(run_id, store.load_model(run_id), record.classes, int(record.image_size), record.approach or "?", record.backbone,
-                     record.accuracy("validation"))
+    return LoadedRun(
+        run_id,
+        store.load_model(run_id),
+        record.classes,
+        int(record.image_size),
+        record.approach or "?",
+        record.backbone,
+        record.accuracy("validation"),
+    )
 
 
 def classify_bytes(run: LoadedRun, data: bytes, name: str | None = None, tta: bool = False) -> dict:
@@ -108,7 +115,7 @@ def probabilities_for_files(run: LoadedRun, files: list[str], tta: bool = False,
     """(N, C) probabilities of image files, decoded as training decodes them, `batch_size` at a time (bounded memory)."""
     out = [np.zeros((0, len(run.classes)))]
     for i in range(0, len(files), batch_size):
-        pixels = load_images(files[i:i + batch_size], run.image_size).astype(np.float32)
+        pixels = load_images(files[i : i + batch_size], run.image_size).astype(np.float32)
         out.append(predict_probabilities(run, pixels, tta))
     return np.concatenate(out)
 
@@ -175,24 +182,46 @@ class Answer:
     def to_dict(self) -> dict:
         """JSON-safe: the overlay and heatmap arrays are left out (the caller saves or shows them)."""
         cam = self.gradcam
-        return {"label": self.label, "probabilities": dict(self.probabilities), "runs": list(self.runs),
-                "ms": self.ms, "tta": self.tta, "weighted": self.weighted, "weights": dict(self.weights),
-                "caution": self.caution,
-                "gradcam": None if cam is None else {"class": cam.explained, "layer": cam.layer, "run": cam.run},
-                "gradcam_problem": self.gradcam_problem, "members": [m.to_dict() for m in self.members]}
+        return {
+            "label": self.label,
+            "probabilities": dict(self.probabilities),
+            "runs": list(self.runs),
+            "ms": self.ms,
+            "tta": self.tta,
+            "weighted": self.weighted,
+            "weights": dict(self.weights),
+            "caution": self.caution,
+            "gradcam": None if cam is None else {"class": cam.explained, "layer": cam.layer, "run": cam.run},
+            "gradcam_problem": self.gradcam_problem,
+            "members": [m.to_dict() for m in self.members],
+        }
 
     def row(self) -> dict:
         """`predict --json`'s row (without "image"): {run, predicted, probabilities, seconds, caution, tta},
         and for several runs run "ensemble" with members, weights and each run's row under runs."""
-        out = {"run": self.runs[0] if not self.members else "ensemble", "predicted": self.label,
-               "probabilities": dict(self.probabilities), "seconds": self.ms / 1000.0, "caution": self.caution, "tta": self.tta}
+        out = {
+            "run": self.runs[0] if not self.members else "ensemble",
+            "predicted": self.label,
+            "probabilities": dict(self.probabilities),
+            "seconds": self.ms / 1000.0,
+            "caution": self.caution,
+            "tta": self.tta,
+        }
         if self.members:
             out.update(members=list(self.runs), weights=dict(self.weights), runs=[m.row() for m in self.members])
         return out
 
 
-def answer(runs: LoadedRun | Iterable[LoadedRun], source: str | os.PathLike | bytes | Photo, *, weighted: bool = False,
-           tta: bool = False, gradcam: bool = False, name: str | None = None, max_side: int = 1024) -> Answer:
+def answer(
+    runs: LoadedRun | Iterable[LoadedRun],
+    source: str | os.PathLike | bytes | Photo,
+    *,
+    weighted: bool = False,
+    tta: bool = False,
+    gradcam: bool = False,
+    name: str | None = None,
+    max_side: int = 1024,
+) -> Answer:
     """The one answer to one photo from one run or an ensemble of runs.
 
     The photo is decoded once (a `Photo` given is not decoded again) and resized to each run's
@@ -232,13 +261,24 @@ def answer(runs: LoadedRun | Iterable[LoadedRun], source: str | os.PathLike | by
             cam = first.gradcam  # the same model, pixels and class: the same heatmap
         else:
             cam, problem = _explain(runs[0], photo, index, max_side)
-    return Answer(label=classes[index], probabilities=_as_dict(classes, probs), runs=ids, ms=_ms_since(t0), tta=tta,
-                  weighted=weighted, weights=dict(zip(ids, weights)), caution=confidence_caution(probs, classes),
-                  gradcam=cam, gradcam_problem=problem, members=tuple(a for a, _ in each))
+    return Answer(
+        label=classes[index],
+        probabilities=_as_dict(classes, probs),
+        runs=ids,
+        ms=_ms_since(t0),
+        tta=tta,
+        weighted=weighted,
+        weights=dict(zip(ids, weights)),
+        caution=confidence_caution(probs, classes),
+        gradcam=cam,
+        gradcam_problem=problem,
+        members=tuple(a for a, _ in each),
+    )
 
 
-def predict_files(runs: list[LoadedRun], paths: Iterable[str], *, weighted: bool = False, tta: bool = False,
-                  gradcam: bool = False) -> Iterator[Answer]:
+def predict_files(
+    runs: list[LoadedRun], paths: Iterable[str], *, weighted: bool = False, tta: bool = False, gradcam: bool = False
+) -> Iterator[Answer]:
     """`predict`'s answers, one per image in order: `answer` for each file.
 
     A generator: the caller can write each Grad-CAM overlay before the next image is read, so
@@ -256,13 +296,23 @@ def _run_answer(run: LoadedRun, photo: Photo, tta: bool, gradcam: bool, max_side
     t0 = time.perf_counter()
     probs = predict_probabilities(run, photo.pixels(run.image_size)[None].astype(np.float32), tta)[0]
     if not np.all(np.isfinite(probs)):
-        raise InferenceError(f"run {run.id}: its model answered {probs.tolist()} for this photo, not probabilities "
-                             "(its weights hold NaN or infinity, e.g. training diverged); train it again")
+        raise InferenceError(
+            f"run {run.id}: its model answered {probs.tolist()} for this photo, not probabilities "
+            "(its weights hold NaN or infinity, e.g. training diverged); train it again"
+        )
     index = int(np.argmax(probs))
     cam, problem = _explain(run, photo, index, max_side) if gradcam else (None, "")
-    return Answer(label=run.classes[index], probabilities=_as_dict(run.classes, probs), runs=[run.id],
-                  ms=_ms_since(t0), tta=tta, weights={run.id: 1.0}, caution=confidence_caution(probs, run.classes),
-                  gradcam=cam, gradcam_problem=problem), probs
+    return Answer(
+        label=run.classes[index],
+        probabilities=_as_dict(run.classes, probs),
+        runs=[run.id],
+        ms=_ms_since(t0),
+        tta=tta,
+        weights={run.id: 1.0},
+        caution=confidence_caution(probs, run.classes),
+        gradcam=cam,
+        gradcam_problem=problem,
+    ), probs
 
 
 def _explain(run: LoadedRun, photo: Photo, class_index: int, max_side: int) -> tuple[Explanation | None, str]:
@@ -286,8 +336,10 @@ def check_same_classes(runs: list[LoadedRun]) -> None:
     first = runs[0]
     for run in runs[1:]:
         if run.classes != first.classes:
-            raise EnsembleError(f"run {run.id}: classes {', '.join(run.classes)} differ from run {first.id}'s "
-                                f"({', '.join(first.classes)}); an ensemble needs the same classes in the same order")
+            raise EnsembleError(
+                f"run {run.id}: classes {', '.join(run.classes)} differ from run {first.id}'s "
+                f"({', '.join(first.classes)}); an ensemble needs the same classes in the same order"
+            )
 
 
 LOW_CONFIDENCE = 0.75  # top-class probability under which an answer is flagged (a guess between classes, or none fits)
@@ -303,8 +355,10 @@ def confidence_caution(probs: np.ndarray, classes: list[str]) -> str:
     top = float(np.max(probs))
     if top >= LOW_CONFIDENCE:
         return ""
-    return (f"low confidence ({top:.0%} for the top class, under {LOW_CONFIDENCE:.0%}): the photo may show none of "
-            f"{', '.join(classes)}, or look unlike the training images")
+    return (
+        f"low confidence ({top:.0%} for the top class, under {LOW_CONFIDENCE:.0%}): the photo may show none of "
+        f"{', '.join(classes)}, or look unlike the training images"
+    )
 
 
 def flip_averaged(store, member: Member, progress=None) -> Member:

@@ -41,7 +41,7 @@ def pool(features) -> np.ndarray:
         return np.asarray(features, dtype=np.float32)
     out = []
     for s in range(0, n, POOL_CHUNK):
-        chunk = np.asarray(features[s:s + POOL_CHUNK], dtype=np.float32)
+        chunk = np.asarray(features[s : s + POOL_CHUNK], dtype=np.float32)
         out.append(chunk.reshape(len(chunk), -1, chunk.shape[-1]).mean(axis=1))
     return np.concatenate(out) if out else np.zeros((0, features.shape[-1]), np.float32)
 
@@ -104,7 +104,9 @@ def tsne_2d(x, seed: int = 0) -> np.ndarray:
     try:
         from sklearn.manifold import TSNE
     except ImportError:
-        raise ProjectionUnavailable("--method tsne: needs scikit-learn (pip install -r requirements.txt), or use --method pca") from None
+        raise ProjectionUnavailable(
+            "--method tsne: needs scikit-learn (pip install -r requirements.txt), or use --method pca"
+        ) from None
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     centred = x - x.mean(axis=0, keepdims=True)
@@ -166,9 +168,12 @@ def separation(coords, labels) -> dict:
     nearest = values[((coords[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(axis=1)]
     hits = 0
     for s in range(0, len(coords), 512):  # 512 x n distances at a time
-        d = ((coords[s:s + 512, None, :] - coords[None]) ** 2).sum(-1)
+        d = ((coords[s : s + 512, None, :] - coords[None]) ** 2).sum(-1)
         d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf  # leave the point itself out
-        hits += int((labels[d.argmin(axis=1)] == labels[s:s + 512]).sum())
+        hits += int((labels[d.argmin(axis=1)] == labels[s : s + 512]).sum())
     chance = float(np.unique(labels, return_counts=True)[1].max() / len(labels))
-    return {"nearest_centroid_accuracy": round(float((nearest == labels).mean()), 4),
-            "one_nn_accuracy": round(hits / len(labels), 4), "chance": round(chance, 4)}
+    return {
+        "nearest_centroid_accuracy": round(float((nearest == labels).mean()), 4),
+        "one_nn_accuracy": round(hits / len(labels), 4),
+        "chance": round(chance, 4),
+    }

@@ -49,10 +49,13 @@ def learning_rate_source(config: dict, metrics: dict, finder_results: list[dict]
         return {"rate": None, "source": "set", "job": ""}
     resolved = config.get("resolved") or {}
     for doc in reversed(finder_results):  # the latest finder that suggested it
-        if (doc.get("approach") == approach and doc.get("dataset_root") == resolved.get("dataset_root")
-                and doc.get("backbone") == (config.get("backbone") or {}).get("name")
-                and doc.get("image_size") == resolved.get("image_size")
-                and _same(float(f"{doc['suggested']:.2g}"), rate)):
+        if (
+            doc.get("approach") == approach
+            and doc.get("dataset_root") == resolved.get("dataset_root")
+            and doc.get("backbone") == (config.get("backbone") or {}).get("name")
+            and doc.get("image_size") == resolved.get("image_size")
+            and _same(float(f"{doc['suggested']:.2g}"), rate)
+        ):
             return {"rate": rate, "source": "finder", "job": doc["job"], "rule": doc.get("rule", "")}
     return {"rate": rate, "source": "set", "job": ""}
 

@@ -29,14 +29,24 @@ _NOT_SWEPT_FIELDS = {("fit", "seed")}  # seeds are `--seeds N`, averaged within 
 # What each approach trains with (the rest leaves every point the same): the pages offer these.
 _HEAD = ("head.pooling", "head.dense_units", "head.dropout")
 _FIT = ("fit.learning_rate", "fit.epochs", "fit.batch_size", "fit.optimizer", "fit.early_stopping_patience")
-_AUG = ("augmentation.views", "augmentation.rotation", "augmentation.zoom", "augmentation.width_shift",
-        "augmentation.height_shift", "augmentation.horizontal_flip", "augmentation.vertical_flip")
+_AUG = (
+    "augmentation.views",
+    "augmentation.rotation",
+    "augmentation.zoom",
+    "augmentation.width_shift",
+    "augmentation.height_shift",
+    "augmentation.horizontal_flip",
+    "augmentation.vertical_flip",
+)
 _RECIPE = ("fit.schedule", "fit.warmup_epochs", "fit.label_smoothing", "fit.weight_decay")  # weight decay: adamw only
 RELEVANT = {
     "feature_extraction": _FIT + _HEAD + _RECIPE,
     "frozen": _FIT + _HEAD + _AUG + _RECIPE,
     "fine_tuning": ("fine_tune.learning_rate", "fine_tune.unfreeze_blocks", "fine_tune.epochs", "fine_tune.discriminative_rate")
-    + _FIT + _HEAD + _AUG + _RECIPE,
+    + _FIT
+    + _HEAD
+    + _AUG
+    + _RECIPE,
 }
 _BACKBONE = ("backbone.alpha", "backbone.preprocessing", "backbone.image_size")  # any approach; the base runs per value
 
@@ -132,8 +142,10 @@ def grid(axes: list[tuple[str, list]], seeds: int = 1) -> list[dict]:
         raise ConfigError(f"--sweep {sweepable()[names[0]]['flag']}: given twice; give its values in one --sweep")
     points = [dict(zip(names, combo)) for combo in itertools.product(*(values for _, values in axes))]
     if len(points) * seeds > MAX_TRIALS:
-        raise ConfigError(f"--sweep: {len(points)} points x {seeds} seed(s) = {len(points) * seeds} runs, more than "
-                          f"{MAX_TRIALS}; give fewer values or seeds")
+        raise ConfigError(
+            f"--sweep: {len(points)} points x {seeds} seed(s) = {len(points) * seeds} runs, more than "
+            f"{MAX_TRIALS}; give fewer values or seeds"
+        )
     return points
 
 
@@ -180,8 +192,10 @@ def _check_imagenet(b: BackboneConfig, size: int) -> None:
     published = backbones.IDENTIFY_ALPHAS.get(b.name, ()) if spec.has_alpha else ()  # the widths Keras has ImageNet files for
     if published and not any(math.isclose(b.alpha, a) for a in published):
         shown = ", ".join(f"{a:g}" for a in sorted(published))
-        raise ConfigError(f"backbone.alpha: ImageNet weights of {spec.title} exist for alpha {shown} only, not {b.alpha:g}; "
-                          "choose one of those, a weights file or 'none'")
+        raise ConfigError(
+            f"backbone.alpha: ImageNet weights of {spec.title} exist for alpha {shown} only, not {b.alpha:g}; "
+            "choose one of those, a weights file or 'none'"
+        )
     if backbones.cached_imagenet_weights(b, size) is None and not backbones.download_host_reachable():
         offline = OSError(f"{backbones.DOWNLOAD_HOST[0]} does not answer and the file is not in Keras' cache")
         raise backbones.WeightsUnavailable(backbones._offline_message(b, size, offline))
@@ -199,16 +213,18 @@ def weights_file_problem(b: BackboneConfig, path: str) -> str:
     """Why Keras would not load the weights file `path` into backbone `b` ('' when it may): not an HDF5 file, or
     (MobileNets) the shapes of another width. Reads only the file's array shapes; builds no model. A file whose
     shapes it cannot place is left to Keras (a wrong refusal would be worse than a late one)."""
-    from engine.models import backbones
-
     import h5py
+
+    from engine.models import backbones
 
     spec = backbones.get_spec(b.name)
     if zipfile.is_zipfile(path):
         return ""  # a whole `.keras` file: Keras loads its weights too, and says itself when they do not fit
     if not h5py.is_hdf5(path):
-        return (f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
-                f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'")
+        return (
+            f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
+            f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'"
+        )
     wanted = _width_signature(b.name, b.alpha)
     if wanted is None:
         return ""
@@ -223,8 +239,10 @@ def weights_file_problem(b: BackboneConfig, path: str) -> str:
     fits = [a for a in backbones.IDENTIFY_ALPHAS.get(b.name, ()) if set(_width_signature(b.name, a)) <= kernels]
     net = spec.title.split(" (")[0]
     holds = f"it holds {net} weights of alpha {fits[0]:g}" if fits else "its shapes are of another network or width"
-    return (f"weights file {path} does not fit {net} with alpha {b.alpha:g}: {holds}; "
-            f"give a file saved from {net} at alpha {b.alpha:g} without its top, 'imagenet' or 'none'")
+    return (
+        f"weights file {path} does not fit {net} with alpha {b.alpha:g}: {holds}; "
+        f"give a file saved from {net} at alpha {b.alpha:g} without its top, 'imagenet' or 'none'"
+    )
 
 
 def parse_point(text: str, approach: str) -> dict:
@@ -234,7 +252,9 @@ def parse_point(text: str, approach: str) -> dict:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--sweep-point: not valid JSON ({exc.msg}); give an object like '{{\"fit.learning_rate\": 0.001}}'") from None
+        raise ConfigError(
+            f"--sweep-point: not valid JSON ({exc.msg}); give an object like '{{\"fit.learning_rate\": 0.001}}'"
+        ) from None
     if not isinstance(raw, dict) or not 1 <= len(raw) <= MAX_KNOBS:
         raise ConfigError(f"--sweep-point: give a JSON object of 1 or {MAX_KNOBS} knobs and their values")
     point = {}
@@ -252,12 +272,14 @@ def suggest(dotted: str, current, n: int = 3) -> list:
     if k["type"] == "bool":
         return [False, True]
     lo, hi = k.get("min"), k.get("max")
-    if dotted.endswith("learning_rate") or dotted == "fit.weight_decay":  # rates and decays matter by their order of magnitude: x10 steps
-        values = [_nice(float(current) * 10.0 ** j) for j in _outward(n)]
+    if (
+        dotted.endswith("learning_rate") or dotted == "fit.weight_decay"
+    ):  # rates and decays matter by their order of magnitude: x10 steps
+        values = [_nice(float(current) * 10.0**j) for j in _outward(n)]
     elif k["type"] == "int" and lo is not None and hi is not None and hi - lo + 1 <= max(n, 5):
         values = list(range(int(lo), int(hi) + 1))  # a small range (unfrozen blocks): every value
     elif k["type"] == "int":  # widths, epochs, views: halve and double (from 1 when the current value is 0)
-        values = [int(round(max(float(current), 1.0) * 2 ** e)) for e in np.linspace(-1, 1, n)]
+        values = [int(round(max(float(current), 1.0) * 2**e)) for e in np.linspace(-1, 1, n)]
     else:  # fractions and degrees: steps of a fifth of the range, the current value first, then either side
         span = (hi - lo) if lo is not None and hi is not None else abs(float(current)) or 1.0
         d = _nice(0.2 * span)
@@ -298,8 +320,17 @@ def sweep_groups(records) -> list[dict]:
     for r in records:
         if not r.sweep_group:
             continue
-        g = groups.setdefault(r.sweep_group, {"group": r.sweep_group, "approach": r.approach, "dataset_root": r.dataset_root,
-                                              "knobs": list(r.sweep_point), "runs": 0, "newest": ""})
+        g = groups.setdefault(
+            r.sweep_group,
+            {
+                "group": r.sweep_group,
+                "approach": r.approach,
+                "dataset_root": r.dataset_root,
+                "knobs": list(r.sweep_point),
+                "runs": 0,
+                "newest": "",
+            },
+        )
         g["runs"] += 1
         g["newest"] = max(g["newest"], r.id)
     return sorted(groups.values(), key=lambda g: g["newest"], reverse=True)
@@ -349,9 +380,22 @@ def summarize(records, group: str) -> dict:
         p["std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
     scored = [i for i, p in enumerate(ordered) if p["n"]]
     best = max(scored, key=lambda i: (ordered[i]["mean"], -ordered[i]["std"], -i)) if scored else None
-    tests = [] if best is None else [t for t in (_test_accuracy(r) for r in runs if r.id in ordered[best]["run_ids"]) if t is not None]
-    return {"group": group, "approach": runs[0].approach, "knobs": knobs_, "axes": axes, "trials": trials, "points": ordered,
-            "best": best, "picked_test_accuracy": float(np.mean(tests)) if tests else None, "picked_test_n": len(tests)}
+    tests = (
+        []
+        if best is None
+        else [t for t in (_test_accuracy(r) for r in runs if r.id in ordered[best]["run_ids"]) if t is not None]
+    )
+    return {
+        "group": group,
+        "approach": runs[0].approach,
+        "knobs": knobs_,
+        "axes": axes,
+        "trials": trials,
+        "points": ordered,
+        "best": best,
+        "picked_test_accuracy": float(np.mean(tests)) if tests else None,
+        "picked_test_n": len(tests),
+    }
 
 
 def _test_accuracy(r) -> float | None:
@@ -369,6 +413,8 @@ def summary_lines(summary: dict) -> list[str]:
         return lines
     best = summary["points"][summary["best"]]
     test = summary["picked_test_accuracy"]
-    lines.append(f"best on validation: {best['label']} ({best['mean']:.4f}); test accuracy of the picked point (scored once): "
-                 + ("n/a (no test split)" if test is None else f"{test:.4f}"))
+    lines.append(
+        f"best on validation: {best['label']} ({best['mean']:.4f}); test accuracy of the picked point (scored once): "
+        + ("n/a (no test split)" if test is None else f"{test:.4f}")
+    )
     return lines

@@ -15,8 +15,6 @@ trainable top.
 
 from __future__ import annotations
 
-from engine.errors import StudioError
-
 import os
 import socket
 import threading
@@ -29,6 +27,7 @@ import numpy as np
 from engine import settings
 from engine.config import BackboneConfig, ConfigError
 from engine.data.paths import keras_home
+from engine.errors import StudioError
 
 
 class WeightsUnavailable(StudioError, RuntimeError):
@@ -60,6 +59,7 @@ def _mobilenet_v2_file(alpha: float, rows: int) -> str:
 
 def _mobilenet_v2_kernels(alpha: float) -> tuple[tuple, tuple]:
     """Two kernel shapes MobileNetV2's base has at width `alpha` (its stem, block 16's projection), no other width's."""
+
     def divisible(v: float) -> int:  # keras.applications.mobilenet_v2._make_divisible(v, 8)
         new = max(8, int(v + 4) // 8 * 8)
         return new + 8 if new < 0.9 * v else new
@@ -101,7 +101,9 @@ class BackboneSpec:
     builder_kwargs: tuple[tuple[str, object], ...] = ()  # extra keyword arguments of the builder
     post_build: Callable | None = None  # fixes a built base in place (stable layer names)
     note: str = ""  # one line for the page
-    cpu_images_per_s: float = 0.0  # forward pass at default_size, random weights, batch 32, this project's 2-core CPU: `bench --backbones`
+    cpu_images_per_s: float = (
+        0.0  # forward pass at default_size, random weights, batch 32, this project's 2-core CPU: `bench --backbones`
+    )
     family: str = ""  # our documented local file name's stem, <family>_<alpha>_imagenet_no_top.weights.h5 ("" = name)
     width_kernels: Callable[[float], tuple] | None = None  # kernel shapes that tell a weights file's width (alpha) apart
 
@@ -138,52 +140,180 @@ _INCLUDED = (("include_preprocessing", True),)  # never applied twice: the studi
 BACKBONES: dict[str, BackboneSpec] = {
     s.name: s
     for s in (
-        BackboneSpec("vgg16", "VGG16 (the lecture's)", "VGG16", "vgg16", 150, ("block4_pool", "block3_pool", "block2_pool"),
-                     "block5_conv3", _fixed("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="The lecture's network: plain 3x3 convolutions, large and slow on CPU.", cpu_images_per_s=11.3),
-        BackboneSpec("mobilenet_v2", "MobileNetV2 (fast on CPU)", "MobileNetV2", "mobilenet_v2", 160,
-                     ("block_15_add", "block_14_add", "block_13_project_BN"), "out_relu", _mobilenet_v2_file,
-                     alphas=(1.0, 0.75, 0.5, 0.35, 1.3, 1.4), width_kernels=_mobilenet_v2_kernels,
-                     note="Inverted residuals; the studio's default.", cpu_images_per_s=136),
-        BackboneSpec("mobilenet", "MobileNet v1", "MobileNet", "mobilenet", 160, ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu"),
-                     "conv_pw_13_relu", _mobilenet_v1_file, alphas=(1.0, 0.75, 0.5, 0.25), family="mobilenet_v1",
-                     width_kernels=_mobilenet_v1_kernels,
-                     note="Depthwise-separable convolutions, no residuals.", cpu_images_per_s=143),
-        BackboneSpec("resnet50", "ResNet50", "ResNet50", "resnet50", 224, ("conv4_block6_out", "conv3_block4_out"),
-                     "conv5_block3_out", _fixed("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Residual bottlenecks, caffe preprocessing.", cpu_images_per_s=15.4),
-        BackboneSpec("efficientnet_b0", "EfficientNetB0", "EfficientNetB0", "efficientnet", 224, ("block6d_add", "block5c_add", "block4c_add"),
-                     "top_activation", _fixed("efficientnetb0_notop.h5"), includes_preprocessing=True,
-                     note="Compound-scaled MBConv; normalises inside its own graph.", cpu_images_per_s=33),
-        BackboneSpec("mobilenet_v3_small", "MobileNetV3Small", "MobileNetV3Small", "mobilenet_v3", 224,
-                     ("expanded_conv_9_add", "expanded_conv_8_project_bn", "expanded_conv_7_add"), "",
-                     _fixed("weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"), includes_preprocessing=True,
-                     builder_kwargs=_INCLUDED, note="Smallest and fastest; rescales inside its own graph.", cpu_images_per_s=308),
-        BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", "MobileNetV3Large", "mobilenet_v3", 224,
-                     ("expanded_conv_13_add", "expanded_conv_12_project_bn", "expanded_conv_11_add"), "",
-                     _fixed("weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"), includes_preprocessing=True,
-                     builder_kwargs=_INCLUDED, note="MobileNetV2's successor: squeeze-excite, hard-swish.", cpu_images_per_s=91.4),
-        BackboneSpec("resnet50_v2", "ResNet50V2", "ResNet50V2", "resnet_v2", 224, ("conv4_block6_out", "conv3_block4_out"),
-                     "post_relu", _fixed("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Pre-activation residuals, [-1, 1] inputs.", cpu_images_per_s=16.5),
-        BackboneSpec("densenet121", "DenseNet121", "DenseNet121", "densenet", 224, ("pool4_pool", "pool3_pool", "pool2_pool"),
-                     "relu", _fixed("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     note="Dense connections: few parameters, many layers.", cpu_images_per_s=14.6),
-        BackboneSpec("efficientnet_v2_b0", "EfficientNetV2B0", "EfficientNetV2B0", "efficientnet_v2", 224,
-                     ("block5e_add", "block4c_add", "block3b_add"), "top_activation", _fixed("efficientnetv2-b0_notop.h5"),
-                     includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="Fused-MBConv early stages; normalises inside.", cpu_images_per_s=56.5),
-        BackboneSpec("xception", "Xception", "Xception", "xception", 299, ("block13_add", "block12_add", "block11_add"),
-                     "block14_sepconv2_act", _fixed("xception_weights_tf_dim_ordering_tf_kernels_notop.h5"), min_size=71,
-                     post_build=_name_xception_adds, note="Depthwise-separable Inception; 71 px at least.", cpu_images_per_s=5.62),
-        BackboneSpec("convnext_tiny", "ConvNeXtTiny", "ConvNeXtTiny", "convnext", 224,
-                     ("convnext_tiny_downsampling_block_2", "convnext_tiny_downsampling_block_1", "convnext_tiny_downsampling_block_0"),
-                     "", _fixed("convnext_tiny_notop.h5"), includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="A modernised ResNet (LayerNorm, GELU); top block = last stage.", cpu_images_per_s=2.9),
-        BackboneSpec("efficientnet_v2_s", "EfficientNetV2S", "EfficientNetV2S", "efficientnet_v2", 384,
-                     ("block5i_add", "block4f_add", "block3d_add"), "top_activation", _fixed("efficientnetv2-s_notop.h5"),
-                     includes_preprocessing=True, builder_kwargs=_INCLUDED,
-                     note="Accurate, heavy on CPU; trained at 384 px.", cpu_images_per_s=4.56),
+        BackboneSpec(
+            "vgg16",
+            "VGG16 (the lecture's)",
+            "VGG16",
+            "vgg16",
+            150,
+            ("block4_pool", "block3_pool", "block2_pool"),
+            "block5_conv3",
+            _fixed("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            note="The lecture's network: plain 3x3 convolutions, large and slow on CPU.",
+            cpu_images_per_s=11.3,
+        ),
+        BackboneSpec(
+            "mobilenet_v2",
+            "MobileNetV2 (fast on CPU)",
+            "MobileNetV2",
+            "mobilenet_v2",
+            160,
+            ("block_15_add", "block_14_add", "block_13_project_BN"),
+            "out_relu",
+            _mobilenet_v2_file,
+            alphas=(1.0, 0.75, 0.5, 0.35, 1.3, 1.4),
+            width_kernels=_mobilenet_v2_kernels,
+            note="Inverted residuals; the studio's default.",
+            cpu_images_per_s=136,
+        ),
+        BackboneSpec(
+            "mobilenet",
+            "MobileNet v1",
+            "MobileNet",
+            "mobilenet",
+            160,
+            ("conv_pw_12_relu", "conv_pw_11_relu", "conv_pw_10_relu"),
+            "conv_pw_13_relu",
+            _mobilenet_v1_file,
+            alphas=(1.0, 0.75, 0.5, 0.25),
+            family="mobilenet_v1",
+            width_kernels=_mobilenet_v1_kernels,
+            note="Depthwise-separable convolutions, no residuals.",
+            cpu_images_per_s=143,
+        ),
+        BackboneSpec(
+            "resnet50",
+            "ResNet50",
+            "ResNet50",
+            "resnet50",
+            224,
+            ("conv4_block6_out", "conv3_block4_out"),
+            "conv5_block3_out",
+            _fixed("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            note="Residual bottlenecks, caffe preprocessing.",
+            cpu_images_per_s=15.4,
+        ),
+        BackboneSpec(
+            "efficientnet_b0",
+            "EfficientNetB0",
+            "EfficientNetB0",
+            "efficientnet",
+            224,
+            ("block6d_add", "block5c_add", "block4c_add"),
+            "top_activation",
+            _fixed("efficientnetb0_notop.h5"),
+            includes_preprocessing=True,
+            note="Compound-scaled MBConv; normalises inside its own graph.",
+            cpu_images_per_s=33,
+        ),
+        BackboneSpec(
+            "mobilenet_v3_small",
+            "MobileNetV3Small",
+            "MobileNetV3Small",
+            "mobilenet_v3",
+            224,
+            ("expanded_conv_9_add", "expanded_conv_8_project_bn", "expanded_conv_7_add"),
+            "",
+            _fixed("weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
+            includes_preprocessing=True,
+            builder_kwargs=_INCLUDED,
+            note="Smallest and fastest; rescales inside its own graph.",
+            cpu_images_per_s=308,
+        ),
+        BackboneSpec(
+            "mobilenet_v3_large",
+            "MobileNetV3Large",
+            "MobileNetV3Large",
+            "mobilenet_v3",
+            224,
+            ("expanded_conv_13_add", "expanded_conv_12_project_bn", "expanded_conv_11_add"),
+            "",
+            _fixed("weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"),
+            includes_preprocessing=True,
+            builder_kwargs=_INCLUDED,
+            note="MobileNetV2's successor: squeeze-excite, hard-swish.",
+            cpu_images_per_s=91.4,
+        ),
+        BackboneSpec(
+            "resnet50_v2",
+            "ResNet50V2",
+            "ResNet50V2",
+            "resnet_v2",
+            224,
+            ("conv4_block6_out", "conv3_block4_out"),
+            "post_relu",
+            _fixed("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            note="Pre-activation residuals, [-1, 1] inputs.",
+            cpu_images_per_s=16.5,
+        ),
+        BackboneSpec(
+            "densenet121",
+            "DenseNet121",
+            "DenseNet121",
+            "densenet",
+            224,
+            ("pool4_pool", "pool3_pool", "pool2_pool"),
+            "relu",
+            _fixed("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            note="Dense connections: few parameters, many layers.",
+            cpu_images_per_s=14.6,
+        ),
+        BackboneSpec(
+            "efficientnet_v2_b0",
+            "EfficientNetV2B0",
+            "EfficientNetV2B0",
+            "efficientnet_v2",
+            224,
+            ("block5e_add", "block4c_add", "block3b_add"),
+            "top_activation",
+            _fixed("efficientnetv2-b0_notop.h5"),
+            includes_preprocessing=True,
+            builder_kwargs=_INCLUDED,
+            note="Fused-MBConv early stages; normalises inside.",
+            cpu_images_per_s=56.5,
+        ),
+        BackboneSpec(
+            "xception",
+            "Xception",
+            "Xception",
+            "xception",
+            299,
+            ("block13_add", "block12_add", "block11_add"),
+            "block14_sepconv2_act",
+            _fixed("xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            min_size=71,
+            post_build=_name_xception_adds,
+            note="Depthwise-separable Inception; 71 px at least.",
+            cpu_images_per_s=5.62,
+        ),
+        BackboneSpec(
+            "convnext_tiny",
+            "ConvNeXtTiny",
+            "ConvNeXtTiny",
+            "convnext",
+            224,
+            ("convnext_tiny_downsampling_block_2", "convnext_tiny_downsampling_block_1", "convnext_tiny_downsampling_block_0"),
+            "",
+            _fixed("convnext_tiny_notop.h5"),
+            includes_preprocessing=True,
+            builder_kwargs=_INCLUDED,
+            note="A modernised ResNet (LayerNorm, GELU); top block = last stage.",
+            cpu_images_per_s=2.9,
+        ),
+        BackboneSpec(
+            "efficientnet_v2_s",
+            "EfficientNetV2S",
+            "EfficientNetV2S",
+            "efficientnet_v2",
+            384,
+            ("block5i_add", "block4f_add", "block3d_add"),
+            "top_activation",
+            _fixed("efficientnetv2-s_notop.h5"),
+            includes_preprocessing=True,
+            builder_kwargs=_INCLUDED,
+            note="Accurate, heavy on CPU; trained at 384 px.",
+            cpu_images_per_s=4.56,
+        ),
     )
 }
 
@@ -201,10 +331,14 @@ def image_size_for(cfg: BackboneConfig) -> int:
     """The input side for a run: the configured one, or the backbone's default; bounded by its min_size and max_size."""
     spec = get_spec(cfg.name)
     if cfg.image_size > spec.max_size:
-        raise ConfigError(f"backbone.image_size: {cfg.image_size} px is above {spec.name}'s limit of {spec.max_size} px; choose a smaller size")
+        raise ConfigError(
+            f"backbone.image_size: {cfg.image_size} px is above {spec.name}'s limit of {spec.max_size} px; choose a smaller size"
+        )
     if 0 < cfg.image_size < spec.min_size:
-        raise ConfigError(f"backbone.image_size: {cfg.image_size} px is below {spec.name}'s minimum of {spec.min_size} px; "
-                          f"choose {spec.min_size} px or more")
+        raise ConfigError(
+            f"backbone.image_size: {cfg.image_size} px is below {spec.name}'s minimum of {spec.min_size} px; "
+            f"choose {spec.min_size} px or more"
+        )
     return cfg.image_size or spec.default_size
 
 
@@ -239,7 +373,9 @@ def resolve_weights(cfg: BackboneConfig) -> str | None:
     """Turns the weights setting into what Keras expects; checks local files before any work."""
     w = cfg.weights.strip()
     if not w:  # "Local file" with no path must never become random weights
-        raise WeightsUnavailable("backbone.weights: the local weights file path is empty; give a weights file, 'imagenet' or 'none'")
+        raise WeightsUnavailable(
+            "backbone.weights: the local weights file path is empty; give a weights file, 'imagenet' or 'none'"
+        )
     if w.lower() == "none":
         return None
     if w.lower() == "imagenet":
@@ -300,12 +436,20 @@ def _wrong_file_message(spec: BackboneSpec, alpha: float, image_size: int, path:
     import h5py
 
     if not h5py.is_hdf5(path):
-        return (f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
-                f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'")
+        return (
+            f"could not load weights file {path}: it is not a Keras weights file (.weights.h5/.h5); "
+            f"give a file saved from {spec.title} without its top, 'imagenet' or 'none'"
+        )
     owner = identify_weights_file(path, exclude=(spec.name, alpha))
-    holds = f"this file holds weights of another network ({owner}" if owner else "this file holds weights of another network (or of another width"
-    return (f"could not load weights file {path} into {spec.title}: {holds}; it does not fit {wanted}). "
-            f"Give a file saved from {spec.title} without its top (include_top=False), 'imagenet' or 'none'.")
+    holds = (
+        f"this file holds weights of another network ({owner}"
+        if owner
+        else "this file holds weights of another network (or of another width"
+    )
+    return (
+        f"could not load weights file {path} into {spec.title}: {holds}; it does not fit {wanted}). "
+        f"Give a file saved from {spec.title} without its top (include_top=False), 'imagenet' or 'none'."
+    )
 
 
 def identify_weights_file(path: str, exclude: tuple[str, float] | None = None) -> str | None:
@@ -420,11 +564,18 @@ def default_weights(name: str, alpha: float, image_size: int) -> WeightsDefault:
         return WeightsDefault("imagenet", f"ImageNet weights for {spec.title}, downloaded by Keras on first use.")
     local = find_local_weights(name, alpha, image_size)
     if local is not None:
-        return WeightsDefault(str(local), f"ImageNet weights for {spec.title} from the local file {local} (this machine is offline).")
+        return WeightsDefault(
+            str(local), f"ImageNet weights for {spec.title} from the local file {local} (this machine is offline)."
+        )
     wanted = local_weights_names(name, alpha)[0]
-    return WeightsDefault("", "No pretrained weights found.", (
-        f"No ImageNet weights: this machine is offline and none were found in {WEIGHTS_DIR_ENV}, ~/.keras/models or ./weights. "
-        f"Put a weights file there (e.g. {wanted}) or choose 'Local file'."))
+    return WeightsDefault(
+        "",
+        "No pretrained weights found.",
+        (
+            f"No ImageNet weights: this machine is offline and none were found in {WEIGHTS_DIR_ENV}, ~/.keras/models or ./weights. "
+            f"Put a weights file there (e.g. {wanted}) or choose 'Local file'."
+        ),
+    )
 
 
 def _offline_message(cfg: BackboneConfig, image_size: int, exc: Exception) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from engine.models import backbones
 from engine.config import HeadConfig
+from engine.models import backbones
 
 
 @keras.saving.register_keras_serializable(package="engine")
@@ -81,10 +81,16 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def compile_model(model: keras.Model, num_classes: int, optimizer: str, learning_rate: float, steps_per_execution: int = 1) -> None:
+def compile_model(
+    model: keras.Model, num_classes: int, optimizer: str, learning_rate: float, steps_per_execution: int = 1
+) -> None:
     """(Re)compiles; needed after every change of `trainable` for it to take effect."""
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss_name(num_classes), metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss=loss_name(num_classes),
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
 
 
 @dataclass
@@ -129,7 +135,9 @@ def build_top(split: SplitBase, head: keras.Model) -> keras.Model:
     return keras.Model(inp, head(x), name="trainable_top")
 
 
-def assemble_full_model(base: keras.Model, head: keras.Model, backbone: str, preprocessing: str, image_size: int, augmentation=None) -> keras.Model:
+def assemble_full_model(
+    base: keras.Model, head: keras.Model, backbone: str, preprocessing: str, image_size: int, augmentation=None
+) -> keras.Model:
     """Pixels in [0, 255] -> [augmentation] -> preprocess_input -> base -> head: the saved model."""
     inp = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = inp
@@ -159,9 +167,12 @@ def describe_base(cfg) -> dict:
         cut = backbones.get_spec(cfg.backbone.name).cut_for(cfg.fine_tune.unfreeze_blocks)
         unfreeze_top(base, split_base(base, cut))
     counts = count_params(base)
-    return {"output_shape": list(base.output.shape[1:]), "trainable_params": counts["trainable_params"],
-            "non_trainable_params": counts["non_trainable_params"],
-            "unfrozen_layers": [layer.name for layer in base.layers if layer.trainable_weights]}  # fine-tuning's, BatchNorm excluded
+    return {
+        "output_shape": list(base.output.shape[1:]),
+        "trainable_params": counts["trainable_params"],
+        "non_trainable_params": counts["non_trainable_params"],
+        "unfrozen_layers": [layer.name for layer in base.layers if layer.trainable_weights],
+    }  # fine-tuning's, BatchNorm excluded
 
 
 def describe_model(cfg, num_classes: int, base_side: dict | None = None) -> dict[str, int]:

@@ -63,8 +63,12 @@ def missing_internals(name: str, optimizer=None) -> list[str]:
 
 
 def _warn_fallback(name: str, missing: list[str]) -> None:
-    warnings.warn(f"Keras {keras.__version__} lacks {', '.join(missing)}: training with Keras' own {name} "
-                  "(unfused, slower) instead of the fused one", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"Keras {keras.__version__} lacks {', '.join(missing)}: training with Keras' own {name} "
+        "(unfused, slower) instead of the fused one",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def _fusable_backend() -> bool:
@@ -125,9 +129,14 @@ class FusedRMSprop(_Guarded, keras.optimizers.RMSprop):
         i = self._get_variable_index(variable)
         dt = variable.dtype
         tf.raw_ops.ResourceApplyRMSProp(
-            var=_handle(variable), ms=_handle(self._velocities[i]), mom=_handle(self._fused_mom[i]),
-            lr=tf.cast(learning_rate, dt), rho=tf.cast(self.rho, dt), momentum=tf.cast(0.0, dt),
-            epsilon=tf.cast(self.epsilon, dt), grad=gradient,
+            var=_handle(variable),
+            ms=_handle(self._velocities[i]),
+            mom=_handle(self._fused_mom[i]),
+            lr=tf.cast(learning_rate, dt),
+            rho=tf.cast(self.rho, dt),
+            momentum=tf.cast(0.0, dt),
+            epsilon=tf.cast(self.epsilon, dt),
+            grad=gradient,
         )
 
 
@@ -148,10 +157,16 @@ class FusedAdam(_Guarded, keras.optimizers.Adam):
         dt = variable.dtype
         step = tf.cast(self.iterations + 1, dt)
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(self._momentums[i]), v=_handle(self._velocities[i]),
-            beta1_power=tf.pow(tf.cast(self.beta_1, dt), step), beta2_power=tf.pow(tf.cast(self.beta_2, dt), step),
-            lr=tf.cast(learning_rate, dt), beta1=tf.cast(self.beta_1, dt), beta2=tf.cast(self.beta_2, dt),
-            epsilon=tf.cast(self.epsilon, dt), grad=gradient,
+            var=_handle(variable),
+            m=_handle(self._momentums[i]),
+            v=_handle(self._velocities[i]),
+            beta1_power=tf.pow(tf.cast(self.beta_1, dt), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dt), step),
+            lr=tf.cast(learning_rate, dt),
+            beta1=tf.cast(self.beta_1, dt),
+            beta2=tf.cast(self.beta_2, dt),
+            epsilon=tf.cast(self.epsilon, dt),
+            grad=gradient,
         )
 
 
@@ -197,8 +212,9 @@ def schedule(kind: str, rate: float, total_steps: int, warmup_steps: int = 0):
         warmup_steps = min(max(int(warmup_steps), 0), total_steps - 1)
         if warmup_steps == 0:
             return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
-        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total_steps - warmup_steps, warmup_target=rate,
-                                                      warmup_steps=warmup_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=total_steps - warmup_steps, warmup_target=rate, warmup_steps=warmup_steps
+        )
     if kind == "one_cycle":
         return OneCycle(rate, total_steps)
     raise ValueError(f"unknown learning-rate schedule {kind!r}")

@@ -57,10 +57,14 @@ def split_pipeline(model) -> Pipeline:
         return Pipeline(model, [], None, None)
     i = nested[-1]
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise PipelineError(f"model {model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected one of each")
-    after = layers[i + 1:]
+        raise PipelineError(
+            f"model {model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected one of each"
+        )
+    after = layers[i + 1 :]
     if len(after) != 1:
-        raise PipelineError(f"model {model.name!r} has {len(after)} layers after its base {layers[i].name!r}; expected one head model")
+        raise PipelineError(
+            f"model {model.name!r} has {len(after)} layers after its base {layers[i].name!r}; expected one head model"
+        )
     return Pipeline(model, layers[:i], layers[i], after[0])
 
 

@@ -52,8 +52,13 @@ def identity() -> dict:
         ns = os.readlink("/proc/self/ns/pid")
     except OSError:
         pass
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": _read("/proc/sys/kernel/random/boot_id"),
-            "pid_ns": ns, "process_start": stat[1] if stat else None}
+    return {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "boot_id": _read("/proc/sys/kernel/random/boot_id"),
+        "pid_ns": ns,
+        "process_start": stat[1] if stat else None,
+    }
 
 
 def pid_running(pid: int, process_start: str | None = None) -> bool:

@@ -16,7 +16,9 @@ from engine.store import heartbeat
 JOBS_FOLDER = ".jobs"  # in the run store: a dot folder, never listed as a run
 STARTING_S = 60.0  # a config younger than this may be read right now by a job another runner starts: never swept
 
-_NOISE = re.compile(r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I)
+_NOISE = re.compile(
+    r"absl|oneDNN|TF_ENABLE_ONEDNN|cuda|tensorflow/|^\s*(I|W|E)\d{4} |^WARNING: All log|Traceback|^\s+File ", re.I
+)
 
 
 def error_sentence(text: str, *, from_log: bool = False) -> str:
@@ -29,7 +31,7 @@ def error_sentence(text: str, *, from_log: bool = False) -> str:
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     for line in reversed(lines):
         if line.startswith("error: "):
-            return line[len("error: "):]
+            return line[len("error: ") :]
     if from_log and not any(line.startswith("Traceback (most recent call last)") for line in lines):
         return ""
     human = [line for line in lines if not _NOISE.search(line)]

@@ -39,12 +39,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.store import heartbeat
 from engine.config import RunConfig, validate
 from engine.errors import StudioError
-from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
-from engine.store import job_logs
+from engine.store import heartbeat, job_logs
 from engine.store.job_logs import error_sentence, log_dir, prepend_log
+from engine.store.runs import RunDamaged, RunNotFound, RunStore, new_run_id
 from engine.store.status import elapsed_seconds
 
 ENGINE_ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +65,9 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     log_path: str = ""
-    options: dict = field(default_factory=dict)  # more of the command's options by argparse dest: preset, repeat_group, sweep_point, ...
+    options: dict = field(
+        default_factory=dict
+    )  # more of the command's options by argparse dest: preset, repeat_group, sweep_point, ...
     preset: str | None = None  # the preset named at submit
     repeat_index: int = 0  # with repeat_size > 1: this job trains seed + repeat_index
     repeat_size: int = 1  # how many seeds were queued together (a repeat group)
@@ -75,14 +76,21 @@ class Job:
     error: str = ""  # the one sentence the job's process refused with (its spec's error file), '' if none
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")}
+        return {
+            k: getattr(self, k) for k in ("id", "approach", "state", "submitted", "started", "ended", "returncode", "log_path")
+        }
 
 
 class JobRunner:
     """Runs submitted configs one at a time in subprocesses; the rest wait in FIFO order."""
 
-    def __init__(self, runs_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None, python: str = sys.executable,
-                 warm_start: bool = False):
+    def __init__(
+        self,
+        runs_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        python: str = sys.executable,
+        warm_start: bool = False,
+    ):
         self.store = RunStore(runs_dir)
         self.cache_dir = str(cache_dir) if cache_dir else None
         self.python = python
@@ -116,15 +124,26 @@ class JobRunner:
             raise ValueError(f"seeds: must be between 1 and 20, got {seeds}")
         twin = self.duplicate_of(cfg, preset, seeds)
         if twin is not None:  # a double click on Train, or Train again on an unchanged form
-            raise DuplicateJob(f"the same settings are already {twin.state} as job {twin.id}; "
-                               "change a setting to train another, or Stop that job first")
+            raise DuplicateJob(
+                f"the same settings are already {twin.state} as job {twin.id}; "
+                "change a setting to train another, or Stop that job first"
+            )
         extra = {**({"preset": preset} if preset else {}), **(options or {})}
         group = f"{new_run_id(cfg.approach)}-x{seeds}" if seeds > 1 else None
         jobs = []
         for i in range(seeds):  # the CLI trains repeat i with seed + i on the split of the base seed
             repeat = {"repeat_group": group, "repeat_index": i} if group else {}
-            jobs.append(Job(new_run_id(cfg.approach), cfg.approach, cfg.to_dict(), options={**extra, **repeat}, preset=preset or None,
-                            repeat_index=i, repeat_size=seeds))
+            jobs.append(
+                Job(
+                    new_run_id(cfg.approach),
+                    cfg.approach,
+                    cfg.to_dict(),
+                    options={**extra, **repeat},
+                    preset=preset or None,
+                    repeat_index=i,
+                    repeat_size=seeds,
+                )
+            )
         with self._lock:
             for job in jobs:
                 self._jobs[job.id] = job
@@ -136,15 +155,26 @@ class JobRunner:
         """Queues `python -m engine COMMAND` with `cfg`'s run options, `options` (by argparse dest) and `--out` its result
         file (`lr-find`, `feature-map`, `estimate`, `data-health`: commands that answer with one JSON file); read it with
         tool_result(job id)."""
-        job = Job(f"{command}-{new_run_id(cfg.approach)}", cfg.approach, validate(cfg).to_dict(), kind=command, options=dict(options or {}))
+        job = Job(
+            f"{command}-{new_run_id(cfg.approach)}",
+            cfg.approach,
+            validate(cfg).to_dict(),
+            kind=command,
+            options=dict(options or {}),
+        )
         return self._enqueue(job)
 
     def submit_export(self, run_id: str, fmt: str) -> Job:
         """Queues `python -m engine export RUN --format FMT --zip` into the store's `.export/` (the TFLite converter's graphs
         and memory stay out of the server, as training does); take the zip with take_export(job id) once it has ended."""
         record = self.store.load(run_id)  # an unknown or damaged run: one line now, not a failed job later
-        job = Job(f"export-{fmt}-{new_run_id(str(record.approach))}", str(record.approach), {}, kind="export",
-                  options={"run": run_id, "format": fmt, "zip": True})
+        job = Job(
+            f"export-{fmt}-{new_run_id(str(record.approach))}",
+            str(record.approach),
+            {},
+            kind="export",
+            options={"run": run_id, "format": fmt, "zip": True},
+        )
         return self._enqueue(job)
 
     def take_export(self, job_id: str) -> bytes | None:
@@ -187,7 +217,14 @@ class JobRunner:
     def duplicate_of(self, cfg: RunConfig, preset: str | None = None, seeds: int = 1) -> Job | None:
         """A queued or running job with exactly these settings (config, preset, number of seeds), if any."""
         wanted = cfg.to_dict()
-        return next((j for j in self.active() if j.kind == "run" and j.config == wanted and j.preset == (preset or None) and j.repeat_size == seeds), None)
+        return next(
+            (
+                j
+                for j in self.active()
+                if j.kind == "run" and j.config == wanted and j.preset == (preset or None) and j.repeat_size == seeds
+            ),
+            None,
+        )
 
     def stop(self, job_id: str) -> bool:
         """Cancels a queued job, or asks a running one to stop after its current batch."""
@@ -255,8 +292,10 @@ class JobRunner:
             elif state is None:
                 reason = self.job_error(job_id)
                 how = self.exit_description(job)
-                out["metrics"] = {"state": "failed",
-                                  "message": reason or f"the job ended unexpectedly ({how or 'no exit status'}); see its log"}
+                out["metrics"] = {
+                    "state": "failed",
+                    "message": reason or f"the job ended unexpectedly ({how or 'no exit status'}); see its log",
+                }
             else:  # killed (SIGKILL, out of memory) or crashed after the run folder was made
                 how = self.exit_description(job)
                 message = out["metrics"].get("message") or "the training process ended without recording a final state"
@@ -335,14 +374,26 @@ class JobRunner:
             if rec.recorded_state != "running" or heartbeat.live_local_pid(rec.owner) is None:
                 continue
             started = rec.owner.get("started")
-            self._jobs[rec.id] = Job(rec.id, str(rec.config.get("approach")), rec.config, state="running",
-                                     started=started if isinstance(started, (int, float)) else time.time(),
-                                     adopted_owner=rec.owner)
+            self._jobs[rec.id] = Job(
+                rec.id,
+                str(rec.config.get("approach")),
+                rec.config,
+                state="running",
+                started=started if isinstance(started, (int, float)) else time.time(),
+                adopted_owner=rec.owner,
+            )
         for job_id, owner in job_logs.live_owners(self.store.root):
             started = owner.get("started")
-            self._jobs[job_id] = Job(job_id, str(owner.get("approach")), owner["config"], state="running",
-                                     started=started if isinstance(started, (int, float)) else time.time(),
-                                     log_path=str(owner.get("log") or ""), adopted_owner=owner, kind=str(owner.get("kind") or "tool"))
+            self._jobs[job_id] = Job(
+                job_id,
+                str(owner.get("approach")),
+                owner["config"],
+                state="running",
+                started=started if isinstance(started, (int, float)) else time.time(),
+                log_path=str(owner.get("log") or ""),
+                adopted_owner=owner,
+                kind=str(owner.get("kind") or "tool"),
+            )
         job_logs.sweep(self.store.root, keep=set(self._jobs))
 
     def _adopted_running(self) -> bool:
@@ -368,9 +419,15 @@ class JobRunner:
         if job.kind == "export":  # into the store's own `.export/`: the output gate opens only that folder to `export`
             options = {**job.options, "out": str(self._export_folder(job)), "runs_dir": store}
         else:
-            options = {"config": str(config_path), "data": job.config["data"]["path"], "approach": job.approach, "runs_dir": store,
-                       **({"cache_dir": self.cache_dir} if self.cache_dir else {}),
-                       **({"run_id": job.id, "quiet": True} if job.kind == "run" else {"out": str(self._tool_path(job))}), **job.options}
+            options = {
+                "config": str(config_path),
+                "data": job.config["data"]["path"],
+                "approach": job.approach,
+                "runs_dir": store,
+                **({"cache_dir": self.cache_dir} if self.cache_dir else {}),
+                **({"run_id": job.id, "quiet": True} if job.kind == "run" else {"out": str(self._tool_path(job))}),
+                **job.options,
+            }
         return {"command": job.kind, "options": options, "error_file": str(job_logs.path(self.store.root, job.id, "error"))}
 
     @staticmethod
@@ -383,8 +440,15 @@ class JobRunner:
         log_path = log_dir() / f"standby-{os.getpid()}-{time.monotonic_ns()}.log"
         try:
             with open(log_path, "w") as log:
-                proc = subprocess.Popen([self.python, "-m", "engine.standby"], cwd=ENGINE_ROOT, stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=log, env=self._env(), text=True)
+                proc = subprocess.Popen(
+                    [self.python, "-m", "engine.standby"],
+                    cwd=ENGINE_ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    env=self._env(),
+                    text=True,
+                )
         except OSError:
             return None  # jobs start cold, as without warm start
         proc.log_path = str(log_path)  # type: ignore[attr-defined]
@@ -404,7 +468,9 @@ class JobRunner:
                 _end_standby(standby)
         elif standby is not None:
             _end_standby(standby)
-        return subprocess.Popen([self.python, "-m", "engine", *argv], cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env())
+        return subprocess.Popen(
+            [self.python, "-m", "engine", *argv], cwd=ENGINE_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=self._env()
+        )
 
     def _work(self) -> None:
         while True:
@@ -420,7 +486,9 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         job.log_path = str(log_dir() / f"{job.id}.log")
-        files = {what: job_logs.path(self.store.root, job.id, what) for what in ("config", "spec", "error")}  # a killed server's: swept later
+        files = {
+            what: job_logs.path(self.store.root, job.id, what) for what in ("config", "spec", "error")
+        }  # a killed server's: swept later
         owner_path = None
         rc, proc = None, None
         try:
@@ -429,15 +497,25 @@ class JobRunner:
                     self._tool_path(job).parent.mkdir(parents=True, exist_ok=True)
                 elif job.kind == "export":
                     self._export_folder(job).parent.mkdir(parents=True, exist_ok=True)  # the job's own folder in `.export/`
-                problem = job_logs.write(files["config"], job.config) or job_logs.write(files["spec"], self.spec(job, files["config"]))
+                problem = job_logs.write(files["config"], job.config) or job_logs.write(
+                    files["spec"], self.spec(job, files["config"])
+                )
                 if problem:  # the job's one sentence, where progress() reads it
                     job.error = problem
                     log.write(f"error: {problem}\n")
                     return
                 proc = self._start(job, str(files["spec"]), log)
                 if job.kind != "run":  # a run's own heartbeat.json says whether it lives
-                    owner_path = job_logs.write_owner(self.store.root, job.id, getattr(proc, "pid", None), kind=job.kind,
-                                                       approach=job.approach, config=job.config, started=job.started, log=job.log_path)
+                    owner_path = job_logs.write_owner(
+                        self.store.root,
+                        job.id,
+                        getattr(proc, "pid", None),
+                        kind=job.kind,
+                        approach=job.approach,
+                        config=job.config,
+                        started=job.started,
+                        log=job.log_path,
+                    )
                 with self._lock:
                     self._current = (job, proc)
                     if job.id in self._stop_requested:  # stop clicked between pop and start

@@ -60,9 +60,14 @@ class OutputFlag:
     reuse: Callable[[Path], bool] | None = None
 
 
-def add_output(parser: argparse.ArgumentParser, *names: str, kind: str = "file",
-               targets: Callable[[argparse.Namespace, str], list[str]] | None = None,
-               reuse: Callable[[Path], bool] | None = None, **kw) -> None:
+def add_output(
+    parser: argparse.ArgumentParser,
+    *names: str,
+    kind: str = "file",
+    targets: Callable[[argparse.Namespace, str], list[str]] | None = None,
+    reuse: Callable[[Path], bool] | None = None,
+    **kw,
+) -> None:
     """Adds an output argument (or, with no names, declares one derived from another flag's value through
     `targets`; kw["dest"] names that flag's dest) and, for a file, a `--force` flag when the parser has none."""
     if names:
@@ -72,7 +77,9 @@ def add_output(parser: argparse.ArgumentParser, *names: str, kind: str = "file",
         flag, dest = kw["flag"], kw["dest"]
     parser.set_defaults(**{OUTPUTS_KEY: (*(parser.get_default(OUTPUTS_KEY) or ()), OutputFlag(flag, dest, kind, targets, reuse))})
     if kind == "file" and not any("--force" in a.option_strings for a in parser._actions):
-        parser.add_argument("--force", action="store_true", help="outputs may replace existing files (never an input, a folder or a device)")
+        parser.add_argument(
+            "--force", action="store_true", help="outputs may replace existing files (never an input, a folder or a device)"
+        )
 
 
 def output_flags(args: argparse.Namespace) -> tuple[OutputFlag, ...]:
@@ -98,7 +105,9 @@ class Output:
             os.replace(tmp, self.path)
             tmp = None
         except OSError as exc:
-            raise OutputFailed(f"{self.flag} {self.path}: could not write it ({exc.strerror or exc}); nothing was written") from None
+            raise OutputFailed(
+                f"{self.flag} {self.path}: could not write it ({exc.strerror or exc}); nothing was written"
+            ) from None
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
@@ -150,10 +159,12 @@ class Protected:
 
         data = getattr(args, "data", None)
         data = data if isinstance(data, str) and data != "sample" else None
-        return cls(paths(settings.runs_dir(), getattr(args, "runs_dir", None)),
-                   paths(settings.cache_dir(), getattr(args, "cache_dir", None)),
-                   paths(settings.datasets_dir(), getattr(args, "datasets_dir", None), data),
-                   str(getattr(args, "command", "") or ""))
+        return cls(
+            paths(settings.runs_dir(), getattr(args, "runs_dir", None)),
+            paths(settings.cache_dir(), getattr(args, "cache_dir", None)),
+            paths(settings.datasets_dir(), getattr(args, "datasets_dir", None), data),
+            str(getattr(args, "command", "") or ""),
+        )
 
     def problem(self, target: Path) -> str:
         """What protected place `target` (resolved) lies in, or ''."""
@@ -191,8 +202,16 @@ def _inputs(args: argparse.Namespace, skip: set[str]) -> set[Path]:
     return found
 
 
-def claim(flag: str, value: str, *, kind: str = "file", force: bool = False, protected: Protected | None = None,
-          inputs: set[Path] = frozenset(), reuse: Callable[[Path], bool] | None = None) -> Output:
+def claim(
+    flag: str,
+    value: str,
+    *,
+    kind: str = "file",
+    force: bool = False,
+    protected: Protected | None = None,
+    inputs: set[Path] = frozenset(),
+    reuse: Callable[[Path], bool] | None = None,
+) -> Output:
     """Checks one target; returns it claimed, or raises OutputRefused with one line. Creates nothing."""
     shown = f"{flag} {value}"
     if kind == "name":  # only what the typed path is now (predict --gradcam DIR would write DIR.png beside it)
@@ -212,8 +231,10 @@ def claim(flag: str, value: str, *, kind: str = "file", force: bool = False, pro
     what = _kind(mode) if mode is not None else ""
     if kind == "folder":
         if mode is not None and not (what == "a folder" and (not any(path.iterdir()) or (reuse is not None and reuse(path)))):
-            raise OutputRefused(f"{shown}: {'is a folder that is not empty' if what == 'a folder' else f'is {what}'}; "
-                                "give a new (or empty) folder")
+            raise OutputRefused(
+                f"{shown}: {'is a folder that is not empty' if what == 'a folder' else f'is {what}'}; "
+                "give a new (or empty) folder"
+            )
     elif mode is not None and what != "a file":
         raise OutputRefused(f"{shown}: is {what}; give the name of a new file")
     parent = _resolved(path.parent)
@@ -261,8 +282,15 @@ def claim_outputs(args: argparse.Namespace) -> dict[str, list[Output]]:
             claim(out.flag, value, kind="name", protected=protected)
             values = out.targets(args, value)
         for v in values:
-            o = claim(out.flag, v, kind=out.kind, force=bool(getattr(args, "force", False)), protected=protected, inputs=inputs,
-                      reuse=out.reuse)
+            o = claim(
+                out.flag,
+                v,
+                kind=out.kind,
+                force=bool(getattr(args, "force", False)),
+                protected=protected,
+                inputs=inputs,
+                reuse=out.reuse,
+            )
             if o.path in seen:
                 raise OutputRefused(f"{out.flag} {v}: two outputs of this command would be the same file; give each its own name")
             seen.add(o.path)
@@ -290,6 +318,8 @@ def check_writable_folder(flag: str, folder: str | os.PathLike) -> None:
     while not probe_in.exists() and probe_in != probe_in.parent:
         probe_in = probe_in.parent
     if not probe_in.is_dir():
-        raise OutputRefused(f"{flag} {folder}: {'is' if probe_in == p else f'lies under {probe_in}, which is'} "
-                            f"{_kind(probe_in.stat().st_mode)}, not a folder; choose a folder you can write to")
+        raise OutputRefused(
+            f"{flag} {folder}: {'is' if probe_in == p else f'lies under {probe_in}, which is'} "
+            f"{_kind(probe_in.stat().st_mode)}, not a folder; choose a folder you can write to"
+        )
     _probe(f"{flag} {folder}", probe_in)

@@ -170,10 +170,16 @@ class RunRecord:
                 kept = "model.keras holds its last checkpoint"
             message = f"{done} epoch(s) done; {why}; {kept}"
         return {
-            "id": self.id, "approach": self.approach, "backbone": self.backbone,
-            "state": "interrupted" if why else self.recorded_state, "message": message, "epochs_run": self.epochs_run,
-            "epochs_total": self.epochs_total, "val_accuracy": self.accuracy("validation"),
-            "test_accuracy": self.accuracy("test"), "model": self.model_path.exists(),
+            "id": self.id,
+            "approach": self.approach,
+            "backbone": self.backbone,
+            "state": "interrupted" if why else self.recorded_state,
+            "message": message,
+            "epochs_run": self.epochs_run,
+            "epochs_total": self.epochs_total,
+            "val_accuracy": self.accuracy("validation"),
+            "test_accuracy": self.accuracy("test"),
+            "model": self.model_path.exists(),
         }
 
 
@@ -185,8 +191,18 @@ class DamagedRun:
 
     def summary(self) -> dict:
         """The same keys as RunRecord.summary(), with state `damaged` and the reason as message."""
-        return {"id": self.id, "approach": None, "backbone": None, "state": "damaged", "message": self.reason,
-                "epochs_run": None, "epochs_total": None, "val_accuracy": None, "test_accuracy": None, "model": None}
+        return {
+            "id": self.id,
+            "approach": None,
+            "backbone": None,
+            "state": "damaged",
+            "message": self.reason,
+            "epochs_run": None,
+            "epochs_total": None,
+            "val_accuracy": None,
+            "test_accuracy": None,
+            "model": None,
+        }
 
 
 @dataclass

@@ -116,7 +116,7 @@ class RunClock:
         if total_p <= 0 and self._startup:
             total_m, total_p = self._startup
         overall = total_m / total_p if total_p > 0 and total_m > 0 else 1.0
-        return per_kind, overall ** UNMEASURED_KIND_SHARE
+        return per_kind, overall**UNMEASURED_KIND_SHARE
 
     def seconds_left(self, now: float, current_left: float | None = None, current_share: float = 1.0) -> float:
         """Seconds until the last planned part ends; `current_left` is what the part under way's own measured rate
@@ -140,5 +140,5 @@ class RunClock:
         part = self.current
         if part is not None and not self._in_body:  # the body after the setup under way
             left += cost(part.kind, part.prior_s)
-        left += sum(cost(SETUP, p.setup_s) + cost(p.kind, p.prior_s) for p in self.parts[self._cursor:])
+        left += sum(cost(SETUP, p.setup_s) + cost(p.kind, p.prior_s) for p in self.parts[self._cursor :])
         return max(left, MIN_LEFT_S)

@@ -27,9 +27,9 @@ from typing import Any
 
 from engine import settings
 from engine.config import dumps
+from engine.errors import StudioError
 from engine.store import heartbeat
 from engine.store.record import DamagedRun, RunListing, RunRecord
-from engine.errors import StudioError
 
 STATES = ("running", "finished", "stopped", "failed")  # what a training process writes
 # a run in one of these does no more work: what a process ends in, and the two only readers see (module docstring)
@@ -133,12 +133,23 @@ def record_problem(config: dict, history: dict, metrics: dict) -> str:
     epochs = len(history.get("loss", []))
     uneven = [k for k in CURVES if len(history.get(k, [])) != epochs]
     if uneven:
-        return f"history.json: {', '.join(uneven)} {'has' if len(uneven) == 1 else 'have'} not one value per epoch ({epochs} losses)"
+        return (
+            f"history.json: {', '.join(uneven)} {'has' if len(uneven) == 1 else 'have'} not one value per epoch ({epochs} losses)"
+        )
     return ""
 
 
-_METRIC_NUMBERS = ("epoch", "phase", "epochs_run", "epochs_total", "checkpoint_epoch", "wall_seconds",
-                   "trainable_params", "non_trainable_params", "total_params")
+_METRIC_NUMBERS = (
+    "epoch",
+    "phase",
+    "epochs_run",
+    "epochs_total",
+    "checkpoint_epoch",
+    "wall_seconds",
+    "trainable_params",
+    "non_trainable_params",
+    "total_params",
+)
 _METRIC_OBJECTS = ("validation", "test", "timings", "feature_cache", "data_path", "images_per_second")
 _SCORES = ("accuracy", "loss", "roc_auc")
 PID_MAX = 2**22  # Linux's PID_MAX_LIMIT: a larger "pid" is no process id

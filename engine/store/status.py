@@ -41,15 +41,36 @@ END_STAGES = tuple(s for s in STATES if s != "running")  # the states a training
 class StatusTracker:
     """A progress sink that writes status.json (via `write`) and forwards every event to `forward`."""
 
-    def __init__(self, write: Callable[[dict], None], forward: Progress | None = None, *, started: float | None = None,
-                 epochs_total: int = 0, clock: Callable[[], float] = time.time, run_clock: RunClock | None = None):
+    def __init__(
+        self,
+        write: Callable[[dict], None],
+        forward: Progress | None = None,
+        *,
+        started: float | None = None,
+        epochs_total: int = 0,
+        clock: Callable[[], float] = time.time,
+        run_clock: RunClock | None = None,
+    ):
         self._write, self._forward, self._clock = write, forward, clock
         self._run_clock = run_clock  # the run's planned parts (whole-run ETA); None: no whole-run ETA claimed
         self._in_epoch_left: float | None = None  # the current epoch's rest at its measured step rate
         now = clock()
-        self.status: dict = {"stage": "starting", "message": "building the model", "done": 0, "total": 0, "epoch": 0,
-                             "epochs_total": epochs_total, "step": 0, "steps_total": 0, "started": started or now,
-                             "updated": now, "eta_s": None, "run_eta_s": None, "run_fraction": 0.0, "finished": None}
+        self.status: dict = {
+            "stage": "starting",
+            "message": "building the model",
+            "done": 0,
+            "total": 0,
+            "epoch": 0,
+            "epochs_total": epochs_total,
+            "step": 0,
+            "steps_total": 0,
+            "started": started or now,
+            "updated": now,
+            "eta_s": None,
+            "run_eta_s": None,
+            "run_fraction": 0.0,
+            "finished": None,
+        }
         self._last_write = 0.0
         self._pass_start: tuple[str, float, int] | None = None  # (label, time, done) of the current feature pass
         self._epoch_seconds: dict[int, list[float]] = {}  # phase -> measured epoch durations
@@ -81,8 +102,7 @@ class StatusTracker:
             if self._pass_start is None or self._pass_start[0] != label or done < self._pass_start[2]:
                 self._pass_start = (label, now, done)  # a new pass: its rate is measured from its first reported batch
             what = f"augmented {label.replace('train view', 'view')} of the training images" if views else f"{label} features"
-            s.update(message=f"caching {what} {done}/{total}", done=done, total=total,
-                     eta_s=self._rate_eta(now, done, total))
+            s.update(message=f"caching {what} {done}/{total}", done=done, total=total, eta_s=self._rate_eta(now, done, total))
         elif kind == "batch":
             force = self._set_stage("training")
             self._phase = int(event.get("phase", 1))
@@ -92,8 +112,14 @@ class StatusTracker:
                 self._run_clock.begin_body(now)  # the first step is done: tracing the train step was the epoch's setup
             if self._epoch_start is None or step < self._epoch_start[1]:
                 self._epoch_start = (now, step)  # the epoch's step rate is measured from its first reported step
-            s.update(epoch=int(event["epoch"]), step=step, steps_total=steps, done=step, total=steps,
-                     message=self._epoch_message(int(event["epoch"]), step, steps))
+            s.update(
+                epoch=int(event["epoch"]),
+                step=step,
+                steps_total=steps,
+                done=step,
+                total=steps,
+                message=self._epoch_message(int(event["epoch"]), step, steps),
+            )
             if event.get("epochs_total"):
                 s["epochs_total"] = int(event["epochs_total"])
             s["eta_s"] = self._training_eta(now, step, steps)
@@ -105,8 +131,13 @@ class StatusTracker:
             self._epoch_start, self._in_epoch_left = None, None
             if self._run_clock is not None:
                 self._run_clock.end(now)
-            s.update(epoch=int(event["epoch"]), epochs_total=int(event.get("epochs_total") or s["epochs_total"]),
-                     step=s["steps_total"], done=s["steps_total"], total=s["steps_total"])
+            s.update(
+                epoch=int(event["epoch"]),
+                epochs_total=int(event.get("epochs_total") or s["epochs_total"]),
+                step=s["steps_total"],
+                done=s["steps_total"],
+                total=s["steps_total"],
+            )
             s["message"] = f"epoch {s['epoch']}/{s['epochs_total']} done"
             s["eta_s"] = self._training_eta(now, 0, 0)
         elif kind == "stage":
@@ -223,8 +254,9 @@ class StatusTracker:
             pass  # progress is best effort: a full disk is reported by the run's own writes
 
 
-def elapsed_seconds(status: dict, *, started: float | None = None, ended: float | None = None,
-                    now: float | None = None) -> float | None:
+def elapsed_seconds(
+    status: dict, *, started: float | None = None, ended: float | None = None, now: float | None = None
+) -> float | None:
     """Seconds a run has taken, frozen once it ended: the one elapsed-time rule (job runner, job panel, tests).
 
     From `started` (when the job runner started its process; else status.json's start) to

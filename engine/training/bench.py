@@ -31,7 +31,6 @@ import resource
 import sys
 import tempfile
 import time
-
 from dataclasses import dataclass
 
 from engine.config import dumps, knob
@@ -47,10 +46,21 @@ class BenchSettings:
 
     image_size: int = knob(0, "square input side; 0 = the backbone's default", min=0, max=1024, integer=True, metavar="PX")
     views: int = knob(0, "K augmented views for ours; 0 = the product's default", min=0, max=100, integer=True, metavar="K")
-    raw_seconds: float | None = knob(None, "how long the raw forward pass is timed (6 with --quick, else 20; at least 64 images "
-                                     "either way)", min=0.05, max=3600.0, metavar="S")
-    in_memory_mb: int | None = knob(None, "ours: hold a split's decoded pixels in RAM up to MB, stream larger ones "
-                                    "(unset: the product's)", min=0, max=10_000_000, integer=True, metavar="MB")
+    raw_seconds: float | None = knob(
+        None,
+        "how long the raw forward pass is timed (6 with --quick, else 20; at least 64 images either way)",
+        min=0.05,
+        max=3600.0,
+        metavar="S",
+    )
+    in_memory_mb: int | None = knob(
+        None,
+        "ours: hold a split's decoded pixels in RAM up to MB, stream larger ones (unset: the product's)",
+        min=0,
+        max=10_000_000,
+        integer=True,
+        metavar="MB",
+    )
 
 
 def add_bench_arguments(p) -> None:
@@ -59,9 +69,13 @@ def add_bench_arguments(p) -> None:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="none", help="imagenet | none | PATH (speed does not depend on the values)")
     p.add_argument("--quick", action="store_true", help="time a few batches of each stage and extrapolate (< 5 min)")
-    p.add_argument("--backbones", metavar="all|NAME,NAME", default="",
-                   help="instead: time every (or the named) backbone's forward pass at its default size, random weights "
-                        "(docs/results.md's table; --raw-seconds per backbone)")
+    p.add_argument(
+        "--backbones",
+        metavar="all|NAME,NAME",
+        default="",
+        help="instead: time every (or the named) backbone's forward pass at its default size, random weights "
+        "(docs/results.md's table; --raw-seconds per backbone)",
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -95,8 +109,8 @@ def subset(data, train_per_class: int, val_per_class: int):
     """The first files of each class in train and validation (no test): a smaller PreparedData."""
     import numpy as np
 
-    from engine.training.prepared import PreparedData
     from engine.data.splits import Split
+    from engine.training.prepared import PreparedData
 
     splits = {}
     for name, per in (("train", train_per_class), ("validation", val_per_class)):
@@ -122,8 +136,8 @@ def measure_ours(data, args, views: int, tmp: str) -> dict:
     """Runs the three approaches on `data` as a user would and reads their per-stage timings."""
     import keras
 
-    from engine.training.approaches import RUNNERS
     from engine.config import default_config
+    from engine.training.approaches import RUNNERS
 
     n_train, n_val = len(data.splits["train"]), len(data.splits["validation"])
 
@@ -172,12 +186,12 @@ def measure_ours(data, args, views: int, tmp: str) -> dict:
 def cmd_bench(args) -> int:
     import keras
 
-    from engine.training import lecture
-    from engine.training.approaches import prepare_data
-    from engine.models.backbones import build_base, get_spec, image_size_for
     from engine.config import BackboneConfig, default_config
     from engine.data.layout import DatasetError
     from engine.data.sample import resolve_data_path
+    from engine.models.backbones import build_base, get_spec, image_size_for
+    from engine.training import lecture
+    from engine.training.approaches import prepare_data
     from engine.training.bench_backbones import run_backbone_bench
 
     if args.backbones:
@@ -193,8 +207,16 @@ def cmd_bench(args) -> int:
     size = image_size_for(backbone_cfg)
     n_train, n_val = len(data.splits["train"]), len(data.splits["validation"])
     root = data.report.root
-    out: dict = {"data": path, "backbone": args.backbone, "weights": args.weights, "image_size": size, "quick": args.quick,
-                 "train_images": n_train, "val_images": n_val, "views": views}
+    out: dict = {
+        "data": path,
+        "backbone": args.backbone,
+        "weights": args.weights,
+        "image_size": size,
+        "quick": args.quick,
+        "train_images": n_train,
+        "val_images": n_val,
+        "views": views,
+    }
     spec = get_spec(args.backbone)
 
     # 1. raw forward pass
@@ -258,9 +280,13 @@ def _measure_ours_scaled(data, args, views: int, n_train: int, n_val: int) -> tu
     scale = n_train / ours["measured_on"]["train"]  # an epoch's cost grows with the number of images it passes
     for k in ("fe", "frozen", "finetune"):
         ours[f"{k}_epoch_s"] = ours[f"{k}_epoch_s_measured"] * scale
-    ours["protocol_s"] = ((n_train + n_val) / ours["fe_images_per_s"] + E["feature_extraction"] * ours["fe_epoch_s"]
-                          + views * n_train / ours["view_images_per_s"] + E["frozen"] * ours["frozen_epoch_s"]
-                          + E["fine_tuning_phase2"] * ours["finetune_epoch_s"])
+    ours["protocol_s"] = (
+        (n_train + n_val) / ours["fe_images_per_s"]
+        + E["feature_extraction"] * ours["fe_epoch_s"]
+        + views * n_train / ours["view_images_per_s"]
+        + E["frozen"] * ours["frozen_epoch_s"]
+        + E["fine_tuning_phase2"] * ours["finetune_epoch_s"]
+    )
     return peak_before_ours, ours
 
 
@@ -274,16 +300,31 @@ def _measure_lecture(lecture, base, spec, root: str, size: int, n_train: int, n_
     # The lecture's head trains on feature arrays in RAM; past HEAD_EPOCH_IMAGES they would not fit (20,000
     # MobileNetV2 maps at 224 px: 5 GB), so a larger epoch is timed on that many and scaled.
     m_train, m_val = min(n_train, HEAD_EPOCH_IMAGES[0]), min(n_val, HEAD_EPOCH_IMAGES[1])
-    lec["fe_epoch_s"] = lecture.time_head_epoch(tuple(base.output.shape[1:]), m_train, m_val) * (n_train + n_val) / (m_train + m_val)
+    lec["fe_epoch_s"] = (
+        lecture.time_head_epoch(tuple(base.output.shape[1:]), m_train, m_val) * (n_train + n_val) / (m_train + m_val)
+    )
     names = [l.name for l in base.layers]
     top_block = set(names[names.index(spec.top_block_cuts[0]) + 1 :])
-    lec.update(lecture.time_frozen_and_fine_tuning(base, top_block, train_dir, val_dir, size, steps=steps,
-                                                   train_steps_per_epoch=-(-n_train // 20), val_steps_per_epoch=-(-n_val // 20)))
+    lec.update(
+        lecture.time_frozen_and_fine_tuning(
+            base,
+            top_block,
+            train_dir,
+            val_dir,
+            size,
+            steps=steps,
+            train_steps_per_epoch=-(-n_train // 20),
+            val_steps_per_epoch=-(-n_val // 20),
+        )
+    )
     _log(f"lecture: frozen epoch {lec['frozen_epoch_s']:.1f}s, fine-tuning epoch {lec['finetune_epoch_s']:.1f}s")
     E = LECTURE_EPOCHS
-    lec["protocol_s"] = ((n_train + n_val) / lec["fe_images_per_s"] + E["feature_extraction"] * lec["fe_epoch_s"]
-                         + (E["frozen"] + E["fine_tuning_phase1"]) * lec["frozen_epoch_s"]
-                         + E["fine_tuning_phase2"] * lec["finetune_epoch_s"])
+    lec["protocol_s"] = (
+        (n_train + n_val) / lec["fe_images_per_s"]
+        + E["feature_extraction"] * lec["fe_epoch_s"]
+        + (E["frozen"] + E["fine_tuning_phase1"]) * lec["frozen_epoch_s"]
+        + E["fine_tuning_phase2"] * lec["finetune_epoch_s"]
+    )
     return lec
 
 

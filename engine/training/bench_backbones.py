@@ -47,8 +47,16 @@ def backbone_speeds(names: list[str], seconds: float, log=print) -> list[dict]:
         base = build_base(BackboneConfig(name=name, weights="none"), spec.default_size)
         pixels = np.random.default_rng(0).integers(0, 256, (32, spec.default_size, spec.default_size, 3)).astype("float32")
         ips = raw_forward_rate(base, name, pixels, seconds)
-        rows.append({"backbone": name, "image_size": spec.default_size, "params": int(base.count_params()),
-                     "images_per_s": round(ips, 2), "row_says": spec.cpu_images_per_s, "load_average": round(os.getloadavg()[0], 2)})
+        rows.append(
+            {
+                "backbone": name,
+                "image_size": spec.default_size,
+                "params": int(base.count_params()),
+                "images_per_s": round(ips, 2),
+                "row_says": spec.cpu_images_per_s,
+                "load_average": round(os.getloadavg()[0], 2),
+            }
+        )
         log(f"{name}: {ips:.2f} images/s at {spec.default_size} px, {base.count_params() / 1e6:.1f} M parameters")
         del base
         keras.backend.clear_session()
@@ -70,6 +78,13 @@ def run_backbone_bench(choice: str, seconds: float) -> dict:
     names = list(BACKBONES) if choice == "all" else [get_spec(n.strip()).name for n in choice.split(",") if n.strip()]
     started, load = time.perf_counter(), os.getloadavg()[0]
     rows = backbone_speeds(names, seconds, log=lambda msg: print(msg, file=__import__("sys").stderr, flush=True))
-    return {"measured": time.strftime("%Y-%m-%d"), "cpu_count": os.cpu_count(), "batch": 32, "weights": "none",
-            "load_average": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)}, "rows": rows,
-            "table": markdown_table(rows), "bench_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "measured": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+        "batch": 32,
+        "weights": "none",
+        "load_average": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)},
+        "rows": rows,
+        "table": markdown_table(rows),
+        "bench_seconds": round(time.perf_counter() - started, 1),
+    }

@@ -22,8 +22,7 @@ def steps_per_epoch(train_images: int, batch_size: int) -> int:
 
 
 def _phase(epochs: int, steps: int, patience: int, rate: str) -> str:
-    stop = (f", stopping after {patience} epochs without a lower validation loss (the best epoch kept)"
-            if patience else "")
+    stop = f", stopping after {patience} epochs without a lower validation loss (the best epoch kept)" if patience else ""
     return f"up to {epochs} epochs × {steps} steps = {epochs * steps:,} optimizer steps at {rate}{stop}"
 
 
@@ -32,13 +31,25 @@ def budget_sentence(cfg: RunConfig, train_images: int) -> str:
     `train_images` training images (what the page shows above Train and the run prints first)."""
     f, ft = cfg.fit, cfg.fine_tune
     steps = steps_per_epoch(train_images, f.batch_size)
-    rate = "the learning-rate finder's rate (found first, about 100 steps)" if f.find_learning_rate else f"learning rate {f.learning_rate:g}"
+    rate = (
+        "the learning-rate finder's rate (found first, about 100 steps)"
+        if f.find_learning_rate
+        else f"learning rate {f.learning_rate:g}"
+    )
     continuing = cfg.approach == "fine_tuning" and bool(ft.from_run)
     parts = [] if continuing else [_phase(f.epochs, steps, f.early_stopping_patience, rate)]
     if cfg.approach == "fine_tuning" and ft.epochs:
-        parts.append("then fine-tuning " + _phase(ft.epochs, steps, f.early_stopping_patience, f"learning rate {ft.learning_rate:g}"))
-    text = f"Budget on {train_images:,} training images (batch {f.batch_size}): " + "; ".join(parts or ["phase 1 from the frozen run"]) + "."
+        parts.append(
+            "then fine-tuning " + _phase(ft.epochs, steps, f.early_stopping_patience, f"learning rate {ft.learning_rate:g}")
+        )
+    text = (
+        f"Budget on {train_images:,} training images (batch {f.batch_size}): "
+        + "; ".join(parts or ["phase 1 from the frozen run"])
+        + "."
+    )
     if not continuing and f.epochs * steps < FEW_STEPS:
-        text += (f" That is under {FEW_STEPS} optimizer steps: a small dataset needs more epochs (or early stopping with a "
-                 "generous cap) to train the head.")
+        text += (
+            f" That is under {FEW_STEPS} optimizer steps: a small dataset needs more epochs (or early stopping with a "
+            "generous cap) to train the head."
+        )
     return text

@@ -42,7 +42,9 @@ class RunContext:
     history: History = field(default_factory=History)
     tensorboard_dir: str = ""  # DIR/<run id> for TensorBoard logs; "" = none
     timings: dict = field(default_factory=dict)  # seconds per stage, stored in metrics.json
-    data_path: dict = field(default_factory=dict)  # split -> {"path": "in_memory" | "streamed", "pixel_mb", "held_mb"}, in metrics.json
+    data_path: dict = field(
+        default_factory=dict
+    )  # split -> {"path": "in_memory" | "streamed", "pixel_mb", "held_mb"}, in metrics.json
     best_val_loss: float = math.inf  # of the epochs this run trained; an epoch below it is checkpointed
     checkpoint_epoch: int = 0  # the epoch model.keras holds while training (0 = none yet)
     checkpoint_digest: tuple = ()  # (id of the saved model object, modeling.weights_digest) of that checkpoint
@@ -95,8 +97,15 @@ class RunContext:
 
     def _extract(self, p: Pass, fn, streamed: bool, label: str, sinks: dict | None, first: dict | None = None) -> dict | None:
         batches = self.data.pixel_batches(p.split, self.plan.image_size, streamed)
-        arrays = extract_features(fn, batches, self.plan.sizes[p.split], self._check_stop, label, first,
-                                  sinks=[sinks[c] for c in p.cuts] if sinks else None)
+        arrays = extract_features(
+            fn,
+            batches,
+            self.plan.sizes[p.split],
+            self._check_stop,
+            label,
+            first,
+            sinks=[sinks[c] for c in p.cuts] if sinks else None,
+        )
         return None if sinks else dict(zip(p.cuts, arrays))
 
     def features(self, split: str, cut: str) -> np.ndarray:
@@ -105,8 +114,13 @@ class RunContext:
         streamed = self.streamed(split, cut, p.cuts)
 
         def compute(sinks: dict | None = None) -> dict | None:
-            self.progress({"type": "status", "message": f"caching {split} features ({self.plan.sizes[split]} images) for this and later runs",
-                           "part": f"pass:{split}"})  # the whole-run clock's part (engine/training/timeline.py names it alike)
+            self.progress(
+                {
+                    "type": "status",
+                    "message": f"caching {split} features ({self.plan.sizes[split]} images) for this and later runs",
+                    "part": f"pass:{split}",
+                }
+            )  # the whole-run clock's part (engine/training/timeline.py names it alike)
             t0 = time.perf_counter()
             if not streamed:
                 self.data.images(split, self.plan.image_size)
@@ -131,9 +145,15 @@ class RunContext:
         streamed = self.streamed("train", cut, passes[0].cuts, views=k)
         out = []
         for v, p in enumerate(passes):
+
             def compute(sinks: dict | None = None, v=v, p=p) -> dict | None:
-                self.progress({"type": "status", "message": f"caching augmented view {v + 1}/{k} of the training images",
-                               "part": f"pass:train view {v + 1}/{k}"})
+                self.progress(
+                    {
+                        "type": "status",
+                        "message": f"caching augmented view {v + 1}/{k} of the training images",
+                        "part": f"pass:train view {v + 1}/{k}",
+                    }
+                )
                 t0 = time.perf_counter()
                 aug = build_augmentation(self.cfg.augmentation, seed=self.cfg.fit.seed * 1000 + v)
                 result = self._extract(p, self.models.pixels_to_features(p.cuts, aug), streamed, f"train view {v + 1}/{k}", sinks)
@@ -164,8 +184,14 @@ class RunContext:
         if self.run_dir.name:  # the curve beside the run, for its page (a finder outside a run has no folder)
             atomic_write_json(self.run_dir / "lr_finder.json", result.to_dict())
         found = result.suggested
-        self.finder = {"suggested": found, "rule": result.rule, "used": found or rate, "ended": result.ended,
-                       "steps": len(result.learning_rates), "seconds": result.seconds}
+        self.finder = {
+            "suggested": found,
+            "rule": result.rule,
+            "used": found or rate,
+            "ended": result.ended,
+            "steps": len(result.learning_rates),
+            "seconds": result.seconds,
+        }
         how = f"the finder's suggestion ({RULES[result.rule]})" if found else "as set: the finder's ramp was too short to read"
         self.progress({"type": "status", "message": f"learning rate {found or rate:.2g}: {how}; {result.ended}"})
         return found or rate
@@ -175,18 +201,36 @@ class RunContext:
         val = feature_dataset(self.features("validation", stage.split.cut), self.labels("validation"))
         steps = math.ceil(len(self.labels("train")) / self.models.global_batch)
         first = len(self.history) + 1  # its first epoch, tracing the train step before its first batch, starts now
-        self.progress({"type": "stage", "stage": "training", "message": f"epoch {first}/{total_epochs}: preparing the training step",
-                       "part": f"epoch:{first}"})
+        self.progress(
+            {
+                "type": "stage",
+                "stage": "training",
+                "message": f"epoch {first}/{total_epochs}: preparing the training step",
+                "part": f"epoch:{first}",
+            }
+        )
         t0 = time.perf_counter()
-        train = train_dataset(views, self.labels("train"), batch=self.models.global_batch, seed=self.cfg.fit.seed,
-                              phase=phase, epochs=epochs)
+        train = train_dataset(
+            views, self.labels("train"), batch=self.models.global_batch, seed=self.cfg.fit.seed, phase=phase, epochs=epochs
+        )
         if self.dist.workers > 1:  # each worker takes its share of every global batch
             train, val = distribute.shard_by_data(train), distribute.shard_by_data(val)
         outcome = fit_phase(
-            stage.top, train, val, steps_per_epoch=steps, epochs=epochs,
-            history=self.history, phase=phase, total_epochs=total_epochs, patience=self.cfg.fit.early_stopping_patience,
-            progress=self.progress, should_stop=self.should_stop, on_epoch_end=lambda h: self._persist(stage, h, phase, total_epochs),
-            num_classes=self.num_classes, tensorboard_dir=self.tensorboard_dir or None, class_weight=self.class_weight(),
+            stage.top,
+            train,
+            val,
+            steps_per_epoch=steps,
+            epochs=epochs,
+            history=self.history,
+            phase=phase,
+            total_epochs=total_epochs,
+            patience=self.cfg.fit.early_stopping_patience,
+            progress=self.progress,
+            should_stop=self.should_stop,
+            on_epoch_end=lambda h: self._persist(stage, h, phase, total_epochs),
+            num_classes=self.num_classes,
+            tensorboard_dir=self.tensorboard_dir or None,
+            class_weight=self.class_weight(),
         )
         self.timed(f"fit_phase{phase}", time.perf_counter() - t0)
         if self.save_error and not outcome.failed:
@@ -209,10 +253,16 @@ class RunContext:
         try:
             if history.val_loss[-1] < self.best_val_loss:
                 self.checkpoint(stage, len(history))
-            self.store.write_metrics(self.run_dir, {
-                "state": "running", "phase": phase, "epoch": len(history), "epochs_total": total_epochs,
-                "checkpoint_epoch": self.checkpoint_epoch,
-            })
+            self.store.write_metrics(
+                self.run_dir,
+                {
+                    "state": "running",
+                    "phase": phase,
+                    "epoch": len(history),
+                    "epochs_total": total_epochs,
+                    "checkpoint_epoch": self.checkpoint_epoch,
+                },
+            )
             self.store.write_history(self.run_dir, history.to_dict())
         except RunSaveError as exc:  # e.g. a full disk: stop here, the run is saved as failed with the reason
             self.save_error = f"{exc} after epoch {len(history)}; free some disk space and train again"

@@ -29,10 +29,22 @@ HEALTH_SPLITS = ("train", "validation", "test")
 class HealthSettings:
     """`data-health`'s own knobs; its flags are made from their metadata (engine/cli/flags.add_settings_flags)."""
 
-    folds: int = knob(DEFAULT_FOLDS, "k of the k-fold heads whose held-out probabilities rank label issues (fewer when a "
-                      "class has fewer photos)", min=2, max=20, integer=True, metavar="K")
-    similarity: float = knob(DEFAULT_SIMILARITY, "near-copy threshold: centred cosine similarity of the base's pooled "
-                             "features at or above which two photos are grouped as copies", min=0.5, max=1.0, metavar="T")
+    folds: int = knob(
+        DEFAULT_FOLDS,
+        "k of the k-fold heads whose held-out probabilities rank label issues (fewer when a class has fewer photos)",
+        min=2,
+        max=20,
+        integer=True,
+        metavar="K",
+    )
+    similarity: float = knob(
+        DEFAULT_SIMILARITY,
+        "near-copy threshold: centred cosine similarity of the base's pooled "
+        "features at or above which two photos are grouped as copies",
+        min=0.5,
+        max=1.0,
+        metavar="T",
+    )
 
 
 def file_hashes(files: list[str], progress: Progress = no_progress) -> list[str]:
@@ -43,9 +55,18 @@ def file_hashes(files: list[str], progress: Progress = no_progress) -> list[str]
     return [hashlib.sha256(read_regular_file(f, MAX_IMAGE_BYTES)).hexdigest() for f in files]
 
 
-def data_health(cfg: RunConfig, data, *, folds: int = DEFAULT_FOLDS, similarity: float = DEFAULT_SIMILARITY,
-                exclude: set[str] | frozenset = frozenset(), progress: Progress = no_progress,
-                should_stop: StopCheck = never_stop, runs_dir=None, cache_dir=None) -> dict:
+def data_health(
+    cfg: RunConfig,
+    data,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    similarity: float = DEFAULT_SIMILARITY,
+    exclude: set[str] | frozenset = frozenset(),
+    progress: Progress = no_progress,
+    should_stop: StopCheck = never_stop,
+    runs_dir=None,
+    cache_dir=None,
+) -> dict:
     """Label issues, duplicates/leaks and outliers of `data` (a PreparedData) through `cfg`'s base (backbone,
     weights, size; the head is data health's own k-fold logistic regression). `exclude`: absolute paths a user
     kept, never proposed again. Raises TrainingStopped when `should_stop` says so."""
@@ -63,10 +84,28 @@ def data_health(cfg: RunConfig, data, *, folds: int = DEFAULT_FOLDS, similarity:
     labels = np.concatenate([data.splits[s].labels for s in splits]).astype(int)
     hashes = file_hashes(files, progress)
     progress({"type": "status", "message": f"{folds}-fold heads, duplicates and outliers of {len(files)} photos"})
-    doc = health_report(features, labels, split_of, files, hashes, list(data.classes), folds=folds,
-                        similarity=similarity, seed=cfg.fit.seed, exclude=set(exclude))
-    doc["summary"].update({"seconds": round(time.perf_counter() - t0, 3), "feature_cache": ctx.cache.stats(),
-                           "dataset_root": os.path.abspath(data.report.root), "backbone": cfg.backbone.name,
-                           "weights": cfg.backbone.weights, "image_size": ctx.plan.image_size,
-                           "classes": list(data.classes), "splits": splits})
+    doc = health_report(
+        features,
+        labels,
+        split_of,
+        files,
+        hashes,
+        list(data.classes),
+        folds=folds,
+        similarity=similarity,
+        seed=cfg.fit.seed,
+        exclude=set(exclude),
+    )
+    doc["summary"].update(
+        {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "feature_cache": ctx.cache.stats(),
+            "dataset_root": os.path.abspath(data.report.root),
+            "backbone": cfg.backbone.name,
+            "weights": cfg.backbone.weights,
+            "image_size": ctx.plan.image_size,
+            "classes": list(data.classes),
+            "splits": splits,
+        }
+    )
     return doc

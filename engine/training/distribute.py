@@ -89,8 +89,10 @@ def _mirrored() -> Distribution:
 
     devices = mirror_devices()
     if not devices:
-        raise ConfigError("compute.distribute: 'mirrored' found no GPU and a single CPU device, nothing to mirror over; "
-                          "use --distribute none (or install the GPU build of TensorFlow on a GPU machine)")
+        raise ConfigError(
+            "compute.distribute: 'mirrored' found no GPU and a single CPU device, nothing to mirror over; "
+            "use --distribute none (or install the GPU build of TensorFlow on a GPU machine)"
+        )
     strategy = tf.distribute.MirroredStrategy(devices)
     return Distribution("mirrored", strategy, strategy.num_replicas_in_sync, 1, True)
 
@@ -112,7 +114,9 @@ def read_tf_config(raw: str | None = None) -> dict:
     cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
     task = tf_config.get("task") if isinstance(tf_config, dict) else None
     if not isinstance(cluster, dict) or not any(isinstance(cluster.get(t), list) and cluster[t] for t in ("worker", "chief")):
-        raise ConfigError(f"{where} with a 'cluster' listing 'worker' (and optionally 'chief') addresses, e.g. '{TF_CONFIG_EXAMPLE}'")
+        raise ConfigError(
+            f"{where} with a 'cluster' listing 'worker' (and optionally 'chief') addresses, e.g. '{TF_CONFIG_EXAMPLE}'"
+        )
     if not isinstance(task, dict) or task.get("type") not in ("worker", "chief") or not isinstance(task.get("index"), int):
         raise ConfigError(f"{where} with a 'task' of type 'worker' or 'chief' and an integer 'index', e.g. '{TF_CONFIG_EXAMPLE}'")
     members = cluster.get(task["type"]) or []
@@ -134,7 +138,6 @@ def is_chief(tf_config: dict | None = None) -> bool:
 
 
 def _multi_worker() -> Distribution:
-    import tensorflow as tf
 
     tf_config = read_tf_config()
     cluster = tf_config["cluster"]

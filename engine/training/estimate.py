@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.models import backbones
 from engine.config import AugmentationConfig, RunConfig, validate
 from engine.errors import StudioError
+from engine.models import backbones
 from engine.training.features import FeatureCache
 from engine.training.plan import EXTRACT_BATCH, RunPlan, fine_tune_cut
 from engine.training.stages import StageBuilder
@@ -133,9 +133,18 @@ def calibrate_base(cfg: RunConfig, image_size: int, precision: str, base, build_
         model.save(Path(tmp) / "m.keras")
         save_s = time.perf_counter() - t
     shapes = {"": list(base.output.shape[1:]), cut: list(base.get_layer(cut).output.shape[1:])}
-    out = {"build_s": round(build_s, 3), "forward_ips": round(ips, 2), "forward_first_s": round(first, 3),
-           "augmented_ips": round(ips_aug, 2), "augmented_first_s": round(first_aug, 3), "save_s": round(save_s, 3),
-           "rss_mb": round(_peak_rss_mb(), 1), "shapes": shapes, "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "heads": {}}
+    out = {
+        "build_s": round(build_s, 3),
+        "forward_ips": round(ips, 2),
+        "forward_first_s": round(first, 3),
+        "augmented_ips": round(ips_aug, 2),
+        "augmented_first_s": round(first_aug, 3),
+        "save_s": round(save_s, 3),
+        "rss_mb": round(_peak_rss_mb(), 1),
+        "shapes": shapes,
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "heads": {},
+    }
     return out
 
 
@@ -171,12 +180,16 @@ def calibrate_head(cfg: RunConfig, image_size: int, precision: str, cut: str, nu
     t = time.perf_counter()
     stage.top.predict(x, batch_size=100, verbose=0)
     eval_rows = n / (time.perf_counter() - t)
-    return {"step_s": round(steady / CAL_STEPS, 5), "fit_first_s": round(max(times[0] - steady, 0.0), 3),
-            "eval_rows_s": round(eval_rows, 1)}
+    return {
+        "step_s": round(steady / CAL_STEPS, 5),
+        "fit_first_s": round(max(times[0] - steady, 0.0), 3),
+        "eval_rows_s": round(eval_rows, 1),
+    }
 
 
-def calibration(cfg: RunConfig, image_size: int, precision: str, cache_dir, cuts: list[str], num_classes: int,
-                calibrate: bool = True) -> dict:
+def calibration(
+    cfg: RunConfig, image_size: int, precision: str, cache_dir, cuts: list[str], num_classes: int, calibrate: bool = True
+) -> dict:
     """The stored calibration for this base and the heads at `cuts`, measuring what is missing (if allowed)."""
     table = _read_calibrations(cache_dir)
     key = base_key(cfg, image_size, precision)
@@ -185,7 +198,9 @@ def calibration(cfg: RunConfig, image_size: int, precision: str, cache_dir, cuts
     if entry is not None and not missing:
         return entry
     if not calibrate:
-        raise CalibrationMissing(f"no calibration yet for {key.split('|')[0]} at {image_size} px; run `python -m engine estimate` once")
+        raise CalibrationMissing(
+            f"no calibration yet for {key.split('|')[0]} at {image_size} px; run `python -m engine estimate` once"
+        )
     import keras
 
     from engine.models.precision import dtype_policy
@@ -275,12 +290,24 @@ def estimate_run(cfg: RunConfig, data, cache_dir=None, calibrate: bool = True, r
             views = cfg.augmentation.views if p.view != "plain" else 1
             paths[p.split] = plan.data_path(p.split, p.cuts[0], p.cuts, shape_of, views)["path"]
     return {
-        "approach": cfg.approach, "backbone": cfg.backbone.name, "image_size": image_size, "precision": precision,
-        "wall_s": round(sum(breakdown.values()), 1), "startup_s": round(cal["build_s"], 1),
+        "approach": cfg.approach,
+        "backbone": cfg.backbone.name,
+        "image_size": image_size,
+        "precision": precision,
+        "wall_s": round(sum(breakdown.values()), 1),
+        "startup_s": round(cal["build_s"], 1),
         "peak_memory_mb": round(_peak_memory_mb(plan, cal, passes, decoded)),
         "reuse": "all" if all(cached) else "partial" if any(cached) else "none",
-        "passes": [{"split": p.split, "view": p.view, "cuts": [c or "output" for c in p.cuts], "cached": c,
-                    "keys": list(p.keys.values())} for p, c in passes],
+        "passes": [
+            {
+                "split": p.split,
+                "view": p.view,
+                "cuts": [c or "output" for c in p.cuts],
+                "cached": c,
+                "keys": list(p.keys.values()),
+            }
+            for p, c in passes
+        ],
         "data_path": paths,
         "breakdown": {k: round(v, 2) for k, v in breakdown.items()},
         "assumes": "every epoch runs (no early stopping); this machine's current load",
@@ -304,8 +331,13 @@ def forward_floor(cfg: RunConfig, data, cache_dir=None, runs_dir=None) -> dict:
     plan = RunPlan.for_data(cfg, data, image_size, _weights_id(cfg, runs_dir), precision)
     images = sum(plan.sizes[p.split] for p, cached in _planned_passes(plan, cache_dir) if not cached)
     ips = spec.cpu_images_per_s * (spec.default_size / image_size) ** 2
-    return {"backbone": spec.name, "image_size": image_size, "images": images, "images_per_s": round(ips, 1),
-            "floor_s": round(images / ips, 1) if ips > 0 else None}
+    return {
+        "backbone": spec.name,
+        "image_size": image_size,
+        "images": images,
+        "images_per_s": round(ips, 1),
+        "floor_s": round(images / ips, 1) if ips > 0 else None,
+    }
 
 
 def _breakdown(plan: RunPlan, cal: dict, passes: list, data, cache_dir=None) -> tuple[dict[str, float], set[str]]:

@@ -50,10 +50,23 @@ DEFAULT_LIMIT = 2000  # points drawn at most: PCA of 2000 vectors takes well und
 class MapSettings:
     """`feature-map`'s own knobs; its flags are made from their metadata (engine/cli/flags.add_settings_flags)."""
 
-    limit: int = knob(DEFAULT_LIMIT, "map at most this many images, a stratified seeded subsample", min=10, max=100_000, integer=True,
-                      message="must be between {min:g} (a map of fewer shows nothing) and {max:g}, got {value}", metavar="N")
-    method: str = knob("pca", "pca (NumPy, default: distances and axes mean something) or tsne (scikit-learn: "
-                       "neighbourhoods only; seconds to a minute for 2000 points)", choices=METHODS)
+    limit: int = knob(
+        DEFAULT_LIMIT,
+        "map at most this many images, a stratified seeded subsample",
+        min=10,
+        max=100_000,
+        integer=True,
+        message="must be between {min:g} (a map of fewer shows nothing) and {max:g}, got {value}",
+        metavar="N",
+    )
+    method: str = knob(
+        "pca",
+        "pca (NumPy, default: distances and axes mean something) or tsne (scikit-learn: "
+        "neighbourhoods only; seconds to a minute for 2000 points)",
+        choices=METHODS,
+    )
+
+
 MAP_SPLITS = ("train", "validation")
 AFTER_FILE = "feature_map.npz"  # the fine-tuned base's pooled features, beside the run
 
@@ -75,8 +88,18 @@ def run_config(store: RunStore, run_id: str) -> RunConfig:
     return RunConfig.from_dict(raw)
 
 
-def feature_map(cfg: RunConfig, data, *, run_id: str | None = None, limit: int = DEFAULT_LIMIT, method: str = "pca",
-                progress: Progress = no_progress, should_stop: StopCheck = never_stop, runs_dir=None, cache_dir=None) -> dict:
+def feature_map(
+    cfg: RunConfig,
+    data,
+    *,
+    run_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    method: str = "pca",
+    progress: Progress = no_progress,
+    should_stop: StopCheck = never_stop,
+    runs_dir=None,
+    cache_dir=None,
+) -> dict:
     """The map of `data` (a PreparedData) through `cfg`'s base, and with `run_id` that run's errors (and, for
     fine-tuning, the fine-tuned base's map). Raises TrainingStopped when `should_stop` says so."""
     from engine.models.precision import dtype_policy, resolve_precision
@@ -106,17 +129,30 @@ def _map(cfg, data, precision, run_id, limit, method, progress, should_stop, sto
     maps = [_projected(method, "before" if fine_tuned else "base", _base_title(cfg), before, labels[idx], progress)]
     if fine_tuned:
         after = _after_features(cfg, store, run_id, [p["file"] for p in points], ctx.plan.image_size, progress, should_stop)
-        maps.append(_projected(method, "after", "the fine-tuned base (this run)", after, labels[idx], progress, reference=maps[0]))
+        maps.append(
+            _projected(method, "after", "the fine-tuned base (this run)", after, labels[idx], progress, reference=maps[0])
+        )
     total, shown, name = len(files), len(idx), "PCA" if method == "pca" else "t-SNE"
     return {
-        "classes": list(data.classes), "dataset_root": data.report.root, "backbone": cfg.backbone.name,
-        "weights": cfg.backbone.weights, "image_size": ctx.plan.image_size, "run": run_id,
-        "approach": approach, "method": method,
-        "total": total, "shown": shown, "subsampled": shown < total,
+        "classes": list(data.classes),
+        "dataset_root": data.report.root,
+        "backbone": cfg.backbone.name,
+        "weights": cfg.backbone.weights,
+        "image_size": ctx.plan.image_size,
+        "run": run_id,
+        "approach": approach,
+        "method": method,
+        "total": total,
+        "shown": shown,
+        "subsampled": shown < total,
         "note": f"{name} of {shown} of {total} images (subsample, stratified by split and class, seed {cfg.fit.seed})"
-                if shown < total else f"{name} of all {total} images",
-        "separation": maps[0]["separation"], "maps": maps, "points": points,
-        "feature_cache": ctx.cache.stats(), "seconds": round(time.perf_counter() - t0, 3),
+        if shown < total
+        else f"{name} of all {total} images",
+        "separation": maps[0]["separation"],
+        "maps": maps,
+        "points": points,
+        "feature_cache": ctx.cache.stats(),
+        "seconds": round(time.perf_counter() - t0, 3),
     }
 
 
@@ -141,11 +177,15 @@ def _context(cfg, data, precision, store, cache_dir, progress, should_stop):
 
 def _base_title(cfg: RunConfig) -> str:
     w = cfg.backbone.weights
-    kind = "random weights" if w.lower() == "none" else "ImageNet weights" if w.lower() == "imagenet" else f"weights {Path(w).name}"
+    kind = (
+        "random weights" if w.lower() == "none" else "ImageNet weights" if w.lower() == "imagenet" else f"weights {Path(w).name}"
+    )
     return f"the pretrained base ({cfg.backbone.name}, {kind})"
 
 
-def _projected(method: str, name: str, title: str, x: np.ndarray, labels: np.ndarray, progress, reference: dict | None = None) -> dict:
+def _projected(
+    method: str, name: str, title: str, x: np.ndarray, labels: np.ndarray, progress, reference: dict | None = None
+) -> dict:
     """One map's coordinates and numbers. `explained_variance` is PCA's (None for t-SNE, whose axes hold no variance)."""
     if method == "tsne":
         progress({"type": "status", "message": f"t-SNE of {len(x)} points (seconds to a minute for 2000, with the CPU)"})
@@ -155,9 +195,15 @@ def _projected(method: str, name: str, title: str, x: np.ndarray, labels: np.nda
         coords, ratio = proj.coords, [round(float(v), 4) for v in proj.explained_variance_ratio]
         if reference is not None:
             coords = align_signs(coords, np.column_stack([reference["x"], reference["y"]]))
-    return {"name": name, "title": title, "explained_variance": ratio,
-            "separation": separation(coords, labels), "dimensions": int(x.shape[1]),
-            "x": [round(float(v), 5) for v in coords[:, 0]], "y": [round(float(v), 5) for v in coords[:, 1]]}
+    return {
+        "name": name,
+        "title": title,
+        "explained_variance": ratio,
+        "separation": separation(coords, labels),
+        "dimensions": int(x.shape[1]),
+        "x": [round(float(v), 5) for v in coords[:, 0]],
+        "y": [round(float(v), 5) for v in coords[:, 1]],
+    }
 
 
 def _points(files, split_of, labels, classes, store: RunStore, run_id: str | None) -> list[dict]:
@@ -172,9 +218,16 @@ def _points(files, split_of, labels, classes, store: RunStore, run_id: str | Non
     out = []
     for f, s, y in zip(files, split_of, labels):
         hit = scored.get(f) if s == "validation" else None
-        out.append({"file": f, "split": str(s), "label": int(y), "class": classes[int(y)],
-                    "misclassified": bool(hit is not None and int(np.argmax(hit[1])) != hit[0]),
-                    "probabilities": [round(float(v), 4) for v in hit[1]] if hit is not None else None})
+        out.append(
+            {
+                "file": f,
+                "split": str(s),
+                "label": int(y),
+                "class": classes[int(y)],
+                "misclassified": bool(hit is not None and int(np.argmax(hit[1])) != hit[0]),
+                "probabilities": [round(float(v), 4) for v in hit[1]] if hit is not None else None,
+            }
+        )
     return out
 
 
@@ -213,8 +266,8 @@ def _fine_tuned_pass(cfg, store, run_id, files, image_size, progress, should_sto
 
     out = []
     for s in range(0, len(files), 256):  # decoded a few hundred at a time: a large subsample never sits in RAM whole
-        pixels = load_images(files[s:s + 256], image_size)
-        batches = (pixels[b:b + EXTRACT_BATCH] for b in range(0, len(pixels), EXTRACT_BATCH))
+        pixels = load_images(files[s : s + 256], image_size)
+        batches = (pixels[b : b + EXTRACT_BATCH] for b in range(0, len(pixels), EXTRACT_BATCH))
         out.append(pool(extract_features(fn, batches, len(pixels), check, "fine-tuned base")[0]))
     return np.concatenate(out)
 

@@ -42,6 +42,7 @@ from engine import settings
 from engine.errors import StudioError
 from engine.store.runs import atomic_write_bytes
 from engine.store.status import Progress
+
 FLOAT16_SAFE_MAX = 60000.0  # float16 tops out at 65504; larger activations stay float32
 DEFAULT_BUDGET_GB = settings.DEFAULT_CACHE_GB  # default size budget of the cache folder, in GiB
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file untouched this long belongs to a writer that died
@@ -165,8 +166,10 @@ def read_rows(array: np.ndarray, rows) -> np.ndarray:
     try:
         fh = open(array.filename, "rb", buffering=0)
     except FileNotFoundError:
-        raise FeatureCacheError(f"the feature cache file {array.filename} is gone (was the cache folder deleted during "
-                                "the run?); train again to rebuild it") from None
+        raise FeatureCacheError(
+            f"the feature cache file {array.filename} is gone (was the cache folder deleted during "
+            "the run?); train again to rebuild it"
+        ) from None
     with fh:
         for j, i in enumerate(rows):
             view, got = memoryview(out[j]).cast("B"), 0
@@ -190,8 +193,9 @@ def row_dataset(array: np.memmap):
     shape = tuple(array.shape[1:])
     row_bytes = math.prod(shape) * array.dtype.itemsize
     dtype = tf.as_dtype(array.dtype)
-    ds = tf.data.FixedLengthRecordDataset(str(array.filename), row_bytes, header_bytes=array.offset,
-                                          buffer_size=max(row_bytes, 1 << 20))
+    ds = tf.data.FixedLengthRecordDataset(
+        str(array.filename), row_bytes, header_bytes=array.offset, buffer_size=max(row_bytes, 1 << 20)
+    )
     ds = ds.map(lambda record: tf.reshape(tf.io.decode_raw(record, dtype), shape))
     return ds.apply(tf.data.experimental.assert_cardinality(len(array)))  # Keras knows where an epoch ends
 
@@ -215,8 +219,14 @@ class FeatureCache:
         return self.root / f"{key}.npy"
 
     def stats(self) -> dict:
-        return {"hits": self.hits, "misses": self.misses, "bytes_read": self.bytes_read,
-                "bytes_written": self.bytes_written, "evicted": self.evicted, "reused_splits": sorted(self.reused)}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "evicted": self.evicted,
+            "reused_splits": sorted(self.reused),
+        }
 
     def load(self, key: str, shape: tuple | None = None, mmap: bool = False) -> np.ndarray | None:
         """The stored array (memory-mapped read-only if `mmap`), or None when absent, damaged or of another shape."""
@@ -284,8 +294,14 @@ class FeatureCache:
             total -= size
             self.evicted += 1
 
-    def get_or_compute_many(self, keys: dict[str, str], primary: str, compute: Callable[[], dict[str, np.ndarray]], meta: dict,
-                            shapes: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    def get_or_compute_many(
+        self,
+        keys: dict[str, str],
+        primary: str,
+        compute: Callable[[], dict[str, np.ndarray]],
+        meta: dict,
+        shapes: dict[str, tuple] | None = None,
+    ) -> dict[str, np.ndarray]:
         """The arrays one pass of the frozen base makes (e.g. two cuts of one view): from memory, disk, or `compute()`.
 
         `keys` maps an output name to its cache key; `keys[primary]` is the array wanted now,
@@ -311,8 +327,14 @@ class FeatureCache:
         self._memory[key] = arrays[primary]
         return arrays
 
-    def get_or_write_many(self, keys: dict[str, str], primary: str, write: Callable[[dict[str, NpyWriter]], None], meta: dict,
-                          shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    def get_or_write_many(
+        self,
+        keys: dict[str, str],
+        primary: str,
+        write: Callable[[dict[str, NpyWriter]], None],
+        meta: dict,
+        shapes: dict[str, tuple],
+    ) -> dict[str, np.ndarray]:
         """`get_or_compute_many` for arrays larger than memory: written in chunks, returned memory-mapped.
 
         On a miss, `write(sinks)` appends the rows of each output to `sinks[name]` (an
@@ -342,12 +364,15 @@ class FeatureCache:
                 for name, k in keys.items():
                     sinks[name].close()
                     self.bytes_written += sinks[name].nbytes
-                    atomic_write_bytes(self.root / f"{k}.json", json.dumps({**meta, "output": name}, indent=2, default=str).encode())
+                    atomic_write_bytes(
+                        self.root / f"{k}.json", json.dumps({**meta, "output": name}, indent=2, default=str).encode()
+                    )
             except OSError as exc:
                 raise FeatureCacheError(
                     f"feature cache {self.root}: cannot write ({exc.strerror or exc}); this split is larger than "
                     "compute.in_memory_mb, so its features must go to disk: free space there or choose another "
-                    "folder (--cache-dir or TLS_CACHE_DIR)") from None
+                    "folder (--cache-dir or TLS_CACHE_DIR)"
+                ) from None
         except BaseException:
             for sink in sinks.values():
                 sink.discard()
@@ -358,8 +383,15 @@ class FeatureCache:
         return arrays
 
 
-def extract_features(fn, batches: Iterable, total: int, progress: Progress | None = None, label: str = "",
-                     first_batch: dict | None = None, sinks: list[NpyWriter] | None = None) -> list[np.ndarray] | None:
+def extract_features(
+    fn,
+    batches: Iterable,
+    total: int,
+    progress: Progress | None = None,
+    label: str = "",
+    first_batch: dict | None = None,
+    sinks: list[NpyWriter] | None = None,
+) -> list[np.ndarray] | None:
     """Passes batches of uint8 pixels through `fn` (pixels -> tuple of feature tensors).
 
     Returns one array per output of `fn`, in compact dtype; or, given `sinks` (one

@@ -95,9 +95,19 @@ def _finite(value) -> bool:
 class RunCallback(keras.callbacks.Callback):
     """Progress, per-epoch persistence, cooperative stop and last-good-epoch restore for one phase."""
 
-    def __init__(self, history: History, outcome: FitOutcome, *, phase: int, total_epochs: int, steps_per_epoch: int,
-                 progress: Progress, should_stop: StopCheck, on_epoch_end: Callable[[History], None] | None,
-                 diverged_above: float = math.inf):
+    def __init__(
+        self,
+        history: History,
+        outcome: FitOutcome,
+        *,
+        phase: int,
+        total_epochs: int,
+        steps_per_epoch: int,
+        progress: Progress,
+        should_stop: StopCheck,
+        on_epoch_end: Callable[[History], None] | None,
+        diverged_above: float = math.inf,
+    ):
         super().__init__()
         self.diverged_above = diverged_above
         self.history, self.outcome, self.phase, self.total_epochs = history, outcome, phase, total_epochs
@@ -115,15 +125,25 @@ class RunCallback(keras.callbacks.Callback):
         epoch_no = len(self.history) + 1
         loss = logs.get("loss")
         if not _finite(loss) or float(loss) > self.diverged_above:
-            shown = loss if not _finite(loss) else f"{float(loss):.3g} (over {self.diverged_above:.3g}, 100x the loss of guessing)"
+            shown = (
+                loss if not _finite(loss) else f"{float(loss):.3g} (over {self.diverged_above:.3g}, 100x the loss of guessing)"
+            )
             self.outcome.failed = (
                 f"training diverged: loss became {shown} at epoch {epoch_no}, batch {batch + 1}; "
                 "lower the learning rate and try again"
             )
             self.model.stop_training = True
             return
-        self.progress({"type": "batch", "phase": self.phase, "epoch": epoch_no, "batch": batch + 1, "batches": self.steps_per_epoch,
-                       "epochs_total": self.total_epochs})
+        self.progress(
+            {
+                "type": "batch",
+                "phase": self.phase,
+                "epoch": epoch_no,
+                "batch": batch + 1,
+                "batches": self.steps_per_epoch,
+                "epochs_total": self.total_epochs,
+            }
+        )
         if self.should_stop():
             self.outcome.stopped = True
             self.model.stop_training = True
@@ -134,7 +154,9 @@ class RunCallback(keras.callbacks.Callback):
         logs = dict(logs or {})
         epoch_no = len(self.history) + 1
         if not all(_finite(logs.get(k)) for k in METRIC_KEYS):
-            self.outcome.failed = f"training diverged: validation loss is {logs.get('val_loss')} after epoch {epoch_no}; lower the learning rate"
+            self.outcome.failed = (
+                f"training diverged: validation loss is {logs.get('val_loss')} after epoch {epoch_no}; lower the learning rate"
+            )
             self.model.stop_training = True
             return
         seconds = time.perf_counter() - self._t0
@@ -142,8 +164,16 @@ class RunCallback(keras.callbacks.Callback):
         self.outcome.epochs_run += 1
         if self.persist:
             self.persist(self.history)
-        self.progress({"type": "epoch", "phase": self.phase, "epoch": epoch_no, "epochs_total": self.total_epochs,
-                       "seconds": seconds, "logs": {k: float(logs[k]) for k in METRIC_KEYS}})
+        self.progress(
+            {
+                "type": "epoch",
+                "phase": self.phase,
+                "epoch": epoch_no,
+                "epochs_total": self.total_epochs,
+                "seconds": seconds,
+                "logs": {k: float(logs[k]) for k in METRIC_KEYS},
+            }
+        )
 
     def on_train_end(self, logs=None):
         if (self.outcome.stopped or self.outcome.failed) and self._last_good is not None:
@@ -205,9 +235,17 @@ def fit_phase(
     initial = len(history)
     total_epochs = total_epochs or (initial + epochs)
     outcome = FitOutcome(epochs_run=0)
-    ours = RunCallback(history, outcome, phase=phase, total_epochs=total_epochs, steps_per_epoch=steps_per_epoch,
-                       progress=progress, should_stop=should_stop, on_epoch_end=on_epoch_end,
-                       diverged_above=100 * math.log(max(num_classes, 2)) if num_classes else math.inf)
+    ours = RunCallback(
+        history,
+        outcome,
+        phase=phase,
+        total_epochs=total_epochs,
+        steps_per_epoch=steps_per_epoch,
+        progress=progress,
+        should_stop=should_stop,
+        on_epoch_end=on_epoch_end,
+        diverged_above=100 * math.log(max(num_classes, 2)) if num_classes else math.inf,
+    )
     callbacks: list = [keras.callbacks.TerminateOnNaN()]
     early = None
     if patience > 0:
@@ -219,8 +257,17 @@ def fit_phase(
 
         # After ours: by its on_epoch_end, ours has judged the epoch (stopped, NaN) and the log follows.
         callbacks.append(KeptEpochsTensorBoard(tensorboard_dir, lambda: outcome.stopped or bool(outcome.failed)))
-    model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps_per_epoch, initial_epoch=initial,
-              epochs=initial + epochs, callbacks=callbacks, shuffle=False, verbose=0, class_weight=class_weight)  # the stream is shuffled per epoch already
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        steps_per_epoch=steps_per_epoch,
+        initial_epoch=initial,
+        epochs=initial + epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+        class_weight=class_weight,
+    )  # the stream is shuffled per epoch already
     _note_early_stopping(early, outcome, initial)
     return outcome
 

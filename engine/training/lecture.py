@@ -31,10 +31,17 @@ def image_data_generator(**kwargs):
 def _flow(directory: str, size: int, augment: bool, seed: int):
     kw = dict(rescale=1 / 255)
     if augment:  # the lecture's augmentation, argument for argument
-        kw.update(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1, zoom_range=0.2,
-                  horizontal_flip=True, vertical_flip=True)
-    return image_data_generator(**kw).flow_from_directory(directory, target_size=(size, size), batch_size=20,
-                                                           class_mode="binary", seed=seed)
+        kw.update(
+            rotation_range=20,
+            width_shift_range=0.1,
+            height_shift_range=0.1,
+            zoom_range=0.2,
+            horizontal_flip=True,
+            vertical_flip=True,
+        )
+    return image_data_generator(**kw).flow_from_directory(
+        directory, target_size=(size, size), batch_size=20, class_mode="binary", seed=seed
+    )
 
 
 def time_feature_extraction(base, train_dir: str, size: int, batches: int, seed: int = 42) -> float:
@@ -59,8 +66,15 @@ def time_head_epoch(feature_shape: tuple, n_train: int, n_val: int) -> float:
     x = rng.random((n_train, *feature_shape), dtype=np.float32)
     xv = rng.random((n_val, *feature_shape), dtype=np.float32)
     y, yv = rng.integers(0, 2, n_train).astype("float32"), rng.integers(0, 2, n_val).astype("float32")
-    model = keras.Sequential([keras.Input(feature_shape), layers.Flatten(), layers.Dense(256, activation="relu"),
-                              layers.Dropout(0.5), layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input(feature_shape),
+            layers.Flatten(),
+            layers.Dense(256, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.RMSprop(2e-5), loss="binary_crossentropy", metrics=["accuracy"])
     model.fit(x[:40], y[:40], epochs=1, batch_size=20, validation_data=(xv[:40], yv[:40]), verbose=0)  # warm-up
     t0 = time.perf_counter()
@@ -105,8 +119,17 @@ def _time_eval_steps(model, gen, steps: int) -> float:
     return float(np.median(times.seconds))
 
 
-def time_frozen_and_fine_tuning(base, top_block_layers: set[str], train_dir: str, val_dir: str, size: int,
-                                steps: int, train_steps_per_epoch: int, val_steps_per_epoch: int, seed: int = 42) -> dict:
+def time_frozen_and_fine_tuning(
+    base,
+    top_block_layers: set[str],
+    train_dir: str,
+    val_dir: str,
+    size: int,
+    steps: int,
+    train_steps_per_epoch: int,
+    val_steps_per_epoch: int,
+    seed: int = 42,
+) -> dict:
     """Seconds per epoch of the lecture's frozen + augmentation model, then of its fine-tuning phase.
 
     An epoch is `train_steps_per_epoch` augmented batches of 20 plus `val_steps_per_epoch`
@@ -116,8 +139,9 @@ def time_frozen_and_fine_tuning(base, top_block_layers: set[str], train_dir: str
 
     train, val = _flow(train_dir, size, True, seed), _flow(val_dir, size, False, seed)
     base.trainable = False
-    model = keras.Sequential([base, layers.Flatten(), layers.Dense(256, activation="relu"), layers.Dropout(0.6),
-                              layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [base, layers.Flatten(), layers.Dense(256, activation="relu"), layers.Dropout(0.6), layers.Dense(1, activation="sigmoid")]
+    )
     model.compile(optimizer=keras.optimizers.RMSprop(2e-5), loss="binary_crossentropy", metrics=["accuracy"])
     step = _time_fit_steps(model, train, steps)
     val_step = _time_eval_steps(model, val, max(2, steps // 2))
@@ -129,4 +153,10 @@ def time_frozen_and_fine_tuning(base, top_block_layers: set[str], train_dir: str
     model.compile(optimizer=keras.optimizers.RMSprop(1e-5), loss="binary_crossentropy", metrics=["accuracy"])
     ft_step = _time_fit_steps(model, train, steps)
     fine = train_steps_per_epoch * ft_step + val_steps_per_epoch * val_step
-    return {"frozen_epoch_s": frozen, "finetune_epoch_s": fine, "frozen_step_s": step, "finetune_step_s": ft_step, "val_step_s": val_step}
+    return {
+        "frozen_epoch_s": frozen,
+        "finetune_epoch_s": fine,
+        "frozen_step_s": step,
+        "finetune_step_s": ft_step,
+        "val_step_s": val_step,
+    }

@@ -126,9 +126,20 @@ def execute(cfg: RunConfig, data: PreparedData, body: Body, **options) -> RunRes
         return _execute(cfg, data, body, precision=resolved, **options)
 
 
-def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, progress: Progress = no_progress,
-             should_stop: StopCheck = never_stop, runs_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-             run_id: str | None = None, base_loader: BaseLoader | None = None, resolved_extra: dict | None = None) -> RunResult:
+def _execute(
+    cfg: RunConfig,
+    data: PreparedData,
+    body: Body,
+    *,
+    precision: str,
+    progress: Progress = no_progress,
+    should_stop: StopCheck = never_stop,
+    runs_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    run_id: str | None = None,
+    base_loader: BaseLoader | None = None,
+    resolved_extra: dict | None = None,
+) -> RunResult:
     """`execute` inside the dtype policy of `precision` (already resolved).
 
     `base_loader(store) -> (base, weights_id, history)` replaces building the base (fine-tuning
@@ -152,12 +163,14 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
     cache = FeatureCache(cache_dir)
     parts, build_s = planned_parts(plan, data, cache, runs_dir, epochs_before)  # the whole-run ETA's parts
     run_clock = RunClock(parts, startup=(time.time() - began, build_s))  # building the base: the first pace known
-    tracker = StatusTracker(lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned,
-                            run_clock=run_clock)
+    tracker = StatusTracker(
+        lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned, run_clock=run_clock
+    )
     tensorboard_dir = _open_tensorboard(cfg, dist, store, run_dir, stored, planned, tracker)
     models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
-    ctx = RunContext(plan, data, models, store, run_dir, cache, tracker, should_stop,
-                     history=history, tensorboard_dir=tensorboard_dir)
+    ctx = RunContext(
+        plan, data, models, store, run_dir, cache, tracker, should_stop, history=history, tensorboard_dir=tensorboard_dir
+    )
     if data.report.bad_files:
         tracker({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
     tracker({"type": "status", "message": budget_sentence(cfg, plan.sizes.get("train", 0))})
@@ -167,8 +180,14 @@ def _execute(cfg: RunConfig, data: PreparedData, body: Body, *, precision: str, 
     if trained is not None and len(ctx.history) > 0:
         state, message = _score_and_save(ctx, trained, state, message, metrics)
     metrics.update(
-        state=state, message=message, wall_seconds=round(time.perf_counter() - t0, 3), epochs_run=len(ctx.history),
-        epochs_total=planned, feature_cache=ctx.cache.stats(), timings=ctx.timings, data_path=ctx.data_path,
+        state=state,
+        message=message,
+        wall_seconds=round(time.perf_counter() - t0, 3),
+        epochs_run=len(ctx.history),
+        epochs_total=planned,
+        feature_cache=ctx.cache.stats(),
+        timings=ctx.timings,
+        data_path=ctx.data_path,
         images_per_second=_images_per_second(ctx, len(ctx.history) - epochs_before),
     )
     if ctx.finder:
@@ -246,9 +265,17 @@ def _train(ctx: RunContext, body: Body, tracker: StatusTracker, planned: int, t0
     except Exception as exc:
         user_error = user_error_inside(exc) or _cache_file_gone(exc, ctx.cache.root)
         message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
-        ctx.store.write_metrics(ctx.run_dir, {
-            "state": "failed", "message": message, "traceback": traceback.format_exc(),
-            "wall_seconds": round(time.perf_counter() - t0, 3), "epochs_run": len(ctx.history), "epochs_total": planned})
+        ctx.store.write_metrics(
+            ctx.run_dir,
+            {
+                "state": "failed",
+                "message": message,
+                "traceback": traceback.format_exc(),
+                "wall_seconds": round(time.perf_counter() - t0, 3),
+                "epochs_run": len(ctx.history),
+                "epochs_total": planned,
+            },
+        )
         tracker.finish("failed", message)
         if user_error:  # one line and exit 2 in the CLI; the traceback stays in metrics.json
             raise user_error from None
@@ -339,6 +366,8 @@ def _images_per_second(ctx: RunContext, epochs_trained: int) -> dict:
 def _cache_file_gone(exc: BaseException, cache_root: Path) -> StudioError | None:
     """A feature cache file TensorFlow itself was reading (a streamed split) deleted during the run."""
     if type(exc).__name__ == "NotFoundError" and str(cache_root) in str(exc):
-        return StudioError(f"a feature cache file in {cache_root} is gone (was the cache folder deleted during the run?); "
-                           "train again to rebuild it")
+        return StudioError(
+            f"a feature cache file in {cache_root} is gone (was the cache folder deleted during the run?); "
+            "train again to rebuild it"
+        )
     return None

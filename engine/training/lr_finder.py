@@ -21,8 +21,16 @@ from engine.config import ConfigError, RunConfig, validate
 from engine.training.lr_range import FinderResult, FinderSettings, Progress, StopCheck, _never_stop, _no_progress, ramp_stage
 
 
-def find_learning_rate(cfg: RunConfig, data, settings: FinderSettings | None = None, *, progress: Progress = _no_progress,
-                       should_stop: StopCheck = _never_stop, runs_dir=None, cache_dir=None) -> FinderResult:
+def find_learning_rate(
+    cfg: RunConfig,
+    data,
+    settings: FinderSettings | None = None,
+    *,
+    progress: Progress = _no_progress,
+    should_stop: StopCheck = _never_stop,
+    runs_dir=None,
+    cache_dir=None,
+) -> FinderResult:
     """Runs the range test for `cfg.approach` on `data` (a PreparedData). Fine-tuning needs `fine_tune.from_run`:
     its phase 2 starts from that finished frozen run's head, as the run would.
 
@@ -35,8 +43,10 @@ def find_learning_rate(cfg: RunConfig, data, settings: FinderSettings | None = N
     settings.check()
     validate(cfg)
     if cfg.approach == "fine_tuning" and not cfg.fine_tune.from_run:
-        raise ConfigError("fine_tune.from_run: the finder ramps fine-tuning's phase 2, which starts from a trained head; "
-                          "give a finished frozen run (--from-run RUN), or find the frozen approach's rate first")
+        raise ConfigError(
+            "fine_tune.from_run: the finder ramps fine-tuning's phase 2, which starts from a trained head; "
+            "give a finished frozen run (--from-run RUN), or find the frozen approach's rate first"
+        )
     resolved = resolve_precision(cfg.compute.precision)
     with dtype_policy(resolved):
         return _find(cfg, data, settings, resolved, progress, should_stop, runs_dir, cache_dir)

@@ -35,6 +35,7 @@ def _no_progress(event: dict) -> None:
 def _never_stop() -> bool:
     return False
 
+
 RULES = {"valley": "fastai's valley rule", "steepest": "steepest descent of the smoothed loss"}
 
 
@@ -43,14 +44,25 @@ class FinderSettings:
     """The ramp's knobs; `lr-find`'s flags are made from their metadata (engine/cli/flags.add_settings_flags)."""
 
     start_lr: float = knob(1e-7, "first learning rate of the ramp", min=1e-12, max=10.0)  # [1e-12, 10]
-    end_lr: float = knob(1.0, "last learning rate (the ramp ends earlier when the loss blows up)", min=1e-12, max=10.0)  # [1e-12, 10]
-    steps: int = knob(100, "optimizer steps, one learning rate each, evenly spaced on a log scale", min=10, max=1000, integer=True,
-                      message="must be between {min:g} and {max:g} (about 100 is usual), got {value}")  # 10-1000
+    end_lr: float = knob(
+        1.0, "last learning rate (the ramp ends earlier when the loss blows up)", min=1e-12, max=10.0
+    )  # [1e-12, 10]
+    steps: int = knob(
+        100,
+        "optimizer steps, one learning rate each, evenly spaced on a log scale",
+        min=10,
+        max=1000,
+        integer=True,
+        message="must be between {min:g} and {max:g} (about 100 is usual), got {value}",
+    )  # 10-1000
     # the loss's moving average (debiased) that is plotted and read; 100 steps suit 0.9, not fastai's 0.98
     smoothing: float = field(default=0.9)
     blowup: float = field(default=4.0)  # stop once the smoothed loss is this many times its lowest so far
-    rule: str = knob("valley", "which rate to suggest: valley (fastai's default) or steepest (descent of the smoothed loss)",
-                     choices=tuple(RULES))
+    rule: str = knob(
+        "valley",
+        "which rate to suggest: valley (fastai's default) or steepest (descent of the smoothed loss)",
+        choices=tuple(RULES),
+    )
 
     def check(self) -> None:
         for f in fields(self):
@@ -129,8 +141,16 @@ def suggest(lrs, losses, settings: FinderSettings) -> dict:
     return {"smoothed": smoothed, **rates, "suggested": rates[settings.rule]}
 
 
-def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, settings: FinderSettings, seed: int,
-             should_stop: StopCheck = _never_stop, progress: Progress = _no_progress) -> tuple[list, list, str]:
+def run_ramp(
+    top,
+    arrays: list[np.ndarray],
+    labels: np.ndarray,
+    batch: int,
+    settings: FinderSettings,
+    seed: int,
+    should_stop: StopCheck = _never_stop,
+    progress: Progress = _no_progress,
+) -> tuple[list, list, str]:
     """(rates, losses, how it ended): one `train_on_batch` per rate on seeded random batches of the cached arrays."""
     rng = np.random.default_rng(seed)
     rates, losses, best, ended = [], [], math.inf, f"reached end_lr {settings.end_lr:g}"
@@ -147,7 +167,9 @@ def run_ramp(top, arrays: list[np.ndarray], labels: np.ndarray, batch: int, sett
         current = float(smooth(losses, settings.smoothing)[-1])  # a hundred steps: recomputing is cheaper than a twin
         best = min(best, current)
         if i % 10 == 0:
-            progress({"type": "status", "message": f"learning-rate finder: step {i}/{settings.steps}, lr {lr:.2g}, loss {current:.4f}"})
+            progress(
+                {"type": "status", "message": f"learning-rate finder: step {i}/{settings.steps}, lr {lr:.2g}, loss {current:.4f}"}
+            )
         if not math.isfinite(loss) or (i > settings.steps // 10 and current > settings.blowup * best):
             ended = f"the loss blew up at lr {lr:.2g}"
             break
@@ -163,10 +185,27 @@ def ramp_stage(ctx, stage, arrays: list, settings: FinderSettings | None = None,
     cfg = ctx.cfg
     initial = stage.top.get_weights()
     modeling.compile_model(stage.top, ctx.num_classes, cfg.fit.optimizer, settings.start_lr)
-    ctx.progress({"type": "status", "message": f"learning-rate finder: {settings.steps} steps from {settings.start_lr:g} to {settings.end_lr:g}"})
-    rates, losses, ended = run_ramp(stage.top, arrays, ctx.labels("train"), cfg.fit.batch_size, settings, cfg.fit.seed,
-                                    ctx.should_stop, ctx.progress)
+    ctx.progress(
+        {
+            "type": "status",
+            "message": f"learning-rate finder: {settings.steps} steps from {settings.start_lr:g} to {settings.end_lr:g}",
+        }
+    )
+    rates, losses, ended = run_ramp(
+        stage.top, arrays, ctx.labels("train"), cfg.fit.batch_size, settings, cfg.fit.seed, ctx.should_stop, ctx.progress
+    )
     stage.top.set_weights(initial)
     s = suggest(rates, losses, settings)
-    return FinderResult(cfg.approach, rates, losses, [float(v) for v in s["smoothed"]], s["suggested"], settings.rule,
-                        s["steepest"], s["valley"], ended, round(time.perf_counter() - t0, 3), ctx.cache.stats())
+    return FinderResult(
+        cfg.approach,
+        rates,
+        losses,
+        [float(v) for v in s["smoothed"]],
+        s["suggested"],
+        settings.rule,
+        s["steepest"],
+        s["valley"],
+        ended,
+        round(time.perf_counter() - t0, 3),
+        ctx.cache.stats(),
+    )

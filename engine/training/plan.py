@@ -72,10 +72,18 @@ class RunPlan:
 
     def key(self, split: str, cut: str, view: str) -> str:
         b = self.cfg.backbone
-        return feature_key(files=self.fingerprint(split), backbone=b.name, alpha=b.alpha, weights=self.weights_id,
-                           image_size=self.image_size, preprocessing=b.preprocessing, cut=cut or "output", view=view,
-                           # a base computing in 16 bits gives (slightly) other features; float32 keys stay as they were
-                           **({"precision": self.precision} if self.precision != "float32" else {}))
+        return feature_key(
+            files=self.fingerprint(split),
+            backbone=b.name,
+            alpha=b.alpha,
+            weights=self.weights_id,
+            image_size=self.image_size,
+            preprocessing=b.preprocessing,
+            cut=cut or "output",
+            view=view,
+            # a base computing in 16 bits gives (slightly) other features; float32 keys stay as they were
+            **({"precision": self.precision} if self.precision != "float32" else {}),
+        )
 
     def _pass(self, split: str, cuts: tuple[str, ...], view: str) -> Pass:
         return Pass(split, cuts, view, {c: self.key(split, c, view) for c in cuts})
@@ -148,8 +156,11 @@ class RunPlan:
     def data_path(self, split: str, cut: str, cuts: tuple[str, ...], shape_of: ShapeOf, views: int = 1) -> dict:
         """{"path": "in_memory" | "streamed", "pixel_mb", "held_mb"}: streamed over compute.in_memory_mb."""
         pixels, held = self.held_bytes(split, cut, cuts, shape_of, views)
-        return {"path": "streamed" if held > self.cfg.compute.in_memory_mb * 2**20 else "in_memory",
-                "pixel_mb": round(pixels / 2**20, 1), "held_mb": round(held / 2**20, 1)}
+        return {
+            "path": "streamed" if held > self.cfg.compute.in_memory_mb * 2**20 else "in_memory",
+            "pixel_mb": round(pixels / 2**20, 1),
+            "held_mb": round(held / 2**20, 1),
+        }
 
 
 def fine_tune_cut(cfg: RunConfig) -> str:

@@ -59,8 +59,13 @@ class PreparedData:
         return (arr[s : s + EXTRACT_BATCH] for s in range(0, len(arr), EXTRACT_BATCH))
 
 
-def prepare_data(path: str, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 42,
-                 checks_dir: str | os.PathLike | None = None, max_per_class: int = 0) -> PreparedData:
+def prepare_data(
+    path: str,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 42,
+    checks_dir: str | os.PathLike | None = None,
+    max_per_class: int = 0,
+) -> PreparedData:
     """Scans a dataset folder and checks it can be trained on (raises DatasetError if not).
 
     `checks_dir`: where the decoder's verdict on each file is remembered (engine/data/scan.py).

@@ -128,19 +128,31 @@ class StageBuilder:
                 head = modeling.build_head(tuple(self.base.output.shape[1:]), self.num_classes, self.cfg.head)
             return Stage(split, head, modeling.build_top(split, head), augmentation)
 
-    def compile(self, top, learning_rate: float, *, epochs: int | None = None, block_variables=(), block_rate: float = 1.0) -> None:
+    def compile(
+        self, top, learning_rate: float, *, epochs: int | None = None, block_variables=(), block_rate: float = 1.0
+    ) -> None:
         """(Re)compiles `top` for a phase of `epochs` (default fit.epochs) with the run's recipe: fit.optimizer
         (AdamW with fit.weight_decay), `learning_rate` under fit.schedule over the phase's steps, the loss with
         fit.label_smoothing; `block_variables` train at `block_rate` x the rate (fine-tuning's discriminative rates).
 
         A recompile makes a new optimizer, so a schedule starts again at each phase."""
         f = self.cfg.fit
-        rate = optimizers.schedule(f.schedule, learning_rate, self.phase_steps(f.epochs if epochs is None else epochs),
-                                   warmup_steps=f.warmup_epochs * self.steps_per_epoch())
+        rate = optimizers.schedule(
+            f.schedule,
+            learning_rate,
+            self.phase_steps(f.epochs if epochs is None else epochs),
+            warmup_steps=f.warmup_epochs * self.steps_per_epoch(),
+        )
         with self.dist.scope():
-            opt = optimizers.build(f.optimizer, rate, weight_decay=f.weight_decay, scaled_variables=block_variables, factor=block_rate)
-            top.compile(optimizer=opt, loss=phase_loss(self.num_classes, f.label_smoothing), metrics=["accuracy"],
-                        steps_per_execution=self.steps_per_execution())
+            opt = optimizers.build(
+                f.optimizer, rate, weight_decay=f.weight_decay, scaled_variables=block_variables, factor=block_rate
+            )
+            top.compile(
+                optimizer=opt,
+                loss=phase_loss(self.num_classes, f.label_smoothing),
+                metrics=["accuracy"],
+                steps_per_execution=self.steps_per_execution(),
+            )
 
     def steps_per_epoch(self) -> int:
         """Optimizer steps per epoch: one per global batch of the training split (the last batch may be smaller)."""
@@ -173,7 +185,9 @@ class StageBuilder:
         if id(stage) not in self._full:
             b = self.cfg.backbone
             with self.dist.scope():
-                model = modeling.assemble_full_model(self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation)
+                model = modeling.assemble_full_model(
+                    self.base, stage.head, b.name, b.preprocessing, self.image_size, stage.augmentation
+                )
             self._full[id(stage)] = (stage, model)  # the stage is kept so its id is never reused
         return self._full[id(stage)][1]
 

@@ -61,7 +61,8 @@ def train_dataset(views: list[np.ndarray], labels: np.ndarray, *, batch: int, se
 
     def epoch(e):
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e]))
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), phase * 1_000_003 + e])
+        )
         return tf.data.Dataset.from_tensor_slices(order).batch(batch).map(lambda idx: one_batch(e % k, idx))
 
     return without_autotune(tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2))

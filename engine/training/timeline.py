@@ -65,7 +65,9 @@ def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epoch
         if phase == 1 and cfg.fit.find_learning_rate:
             parts.append(Part("finder", "finder", round(head["fit_first_s"] + FINDER_STEPS * head["step_s"], 3)))
         add_pass(plan.plain("validation", cut), "validation")
-        epoch_s = math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"] + EPOCH_OVERHEAD_S
+        epoch_s = (
+            math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"] + EPOCH_OVERHEAD_S
+        )
         # The first epoch always improves on nothing: its checkpoint is certain, the others share the rest of a phase's
         # saves. Spread evenly, epoch 1's save read as a slow pace made epochs 2-6 of the sample 3x too long.
         later_saves = (min(epochs, CHECKPOINTS_PER_PHASE) - 1) * cal["save_s"] / max(epochs - 1, 1)
@@ -86,7 +88,11 @@ def _training_passes(plan: RunPlan, phase: int) -> list[tuple[str, Pass]]:
     """(event label, pass) of what a phase trains on, as context.py names them in its progress events."""
     if plan.cfg.approach == "feature_extraction":
         return [("train", plan.plain("train", ""))]
-    passes = plan.training_passes("", plan.fine_tune_cut if plan.augmented else None) if phase == 1 else plan.training_passes(plan.fine_tune_cut)
+    passes = (
+        plan.training_passes("", plan.fine_tune_cut if plan.augmented else None)
+        if phase == 1
+        else plan.training_passes(plan.fine_tune_cut)
+    )
     if not plan.augmented:
         return [("train", passes[0])]
     return [(f"train view {v + 1}/{len(passes)}", p) for v, p in enumerate(passes)]

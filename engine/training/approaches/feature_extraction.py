@@ -7,8 +7,8 @@ skips the base entirely). No augmentation: each image has exactly one feature ma
 
 from __future__ import annotations
 
-from engine.training.fit import no_progress, never_stop
 from engine.training.context import RunContext
+from engine.training.fit import never_stop, no_progress
 from engine.training.lifecycle import RunResult, Trained, execute
 from engine.training.prepared import PreparedData
 from engine.training.stages import Stage

@@ -12,12 +12,12 @@ and the head.
 
 from __future__ import annotations
 
-from engine.models import modeling
 from engine.config import ConfigError
+from engine.models import modeling
 from engine.store.runs import RunStore, RunStoreError
-from engine.training.fit import History, no_progress, never_stop
 from engine.training.approaches.frozen import train_frozen_phase
 from engine.training.context import RunContext
+from engine.training.fit import History, never_stop, no_progress
 from engine.training.lifecycle import RunResult, Trained, execute
 from engine.training.prepared import PreparedData
 
@@ -37,8 +37,12 @@ def phase_one_loader(cfg, data: PreparedData, image_size_of, holder: dict):
             record = store.load(run_id)
         except RunStoreError as exc:  # unknown id, damaged folder
             raise ConfigError(f"fine_tune.from_run: {exc}") from None
-        problem = record.continue_problem(dataset_root=data.report.root, classes=data.classes, backbone=cfg.backbone.name,
-                                          image_size=image_size_of(cfg.backbone))
+        problem = record.continue_problem(
+            dataset_root=data.report.root,
+            classes=data.classes,
+            backbone=cfg.backbone.name,
+            image_size=image_size_of(cfg.backbone),
+        )
         if problem:
             raise ConfigError(f"fine_tune.from_run: {problem}")
         model = store.load_model(run_id)
@@ -69,7 +73,12 @@ def _train(ctx: RunContext, holder: dict) -> Trained:
     block = stage2.split.top_part.trainable_variables if ft.discriminative_rate != 1.0 else ()
     ctx.models.compile(stage2.top, ft.learning_rate, epochs=ft.epochs, block_variables=block, block_rate=ft.discriminative_rate)
     block_lr = f" (the block at {ft.learning_rate * ft.discriminative_rate:g})" if block else ""
-    ctx.progress({"type": "status", "message": f"phase 2: unfroze layers above {ctx.plan.fine_tune_cut} at lr {ft.learning_rate:g}{block_lr}"})
+    ctx.progress(
+        {
+            "type": "status",
+            "message": f"phase 2: unfroze layers above {ctx.plan.fine_tune_cut} at lr {ft.learning_rate:g}{block_lr}",
+        }
+    )
     outcome = ctx.fit(stage2, views, epochs=ft.epochs, phase=2, total_epochs=total)
     return Trained(stage2, outcome)
 
@@ -89,5 +98,6 @@ def run(config, data: PreparedData, progress=no_progress, should_stop=never_stop
 
     holder: dict = {}
     loader = phase_one_loader(config, data, image_size_for, holder) if config.fine_tune.from_run else None
-    return execute(config, data, lambda ctx: _train(ctx, holder), progress=progress, should_stop=should_stop,
-                   base_loader=loader, **store)
+    return execute(
+        config, data, lambda ctx: _train(ctx, holder), progress=progress, should_stop=should_stop, base_loader=loader, **store
+    )

@@ -11,9 +11,8 @@ Validation images are not augmented, so their features are computed once and cac
 
 from __future__ import annotations
 
-from engine.training.fit import no_progress, never_stop
 from engine.training.context import RunContext
-from engine.training.fit import FitOutcome
+from engine.training.fit import FitOutcome, never_stop, no_progress
 from engine.training.lifecycle import RunResult, Trained, execute
 from engine.training.prepared import PreparedData
 from engine.training.stages import Stage
