@@ -1,12 +1,9 @@
 """The approach pages' learning-rate finder (ui/finder_view.py): a job through the runner, its chart, Use this rate."""
 
-import math
-
 import pytest
 
 from engine.store.jobs import Job, JobRunner
 from tests.test_app_pages import page, sample_dir, tiny_setup, wait_for  # noqa: F401  (sample_dir: autouse fixture)
-from ui.finder_view import finder_figure
 
 
 def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(tmp_path):
@@ -27,18 +24,11 @@ def test_a_finder_job_runs_lr_find_with_its_result_file_outside_the_run_folders(
     assert runner.tool_result("lr-find-x") == {}  # nothing yet
 
 
-def test_the_chart_marks_both_rules_on_a_log_axis_and_keeps_the_blow_up_off_the_scale():
-    result = {
-        "learning_rates": [1e-5, 1e-4, 1e-3, 1e-2],
-        "losses": [1.0, 0.8, 0.5, 9.0],
-        "smoothed": [1.0, 0.9, 0.7, 30.0],
-        "valley": 1e-4,
-        "steepest": 1e-3,
-    }
-    fig = finder_figure(result)
-    assert fig.layout.xaxis.type == "log" and [t.name for t in fig.data] == ["loss of each step", "smoothed loss"]
-    assert [s.x0 for s in fig.layout.shapes] == [1e-4, 1e-3]
-    assert math.isclose(fig.layout.yaxis.range[1], 4 * 0.7 * 1.05)  # 4x the lowest smoothed loss, not 30
+def test_the_page_draws_the_charts_finder_figure():  # its curve, markers and axes: tests/test_charts.py
+    from engine.insight import charts
+    from ui import finder_view
+
+    assert finder_view.finder_figure is charts.finder_figure
 
 
 @pytest.mark.slow
