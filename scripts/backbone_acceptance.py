@@ -40,7 +40,9 @@ def tflite_difference(tflite: Path, model_file: Path, photos: list[Path], size: 
         [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.float32) for p in photos]
     )
     model = keras.saving.load_model(model_file, compile=False)
-    return float(np.max(np.abs(tflite_answers(tflite.read_bytes(), pixels) - np.asarray(model(pixels)))))
+    return float(
+        np.max(np.abs(tflite_answers(tflite.read_bytes(), pixels) - np.asarray(model(pixels, training=False))))
+    )  # Keras 3 random layers augment unless told
 
 
 def accept(name: str, work: Path, size: int) -> dict:
