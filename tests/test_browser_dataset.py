@@ -166,8 +166,13 @@ def test_make_a_dataset_train_and_classify_with_it(server, camera_page, tmp_path
     assert page.get_by_text(f"Added {PHOTOS} images").count() == 0  # the upload's line left with the next action
     page.get_by_role("button", name="Undo").click()
     page.get_by_text(f"cats · {PHOTOS} images").wait_for()
-    add_photos(page, "dogs", sorted((train / "dogs").iterdir())[:PHOTOS])
-    page.get_by_text(f"dogs · {PHOTOS} images").wait_for()
+    dogs = sorted((train / "dogs").iterdir())[:PHOTOS]
+    add_photos(page, "dogs", dogs)
+    try:
+        page.get_by_text(f"dogs · {PHOTOS} images").wait_for(timeout=45_000)
+    except Exception:  # set while Undo's rerun replaced the uploader (full suite's load): again; a repeat is a skipped duplicate
+        add_photos(page, "dogs", dogs)
+        page.get_by_text(f"dogs · {PHOTOS} images").wait_for(timeout=90_000)
     for cls in ("cats", "dogs"):
         add_camera_shot(page, cls, before=PHOTOS)
     assert sorted(p.name for p in (tmp_path / "data" / "pets").iterdir() if not p.name.startswith(".")) == ["cats", "dogs"]
