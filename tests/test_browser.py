@@ -313,7 +313,11 @@ def test_dashboard_end_to_end(server, browser_page, tmp_path):
     # The run's feature map: the pretrained base and the fine-tuned base side by side, on the same images.
     page.get_by_text("Feature map of this run").first.click()
     page.get_by_role("button", name="Draw the feature map").first.click()
-    page.get_by_text("Classes apart in this map").nth(1).wait_for(timeout=120_000)
+    try:
+        page.get_by_text("Classes apart in this map").nth(1).wait_for(timeout=150_000)
+    except Exception:  # the click landed during a rerun under the full suite's load (as the finder's can): again
+        page.get_by_role("button", name="Draw the feature map").first.click()
+        page.get_by_text("Classes apart in this map").nth(1).wait_for(timeout=300_000)
     assert page.get_by_text("Classes apart in this map").count() == 2
     shot(page, "4b_feature_map")
 
