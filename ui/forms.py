@@ -112,7 +112,10 @@ def field(widget, label: str, key: str, default, knob: tuple[str, str] | None = 
     if SET + key in st.session_state:  # through session state, the one way Streamlit sends a new value to a drawn widget
         st.session_state[key] = st.session_state.pop(SET + key)
         value = widget(label, key=key, **kwargs)
-        st.session_state[DRAWN + key] = own(key, choices)  # later runs draw it with the value it now shows
+        shown = st.session_state[key]  # later runs draw it with the value it now shows (read, not `own`: that pops the state)
+        st.session_state[DRAWN + key] = (
+            {"value": shown} if choices is None else {"index": choices.index(shown) if shown in choices else 0}
+        )
     elif primed or DRAWN + key not in st.session_state:
         given = st.session_state[DRAWN + key] = own(key, choices)
         value = widget(label, key=key, **given, **kwargs)
