@@ -37,6 +37,9 @@ def test_estimate_calibrates_once_and_foresees_the_cache_a_run_leaves(tiny_datas
     assert len(table) == 1 and len(next(iter(table.values()))["heads"]) == 1
     entry = next(iter(table.values()))
     assert entry["forward_ips"] > 0 and entry["augmented_ips"] > 0 and entry["save_s"] > 0
+    assert entry["resave_s"] > 0 and entry["stream_bytes_s"] > 1e6  # later saves, making a training stream
+    head = next(iter(entry["heads"].values()))
+    assert head["step_s"] > 0 and head["val_rows_s"] > 0 and head["eval_rows_s"] > 0  # fit's validation apart from scoring
 
     res = RUNNERS["frozen"](cfg, data, cache_dir=cache)
     assert res.state == "finished"

@@ -139,3 +139,50 @@ def test_status_json_has_one_whole_run_eta_and_one_bar_from_0_to_1_once():
     assert fractions == sorted(fractions) and fractions[-1] < 1.0  # only up, and not full before the run ended
     t.finish("finished")
     assert writes[-1]["run_fraction"] == 1.0 and writes[-1]["run_eta_s"] is None
+
+
+def test_checkpoints_are_timed_apart_and_a_phase_expects_its_saves_less_those_made():
+    """An epoch saves only when it improved (most of a phase's first epochs, few of its last): an epoch's own pace
+    leaves its save out, and a phase expects `saves_per_phase` saves less those made, one per epoch at most."""
+    parts = [Part(f"epoch:{e}", "epoch1", 1.0, save_s=0.5) for e in range(1, 7)] + [Part("saving", "saving", 0.5)]
+    clock = RunClock(parts, saves_per_phase=2)
+    assert clock.seconds_left(0.0) == pytest.approx(6 * 1.0 + 2 * 0.5 + 0.5)  # two of the six epochs save
+    clock.start("epoch:1", 0.0)
+    clock.saved(1.0)  # epoch 1 improved: its save took 1 s (2x) ...
+    clock.start("epoch:2", 2.0)  # ... of its 2 s: its steps took 1 s, as planned
+    per_kind, _ = clock.ratios(2.0)
+    assert per_kind == {"save": pytest.approx(2.0), "epoch1": pytest.approx(1.0)}
+    # five epochs at 1 s, the one save left at 2x, saving at the overall pace: 2 s measured of 1.5 planned
+    assert clock.seconds_left(2.0) == pytest.approx(5 * 1.0 + 1 * 1.0 + 0.5 * 2.0 / 1.5)
+    clock.saved(1.0)
+    clock.start("epoch:3", 4.0)  # both saves made: the epochs left save nothing more
+    assert clock.seconds_left(4.0) == pytest.approx(4 * 1.0 + 0.5 * 4.0 / 3.0)
+
+
+def test_status_json_is_rewritten_between_events_while_a_part_runs_without_any(monkeypatch):
+    """Decoding a split or tracing a step sends no event for seconds: the ETA still moves on, then stops at the end."""
+    import threading
+    import time
+
+    from engine.store import status as status_module
+
+    monkeypatch.setattr(status_module, "TICK_S", 0.02)
+    clock, writes, wrote = Clock(), [], threading.Event()
+
+    def write(s):
+        writes.append(s)
+        wrote.set()
+
+    t = StatusTracker(write, None, started=clock.t, clock=clock, run_clock=RunClock([Part("pass:validation", "plain", 10.0)]))
+    t({"type": "status", "message": "caching validation features (1000 images)", "part": "pass:validation"})
+    first = writes[-1]["run_eta_s"]
+    t.start_ticking()
+    wrote.clear()
+    clock.t += 4.0  # four seconds without an event
+    assert wrote.wait(5.0)
+    assert writes[-1]["run_eta_s"] == pytest.approx(first - 4.0) and writes[-1]["updated"] == clock.t
+    t.finish("finished")
+    ended = len(writes)
+    clock.t += 1.0
+    time.sleep(0.2)  # ten ticks' time
+    assert len(writes) == ended and writes[-1]["stage"] == "finished"  # nothing written after the end

@@ -95,12 +95,16 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     monkeypatch.setattr(RunStore, "write_status", record)
     from engine.store.run_clock import RunClock
 
-    planned, started = [], []  # the whole-run clock's parts, and those the run's events started
-    original_init, original_start = RunClock.__init__, RunClock.start
+    planned, started, saves = [], [], []  # the whole-run clock's parts, those the run's events started, its checkpoints
+    original_init, original_start, original_saved = RunClock.__init__, RunClock.start, RunClock.saved
 
-    def plan(self, parts, startup=None):
+    def plan(self, parts, startup=None, **kwargs):
         planned.extend(p.key for p in parts)
-        original_init(self, parts, startup)
+        original_init(self, parts, startup, **kwargs)
+
+    def saved(self, seconds):
+        saves.append((self.current.key, seconds))
+        original_saved(self, seconds)
 
     def start(self, key, now):
         began = original_start(self, key, now)
@@ -110,6 +114,7 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
 
     monkeypatch.setattr(RunClock, "__init__", plan)
     monkeypatch.setattr(RunClock, "start", start)
+    monkeypatch.setattr(RunClock, "saved", saved)
     cfg = tiny_config("fine_tuning", tiny_dataset, backbone="mobilenet_v2", epochs=2, fine_tune_epochs=1)
     result = RUNNERS["fine_tuning"](
         cfg, prepare_data(str(tiny_dataset)), runs_dir=isolated_store / "runs", cache_dir=isolated_store / "cache"
@@ -129,6 +134,7 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
         == planned
         == ["pass:train view 1/1", "pass:validation", "epoch:1", "epoch:2", "epoch:3", "pass:test", "scoring", "saving"]
     )  # every planned part is named by the run's own events, in order
+    assert saves and saves[0][0] == "epoch:1" and all(k.startswith("epoch:") and s > 0 for k, s in saves)  # each checkpoint
     running = [s for s in seen if s["stage"] not in ("finished", "stopped", "failed")]
     assert all(s["run_eta_s"] >= 1.0 for s in running)  # never "0 s" while work remains
     fractions = [s["run_fraction"] for s in seen]

@@ -38,8 +38,10 @@ def test_a_frozen_run_with_three_views_plans_each_view_each_epoch_scoring_and_sa
     long, _ = _parts(
         tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=8, views=3), data, FeatureCache(tmp_path / "c")
     )
-    epochs = [p.prior_s for p in long if p.key.startswith("epoch:")]
-    assert epochs[0] > epochs[1] == epochs[7]  # epoch 1 saves its checkpoint for sure, 3 more saves shared by the other 7
+    epochs = [p for p in long if p.key.startswith("epoch:")]
+    assert len({p.prior_s for p in epochs}) == 1  # steps and validation alike; checkpoints are pieces of their own
+    assert epochs[0].save_s > epochs[1].save_s == epochs[7].save_s > 0  # the run's first save pays one-off costs
+    assert epochs[0].setup_s > 0 == epochs[1].setup_s  # epoch 1 makes the training stream and traces the step
     assert 0 < parts[7].setup_s < parts[3].setup_s  # the test pass decodes its images; the plain pass was traced by validation
 
 
@@ -76,3 +78,19 @@ def test_fine_tuning_numbers_its_epochs_across_both_phases_and_skips_what_the_ca
             cache.path(key).parent.mkdir(parents=True, exist_ok=True)
             cache.path(key).write_bytes(b"")
     assert [p.key for p in _parts(cfg, data, cache)[0]][:2] == ["finder", "pass:validation"]
+
+
+def test_without_a_calibration_the_heads_work_is_sized_from_the_bases_features(tiny_dataset, tmp_path):
+    """Flat constants put the sample's epoch at 3 s where it took 0.55: without a calibration, a head's step is its
+    arithmetic on the base's feature shape (flatten: every value; avg pooling: the channels)."""
+    data = prepare_data(str(tiny_dataset))
+
+    def epoch_s(pooling: str, shape: tuple) -> float:
+        cfg = tiny_config("frozen", tiny_dataset, backbone="mobilenet_v2", epochs=2)
+        cfg.head.pooling, cfg.head.dense_units = pooling, 256
+        plan = RunPlan.for_data(cfg, data, 32, "w", "float32")
+        parts, _ = planned_parts(plan, data, FeatureCache(tmp_path / pooling), shape_of=lambda cut: shape)
+        return next(p.prior_s for p in parts if p.key == "epoch:2")
+
+    big, small = epoch_s("flatten", (3, 3, 1280)), epoch_s("avg", (3, 3, 1280))
+    assert big > small > 0 and epoch_s("flatten", (6, 6, 1280)) > big  # 4x the values: a longer step

@@ -104,6 +104,10 @@ def test_the_panel_gives_one_bar_and_one_eta_for_the_whole_run():
     fraction, text = progress_line(job, {"status": status, "metrics": {"state": "running"}, "elapsed_s": 95.0})
     assert text == "running: caching validation features 4/4 · elapsed 95s · about 2 min 20 s left"
     assert fraction == 0.3  # the whole run's share, not the stage's 4/4 with 20 epochs still to run
+    # the ETA is as of its write: read 20 s later it says 20 s less, and never less than a second while running
+    prog = {"status": {**status, "updated": 2000.0}, "metrics": {"state": "running"}, "elapsed_s": 95.0}
+    assert progress_line(job, prog, now=2020.0)[1].endswith("about 2 min 0 s left")
+    assert progress_line(job, prog, now=2500.0)[1].endswith("about 1 s left")
 
 
 def test_an_early_stopped_run_ends_on_a_full_bar_and_a_stopped_one_where_it_stood():

@@ -74,8 +74,10 @@ def progress_line(job, prog: dict, now: float | None = None) -> tuple[float, str
         share = 1.0 if state == "finished" else status.get("run_fraction") or done / total
         return min(max(float(share), 0.0), 1.0), f"{state}: epoch {done}/{total} · {took}"
     doing = status.get("message") or (f"epoch {done}/{total}" if done else f"preparing; epoch 1/{total} next")
-    run_eta = status.get("run_eta_s")
+    run_eta, updated = status.get("run_eta_s"), status.get("updated")
     if isinstance(run_eta, (int, float)) and run_eta > 0:  # the whole run, from its planned parts (engine/store/run_clock.py)
+        if isinstance(updated, (int, float)):  # said as of its write (up to TICK_S old): less the time since, never 0
+            run_eta = max(run_eta - max(now - updated, 0.0), 1.0)
         fraction = float(status.get("run_fraction") or 0.0)  # one bar for the whole run, 0 -> 1 once
         return min(max(fraction, 0.0), 1.0), f"running: {doing} · elapsed {elapsed:.0f}s · about {_minutes(run_eta)} left"
     # a status.json without the whole run's clock (written before it existed): the stage's own counts and ETA

@@ -12,12 +12,15 @@ listens (the CLI's progress lines), and keeps `status.json` in the run folder up
 
 `eta_s` is the current stage's; `run_eta_s` the whole run's, from its planned parts
 (engine/store/run_clock.py: every feature pass, view, epoch, scoring and saving, first guesses
-re-timed by what the run measured so far), at least 1 s while the run lasts; `run_fraction` the
+re-timed by what the run measured so far), as of `updated`, at least 1 s while the run lasts; `run_fraction` the
 share of the run done, elapsed / (elapsed + run_eta_s), never going back: the page's one bar.
 
 It is separate from metrics.json (the run's recorded state and final results) so a reader
 polling progress never races the final write. Written at most every THROTTLE_S seconds,
-plus at every stage change and epoch end, so a fast run does not spend its time in fsync.
+plus at every stage change and epoch end, so a fast run does not spend its time in fsync;
+and, with `start_ticking`, every TICK_S seconds when no event came: decoding a split or tracing a
+step sends none for seconds, and an ETA written before them would stand still while time passed
+(measured: +28 % on the sample's 1.6 s validation decode, +51 % on epoch 1's 1.3 s of tracing).
 
 The ETA comes from what this run measured: images per second so far while caching
 features (for the current pass), seconds per epoch while training — the first epoch of a
@@ -27,6 +30,7 @@ epoch the measured seconds per step stand in.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -35,6 +39,7 @@ from engine.store.runs import STATES
 
 Progress = Callable[[dict], None]  # an engine progress event sink (the one alias: training and features use it)
 THROTTLE_S = 0.5
+TICK_S = 0.5  # with start_ticking: the whole-run ETA re-written this often while no event comes
 END_STAGES = tuple(s for s in STATES if s != "running")  # the states a training process ends in
 
 
@@ -76,13 +81,16 @@ class StatusTracker:
         self._epoch_seconds: dict[int, list[float]] = {}  # phase -> measured epoch durations
         self._epoch_start: float | None = None
         self._phase = 1
+        self._lock = threading.RLock()  # events (the run's thread) and ticks (start_ticking's) take turns
+        self._ticking: threading.Event | None = None
         self._update_run_eta(now)
         self.flush()
 
     # --- events -------------------------------------------------------------------------
     def __call__(self, event: dict) -> None:
         try:
-            self._update(event)
+            with self._lock:
+                self._update(event)
         finally:
             if self._forward is not None:
                 self._forward(event)
@@ -140,6 +148,9 @@ class StatusTracker:
             )
             s["message"] = f"epoch {s['epoch']}/{s['epochs_total']} done"
             s["eta_s"] = self._training_eta(now, 0, 0)
+        elif kind == "checkpoint":  # an improved epoch saved the model: a piece of its own for the run's clock
+            if self._run_clock is not None:
+                self._run_clock.saved(float(event.get("seconds") or 0.0))
         elif kind == "stage":
             force = self._set_stage(str(event["stage"]))
             self._start_part(str(event.get("part") or event["stage"]), now)
@@ -235,14 +246,41 @@ class StatusTracker:
         return round(in_epoch + remaining * per_epoch, 1)
 
     # --- writing ------------------------------------------------------------------------
+    def start_ticking(self) -> None:
+        """Re-writes the whole-run ETA every TICK_S seconds between events, on a daemon thread, until `finish` or
+        `stop_ticking` (a run that raises past `finish` stops it in lifecycle's `finally`)."""
+        if self._run_clock is None or self._ticking is not None:
+            return
+        stop = self._ticking = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(TICK_S):
+                with self._lock:
+                    if stop.is_set() or self.status["finished"]:
+                        return
+                    now = self._clock()
+                    if now - self._last_write >= TICK_S:
+                        self._update_run_eta(now)
+                        self.flush(now)
+
+        threading.Thread(target=tick, name="status-ticker", daemon=True).start()
+
+    def stop_ticking(self) -> None:
+        if self._ticking is not None:
+            self._ticking.set()
+
     def finish(self, state: str, message: str = "") -> None:
         """Records the run's end (finished / stopped / failed): finished time set, ETA cleared."""
-        now = self._clock()
-        self.status.update(stage=state, eta_s=None, run_eta_s=None, finished=now)
-        if state == "finished":  # a full bar (early stopping included); a stopped or failed run's stays where it ended
-            self.status["run_fraction"] = 1.0
-        self.status["message"] = message or state
-        self.flush(now)
+        self.stop_ticking()
+        with self._lock:
+            now = self._clock()
+            if self._run_clock is not None:
+                self._run_clock.end(now)  # the last part's time, for a reader of the clock
+            self.status.update(stage=state, eta_s=None, run_eta_s=None, finished=now)
+            if state == "finished":  # a full bar (early stopping included); a stopped or failed run's stays where it ended
+                self.status["run_fraction"] = 1.0
+            self.status["message"] = message or state
+            self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
         now = now or self._clock()

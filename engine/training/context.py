@@ -283,4 +283,6 @@ class RunContext:
         self.store.save_model(self.run_dir, full)
         self.best_val_loss, self.checkpoint_epoch = self.history.val_loss[epoch - 1], epoch
         self.checkpoint_digest = (id(full), modeling.weights_digest(full))
-        self.timed("checkpoints", time.perf_counter() - t)
+        seconds = time.perf_counter() - t
+        self.timed("checkpoints", seconds)
+        self.progress({"type": "checkpoint", "epoch": epoch, "seconds": round(seconds, 3)})  # the run clock's save piece

@@ -34,7 +34,7 @@ from engine.training.prepared import PreparedData
 from engine.training.stages import Stage, StageBuilder
 from engine.training.streams import feature_dataset
 from engine.training.tensorboard_logs import run_log_dir, write_hyperparameters
-from engine.training.timeline import planned_parts
+from engine.training.timeline import CHECKPOINTS_PER_PHASE, planned_parts
 
 
 @dataclass
@@ -161,44 +161,53 @@ def _execute(
     planned = plan.epochs_total(epochs_before)  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     # status.json: what the run is doing now, with counts and an ETA (engine/store/status.py); events still reach `progress`
     cache = FeatureCache(cache_dir)
-    parts, build_s = planned_parts(plan, data, cache, runs_dir, epochs_before)  # the whole-run ETA's parts
-    run_clock = RunClock(parts, startup=(time.time() - began, build_s))  # building the base: the first pace known
+    parts, build_s = planned_parts(plan, data, cache, runs_dir, epochs_before, _shape_of(base))  # the whole-run ETA's parts
+    run_clock = RunClock(parts, startup=(time.time() - began, build_s), saves_per_phase=CHECKPOINTS_PER_PHASE)
     tracker = StatusTracker(
         lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned, run_clock=run_clock
     )
-    tensorboard_dir = _open_tensorboard(cfg, dist, store, run_dir, stored, planned, tracker)
-    models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
-    ctx = RunContext(
-        plan, data, models, store, run_dir, cache, tracker, should_stop, history=history, tensorboard_dir=tensorboard_dir
-    )
-    if data.report.bad_files:
-        tracker({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
-    tracker({"type": "status", "message": budget_sentence(cfg, plan.sizes.get("train", 0))})
-    t0 = time.perf_counter()
-    trained, state, message = _train(ctx, body, tracker, planned, t0)
-    metrics: dict = {"state": "running"}
-    if trained is not None and len(ctx.history) > 0:
-        state, message = _score_and_save(ctx, trained, state, message, metrics)
-    metrics.update(
-        state=state,
-        message=message,
-        wall_seconds=round(time.perf_counter() - t0, 3),
-        epochs_run=len(ctx.history),
-        epochs_total=planned,
-        feature_cache=ctx.cache.stats(),
-        timings=ctx.timings,
-        data_path=ctx.data_path,
-        images_per_second=_images_per_second(ctx, len(ctx.history) - epochs_before),
-    )
-    if ctx.finder:
-        metrics["learning_rate_finder"] = ctx.finder  # the rate phase 1 trained at, and why (Compare shows it)
-    if ctx.cache.warnings:
-        metrics["warnings"] = list(ctx.cache.warnings)
-    store.write_history(run_dir, ctx.history.to_dict())
-    store.write_metrics(run_dir, metrics)
-    tracker.finish(state, message)
+    tracker.start_ticking()  # the ETA moves on while a split decodes or a step traces (no events then)
+    try:
+        tensorboard_dir = _open_tensorboard(cfg, dist, store, run_dir, stored, planned, tracker)
+        models = StageBuilder(cfg, base, image_size, len(data.classes), len(data.splits["train"]), dist)
+        ctx = RunContext(
+            plan, data, models, store, run_dir, cache, tracker, should_stop, history=history, tensorboard_dir=tensorboard_dir
+        )
+        if data.report.bad_files:
+            tracker({"type": "status", "message": f"skipping {len(data.report.bad_files)} unreadable file(s)"})
+        tracker({"type": "status", "message": budget_sentence(cfg, plan.sizes.get("train", 0))})
+        t0 = time.perf_counter()
+        trained, state, message = _train(ctx, body, tracker, planned, t0)
+        metrics: dict = {"state": "running"}
+        if trained is not None and len(ctx.history) > 0:
+            state, message = _score_and_save(ctx, trained, state, message, metrics)
+        metrics.update(
+            state=state,
+            message=message,
+            wall_seconds=round(time.perf_counter() - t0, 3),
+            epochs_run=len(ctx.history),
+            epochs_total=planned,
+            feature_cache=ctx.cache.stats(),
+            timings=ctx.timings,
+            data_path=ctx.data_path,
+            images_per_second=_images_per_second(ctx, len(ctx.history) - epochs_before),
+        )
+        if ctx.finder:
+            metrics["learning_rate_finder"] = ctx.finder  # the rate phase 1 trained at, and why (Compare shows it)
+        if ctx.cache.warnings:
+            metrics["warnings"] = list(ctx.cache.warnings)
+        store.write_history(run_dir, ctx.history.to_dict())
+        store.write_metrics(run_dir, metrics)
+        tracker.finish(state, message)
+    finally:
+        tracker.stop_ticking()  # finish stopped it; not when a failure raised past it
     stored_at = str(run_dir) if dist.chief else ""  # a non-chief worker's folder is scratch, removed at exit
     return RunResult(run_dir.name, cfg.approach, stored_at, state, message, stored, ctx.history.to_dict(), metrics)
+
+
+def _shape_of(base):
+    """cut ("" = the output) -> one image's feature shape in `base`."""
+    return lambda cut: tuple((base.get_layer(cut).output if cut else base.output).shape[1:])
 
 
 def _build_base(cfg: RunConfig, dist, image_size: int, store: RunStore, base_loader: BaseLoader | None):

@@ -19,20 +19,44 @@ from engine.training.features import FeatureCache
 from engine.training.plan import Pass, RunPlan
 
 # Without a stored calibration: first guesses, corrected as soon as the run has measured a part. From a
-# frozen run of mobilenet_v2 at 96 px on the sample (2-core CPU): each pass traced its function for 2-5 s
-# before its first batch, the first epoch of a phase ~2.5 s longer than the next, a save ~1 s.
-FALLBACK_BASE = {"build_s": 5.0, "forward_first_s": 2.0, "augmented_first_s": 3.0, "save_s": 1.0}
-FALLBACK_HEAD = {"step_s": 0.02, "fit_first_s": 2.5, "eval_rows_s": 1000.0}
-FALLBACK_DECODE_S = 0.002  # seconds per image
-AUGMENTED_SLOWDOWN = 2.0  # augmented passes against plain ones, without a calibration
+# calibration of mobilenet_v2 at 96 px (2-core CPU): passes traced their function for 0.8-0.9 s before their first
+# batch, augmented passes ran 1.33x slower than plain ones, decoding took 0.8 ms an image, the first save 0.6 s and
+# the next ones 0.4 s, making a training stream 230 MB/s. (Earlier guesses of 2-3 s tracing, 2x for augmenting and
+# 1 s a save said +111 % on the sample's first run.)
+FALLBACK_BASE = {
+    "build_s": 5.0,
+    "forward_first_s": 0.8,
+    "augmented_first_s": 1.0,
+    "save_s": 0.6,
+    "resave_s": 0.45,
+    "stream_bytes_s": 2.3e8,
+}
+FALLBACK_HEAD = {"step_s": 0.02, "fit_first_s": 2.5, "eval_rows_s": 1000.0}  # a fine-tuning cut's (the block's cost unknown)
+# The head alone (dense layers on the cached features), without a calibration: its arithmetic at this rate. Measured
+# here (mobilenet_v2 96 px, flatten 11520 -> 256, batch 20): 0.0045 s a step, 79 GFLOP/s; 1000 validation rows 0.09 s.
+HEAD_FLOPS_S = 8e10  # multiply-adds x 2 per second, forward and backward alike
+HEAD_STEP_OVERHEAD_S = 0.001  # per step: Keras' own work around the arithmetic
+HEAD_PASS_OVERHEAD_S = 0.05  # per validation pass in fit
+SCORING_PASS_OVERHEAD_S = 0.25  # per scoring pass (predict): 0.36 s for 1000 rows where the arithmetic is 0.07
+FALLBACK_DECODE_S = 0.001  # seconds per image
+AUGMENTED_SLOWDOWN = 1.33  # augmented passes against plain ones, without a calibration
 EPOCH_OVERHEAD_S = 0.05  # per epoch: the callback's writes (as estimate.py counts it)
-CHECKPOINTS_PER_PHASE = 4  # improved epochs saved per phase (as estimate.py counts them)
+CHECKPOINTS_PER_PHASE = 4  # improved epochs saved per phase (as estimate.py counts them): the run clock's saves_per_phase
 FINDER_STEPS = 100  # the finder's ramp, about (lr_range's default)
 
 
-def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epochs_before: int = 0) -> tuple[list[Part], float]:
-    """(the run's parts in order with their first-guess seconds, the first guess of building the base)."""
+def planned_parts(
+    plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epochs_before: int = 0, shape_of=None
+) -> tuple[list[Part], float]:
+    """(the run's parts in order with their first-guess seconds, the first guess of building the base).
+
+    `shape_of` (cut -> one image's feature shape, the built base's) sizes the head's work when no calibration is stored.
+    """
+    from engine.training.estimate import resave_s, val_rate
+
     cal, decode_s = _calibration(plan, data, cache, runs_dir)
+    if shape_of is not None and "shapes" not in cal:
+        cal = {**cal, "shapes": {c: list(shape_of(c)) for c in {"", plan.fine_tune_cut}}}
     cfg, n = plan.cfg, plan.sizes
     parts: list[Part] = []
     seen: set[str] = set()
@@ -59,29 +83,37 @@ def planned_parts(plan: RunPlan, data, cache: FeatureCache, runs_dir=None, epoch
     epoch = epochs_before
     last_cut = ""
     for phase, cut, epochs in plan.phases():
-        head = _head(cal, cfg, cut, len(data.classes))
+        head = _head(cal, cfg, cut, len(data.classes), plan.sizes["validation"])
+        stream_s = _stream_s(plan, cal, cut, phase)
         for label, p in _training_passes(plan, phase):
             add_pass(p, label)
         if phase == 1 and cfg.fit.find_learning_rate:
             parts.append(Part("finder", "finder", round(head["fit_first_s"] + FINDER_STEPS * head["step_s"], 3)))
         add_pass(plan.plain("validation", cut), "validation")
         epoch_s = (
-            math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / head["eval_rows_s"] + EPOCH_OVERHEAD_S
+            math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / val_rate(head) + EPOCH_OVERHEAD_S
         )
-        # The first epoch always improves on nothing: its checkpoint is certain, the others share the rest of a phase's
-        # saves. Spread evenly, epoch 1's save read as a slow pace made epochs 2-6 of the sample 3x too long.
-        later_saves = (min(epochs, CHECKPOINTS_PER_PHASE) - 1) * cal["save_s"] / max(epochs - 1, 1)
         for i in range(epochs):
-            epoch += 1  # the first traces the train step before its first batch: its setup
-            body, setup = (epoch_s + cal["save_s"], head["fit_first_s"]) if i == 0 else (epoch_s + later_saves, 0.0)
-            parts.append(Part(f"epoch:{epoch}", f"epoch{phase}", round(body, 3), setup))
+            epoch += 1  # the first traces the train step before its first batch: its setup. Saves: run_clock.py, SAVE
+            save = cal["save_s"] if epoch == 1 else resave_s(cal)  # the run's first save pays one-off costs
+            setup = head["fit_first_s"] + stream_s if i == 0 else 0.0  # the first makes the stream and traces the step
+            parts.append(Part(f"epoch:{epoch}", f"epoch{phase}", round(epoch_s, 3), round(setup, 3), save))
         last_cut = cut
     if "test" in n:
         add_pass(plan.plain("test", last_cut), "test")
-    last = _head(cal, cfg, last_cut, len(data.classes))
+    last = _head(cal, cfg, last_cut, len(data.classes), plan.sizes["validation"])
     parts.append(Part("scoring", "scoring", round(sum(n.get(s, 0) for s in ("validation", "test")) / last["eval_rows_s"], 3)))
-    parts.append(Part("saving", "saving", cal["save_s"]))
+    parts.append(Part("saving", "saving", resave_s(cal)))
     return parts, cal["build_s"]
+
+
+def _stream_s(plan: RunPlan, cal: dict, cut: str, phase: int) -> float:
+    """Seconds to make a phase's training stream: its views (float16 in the cache) made tensors."""
+    shape = cal.get("shapes", {}).get(cut)
+    if not shape or "stream_bytes_s" not in cal:
+        return 0.0  # a calibration stored before this was measured: fit_first_s alone
+    views = len(_training_passes(plan, phase))
+    return plan.sizes["train"] * math.prod(shape) * 2 * views / cal["stream_bytes_s"]
 
 
 def _training_passes(plan: RunPlan, phase: int) -> list[tuple[str, Pass]]:
@@ -118,8 +150,21 @@ def _calibration(plan: RunPlan, data, cache: FeatureCache, runs_dir) -> tuple[di
     return cal, breakdown.get("decode", 0.0) / images if images else FALLBACK_DECODE_S
 
 
-def _head(cal: dict, cfg, cut: str, num_classes: int) -> dict:
-    """The calibration of the head training at `cut`, else the first guesses."""
+def _head(cal: dict, cfg, cut: str, num_classes: int, val_rows: int) -> dict:
+    """The calibration of the head training at `cut`, else the head's arithmetic (without a fine-tuning cut), else
+    the first guesses. The flat constants put the sample's epoch at 3 s where it took 0.55."""
     from engine.training.estimate import head_key
 
-    return cal.get("heads", {}).get(head_key(cfg, cut, num_classes)) or FALLBACK_HEAD
+    stored = cal.get("heads", {}).get(head_key(cfg, cut, num_classes))
+    shape = cal.get("shapes", {}).get("")
+    if stored or cut or not shape:
+        return stored or FALLBACK_HEAD
+    inputs = math.prod(shape) if cfg.head.pooling == "flatten" else shape[-1]
+    units = cfg.head.dense_units
+    flops = 2 * (inputs * units + units * num_classes if units else inputs * num_classes)  # one row, forward
+    return {
+        "step_s": HEAD_STEP_OVERHEAD_S + 3 * flops * cfg.fit.batch_size / HEAD_FLOPS_S,  # forward, backward: 3x
+        "fit_first_s": 1.0,
+        "eval_rows_s": 1.0 / (flops / HEAD_FLOPS_S + SCORING_PASS_OVERHEAD_S / max(val_rows, 1)),
+        "val_rows_s": 1.0 / (flops / HEAD_FLOPS_S + HEAD_PASS_OVERHEAD_S / max(val_rows, 1)),
+    }
