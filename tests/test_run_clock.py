@@ -60,9 +60,10 @@ def test_parts_passed_over_cost_nothing_and_unknown_keys_change_nothing():
     assert clock.seconds_left(16.0) == pytest.approx(1.0 + 2.0)  # scoring and saving, at the pace measured (1.0 overall)
 
 
-def test_building_the_base_gives_the_pace_before_any_part_has():
-    clock = RunClock([Part("pass:train", "plain", 10.0)], startup=(12.0, 6.0))
-    assert clock.seconds_left(0.0) == pytest.approx(20.0)  # the base took 2x its estimate
+def test_before_any_part_is_measured_the_estimates_stand():
+    clock = RunClock([Part("pass:train", "plain", 10.0, setup_s=2.0), Part("saving", "saving", 1.0)])
+    clock.start("pass:train", 0.0)
+    assert clock.seconds_left(0.5) == pytest.approx(12.5)  # its setup under way: the plan less the time gone
 
 
 def test_a_setup_is_timed_apart_from_the_counted_work():
@@ -186,3 +187,18 @@ def test_status_json_is_rewritten_between_events_while_a_part_runs_without_any(m
     clock.t += 1.0
     time.sleep(0.2)  # ten ticks' time
     assert len(writes) == ended and writes[-1]["stage"] == "finished"  # nothing written after the end
+
+
+def test_a_tick_never_takes_an_events_turn_to_be_written():
+    """Events are written at most every THROTTLE_S; a tick's write just before must not swallow a pass's counts
+    (a tiny run's validation counts came 0.3 s after a tick and never reached status.json)."""
+    clock, writes = Clock(), []
+    t = StatusTracker(
+        writes.append, None, started=clock.t, clock=clock, run_clock=RunClock([Part("pass:validation", "plain", 1.0)])
+    )
+    t({"type": "status", "message": "caching validation features (8 images)", "part": "pass:validation"})
+    clock.t += 1.0
+    t.flush(clock.t, tick=True)
+    clock.t += 0.3
+    t({"type": "features", "split": "validation", "done": 8, "total": 8})
+    assert writes[-1]["done"] == writes[-1]["total"] == 8

@@ -98,9 +98,9 @@ def test_a_run_writes_status_json_through_its_stages(tiny_dataset, isolated_stor
     planned, started, saves = [], [], []  # the whole-run clock's parts, those the run's events started, its checkpoints
     original_init, original_start, original_saved = RunClock.__init__, RunClock.start, RunClock.saved
 
-    def plan(self, parts, startup=None, **kwargs):
+    def plan(self, parts, **kwargs):
         planned.extend(p.key for p in parts)
-        original_init(self, parts, startup, **kwargs)
+        original_init(self, parts, **kwargs)
 
     def saved(self, seconds):
         saves.append((self.current.key, seconds))

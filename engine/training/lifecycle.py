@@ -161,8 +161,8 @@ def _execute(
     planned = plan.epochs_total(epochs_before)  # recorded at the end too: `runs` shows 6/1000 for a stopped run
     # status.json: what the run is doing now, with counts and an ETA (engine/store/status.py); events still reach `progress`
     cache = FeatureCache(cache_dir)
-    parts, build_s = planned_parts(plan, data, cache, runs_dir, epochs_before, _shape_of(base))  # the whole-run ETA's parts
-    run_clock = RunClock(parts, startup=(time.time() - began, build_s), saves_per_phase=CHECKPOINTS_PER_PHASE)
+    parts, _ = planned_parts(plan, data, cache, runs_dir, epochs_before, _shape_of(base))  # the whole-run ETA's parts
+    run_clock = RunClock(parts, saves_per_phase=CHECKPOINTS_PER_PHASE)
     tracker = StatusTracker(
         lambda status: store.write_status(run_dir, status), progress, started=began, epochs_total=planned, run_clock=run_clock
     )
