@@ -161,6 +161,7 @@ def test_bad_input_is_a_4xx_with_one_sentence_never_a_traceback(store, tmp_path,
         status, head, got = call(app, "/api/v1/predict", method="POST", headers=[BEARER, *extra], query=query.encode(), body=body)
         assert status == expected and head["content-type"] == "application/json", (what, status, got)
         assert set(got) == {"error"} and "\n" not in got["error"] and "Traceback" not in got["error"], (what, got)
+        assert str(runs_dir) not in got["error"] and str(runs_dir.resolve()) not in got["error"], (what, got)  # no folder told
     # A run that is not finished, or finished without a model, is no answer either.
     mine = tmp_path / "mine"
     copy_run(runs_dir, run_id, mine)

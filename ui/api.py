@@ -193,10 +193,12 @@ async def _answering(work) -> JSONResponse:
     except ApiError as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except StudioError as exc:
-        from engine.store.runs import RunNotFound
+        from engine.store.runs import RunNotFound, RunStore
 
+        sentence = (str(exc).splitlines() or [type(exc).__name__])[0]
+        root = str(RunStore(settings.runs_dir_override()).root)  # a caller learns no folder of this machine
         return JSONResponse(
-            {"error": (str(exc).splitlines() or [type(exc).__name__])[0]},
+            {"error": sentence.replace(f" in {root}", "").replace(root, "the run store")},
             status_code=404 if isinstance(exc, RunNotFound) else 400,
         )
     except Exception:
