@@ -223,6 +223,13 @@ def resave_s(cal: dict) -> float:
     return cal.get("resave_s") or cal["save_s"]
 
 
+def epoch_seconds(cfg: RunConfig, sizes: dict, head: dict) -> float:
+    """One epoch of the head calibrated as `head`, its save apart: its steps, fit's validation pass, our callback."""
+    return (
+        math.ceil(sizes["train"] / cfg.fit.batch_size) * head["step_s"] + sizes["validation"] / val_rate(head) + EPOCH_OVERHEAD_S
+    )
+
+
 def val_rate(head: dict) -> float:
     """Rows per second of an epoch's validation pass (a calibration stored before it was measured apart: scoring's)."""
     return head.get("val_rows_s") or head["eval_rows_s"]
@@ -404,7 +411,7 @@ def _breakdown(plan: RunPlan, cal: dict, passes: list, data, cache_dir=None) -> 
     phases = plan.phases()
     for phase, cut, epochs in phases:
         h = cal["heads"][head_key(cfg, cut, num_classes)]
-        epoch_s = math.ceil(n["train"] / cfg.fit.batch_size) * h["step_s"] + n["validation"] / val_rate(h) + EPOCH_OVERHEAD_S
+        epoch_s = epoch_seconds(cfg, n, h)
         saves = min(epochs, CHECKPOINTS_PER_PHASE) * resave_s(cal) + (cal["save_s"] - resave_s(cal)) * (phase == phases[0][0])
         breakdown[f"fit_phase{phase}"] = h["fit_first_s"] + epochs * epoch_s + saves  # the run's first save pays one-off costs
     last = cal["heads"][head_key(cfg, phases[-1][1], num_classes)] if phases else {"eval_rows_s": 1e9}

@@ -27,6 +27,7 @@ from engine.store.status import StatusTracker
 from engine.training import distribute
 from engine.training.budget import budget_sentence
 from engine.training.context import RunContext
+from engine.training.estimate import CHECKPOINTS_PER_PHASE
 from engine.training.features import FeatureCache
 from engine.training.fit import FitOutcome, History, Progress, StopCheck, TrainingStopped, never_stop, no_progress
 from engine.training.plan import RunPlan
@@ -34,7 +35,7 @@ from engine.training.prepared import PreparedData
 from engine.training.stages import Stage, StageBuilder
 from engine.training.streams import feature_dataset
 from engine.training.tensorboard_logs import run_log_dir, write_hyperparameters
-from engine.training.timeline import CHECKPOINTS_PER_PHASE, planned_parts
+from engine.training.timeline import planned_parts
 
 
 @dataclass

@@ -40,8 +40,6 @@ HEAD_PASS_OVERHEAD_S = 0.05  # per validation pass in fit
 SCORING_PASS_OVERHEAD_S = 0.25  # per scoring pass (predict): 0.36 s for 1000 rows where the arithmetic is 0.07
 FALLBACK_DECODE_S = 0.001  # seconds per image
 AUGMENTED_SLOWDOWN = 1.33  # augmented passes against plain ones, without a calibration
-EPOCH_OVERHEAD_S = 0.05  # per epoch: the callback's writes (as estimate.py counts it)
-CHECKPOINTS_PER_PHASE = 4  # improved epochs saved per phase (as estimate.py counts them): the run clock's saves_per_phase
 FINDER_STEPS = 100  # the finder's ramp, about (lr_range's default)
 
 
@@ -52,7 +50,7 @@ def planned_parts(
 
     `shape_of` (cut -> one image's feature shape, the built base's) sizes the head's work when no calibration is stored.
     """
-    from engine.training.estimate import resave_s, val_rate
+    from engine.training.estimate import epoch_seconds, resave_s
 
     cal, decode_s = _calibration(plan, data, cache, runs_dir)
     if shape_of is not None and "shapes" not in cal:
@@ -90,9 +88,7 @@ def planned_parts(
         if phase == 1 and cfg.fit.find_learning_rate:
             parts.append(Part("finder", "finder", round(head["fit_first_s"] + FINDER_STEPS * head["step_s"], 3)))
         add_pass(plan.plain("validation", cut), "validation")
-        epoch_s = (
-            math.ceil(n["train"] / cfg.fit.batch_size) * head["step_s"] + n["validation"] / val_rate(head) + EPOCH_OVERHEAD_S
-        )
+        epoch_s = epoch_seconds(cfg, n, head)
         for i in range(epochs):
             epoch += 1  # the first traces the train step before its first batch: its setup. Saves: run_clock.py, SAVE
             save = cal["save_s"] if epoch == 1 else resave_s(cal)  # the run's first save pays one-off costs
